@@ -1,0 +1,12 @@
+//! # goldjobs-adapters
+//!
+//! Real backends for the ports of `goldjobs-core`, one module per backend, each behind a feature.
+
+pub mod market;
+#[cfg(feature = "rss")]
+pub mod news;
+pub mod notify;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub mod sql;

@@ -1,0 +1,1 @@
+//! Market data providers: Twelve Data, Binance, the demo feed and the fallback composite.

@@ -1,0 +1,1 @@
+//! News sources: RSS/Atom/JSON Feed over HTTP.

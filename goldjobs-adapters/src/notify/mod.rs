@@ -1,0 +1,1 @@
+//! Notifiers: log, fan-out, FCM HTTP v1, webhook.

@@ -1,0 +1,1 @@
+//! Redis adapters: quote cache, news-list cache, cross-instance events.

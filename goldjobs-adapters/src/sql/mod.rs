@@ -1,0 +1,1 @@
+//! sqlx repositories for PostgreSQL and SQLite.

@@ -1,0 +1,1 @@
+//! Conformance suites, one per port, written against `&dyn Port`; real adapters run them too.

@@ -1,0 +1,1 @@
+//! The periodic jobs that are not verification: prices and news.

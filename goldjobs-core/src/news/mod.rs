@@ -1,0 +1,1 @@
+//! News domain rules: canonical URLs, related symbols, deduplication.

@@ -1,0 +1,195 @@
+//! Ports: the traits adapters implement. Dyn-safe, `Send + Sync`, shaped for batches.
+//!
+//! With the `mocks` feature every port has a mockall mock (`MockMarketData`, ...).
+
+use crate::model::*;
+use crate::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// A market data provider.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait MarketData: Send + Sync {
+    /// Short name for logs, metrics and status, e.g. `twelvedata`.
+    fn name(&self) -> &'static str;
+
+    /// Quotes for many symbols in one call. A symbol the provider fails for goes into
+    /// `failures`; an error of the whole call is an `Err`.
+    async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch>;
+
+    /// The provider's price of `symbol` at (the last price at or before) `at`, if it has one.
+    async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>>;
+}
+
+/// A source of news articles (feeds, APIs).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait NewsSource: Send + Sync {
+    /// Fetch from every configured source; broken sources are reported in the batch.
+    async fn fetch(&self) -> Result<NewsBatch>;
+}
+
+/// Symbols.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SymbolRepository: Send + Sync {
+    /// Every symbol with `active = true`, ordered by code.
+    async fn active_symbols(&self) -> Result<Vec<Symbol>>;
+    /// Insert or update symbols by code.
+    async fn upsert_symbols(&self, symbols: &[Symbol]) -> Result<()>;
+}
+
+/// Recorded price ticks.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PriceTickRepository: Send + Sync {
+    /// Append ticks in one batch.
+    async fn insert_ticks(&self, ticks: &[PriceTick]) -> Result<()>;
+    /// For each query, the first tick of the symbol with `ts >= at` (same order as `queries`).
+    async fn first_ticks_at_or_after(
+        &self,
+        queries: &[TickQuery],
+    ) -> Result<Vec<Option<PriceTick>>>;
+    /// The latest tick of a symbol.
+    async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>>;
+    /// Delete at most `limit` ticks older than `before`; returns how many went.
+    async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64>;
+}
+
+/// Predictions, votes and user statistics.
+///
+/// Verification is a pair: [`claim_due`](Self::claim_due) hands out due predictions (oldest
+/// `verify_time` first) and hides them from other claimers for a while;
+/// [`record_verifications`](Self::record_verifications) records decisions in one atomic step and
+/// only for predictions still eligible, so each is verified exactly once however many verifiers
+/// race.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PredictionRepository: Send + Sync {
+    /// Insert a prediction.
+    async fn insert_prediction(&self, prediction: &Prediction) -> Result<()>;
+    /// Insert votes (one per user and prediction; a second vote is a `Conflict`).
+    async fn insert_votes(&self, votes: &[Vote]) -> Result<()>;
+    /// One prediction by id.
+    async fn get_prediction(&self, id: &str) -> Result<Option<Prediction>>;
+    /// Claim up to `limit` due predictions (`status = 'active'`, `verify_rule = 'auto'`,
+    /// `verify_time <= now`, not claimed by someone else in the last `claim_for`), oldest first.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        claim_for: Duration,
+    ) -> Result<Vec<Prediction>>;
+    /// Give back claims of predictions that stay active (no price yet).
+    async fn release_claims(&self, ids: &[String]) -> Result<()>;
+    /// Record decisions in one atomic step (CONTRACT.md §6.6): predictions, votes, stats
+    /// (records of one user applied in slice order, which callers make `verify_time` order) and
+    /// the outbox. Predictions no longer eligible are skipped and listed as such.
+    async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary>;
+    /// Votes of one prediction.
+    async fn votes_for(&self, prediction_id: &str) -> Result<Vec<Vote>>;
+    /// Stats of these users (users without stats are left out).
+    async fn user_stats(&self, user_ids: &[String]) -> Result<Vec<UserStats>>;
+    /// The latest verified predictions, newest `verified_at` first.
+    async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>>;
+}
+
+/// The transactional outbox written by `record_verifications`.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait OutboxRepository: Send + Sync {
+    /// Claim up to `limit` pending rows due at `now`, hiding them from other claimers for `lease`.
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>>;
+    /// Mark rows delivered.
+    async fn mark_delivered(&self, ids: &[i64]) -> Result<()>;
+    /// Count a failed attempt and retry at `next_attempt_at`.
+    async fn reschedule(&self, id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> Result<()>;
+    /// Count a failed attempt and give up.
+    async fn mark_failed(&self, id: i64, error: &str) -> Result<()>;
+    /// Every row (for inspection and tests), by id.
+    async fn outbox_rows(&self) -> Result<Vec<OutboxRow>>;
+}
+
+/// Stored news.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait NewsRepository: Send + Sync {
+    /// Insert articles, skipping those whose `canonical_url` exists; returns how many were new.
+    async fn insert_articles(&self, articles: &[NewsArticle]) -> Result<u64>;
+    /// Newest `published_at` first, optionally of one category.
+    async fn latest_articles<'a>(
+        &self,
+        category: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<NewsArticle>>;
+}
+
+/// Device tokens for push notifications.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait DeviceTokenRepository: Send + Sync {
+    /// Register (or move to another user) a token.
+    async fn register_token(&self, token: &DeviceToken) -> Result<()>;
+    /// Tokens of these users.
+    async fn tokens_for_users(&self, user_ids: &[String]) -> Result<Vec<DeviceToken>>;
+    /// Delete tokens (dead ones); returns how many went.
+    async fn delete_tokens(&self, tokens: &[String]) -> Result<u64>;
+}
+
+/// The latest quote per symbol (`quote:{SYMBOL}` in Redis).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait QuoteCache: Send + Sync {
+    /// Write all quotes in one round trip, each expiring after `ttl`.
+    async fn put_quotes(&self, quotes: &[Quote], ttl: Duration) -> Result<()>;
+    /// The unexpired quotes of these codes (missing ones are left out), in the given order.
+    async fn get_quotes(&self, codes: &[String]) -> Result<Vec<Quote>>;
+}
+
+/// Cached, serialized news lists (`news:*` in Redis).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait NewsCache: Send + Sync {
+    /// A cached list by key (the caller's key; the cache adds its own versioning).
+    async fn get_list(&self, key: &str) -> Result<Option<Bytes>>;
+    /// Store a list for `ttl`.
+    async fn put_list(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()>;
+    /// Invalidate every cached list in O(1) (never `KEYS`).
+    async fn invalidate_lists(&self) -> Result<()>;
+}
+
+/// Publishes serialized events to connected clients (and other instances).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Broadcaster: Send + Sync {
+    /// Publish messages in order.
+    async fn publish(&self, messages: &[Broadcast]) -> Result<()>;
+}
+
+/// Sends a push notification to a user (all of the user's devices).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+    /// Deliver. Temporary errors are retried by the outbox; permanent ones are given up.
+    async fn notify(&self, notification: &Notification) -> Result<()>;
+}
+
+/// Leader election for singleton jobs.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Lease: Send + Sync {
+    /// Acquire the lease `name` for `holder`, or renew it if `holder` has it, for `ttl`.
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<LeaseState>;
+    /// Give it up (on shutdown), if `holder` has it.
+    async fn release(&self, name: &str, holder: &str) -> Result<()>;
+}

@@ -1,0 +1,1 @@
+//! JobManager: registers jobs, drives their schedules, reports status.

@@ -1,0 +1,165 @@
+//! The job runtime: the [`Job`] trait, schedules and the [`JobManager`].
+
+use crate::{Clock, Result};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+mod manager;
+pub use manager::*;
+
+/// A periodic background job.
+#[async_trait]
+pub trait Job: Send + Sync + 'static {
+    /// Unique name, e.g. `PriceFetcherJob` (used in status, metrics and `POST /jobs/{name}/run`).
+    fn name(&self) -> &str;
+    /// When and how it runs.
+    fn schedule(&self) -> Schedule;
+    /// One run. Temporary errors are retried by the runtime within the run (see [`RetryPolicy`]).
+    async fn run(&self, ctx: &JobContext) -> Result<RunReport>;
+}
+
+/// What a run gets from the runtime.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// Cancelled when the manager stops or the run times out; long runs should check it.
+    pub cancel: CancellationToken,
+    /// The wall clock (a `ManualClock` in tests).
+    pub clock: Arc<dyn Clock>,
+    /// 1 for the first attempt of a run, 2 for its first retry, ...
+    pub attempt: u32,
+}
+
+/// What a successful run reports, shown in the job status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunReport {
+    /// One line on what happened, e.g. `6 quotes, 0 failed`.
+    pub summary: String,
+    /// Partial problems that did not fail the run (a symbol the provider failed for,
+    /// a broken feed), each one line.
+    pub problems: Vec<String>,
+}
+
+impl RunReport {
+    /// A report with a summary and no problems.
+    pub fn ok(summary: impl Into<String>) -> Self {
+        RunReport {
+            summary: summary.into(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// What to do when runs fall behind their schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissedTickPolicy {
+    /// Skip the missed instants and continue at the next one on the grid (never burst).
+    #[default]
+    Skip,
+    /// Run the missed instants back to back until caught up.
+    Burst,
+}
+
+/// Retries of temporary errors inside one run: exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total (1 = no retry).
+    pub max_attempts: u32,
+    /// Backoff before the first retry (upper bound of the jittered wait).
+    pub initial_backoff: Duration,
+    /// Cap of the backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        }
+    }
+}
+
+/// A fixed-rate schedule and its run options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// The period; runs start at `start + n × interval` (no drift).
+    pub interval: Duration,
+    /// Wait before the first run.
+    pub start_delay: Duration,
+    /// Random extra delay in `[0, jitter)` added once to the start, so instances don't hit a
+    /// provider in lockstep.
+    pub jitter: Duration,
+    /// Per-run timeout (all attempts together); `None` = no timeout.
+    pub timeout: Option<Duration>,
+    /// Retries of temporary errors within a run.
+    pub retry: RetryPolicy,
+    /// What happens to missed ticks.
+    pub missed: MissedTickPolicy,
+    /// Whether only the lease holder runs it (singleton across instances).
+    pub singleton: bool,
+}
+
+impl Schedule {
+    /// Every `interval`, starting at once, timeout = interval, default retries, skip missed
+    /// ticks, singleton.
+    pub fn every(interval: Duration) -> Self {
+        Schedule {
+            interval,
+            start_delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            timeout: Some(interval.max(Duration::from_secs(1))),
+            retry: RetryPolicy::default(),
+            missed: MissedTickPolicy::Skip,
+            singleton: true,
+        }
+    }
+
+    /// Set the start delay.
+    pub fn with_start_delay(mut self, d: Duration) -> Self {
+        self.start_delay = d;
+        self
+    }
+
+    /// Set the start jitter.
+    pub fn with_jitter(mut self, d: Duration) -> Self {
+        self.jitter = d;
+        self
+    }
+
+    /// Set the per-run timeout.
+    pub fn with_timeout(mut self, t: Option<Duration>) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Set the retry policy.
+    pub fn with_retry(mut self, r: RetryPolicy) -> Self {
+        self.retry = r;
+        self
+    }
+
+    /// Set the missed-tick policy.
+    pub fn with_missed(mut self, m: MissedTickPolicy) -> Self {
+        self.missed = m;
+        self
+    }
+
+    /// Run on every instance (`false`) or on the lease holder only (`true`).
+    pub fn with_singleton(mut self, s: bool) -> Self {
+        self.singleton = s;
+        self
+    }
+}

@@ -1,0 +1,1 @@
+//! Prediction verification (CONTRACT.md §6): the verifier job, statistics, the outbox dispatcher.
