@@ -71,3 +71,5 @@ pub fn ok<T>(r: crate::Result<T>, what: &str) -> T {
         Err(e) => panic!("{what}: unexpected error: {e}"),
     }
 }
+pub mod outbox;
+pub mod predictions;

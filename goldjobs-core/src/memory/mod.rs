@@ -53,3 +53,5 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
+mod predictions;
+pub use predictions::{InMemoryPredictions, DEFAULT_OUTBOX_RETENTION};
