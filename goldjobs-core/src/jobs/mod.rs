@@ -2,3 +2,5 @@
 
 pub mod price;
 pub use price::{PriceFetcherConfig, PriceFetcherJob, PRICE_FETCHER_JOB};
+mod news;
+pub use news::{NewsFetcherJob, NewsJobConfig};
