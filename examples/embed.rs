@@ -105,7 +105,11 @@ async fn main() -> Result<()> {
         },
     );
 
-    let manager = JobManager::new(Arc::new(SystemClock), backend.lease.clone(), "embed-example");
+    let manager = JobManager::new(
+        Arc::new(SystemClock),
+        backend.lease.clone(),
+        "embed-example",
+    );
     manager.register(Arc::new(prices))?;
     manager.register(Arc::new(HeartbeatJob::default()))?;
     manager.start_all();
@@ -130,6 +134,9 @@ async fn main() -> Result<()> {
     );
 
     let report = manager.stop_all(Duration::from_secs(5)).await;
-    println!("stopped; jobs that did not stop in time: {:?}", report.not_stopped);
+    println!(
+        "stopped; jobs that did not stop in time: {:?}",
+        report.not_stopped
+    );
     Ok(())
 }

@@ -1,1 +1,5 @@
-//! Notifiers: log, fan-out, FCM HTTP v1, webhook.
+//! Notifiers: FCM HTTP v1 and webhook. The log and fan-out notifiers live in
+//! `goldjobs_core::memory` (`LogNotifier`, `FanoutNotifier`).
+
+#[cfg(feature = "webhook")]
+pub mod webhook;
