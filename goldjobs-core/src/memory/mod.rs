@@ -23,6 +23,9 @@ mod quote_cache;
 mod symbols;
 mod ticks;
 
+#[cfg(test)]
+mod concurrency_tests;
+
 pub use backend::InMemoryBackend;
 pub use broadcaster::{LocalBroadcaster, DEFAULT_BROADCAST_CAPACITY};
 pub use device_tokens::InMemoryDeviceTokens;
