@@ -21,6 +21,8 @@ pub mod device_tokens;
 pub mod lease;
 pub mod news;
 pub mod news_cache;
+pub mod outbox;
+pub mod predictions;
 pub mod quote_cache;
 pub mod symbols;
 pub mod ticks;

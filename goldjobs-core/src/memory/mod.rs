@@ -19,6 +19,7 @@ mod lease;
 mod news;
 mod news_cache;
 mod notifier;
+mod predictions;
 mod quote_cache;
 mod symbols;
 mod ticks;
@@ -33,11 +34,10 @@ pub use lease::{InMemoryLease, SoleLeader};
 pub use news::InMemoryNews;
 pub use news_cache::{InMemoryNewsCache, DEFAULT_NEWS_CACHE_ENTRIES};
 pub use notifier::{FanoutNotifier, LogNotifier, RecordingNotifier, DEFAULT_RECORDING_CAPACITY};
+pub use predictions::{InMemoryPredictions, DEFAULT_OUTBOX_RETENTION};
 pub use quote_cache::InMemoryQuoteCache;
 pub use symbols::InMemorySymbols;
 pub use ticks::{InMemoryTicks, DEFAULT_TICK_RETENTION};
-
-// The in-memory PredictionRepository + OutboxRepository live in `predictions.rs`.
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
