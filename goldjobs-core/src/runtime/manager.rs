@@ -54,7 +54,10 @@ impl StopReport {
 /// * Temporary errors are retried within the run (see [`RetryPolicy`](super::RetryPolicy)).
 /// * Singleton jobs run only while this instance holds the [`Lease`] named after the job; a
 ///   keeper task acquires/renews it every `ttl / 3` and this instance steps down when its
-///   holding ran out by the local monotonic clock without a successful renewal.
+///   holding ran out by the local monotonic clock without a successful renewal. Leadership is
+///   checked when a run starts; a tick on a non-leader is skipped and counted. A run already
+///   going is not interrupted by a loss of leadership (stale leaders are the job's business,
+///   e.g. row claims).
 ///
 /// ```no_run
 /// # use std::{sync::Arc, time::Duration};
@@ -284,9 +287,12 @@ impl JobManager {
                 Err(_) => {
                     tracing::warn!(job = %entry.name, "job did not stop before the deadline; aborting");
                     handle.abort();
-                    if let Some(run) = entry.lock().current_run.take() {
+                    let mut st = entry.lock();
+                    if let Some(run) = st.current_run.take() {
                         run.abort();
                     }
+                    st.busy = false;
+                    drop(st);
                     report.not_stopped.push(entry.name.clone());
                 }
             }
