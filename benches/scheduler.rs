@@ -101,7 +101,10 @@ async fn bare_interval_ticks() -> u64 {
     for _ in 0..TICKS {
         interval.tick().await;
         let (j, c) = (job.clone(), ctx.clone());
-        tokio::spawn(async move { j.run(&c).await }).await.unwrap().unwrap();
+        tokio::spawn(async move { j.run(&c).await })
+            .await
+            .unwrap()
+            .unwrap();
     }
     job.runs.load(Ordering::Relaxed)
 }

@@ -122,7 +122,10 @@ async fn main() -> std::result::Result<(), String> {
 
     // Lateness as seen by the runtime (start of the run vs. its scheduled instant).
     let outcomes = outcomes.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let ok = outcomes.iter().filter(|o| o.status == RunStatus::Ok).count();
+    let ok = outcomes
+        .iter()
+        .filter(|o| o.status == RunStatus::Ok)
+        .count();
     let mut lateness: Vec<Duration> = outcomes.iter().map(|o| o.lateness).collect();
     lateness.sort();
 
@@ -142,7 +145,12 @@ async fn main() -> std::result::Result<(), String> {
 
     let status = manager.status();
     let missed = status.jobs.first().map_or(0, |j| j.missed_ticks);
-    println!("runs: {} ({} ok), missed ticks: {}", outcomes.len(), ok, missed);
+    println!(
+        "runs: {} ({} ok), missed ticks: {}",
+        outcomes.len(),
+        ok,
+        missed
+    );
     println!(
         "lateness (runtime, start vs scheduled instant): p50 {}  p99 {}  max {}",
         fmt(percentile(&lateness, 50.0)),
@@ -159,8 +167,7 @@ async fn main() -> std::result::Result<(), String> {
         .last()
         .map_or(0, |s| s.saturating_duration_since(t0).as_nanos() / step);
     println!(
-        "drift of the last start (run {} of {}, grid instant n = {}): {}",
-        starts.len(),
+        "drift of the last start (start #{}, grid instant n = {}): {}",
         starts.len(),
         last_n,
         fmt(drift_last)
