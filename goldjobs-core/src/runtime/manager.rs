@@ -8,7 +8,9 @@ use super::{
 };
 use crate::{Clock, Error, Lease, Result};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use rand::Rng;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -365,6 +367,19 @@ impl JobManager {
     }
 }
 
+impl Drop for JobManager {
+    /// Cancels every started job without waiting (call [`JobManager::stop_all`] for an orderly
+    /// stop); runs in progress see their cancel token fire, leases are released by the jobs'
+    /// tasks as they end.
+    fn drop(&mut self) {
+        for entry in self.entries() {
+            if let Some(tasks) = entry.lock().tasks.take() {
+                tasks.cancel.cancel();
+            }
+        }
+    }
+}
+
 /// The task of one started job: lease keeper (singletons), schedule loop, lease release.
 async fn drive(env: Arc<Env>, entry: Arc<JobEntry>, first: Instant, cancel: CancellationToken) {
     let keeper = if entry.schedule.singleton {
@@ -391,10 +406,14 @@ async fn drive(env: Arc<Env>, entry: Arc<JobEntry>, first: Instant, cancel: Canc
     if let Some(keeper) = keeper {
         // The keeper ends on `cancel`; wait so that no acquire races the release.
         let _ = keeper.await;
-        let release = env.lease.release(&entry.name, &env.instance_id);
+        let release =
+            AssertUnwindSafe(env.lease.release(&entry.name, &env.instance_id)).catch_unwind();
         match tokio::time::timeout(env.lease_ttl / 3, release).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(job = %entry.name, error = %e, "lease release failed"),
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(job = %entry.name, error = %e, "lease release failed")
+            }
+            Ok(Err(_panic)) => tracing::error!(job = %entry.name, "lease release panicked"),
             Err(_) => tracing::warn!(job = %entry.name, "lease release timed out"),
         }
         entry.leadership.clear();

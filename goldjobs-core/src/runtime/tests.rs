@@ -831,3 +831,47 @@ async fn jobs_registered_after_start_all_start_at_once() {
     assert_eq!(job.calls(), 2);
     m.stop_all(secs(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_manager_stops_its_jobs() {
+    let lease = Arc::new(TestLease::default());
+    let (m, _) = manager_with(lease.clone());
+    let job = TestJob::noop("Dropped", Schedule::every(secs(1)));
+    m.register(job.clone()).unwrap();
+    m.start_all();
+    sleep(ms(1_500)).await;
+    assert_eq!(job.calls(), 2);
+    drop(m);
+    sleep(secs(10)).await;
+    assert_eq!(job.calls(), 2);
+    assert_eq!(lease.releases(), 1);
+}
+
+/// A lease whose calls panic.
+struct PanickingLease;
+
+#[async_trait]
+impl crate::Lease for PanickingLease {
+    async fn acquire(&self, _name: &str, _holder: &str, _ttl: Duration) -> Result<LeaseState> {
+        panic!("lease bug")
+    }
+
+    async fn release(&self, _name: &str, _holder: &str) -> Result<()> {
+        panic!("lease bug")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_lease_means_not_leader_not_a_hang() {
+    let m = JobManager::new(clock(), Arc::new(PanickingLease), "me");
+    let job = TestJob::noop("Single", Schedule::every(secs(1)));
+    let local_job = TestJob::noop("Local", local(secs(1)));
+    m.register(job.clone()).unwrap();
+    m.register(local_job.clone()).unwrap();
+    m.start_all();
+    sleep(ms(2_500)).await;
+    assert_eq!(job.calls(), 0);
+    assert_eq!(local_job.calls(), 3);
+    assert_eq!(status_of(&m, "Single").skipped_not_leader, 3);
+    assert!(m.stop_all(secs(1)).await.all_stopped());
+}
