@@ -930,3 +930,34 @@ async fn stop_during_a_retry_backoff_is_a_cancellation_not_a_failure() {
     let st = status_of(&m, "Backoff");
     assert_eq!((st.runs, st.failures), (1, 0));
 }
+
+#[cfg(feature = "mocks")]
+#[tokio::test(start_paused = true)]
+async fn lease_calls_carry_job_name_holder_and_ttl() {
+    use mockall::predicate::eq;
+    let mut lease = crate::MockLease::new();
+    lease
+        .expect_acquire()
+        .with(eq("PredictionVerifierJob"), eq("inst-7"), eq(secs(9)))
+        .times(4) // at 0, 3, 6, 9 s
+        .returning(|_, holder, _| {
+            Ok(LeaseState {
+                is_leader: true,
+                holder: Some(holder.to_owned()),
+                term: 1,
+                expires_at: None,
+            })
+        });
+    lease
+        .expect_release()
+        .with(eq("PredictionVerifierJob"), eq("inst-7"))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let m = JobManager::new(clock(), Arc::new(lease), "inst-7").with_lease_ttl(secs(9));
+    let job = TestJob::noop("PredictionVerifierJob", Schedule::every(secs(60)));
+    m.register(job.clone()).unwrap();
+    m.start_all();
+    sleep(ms(9_500)).await;
+    assert_eq!(job.calls(), 1);
+    assert!(m.stop_all(secs(1)).await.all_stopped());
+}
