@@ -60,6 +60,8 @@ mod validate;
 mod vars;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use ast::{CmpOp, Condition, Expr, Operand, Var};
