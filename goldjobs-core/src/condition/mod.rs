@@ -64,7 +64,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use ast::{CmpOp, Condition, Expr, Operand, Var};
+pub use ast::{CmpOp, Condition, Expr, ExprError, Operand, Var};
 pub use parse::{ConditionError, MAX_CONDITION_LEN, MAX_DEPTH};
 pub use set::{ConditionSet, ConditionSetError};
 pub use validate::{validate, Problem, ValidationReport};

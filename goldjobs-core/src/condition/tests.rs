@@ -826,3 +826,62 @@ fn validator_lists_every_parse_problem() {
         [Problem::Invalid(ConditionSetError::Json(_))]
     ));
 }
+
+#[test]
+fn from_expr_checks_what_the_parser_would_accept() {
+    let a = p(CmpOp::Gt, "1");
+    assert_eq!(
+        Condition::from_expr(Expr::And(vec![a.clone()])),
+        Err(ExprError::TooFewChildren)
+    );
+    let mut deep = a.clone();
+    for _ in 0..33 {
+        deep = Expr::Not(Box::new(deep));
+    }
+    assert_eq!(
+        Condition::from_expr(deep),
+        Err(ExprError::TooDeep { depth: 33 })
+    );
+    // NOT (…) needs two levels: the NOT and the parentheses.
+    let mut deep = a.clone();
+    for _ in 0..16 {
+        deep = Expr::Not(Box::new(Expr::Or(vec![deep, a.clone()])));
+    }
+    assert!(Condition::from_expr(deep.clone()).is_ok());
+    let deeper = Expr::Not(Box::new(Expr::Or(vec![deep, a.clone()])));
+    assert_eq!(
+        Condition::from_expr(deeper),
+        Err(ExprError::TooDeep { depth: 34 })
+    );
+    let long = Expr::Or(vec![a.clone(); 50]);
+    assert!(matches!(
+        Condition::from_expr(long),
+        Err(ExprError::TooLong { .. })
+    ));
+    let ok = Condition::from_expr(Expr::Or(vec![a.clone(), Expr::Not(Box::new(a))])).unwrap();
+    assert_eq!(
+        ok,
+        parse("price_change_percent > 1 OR NOT price_change_percent > 1")
+    );
+}
+
+#[test]
+fn validator_survives_extreme_constants() {
+    for json in [
+        r#"{"A": "price_change_percent < 79228162514264337593543950335",
+            "B": "price_change_percent >= -79228162514264337593543950335"}"#,
+        r#"{"A": "price_change_percent > 0.0000000000000000000000000001",
+            "B": "price_change_percent <= -0.0000000000000000000000000001"}"#,
+        r#"{"A": "79228162514264337593543950335 != price_change_percent"}"#,
+    ] {
+        let report = validate(json);
+        let _ = report.to_string();
+    }
+    assert_eq!(
+        lines(
+            r#"{"A": "price_change_percent > 0.0000000000000000000000000001",
+                "B": "price_change_percent <= -0.0000000000000000000000000001"}"#
+        ),
+        ["gap at price_change_percent = 0.00: no option is true"]
+    );
+}
