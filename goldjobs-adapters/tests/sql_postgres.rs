@@ -312,3 +312,45 @@ async fn racing_claimers_verify_once() {
     })
     .await;
 }
+
+/// The conformance suites of goldjobs-core, each in a fresh schema.
+mod conformance {
+    use super::with_store;
+    use goldjobs_core::conformance as suite;
+
+    #[tokio::test]
+    async fn symbols() {
+        with_store(4, |s| async move { suite::symbols::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn ticks() {
+        with_store(4, |s| async move { suite::ticks::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn news() {
+        with_store(4, |s| async move { suite::news::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn device_tokens() {
+        with_store(4, |s| async move { suite::device_tokens::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn lease() {
+        with_store(4, |s| async move { suite::lease::run_all(&s, &suite::tokio_sleep).await })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn predictions() {
+        with_store(4, |s| async move { suite::predictions::run_all(&s, &s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn outbox() {
+        with_store(4, |s| async move { suite::outbox::run_all(&s, &s).await }).await;
+    }
+}

@@ -108,3 +108,51 @@ async fn racing_recorders_verify_once() {
         sql_shared::expected_stats(&store, &all).await
     );
 }
+
+/// The conformance suites of goldjobs-core, each on a fresh database.
+mod conformance {
+    use super::store;
+    use goldjobs_core::conformance as suite;
+
+    #[tokio::test]
+    async fn symbols() {
+        let (s, _dir) = store().await;
+        suite::symbols::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn ticks() {
+        let (s, _dir) = store().await;
+        suite::ticks::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn news() {
+        let (s, _dir) = store().await;
+        suite::news::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn device_tokens() {
+        let (s, _dir) = store().await;
+        suite::device_tokens::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn lease() {
+        let (s, _dir) = store().await;
+        suite::lease::run_all(&s, &suite::tokio_sleep).await;
+    }
+
+    #[tokio::test]
+    async fn predictions() {
+        let (s, _dir) = store().await;
+        suite::predictions::run_all(&s, &s).await;
+    }
+
+    #[tokio::test]
+    async fn outbox() {
+        let (s, _dir) = store().await;
+        suite::outbox::run_all(&s, &s).await;
+    }
+}
