@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod leader;
 mod manager;
+mod retry;
+mod status;
 pub use manager::*;
+pub use status::*;
 
 /// A periodic background job.
 #[async_trait]

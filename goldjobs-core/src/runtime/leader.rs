@@ -1,0 +1,125 @@
+//! Leadership of singleton jobs: a lease keeper per job.
+
+use crate::Lease;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What one instance knows about the lease of one job.
+#[derive(Debug)]
+pub(crate) struct Leadership {
+    inner: Mutex<LeaderInner>,
+    /// `true` once the first acquire attempt since the start finished (either way).
+    first_attempt: watch::Sender<bool>,
+}
+
+#[derive(Debug, Default)]
+struct LeaderInner {
+    /// Until when (local monotonic clock) we hold the lease, measured from *before* the last
+    /// successful acquire call. `None` = not leader.
+    valid_until: Option<Instant>,
+    /// Last known holder.
+    holder: Option<String>,
+}
+
+impl Leadership {
+    pub(crate) fn new() -> Self {
+        Self {
+            inner: Mutex::new(LeaderInner::default()),
+            first_attempt: watch::channel(false).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LeaderInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forget everything (before a start).
+    pub(crate) fn reset(&self) {
+        *self.lock() = LeaderInner::default();
+        self.first_attempt.send_replace(false);
+    }
+
+    /// Whether we hold the lease now by the local monotonic clock.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.lock()
+            .valid_until
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The holder to show: the last one known, but not ourselves once our holding ran out.
+    pub(crate) fn holder(&self, me: &str) -> Option<String> {
+        let g = self.lock();
+        let leader = g.valid_until.is_some_and(|until| Instant::now() < until);
+        match &g.holder {
+            Some(h) if h == me && !leader => None,
+            h => h.clone(),
+        }
+    }
+
+    /// Waits until the first acquire attempt finished.
+    pub(crate) async fn first_attempt_done(&self) {
+        let mut rx = self.first_attempt.subscribe();
+        // The sender lives in `self`, so this only fails if it is dropped, which cannot be.
+        let _ = rx.wait_for(|done| *done).await;
+    }
+
+    /// Step down (after a release).
+    pub(crate) fn clear(&self) {
+        let mut g = self.lock();
+        g.valid_until = None;
+        g.holder = None;
+    }
+}
+
+/// Acquires/renews the lease `name` every `ttl / 3` until `cancel`; see [`Leadership`].
+pub(crate) async fn keep_lease(
+    lease: Arc<dyn Lease>,
+    name: String,
+    instance_id: String,
+    ttl: Duration,
+    leadership: Arc<Leadership>,
+    cancel: CancellationToken,
+) {
+    let period = (ttl / 3).max(Duration::from_millis(1));
+    loop {
+        let started = Instant::now();
+        let res = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            r = tokio::time::timeout(period, lease.acquire(&name, &instance_id, ttl)) => r,
+        };
+        match res {
+            Ok(Ok(state)) => {
+                let mut g = leadership.lock();
+                let was = g.valid_until.is_some_and(|until| started < until);
+                if state.is_leader {
+                    g.valid_until = Some(started + ttl);
+                    if !was {
+                        tracing::info!(job = %name, term = state.term, "became leader");
+                    }
+                } else {
+                    g.valid_until = None;
+                    if was {
+                        tracing::warn!(job = %name, holder = ?state.holder, "lost leadership");
+                    }
+                }
+                g.holder = state.holder;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(job = %name, error = %e, "lease renewal failed");
+            }
+            Err(_) => {
+                tracing::warn!(job = %name, "lease renewal timed out");
+            }
+        }
+        leadership.first_attempt.send_replace(true);
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(started + period) => {}
+        }
+    }
+}

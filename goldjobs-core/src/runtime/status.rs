@@ -1,0 +1,167 @@
+//! What the runtime reports: run outcomes (to a [`JobObserver`]) and the job status
+//! (`GET /jobs/status`).
+
+use super::RunReport;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use std::time::Duration;
+
+/// How one run (all its attempts) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// The job returned `Ok`.
+    Ok,
+    /// The job returned an error (permanent, or temporary after the last attempt).
+    Failed,
+    /// The tick was skipped because this instance does not hold the job's lease.
+    SkippedNotLeader,
+    /// The run did not finish within `Schedule::timeout`; its cancel token was cancelled.
+    Timeout,
+    /// The run panicked; the panic was caught and the schedule continues.
+    Panicked,
+    /// The run was cancelled by [`JobManager::stop_all`](super::JobManager::stop_all) and
+    /// returned [`Error::Cancelled`](crate::Error::Cancelled).
+    Cancelled,
+}
+
+impl RunStatus {
+    /// A short lowercase label (`ok`, `failed`, `skipped_not_leader`, `timeout`, `panicked`,
+    /// `cancelled`), e.g. for a metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::SkippedNotLeader => "skipped_not_leader",
+            RunStatus::Timeout => "timeout",
+            RunStatus::Panicked => "panicked",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether this outcome counts as a failure (`failed`, `timeout`, `panicked`).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Failed | RunStatus::Timeout | RunStatus::Panicked
+        )
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunTrigger {
+    /// An instant of the job's schedule.
+    Scheduled,
+    /// [`JobManager::run_now`](super::JobManager::run_now).
+    Manual,
+}
+
+/// The outcome of one run, handed to [`JobObserver::on_run_finished`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RunOutcome {
+    /// How it ended.
+    pub status: RunStatus,
+    /// What started it.
+    pub trigger: RunTrigger,
+    /// Wall time of the run from its start to its end (all attempts and backoffs);
+    /// zero for a skipped tick.
+    pub duration: Duration,
+    /// Attempts made (1 = no retry; 0 for a skipped tick).
+    pub attempts: u32,
+    /// How late the run started against its scheduled instant (zero for manual runs).
+    pub lateness: Duration,
+    /// The error (with its sources) or panic message, for everything but `ok` and skips.
+    pub error: Option<String>,
+    /// The job's report when it returned `Ok`.
+    pub report: Option<RunReport>,
+}
+
+/// Receives every finished run (and skipped tick), e.g. to export Prometheus metrics.
+///
+/// Called on the runtime's task right after the run; keep it quick and non-blocking.
+/// A panic inside the observer is caught and logged.
+pub trait JobObserver: Send + Sync + 'static {
+    /// One run of `job` finished (or its tick was skipped).
+    fn on_run_finished(&self, job: &str, outcome: &RunOutcome);
+}
+
+impl<F> JobObserver for F
+where
+    F: Fn(&str, &RunOutcome) + Send + Sync + 'static,
+{
+    fn on_run_finished(&self, job: &str, outcome: &RunOutcome) {
+        self(job, outcome)
+    }
+}
+
+/// The body of `GET /jobs/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobsStatus {
+    /// One entry per registered job, in registration order.
+    pub jobs: Vec<JobStatus>,
+    /// `jobs.len()`.
+    pub total_jobs: usize,
+}
+
+/// The status of one job, as serialized in `GET /jobs/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job's name.
+    pub name: String,
+    /// Whether its schedule is started.
+    pub running: bool,
+    /// The schedule's period in seconds (an integer in JSON when whole, e.g. `5`, else `0.5`).
+    #[serde(serialize_with = "serialize_seconds")]
+    pub interval_seconds: f64,
+    /// Start of the last executed run (skipped ticks excluded).
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// Duration of the last executed run in milliseconds.
+    pub last_duration_ms: Option<u64>,
+    /// Error of the last executed run; `null` when it succeeded.
+    pub last_error: Option<String>,
+    /// Executed runs (skipped ticks excluded).
+    pub runs: u64,
+    /// Runs that failed, timed out or panicked.
+    pub failures: u64,
+    /// The next scheduled instant; `null` when not started.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Id of the instance holding the job's lease, if known; `null` for non-singleton jobs.
+    pub leader: Option<String>,
+    /// Whether a run is in progress now.
+    pub busy: bool,
+    /// Whether the job runs on the lease holder only.
+    pub singleton: bool,
+    /// Whether this instance holds the job's lease (always `false` for non-singleton jobs,
+    /// which need none).
+    pub is_leader: bool,
+    /// Ticks skipped because this instance was not the leader.
+    pub skipped_not_leader: u64,
+    /// Scheduled instants skipped because a run was still in progress
+    /// (`MissedTickPolicy::Skip`).
+    pub missed_ticks: u64,
+    /// Start of the last successful run.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// How the last run ended (including skips).
+    pub last_status: Option<RunStatus>,
+    /// Report of the last successful run.
+    pub last_report: Option<RunReport>,
+}
+
+fn serialize_seconds<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() && v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 {
+        // Whole seconds: print `5`, not `5.0` (the contract's example).
+        s.serialize_u64(*v as u64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
