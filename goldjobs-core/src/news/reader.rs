@@ -1,0 +1,275 @@
+//! Read-through cache of the `GET /news` body.
+
+use crate::{Error, NewsArticle, NewsCache, NewsRepository, Result};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest `limit` of a news list (CONTRACT.md §3: 1–100).
+pub const MAX_LIST_LIMIT: u32 = 100;
+
+/// Longest category accepted in a list request.
+const MAX_CATEGORY_LEN: usize = 64;
+
+/// Serves the `GET /news` body from the news-list cache, filling it from the repository on a miss.
+///
+/// The cache is an optimisation only: when it fails (Redis down), the list is read from the
+/// repository and the failure is logged, never returned. The `NewsFetcherJob` invalidates every
+/// cached list when new articles arrive, so a list is at most `ttl` old only if an invalidation
+/// races a fill.
+#[derive(Clone)]
+pub struct NewsReader {
+    /// Where articles are stored.
+    pub repo: Arc<dyn NewsRepository>,
+    /// The news-list cache.
+    pub cache: Arc<dyn NewsCache>,
+    /// How long a cached list lives (`GOLDJOBS_NEWS_CACHE_TTL`, default 5 minutes).
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for NewsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewsReader")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NewsReader {
+    /// Default TTL of cached lists.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+
+    /// A reader over `repo` with `cache`, caching lists for `ttl`.
+    pub fn new(repo: Arc<dyn NewsRepository>, cache: Arc<dyn NewsCache>, ttl: Duration) -> Self {
+        NewsReader { repo, cache, ttl }
+    }
+
+    /// The serialized body `{"articles":[...]}` of `GET /news?category=…&limit=…` (newest
+    /// `published_at` first).
+    ///
+    /// `limit` must be 1–100 and `category`, when given, 1–64 characters of ASCII letters, digits,
+    /// `-` and `_`; anything else is [`Error::InvalidInput`]. Only repository errors fail the call.
+    pub async fn list(&self, category: Option<&str>, limit: u32) -> Result<Bytes> {
+        validate(category, limit)?;
+        let key = list_cache_key(category, limit);
+        match self.cache.get_list(&key).await {
+            Ok(Some(body)) => return Ok(body),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, key = %key, "news cache read failed; reading the repository")
+            }
+        }
+        let articles = self.repo.latest_articles(category, limit).await?;
+        let body = list_body(&articles)?;
+        if let Err(e) = self.cache.put_list(&key, body.clone(), self.ttl).await {
+            tracing::warn!(error = %e, key = %key, "news cache write failed");
+        }
+        Ok(body)
+    }
+}
+
+fn validate(category: Option<&str>, limit: u32) -> Result<()> {
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(Error::invalid(format!(
+            "limit {limit}: expected 1 to {MAX_LIST_LIMIT}"
+        )));
+    }
+    if let Some(c) = category {
+        let ok = !c.is_empty()
+            && c.len() <= MAX_CATEGORY_LEN
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            let shown: String = c.chars().take(MAX_CATEGORY_LEN).collect();
+            return Err(Error::invalid(format!(
+                "category {shown:?}: expected 1 to {MAX_CATEGORY_LEN} letters, digits, '-' or '_'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The cache key of a list: `list:all:{limit}` or `list:cat:{category}:{limit}` (the cache adds
+/// its own prefix and version).
+pub fn list_cache_key(category: Option<&str>, limit: u32) -> String {
+    match category {
+        None => format!("list:all:{limit}"),
+        Some(c) => format!("list:cat:{c}:{limit}"),
+    }
+}
+
+#[derive(Serialize)]
+struct ListBody<'a> {
+    articles: Vec<ArticleView<'a>>,
+}
+
+#[derive(Serialize)]
+struct ArticleView<'a> {
+    id: &'a str,
+    title: &'a str,
+    summary: &'a str,
+    url: &'a str,
+    source: &'a str,
+    category: &'a str,
+    thumbnail_url: Option<&'a str>,
+    published_at: DateTime<Utc>,
+    related_symbols: &'a [String],
+}
+
+/// The JSON body of `GET /news` for these articles, in the given order (CONTRACT.md §3).
+pub fn list_body(articles: &[NewsArticle]) -> Result<Bytes> {
+    let body = ListBody {
+        articles: articles
+            .iter()
+            .map(|a| ArticleView {
+                id: &a.id,
+                title: &a.title,
+                summary: &a.summary,
+                url: &a.url,
+                source: &a.source,
+                category: &a.category,
+                thumbnail_url: a.thumbnail_url.as_deref(),
+                published_at: a.published_at,
+                related_symbols: &a.related_symbols,
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| Error::invalid(format!("news list not serializable: {e}")))
+}
+
+#[cfg(all(test, feature = "mocks"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{MockNewsCache, MockNewsRepository};
+    use chrono::TimeZone;
+
+    fn sample() -> NewsArticle {
+        let t = Utc.with_ymd_and_hms(2026, 11, 29, 20, 0, 0).unwrap();
+        NewsArticle {
+            id: "abc".into(),
+            title: "Gold rallies".into(),
+            summary: "Spot gold rose".into(),
+            content: Some("<p>full</p>".into()),
+            url: "https://example.com/a?utm_source=x".into(),
+            canonical_url: "https://example.com/a".into(),
+            source: "Kitco".into(),
+            category: "gold".into(),
+            thumbnail_url: None,
+            published_at: t,
+            related_symbols: vec!["XAUUSD".into()],
+            created_at: t,
+        }
+    }
+
+    #[test]
+    fn body_shape_is_the_contract() {
+        let body = list_body(&[sample()]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"articles":[{
+                "id":"abc","title":"Gold rallies","summary":"Spot gold rose",
+                "url":"https://example.com/a?utm_source=x","source":"Kitco","category":"gold",
+                "thumbnail_url":null,"published_at":"2026-11-29T20:00:00Z",
+                "related_symbols":["XAUUSD"]
+            }]})
+        );
+        assert_eq!(&list_body(&[]).unwrap()[..], br#"{"articles":[]}"#);
+    }
+
+    #[tokio::test]
+    async fn cache_hit_skips_the_repository() {
+        let mut cache = MockNewsCache::new();
+        cache
+            .expect_get_list()
+            .withf(|k| k == "list:cat:gold:20")
+            .times(1)
+            .returning(|_| Ok(Some(Bytes::from_static(b"cached"))));
+        let mut repo = MockNewsRepository::new();
+        repo.expect_latest_articles().never();
+        let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
+        assert_eq!(&r.list(Some("gold"), 20).await.unwrap()[..], b"cached");
+    }
+
+    #[tokio::test]
+    async fn miss_reads_the_repository_and_fills_the_cache() {
+        let mut cache = MockNewsCache::new();
+        cache.expect_get_list().times(1).returning(|_| Ok(None));
+        cache
+            .expect_put_list()
+            .withf(|k, v, ttl| {
+                k == "list:all:5"
+                    && v.starts_with(b"{\"articles\":[")
+                    && *ttl == Duration::from_secs(7)
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let mut repo = MockNewsRepository::new();
+        repo.expect_latest_articles()
+            .withf(|c, l| c.is_none() && *l == 5)
+            .times(1)
+            .returning(|_, _| Ok(vec![sample()]));
+        let r = NewsReader::new(Arc::new(repo), Arc::new(cache), Duration::from_secs(7));
+        let body = r.list(None, 5).await.unwrap();
+        assert_eq!(body, list_body(&[sample()]).unwrap());
+    }
+
+    #[tokio::test]
+    async fn cache_failures_fall_back_to_the_repository() {
+        let mut cache = MockNewsCache::new();
+        cache
+            .expect_get_list()
+            .returning(|_| Err(Error::unavailable("redis", "down", None)));
+        cache
+            .expect_put_list()
+            .returning(|_, _, _| Err(Error::unavailable("redis", "down", None)));
+        let mut repo = MockNewsRepository::new();
+        repo.expect_latest_articles()
+            .times(1)
+            .returning(|_, _| Ok(vec![sample()]));
+        let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
+        assert_eq!(
+            r.list(Some("gold"), 20).await.unwrap(),
+            list_body(&[sample()]).unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn repository_errors_are_returned() {
+        let mut cache = MockNewsCache::new();
+        cache.expect_get_list().returning(|_| Ok(None));
+        cache.expect_put_list().never();
+        let mut repo = MockNewsRepository::new();
+        repo.expect_latest_articles()
+            .returning(|_, _| Err(Error::unavailable("postgres", "down", None)));
+        let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
+        assert!(r.list(None, 20).await.unwrap_err().is_temporary());
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_invalid_input() {
+        let mut cache = MockNewsCache::new();
+        cache.expect_get_list().never();
+        let mut repo = MockNewsRepository::new();
+        repo.expect_latest_articles().never();
+        let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
+        for (cat, limit) in [
+            (None, 0),
+            (None, 101),
+            (Some(""), 20),
+            (Some("gold:all"), 20),
+            (Some("go ld"), 20),
+            (Some("金"), 20),
+        ] {
+            let e = r.list(cat, limit).await.unwrap_err();
+            assert!(matches!(e, Error::InvalidInput(_)), "{cat:?} {limit}: {e}");
+        }
+        let long = "a".repeat(65);
+        assert!(r.list(Some(&long), 20).await.is_err());
+    }
+}
