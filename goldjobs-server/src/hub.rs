@@ -58,6 +58,8 @@ pub struct HubConfig {
     pub ping_interval: Duration,
     /// How long to try to deliver a close frame (2 s).
     pub close_timeout: Duration,
+    /// Connected clients at most (10 000); further upgrades get 503.
+    pub max_clients: usize,
 }
 
 impl Default for HubConfig {
@@ -70,6 +72,7 @@ impl Default for HubConfig {
             max_messages_per_second: 20,
             ping_interval: Duration::from_secs(25),
             close_timeout: Duration::from_secs(2),
+            max_clients: 10_000,
         }
     }
 }
@@ -500,6 +503,25 @@ impl Hub {
                 )
             }
         }
+    }
+
+    /// Take over a connection once hyper has upgraded it (after the `101` answer).
+    pub fn accept(&self, on_upgrade: hyper::upgrade::OnUpgrade) {
+        let hub = self.clone();
+        self.inner.tracker.spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws = WebSocketStream::from_raw_socket(
+                        hyper_util::rt::TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(hub.inner.cfg.websocket_config()),
+                    )
+                    .await;
+                    hub.serve(ws).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+            }
+        });
     }
 
     /// Serve one upgraded connection until it closes (runs in the hub's task tracker).

@@ -7,5 +7,6 @@
 //! - [`app`]: wiring config → adapters → jobs → server.
 
 pub mod config;
+pub mod http;
 pub mod hub;
 pub mod metrics;
