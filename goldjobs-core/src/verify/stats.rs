@@ -16,11 +16,14 @@ pub fn price_change_percent(price_at_create: Decimal, price_at_verify: Decimal) 
     let change = price_at_verify.checked_sub(price_at_create)?;
     let scaled = change.checked_mul(Decimal::ONE_HUNDRED)?;
     let percent = scaled.checked_div(price_at_create)?;
-    Some(percent.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven))
+    let mut rounded = percent.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+    rounded.rescale(2);
+    Some(rounded)
 }
 
 /// `correct_count / total_participations × 100`, rounded to 2 places **half away from zero**
-/// (as SQL `ROUND` does: 3.125 → 3.13). Zero when there are no participations.
+/// (as SQL `ROUND` does: 3.125 → 3.13), with two places like `NUMERIC(5,2)` (`100.00`).
+/// Zero when there are no participations.
 pub fn accuracy_rate(correct_count: i64, total_participations: i64) -> Decimal {
     if total_participations <= 0 {
         return Decimal::ZERO;
@@ -30,7 +33,11 @@ pub fn accuracy_rate(correct_count: i64, total_participations: i64) -> Decimal {
     correct
         .checked_mul(Decimal::ONE_HUNDRED)
         .and_then(|c| c.checked_div(total))
-        .map(|r| r.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+        .map(|r| {
+            let mut r = r.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+            r.rescale(2);
+            r
+        })
         .unwrap_or(Decimal::ZERO)
 }
 
@@ -88,7 +95,10 @@ mod tests {
             Some(d("-1.14"))
         );
         assert_eq!(price_change_percent(d("2650"), d("2680")), Some(d("1.13")));
-        assert_eq!(price_change_percent(d("2650"), d("2650")), Some(d("0")));
+        assert_eq!(
+            price_change_percent(d("2650"), d("2650")).map(|p| p.to_string()),
+            Some("0.00".to_owned())
+        );
         // 1/3 % is not a tie: 0.333.. → 0.33
         assert_eq!(price_change_percent(d("300"), d("301")), Some(d("0.33")));
     }
@@ -105,7 +115,8 @@ mod tests {
         assert_eq!(accuracy_rate(1, 3), d("33.33"));
         assert_eq!(accuracy_rate(2, 3), d("66.67"));
         assert_eq!(accuracy_rate(1, 8), d("12.50")); // 12.5 exactly
-        assert_eq!(accuracy_rate(3, 3), d("100"));
+        assert_eq!(accuracy_rate(3, 3).to_string(), "100.00");
+        assert_eq!(accuracy_rate(1, 2).to_string(), "50.00");
         assert_eq!(accuracy_rate(0, 0), Decimal::ZERO);
         assert_eq!(accuracy_rate(0, 5), Decimal::ZERO);
     }
