@@ -1,0 +1,273 @@
+//! Conformance suite of [`PriceTickRepository`].
+
+use super::{ok, unique_code, utc};
+use crate::{PriceTick, PriceTickRepository, TickQuery};
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+
+/// Run every behaviour of this suite, [`delete_is_bounded`] included (see its isolation note).
+pub async fn run_all(repo: &dyn PriceTickRepository) {
+    first_at_or_after(repo).await;
+    equal_timestamps(repo).await;
+    batch_answers_in_query_order(repo).await;
+    latest(repo).await;
+    decimals_round_trip(repo).await;
+    delete_is_bounded(repo).await;
+}
+
+fn base() -> DateTime<Utc> {
+    utc(2025, 3, 14, 9, 30, 0)
+}
+
+fn tick(code: &str, secs: i64, price: Decimal) -> PriceTick {
+    PriceTick {
+        symbol_code: code.to_owned(),
+        price,
+        ts: base() + Duration::seconds(secs),
+    }
+}
+
+fn q(code: &str, secs: i64) -> TickQuery {
+    TickQuery {
+        symbol_code: code.to_owned(),
+        at: base() + Duration::seconds(secs),
+    }
+}
+
+fn dec(units: i64, scale: u32) -> Decimal {
+    Decimal::new(units, scale)
+}
+
+/// The answer is the tick with the smallest `ts >= at`: a tick exactly at `at` counts, later
+/// ones are skipped, none after → `None`, unknown symbol → `None`.
+pub async fn first_at_or_after(repo: &dyn PriceTickRepository) {
+    let s = unique_code();
+    let t10 = tick(&s, 10, dec(265_850, 2));
+    let t20 = tick(&s, 20, dec(265_900, 2));
+    let t30 = tick(&s, 30, dec(265_725, 2));
+    // Inserted out of order, in two batches.
+    ok(
+        repo.insert_ticks(&[t30.clone(), t10.clone()]).await,
+        "insert_ticks",
+    );
+    ok(
+        repo.insert_ticks(std::slice::from_ref(&t20)).await,
+        "insert_ticks",
+    );
+    let got = ok(
+        repo.first_ticks_at_or_after(&[
+            q(&s, 0),
+            q(&s, 10),
+            q(&s, 11),
+            q(&s, 30),
+            q(&s, 31),
+            q(&unique_code(), 0),
+        ])
+        .await,
+        "first_ticks_at_or_after",
+    );
+    assert_eq!(
+        got,
+        vec![
+            Some(t10.clone()),
+            Some(t10),
+            Some(t20),
+            Some(t30),
+            None,
+            None
+        ],
+        "first tick with ts >= at (inclusive), None after the last tick and for an unknown symbol"
+    );
+    assert_eq!(
+        ok(
+            repo.first_ticks_at_or_after(&[]).await,
+            "first_ticks_at_or_after(&[])"
+        ),
+        Vec::<Option<PriceTick>>::new()
+    );
+}
+
+/// Several ticks with the same `ts`: a query at (or just before) that instant gets one of them,
+/// with that `ts`; a query just after skips all of them.
+pub async fn equal_timestamps(repo: &dyn PriceTickRepository) {
+    let s = unique_code();
+    let a = tick(&s, 100, dec(1, 0));
+    let b = tick(&s, 100, dec(2, 0));
+    let c = tick(&s, 101, dec(3, 0));
+    ok(
+        repo.insert_ticks(&[a.clone(), b.clone(), c.clone()]).await,
+        "insert_ticks",
+    );
+    let got = ok(
+        repo.first_ticks_at_or_after(&[q(&s, 99), q(&s, 100), q(&s, 101)])
+            .await,
+        "first_ticks_at_or_after",
+    );
+    for (i, answer) in got.iter().take(2).enumerate() {
+        assert!(
+            answer.as_ref() == Some(&a) || answer.as_ref() == Some(&b),
+            "query {i}: one of the two ticks at the same instant, got {answer:?}"
+        );
+    }
+    assert_eq!(got[2], Some(c), "a query after equal ticks skips them");
+}
+
+/// One answer per query, in the order of the queries, also with several symbols and repeated
+/// queries.
+pub async fn batch_answers_in_query_order(repo: &dyn PriceTickRepository) {
+    let s1 = unique_code();
+    let s2 = unique_code();
+    let a1 = tick(&s1, 5, dec(100, 0));
+    let a2 = tick(&s1, 50, dec(101, 0));
+    let b1 = tick(&s2, 7, dec(200, 0));
+    ok(
+        repo.insert_ticks(&[b1.clone(), a2.clone(), a1.clone()])
+            .await,
+        "insert_ticks",
+    );
+    let got = ok(
+        repo.first_ticks_at_or_after(&[q(&s2, 0), q(&s1, 6), q(&s1, 0), q(&s2, 8), q(&s1, 6)])
+            .await,
+        "first_ticks_at_or_after",
+    );
+    assert_eq!(
+        got,
+        vec![Some(b1), Some(a2.clone()), Some(a1), None, Some(a2)],
+        "answers follow the order of the queries"
+    );
+}
+
+/// `latest_tick` is the tick with the greatest `ts`, whatever the insertion order.
+pub async fn latest(repo: &dyn PriceTickRepository) {
+    let s = unique_code();
+    assert_eq!(
+        ok(repo.latest_tick(&s).await, "latest_tick"),
+        None,
+        "no tick yet"
+    );
+    let late = tick(&s, 60, dec(7, 0));
+    ok(
+        repo.insert_ticks(&[
+            tick(&s, 10, dec(5, 0)),
+            late.clone(),
+            tick(&s, 30, dec(6, 0)),
+        ])
+        .await,
+        "insert_ticks",
+    );
+    assert_eq!(ok(repo.latest_tick(&s).await, "latest_tick"), Some(late));
+    ok(repo.insert_ticks(&[]).await, "insert_ticks(&[])");
+}
+
+/// Prices keep their value exactly (many digits, small and large values).
+pub async fn decimals_round_trip(repo: &dyn PriceTickRepository) {
+    let s = unique_code();
+    let prices = [
+        dec(265_850, 2),               // 2658.50
+        dec(1_234, 8),                 // 0.00001234
+        dec(9_876_543_210_123_456, 6), // 9876543210.123456
+        dec(15_625, 3),                // 15.625
+    ];
+    let ticks: Vec<PriceTick> = prices
+        .iter()
+        .enumerate()
+        .map(|(i, p)| tick(&s, i as i64, *p))
+        .collect();
+    ok(repo.insert_ticks(&ticks).await, "insert_ticks");
+    let queries: Vec<TickQuery> = (0..prices.len() as i64).map(|i| q(&s, i)).collect();
+    let got = ok(
+        repo.first_ticks_at_or_after(&queries).await,
+        "first_ticks_at_or_after",
+    );
+    let want: Vec<Option<PriceTick>> = ticks.into_iter().map(Some).collect();
+    assert_eq!(got, want, "prices come back with the same value");
+}
+
+/// `delete_ticks_before(before, limit)` deletes at most `limit` ticks, only ticks with
+/// `ts < before`, and reports how many went.
+///
+/// **Isolation:** it deletes every tick older than 1971-01-02, whoever wrote it; run it on a
+/// store (schema) no concurrent test writes such ticks to. The other behaviours only use 2025.
+pub async fn delete_is_bounded(repo: &dyn PriceTickRepository) {
+    let s = unique_code();
+    let cutoff = utc(1971, 1, 2, 0, 0, 0);
+    let old: Vec<PriceTick> = (0..5)
+        .map(|i| PriceTick {
+            symbol_code: s.clone(),
+            price: dec(i + 1, 0),
+            ts: utc(1971, 1, 1, 0, 0, i as u32),
+        })
+        .collect();
+    let at_cutoff = PriceTick {
+        symbol_code: s.clone(),
+        price: dec(10, 0),
+        ts: cutoff,
+    };
+    let after = PriceTick {
+        symbol_code: s.clone(),
+        price: dec(11, 0),
+        ts: cutoff + Duration::seconds(1),
+    };
+    ok(repo.insert_ticks(&old).await, "insert_ticks");
+    ok(
+        repo.insert_ticks(&[at_cutoff.clone(), after.clone()]).await,
+        "insert_ticks",
+    );
+    assert_eq!(
+        ok(
+            repo.delete_ticks_before(cutoff, 0).await,
+            "delete_ticks_before(limit 0)"
+        ),
+        0,
+        "limit 0 deletes nothing"
+    );
+    assert_eq!(
+        ok(
+            repo.delete_ticks_before(cutoff, 2).await,
+            "delete_ticks_before(limit 2)"
+        ),
+        2,
+        "no more than the limit"
+    );
+    assert_eq!(
+        ok(
+            repo.delete_ticks_before(cutoff, 100).await,
+            "delete_ticks_before(limit 100)"
+        ),
+        3,
+        "the rest of the old ticks"
+    );
+    assert_eq!(
+        ok(
+            repo.delete_ticks_before(cutoff, 100).await,
+            "delete_ticks_before(again)"
+        ),
+        0,
+        "nothing older is left"
+    );
+    let first = ok(
+        repo.first_ticks_at_or_after(&[TickQuery {
+            symbol_code: s.clone(),
+            at: utc(1970, 1, 1, 0, 0, 0),
+        }])
+        .await,
+        "first_ticks_at_or_after",
+    );
+    assert_eq!(
+        first,
+        vec![Some(at_cutoff)],
+        "a tick at exactly `before` is not older, so it stays"
+    );
+    assert_eq!(ok(repo.latest_tick(&s).await, "latest_tick"), Some(after));
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::memory::InMemoryTicks;
+
+    #[tokio::test]
+    async fn in_memory_ticks_conform() {
+        super::run_all(&InMemoryTicks::new()).await;
+        super::run_all(&InMemoryTicks::with_retention(1_000)).await;
+    }
+}
