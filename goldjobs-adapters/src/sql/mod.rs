@@ -1,1 +1,433 @@
-//! sqlx repositories for PostgreSQL and SQLite.
+//! sqlx repositories for PostgreSQL ([`PgStore`], feature `postgres`) and SQLite
+//! ([`SqliteStore`], feature `sqlite`) on the schema of CONTRACT.md §7.
+//!
+//! Both stores implement every repository port of goldjobs-core ([`SymbolRepository`],
+//! [`PriceTickRepository`], [`PredictionRepository`], [`OutboxRepository`], [`NewsRepository`],
+//! [`DeviceTokenRepository`]) and [`Lease`]. Migrations are embedded, one set per database, and
+//! applied with `PgStore::migrate` / `SqliteStore::migrate`.
+//!
+//! Verification is set-based: [`PredictionRepository::record_verifications`] runs a fixed number
+//! of statements per batch in one transaction, whatever the number of votes or voters.
+//!
+//! [`SymbolRepository`]: goldjobs_core::SymbolRepository
+//! [`PriceTickRepository`]: goldjobs_core::PriceTickRepository
+//! [`PredictionRepository`]: goldjobs_core::PredictionRepository
+//! [`PredictionRepository::record_verifications`]: goldjobs_core::PredictionRepository::record_verifications
+//! [`OutboxRepository`]: goldjobs_core::OutboxRepository
+//! [`NewsRepository`]: goldjobs_core::NewsRepository
+//! [`DeviceTokenRepository`]: goldjobs_core::DeviceTokenRepository
+//! [`Lease`]: goldjobs_core::Lease
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+use chrono::{DateTime, Utc};
+use goldjobs_core::{
+    BoxError, Error, NewsArticle, OutboxPayload, PredictionVerified, RecordSummary, Result,
+    VerificationOutcome, VerificationRecord, Verdict,
+};
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+/// Maps an sqlx error into the goldjobs error, by meaning. Messages name what failed, never the
+/// SQL text; the sqlx error is kept as the `source` for logs.
+fn map_sqlx(backend: &'static str, err: sqlx::Error) -> Error {
+    use sqlx::error::ErrorKind;
+    enum Class {
+        Temporary(String),
+        Conflict(String),
+        Invalid(String),
+        Permanent(String),
+    }
+    let class = match &err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Class::Temporary("database connection failed".into()),
+        sqlx::Error::Database(db) => {
+            let constraint = db.constraint().map(str::to_owned);
+            match db.kind() {
+                ErrorKind::UniqueViolation => Class::Conflict(match constraint {
+                    Some(c) => format!("duplicate row ({c})"),
+                    None => "duplicate row".to_owned(),
+                }),
+                ErrorKind::ForeignKeyViolation => Class::Invalid(match constraint {
+                    Some(c) => format!("row refers to a missing row ({c})"),
+                    None => "row refers to a missing row".to_owned(),
+                }),
+                ErrorKind::NotNullViolation | ErrorKind::CheckViolation => {
+                    Class::Invalid("row violates a constraint of the schema".into())
+                }
+                _ => {
+                    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                    if is_temporary_code(&code) {
+                        Class::Temporary(format!("database busy or unavailable (code {code})"))
+                    } else if code.starts_with("22") {
+                        // PostgreSQL data exceptions (bad JSON, out of range, ...)
+                        Class::Invalid(format!("value rejected by the database (code {code})"))
+                    } else {
+                        Class::Permanent(format!("database error (code {code})"))
+                    }
+                }
+            }
+        }
+        sqlx::Error::Migrate(_) => Class::Permanent("migration failed".into()),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. } => {
+            Class::Permanent("could not decode a database row".into())
+        }
+        _ => Class::Permanent("database error".into()),
+    };
+    let source: BoxError = Box::new(err);
+    match class {
+        Class::Temporary(m) => Error::unavailable(backend, m, Some(source)),
+        Class::Conflict(m) => Error::Conflict(m),
+        Class::Invalid(m) => Error::InvalidInput(m),
+        Class::Permanent(m) => Error::backend(backend, m, Some(source)),
+    }
+}
+
+/// Error codes after which the same call may succeed later.
+fn is_temporary_code(code: &str) -> bool {
+    // PostgreSQL: serialization failure, deadlock, lock not available, query cancelled,
+    // connection exceptions, insufficient resources, operator intervention (shutdown).
+    if matches!(code, "40001" | "40P01" | "55P03" | "57014")
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+    {
+        return true;
+    }
+    // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) with their extended codes.
+    match code.parse::<i64>() {
+        Ok(n) => matches!(n & 0xff, 5 | 6),
+        Err(_) => false,
+    }
+}
+
+/// A decode error for a value the database returned but goldjobs cannot read.
+fn decode_error(backend: &'static str, what: &str, err: impl std::fmt::Display) -> Error {
+    Error::backend(backend, format!("could not decode {what}: {err}"), None)
+}
+
+/// `std::time::Duration` → `chrono::Duration`, as an input error when absurdly large.
+fn chrono_duration(d: Duration) -> Result<chrono::Duration> {
+    chrono::Duration::from_std(d).map_err(|_| Error::invalid(format!("duration {d:?} too large")))
+}
+
+/// `at + d`, as an input error when out of range.
+fn add_duration(at: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
+    at.checked_add_signed(chrono_duration(d)?)
+        .ok_or_else(|| Error::invalid(format!("{at} + {d:?} out of range")))
+}
+
+#[cfg(any(feature = "sqlite", test))]
+/// `correct / total × 100`, 2 places, half away from zero (as SQL `ROUND`), exact decimal.
+fn accuracy_rate(correct: i64, total: i64) -> Decimal {
+    if total <= 0 {
+        return Decimal::ZERO;
+    }
+    let ratio = Decimal::from(correct)
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .and_then(|x| x.checked_div(Decimal::from(total)))
+        .unwrap_or(Decimal::ZERO);
+    ratio.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Articles deduplicated within a batch by `canonical_url` and by `id` (first one wins).
+fn dedupe_articles(articles: &[NewsArticle]) -> Vec<&NewsArticle> {
+    let mut urls = HashSet::new();
+    let mut ids = HashSet::new();
+    articles
+        .iter()
+        .filter(|a| urls.insert(a.canonical_url.as_str()) & ids.insert(a.id.as_str()))
+        .collect()
+}
+
+/// Records deduplicated by prediction id (first one wins); later duplicates are skipped.
+struct PreparedRecords<'a> {
+    records: Vec<&'a VerificationRecord>,
+    duplicates: Vec<String>,
+}
+
+fn prepare_records(records: &[VerificationRecord]) -> PreparedRecords<'_> {
+    let mut seen = HashSet::new();
+    let mut out = PreparedRecords {
+        records: Vec::with_capacity(records.len()),
+        duplicates: Vec::new(),
+    };
+    for r in records {
+        if seen.insert(r.prediction_id.as_str()) {
+            out.records.push(r);
+        } else {
+            out.duplicates.push(r.prediction_id.clone());
+        }
+    }
+    out
+}
+
+/// The decision of a record flattened into columns, for binding.
+struct RecordColumns<'a> {
+    status: &'static str,
+    verdict: Option<&'a Verdict>,
+    reason: Option<&'a str>,
+}
+
+fn record_columns(r: &VerificationRecord) -> RecordColumns<'_> {
+    match &r.outcome {
+        VerificationOutcome::Verified(v) => RecordColumns {
+            status: "ended",
+            verdict: Some(v),
+            reason: None,
+        },
+        VerificationOutcome::NeedsReview { reason } => RecordColumns {
+            status: "needs_review",
+            verdict: None,
+            reason: Some(reason),
+        },
+    }
+}
+
+/// The summary of a recording, in record order: `updated` maps each updated id to its new status.
+fn summarize(
+    prepared: &PreparedRecords<'_>,
+    updated: &HashMap<String, String>,
+    votes_marked: u64,
+) -> RecordSummary {
+    let mut summary = RecordSummary {
+        votes_marked,
+        ..RecordSummary::default()
+    };
+    for r in &prepared.records {
+        match updated.get(&r.prediction_id).map(String::as_str) {
+            Some("ended") => summary.verified.push(r.prediction_id.clone()),
+            Some("needs_review") => summary.needs_review.push(r.prediction_id.clone()),
+            _ => summary.skipped.push(r.prediction_id.clone()),
+        }
+    }
+    summary.skipped.extend(prepared.duplicates.iter().cloned());
+    summary
+}
+
+/// The `prediction_verified` outbox payload of a verified record.
+fn verified_payload(prediction_id: &str, symbol_code: &str, verdict: &Verdict) -> Result<String> {
+    let payload = OutboxPayload::PredictionVerified(PredictionVerified {
+        prediction_id: prediction_id.to_owned(),
+        symbol_code: symbol_code.to_owned(),
+        correct_option: verdict.correct_option.clone(),
+        price_at_verify: verdict.price_at_verify,
+        price_change_percent: verdict.price_change_percent,
+        price_source: verdict.price_source,
+        price_at_verify_ts: verdict.price_at_verify_ts,
+    });
+    serde_json::to_string(&payload)
+        .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
+}
+
+/// What one batch does to one user's statistics: the user's results in record order folded into
+/// numbers that can be applied to the stored row in one set-based statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StatsDelta {
+    user_id: String,
+    /// Results in this batch.
+    participations: i64,
+    /// Correct results in this batch.
+    correct: i64,
+    /// Correct results before the first wrong one.
+    leading: i64,
+    /// Correct results after the last wrong one.
+    trailing: i64,
+    /// Longest run of correct results.
+    best: i64,
+    /// No wrong result.
+    all_correct: bool,
+    /// `verified_at` of the user's last record in the batch.
+    updated_at: DateTime<Utc>,
+}
+
+impl StatsDelta {
+    fn from_results(user_id: String, results: &[bool], updated_at: DateTime<Utc>) -> Self {
+        let n = results.len() as i64;
+        let correct = results.iter().filter(|c| **c).count() as i64;
+        let leading = results.iter().take_while(|c| **c).count() as i64;
+        let trailing = results.iter().rev().take_while(|c| **c).count() as i64;
+        let mut best = 0i64;
+        let mut run = 0i64;
+        for c in results {
+            run = if *c { run + 1 } else { 0 };
+            best = best.max(run);
+        }
+        StatsDelta {
+            user_id,
+            participations: n,
+            correct,
+            leading,
+            trailing,
+            best,
+            all_correct: correct == n,
+            updated_at,
+        }
+    }
+
+    /// The stats after this batch, from the stats before it (CONTRACT.md §6.6 applied result by
+    /// result gives the same numbers).
+    #[cfg(any(feature = "sqlite", test))]
+    fn apply(&self, old: &goldjobs_core::UserStats) -> goldjobs_core::UserStats {
+        let total = old.total_participations + self.participations;
+        let correct = old.correct_count + self.correct;
+        let (current, max) = if self.all_correct {
+            let cur = old.current_streak + self.participations;
+            (cur, old.max_streak.max(cur))
+        } else {
+            (
+                self.trailing,
+                old.max_streak
+                    .max(old.current_streak + self.leading)
+                    .max(self.best),
+            )
+        };
+        goldjobs_core::UserStats {
+            user_id: old.user_id.clone(),
+            total_participations: total,
+            correct_count: correct,
+            accuracy_rate: accuracy_rate(correct, total),
+            current_streak: current,
+            max_streak: max,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Folds the marked votes of the verified records into per-user deltas, sorted by user id.
+///
+/// `verified` are the records actually updated to `ended`, in record order; `votes` are
+/// `(prediction_id, user_id, is_correct)` of their votes, in any order.
+fn fold_votes(
+    verified: &[&VerificationRecord],
+    votes: Vec<(String, String, bool)>,
+) -> Vec<StatsDelta> {
+    let mut by_prediction: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+    for (pid, uid, ok) in votes {
+        by_prediction.entry(pid).or_default().push((uid, ok));
+    }
+    let mut by_user: BTreeMap<String, (Vec<bool>, DateTime<Utc>)> = BTreeMap::new();
+    for r in verified {
+        if let Some(votes) = by_prediction.remove(&r.prediction_id) {
+            for (uid, ok) in votes {
+                let entry = by_user
+                    .entry(uid)
+                    .or_insert_with(|| (Vec::new(), r.verified_at));
+                entry.0.push(ok);
+                entry.1 = r.verified_at;
+            }
+        }
+    }
+    by_user
+        .into_iter()
+        .map(|(uid, (results, at))| StatsDelta::from_results(uid, &results, at))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use goldjobs_core::UserStats;
+    use std::str::FromStr;
+
+    fn sequential(old: &UserStats, results: &[bool]) -> UserStats {
+        let mut s = old.clone();
+        for ok in results {
+            s.total_participations += 1;
+            if *ok {
+                s.correct_count += 1;
+                s.current_streak += 1;
+                s.max_streak = s.max_streak.max(s.current_streak);
+            } else {
+                s.current_streak = 0;
+            }
+        }
+        s.accuracy_rate = accuracy_rate(s.correct_count, s.total_participations);
+        s
+    }
+
+    #[test]
+    fn fold_matches_sequential_rules_exhaustively() {
+        let now = Utc::now();
+        for len in 0..=7u32 {
+            for bits in 0..(1u32 << len) {
+                let results: Vec<bool> = (0..len).map(|i| bits & (1 << i) != 0).collect();
+                for (cur, max) in [(0, 0), (2, 2), (1, 5), (3, 4)] {
+                    let old = UserStats {
+                        user_id: "u".into(),
+                        total_participations: 9,
+                        correct_count: 5,
+                        accuracy_rate: accuracy_rate(5, 9),
+                        current_streak: cur,
+                        max_streak: max,
+                        updated_at: now,
+                    };
+                    let delta = StatsDelta::from_results("u".into(), &results, now);
+                    let mut expected = sequential(&old, &results);
+                    expected.updated_at = now;
+                    if results.is_empty() {
+                        continue;
+                    }
+                    assert_eq!(delta.apply(&old), expected, "{results:?} from {cur}/{max}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accuracy_rounds_half_away_from_zero() {
+        // 1/8 = 12.5 %, 1/3 = 33.333.. %, 2/3 = 66.666.. %, 1/16 = 6.25 %, 1/32 = 3.125 %
+        assert_eq!(accuracy_rate(1, 8), Decimal::from_str("12.50").unwrap());
+        assert_eq!(accuracy_rate(1, 3), Decimal::from_str("33.33").unwrap());
+        assert_eq!(accuracy_rate(2, 3), Decimal::from_str("66.67").unwrap());
+        assert_eq!(accuracy_rate(1, 32), Decimal::from_str("3.13").unwrap());
+        assert_eq!(accuracy_rate(0, 0), Decimal::ZERO);
+        assert_eq!(accuracy_rate(7, 7), Decimal::ONE_HUNDRED);
+    }
+
+    #[test]
+    fn fold_applies_records_in_slice_order() {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap();
+        let rec = |id: &str, s: i64| VerificationRecord {
+            prediction_id: id.into(),
+            outcome: VerificationOutcome::NeedsReview { reason: "x".into() },
+            verified_at: t(s),
+            manual: false,
+        };
+        let (a, b, c) = (rec("a", 1), rec("b", 2), rec("c", 3));
+        let votes = vec![
+            ("c".to_string(), "u1".to_string(), true),
+            ("a".to_string(), "u1".to_string(), false),
+            ("b".to_string(), "u1".to_string(), true),
+            ("b".to_string(), "u2".to_string(), false),
+        ];
+        let deltas = fold_votes(&[&a, &b, &c], votes);
+        assert_eq!(deltas.len(), 2);
+        assert_eq!(deltas[0].user_id, "u1");
+        assert_eq!(
+            (deltas[0].leading, deltas[0].trailing, deltas[0].best),
+            (0, 2, 2)
+        );
+        assert_eq!(deltas[0].updated_at, t(3));
+        assert_eq!(deltas[1].user_id, "u2");
+        assert_eq!(deltas[1].updated_at, t(2));
+    }
+}

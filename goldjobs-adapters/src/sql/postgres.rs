@@ -1,0 +1,987 @@
+//! PostgreSQL store.
+
+use super::{
+    add_duration, chrono_duration, decode_error, dedupe_articles, fold_votes, map_sqlx,
+    prepare_records, record_columns, summarize, verified_payload,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use goldjobs_core::{
+    BoxError, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState, NewsArticle, NewsRepository,
+    OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow, OutboxState, Prediction,
+    PredictionRepository, PriceTick, PriceTickRepository, RecordSummary, Result, Symbol,
+    SymbolRepository, TickQuery, UserStats, VerificationRecord, Vote,
+};
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::time::Duration;
+
+const BACKEND: &str = "postgres";
+
+fn db(err: sqlx::Error) -> Error {
+    map_sqlx(BACKEND, err)
+}
+
+/// Columns of a prediction as [`prediction_from_row`] reads them.
+const PREDICTION_COLUMNS: &str = "id, symbol_code, question, price_at_create, price_at_verify, \
+    price_change_percent, verify_time, verify_rule, auto_verify_conditions::text AS auto_verify_conditions, \
+    correct_option, status, review_reason, price_source, price_at_verify_ts, verified_at, created_at";
+
+/// Every repository port and the lease on PostgreSQL.
+///
+/// Build it from a pool the caller owns, run [`PgStore::migrate`] once at start, then share it
+/// as `Arc<dyn Port>` for each port.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// A store on `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        PgStore { pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Apply the embedded migrations (`migrations/postgres`) not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::backend(BACKEND, "migration failed", Some(Box::new(e) as BoxError)))
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db)
+    }
+}
+
+fn parse<T: std::str::FromStr<Err = Error>>(s: &str) -> Result<T> {
+    s.parse::<T>()
+        .map_err(|e| decode_error(BACKEND, "a stored enum value", e))
+}
+
+fn prediction_from_row(row: &PgRow) -> Result<Prediction> {
+    let verify_rule: String = row.try_get("verify_rule").map_err(db)?;
+    let status: String = row.try_get("status").map_err(db)?;
+    let price_source: Option<String> = row.try_get("price_source").map_err(db)?;
+    Ok(Prediction {
+        id: row.try_get("id").map_err(db)?,
+        symbol_code: row.try_get("symbol_code").map_err(db)?,
+        question: row.try_get("question").map_err(db)?,
+        price_at_create: row.try_get("price_at_create").map_err(db)?,
+        price_at_verify: row.try_get("price_at_verify").map_err(db)?,
+        price_change_percent: row.try_get("price_change_percent").map_err(db)?,
+        verify_time: row.try_get("verify_time").map_err(db)?,
+        verify_rule: parse(&verify_rule)?,
+        auto_verify_conditions: row.try_get("auto_verify_conditions").map_err(db)?,
+        correct_option: row.try_get("correct_option").map_err(db)?,
+        status: parse(&status)?,
+        review_reason: row.try_get("review_reason").map_err(db)?,
+        price_source: price_source.as_deref().map(parse).transpose()?,
+        price_at_verify_ts: row.try_get("price_at_verify_ts").map_err(db)?,
+        verified_at: row.try_get("verified_at").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn tick_from_row(row: &PgRow) -> Result<PriceTick> {
+    Ok(PriceTick {
+        symbol_code: row.try_get("symbol_code").map_err(db)?,
+        price: row.try_get("price").map_err(db)?,
+        ts: row.try_get("ts").map_err(db)?,
+    })
+}
+
+fn article_from_row(row: &PgRow) -> Result<NewsArticle> {
+    Ok(NewsArticle {
+        id: row.try_get("id").map_err(db)?,
+        title: row.try_get("title").map_err(db)?,
+        summary: row.try_get("summary").map_err(db)?,
+        content: row.try_get("content").map_err(db)?,
+        url: row.try_get("url").map_err(db)?,
+        canonical_url: row.try_get("canonical_url").map_err(db)?,
+        source: row.try_get("source").map_err(db)?,
+        category: row.try_get("category").map_err(db)?,
+        thumbnail_url: row.try_get("thumbnail_url").map_err(db)?,
+        published_at: row.try_get("published_at").map_err(db)?,
+        related_symbols: row.try_get("related_symbols").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn payload_from_text(text: &str) -> std::result::Result<OutboxPayload, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+fn outbox_state(s: &str) -> Result<OutboxState> {
+    match s {
+        "pending" => Ok(OutboxState::Pending),
+        "delivered" => Ok(OutboxState::Delivered),
+        "failed" => Ok(OutboxState::Failed),
+        other => Err(decode_error(BACKEND, "outbox state", other)),
+    }
+}
+
+fn u32_from(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+#[async_trait]
+impl SymbolRepository for PgStore {
+    async fn active_symbols(&self) -> Result<Vec<Symbol>> {
+        let rows = sqlx::query(
+            "SELECT code, name, provider_symbol, active FROM symbols WHERE active ORDER BY code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Symbol {
+                    code: r.try_get("code").map_err(db)?,
+                    name: r.try_get("name").map_err(db)?,
+                    provider_symbol: r.try_get("provider_symbol").map_err(db)?,
+                    active: r.try_get("active").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_symbols(&self, symbols: &[Symbol]) -> Result<()> {
+        if symbols.is_empty() {
+            return Ok(());
+        }
+        // last one wins within the batch, as a sequence of upserts would
+        let mut by_code: HashMap<&str, &Symbol> = HashMap::new();
+        for s in symbols {
+            by_code.insert(s.code.as_str(), s);
+        }
+        let codes: Vec<String> = by_code.values().map(|s| s.code.clone()).collect();
+        let names: Vec<String> = by_code.values().map(|s| s.name.clone()).collect();
+        let providers: Vec<String> = by_code
+            .values()
+            .map(|s| s.provider_symbol.clone())
+            .collect();
+        let active: Vec<bool> = by_code.values().map(|s| s.active).collect();
+        sqlx::query(
+            "INSERT INTO symbols (code, name, provider_symbol, active) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[]) \
+             ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, \
+             provider_symbol = EXCLUDED.provider_symbol, active = EXCLUDED.active",
+        )
+        .bind(codes)
+        .bind(names)
+        .bind(providers)
+        .bind(active)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PriceTickRepository for PgStore {
+    async fn insert_ticks(&self, ticks: &[PriceTick]) -> Result<()> {
+        if ticks.is_empty() {
+            return Ok(());
+        }
+        let codes: Vec<String> = ticks.iter().map(|t| t.symbol_code.clone()).collect();
+        let prices: Vec<Decimal> = ticks.iter().map(|t| t.price).collect();
+        let ts: Vec<DateTime<Utc>> = ticks.iter().map(|t| t.ts).collect();
+        sqlx::query(
+            "INSERT INTO price_ticks (symbol_code, price, ts) \
+             SELECT * FROM UNNEST($1::text[], $2::numeric[], $3::timestamptz[])",
+        )
+        .bind(codes)
+        .bind(prices)
+        .bind(ts)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn first_ticks_at_or_after(
+        &self,
+        queries: &[TickQuery],
+    ) -> Result<Vec<Option<PriceTick>>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let codes: Vec<String> = queries.iter().map(|q| q.symbol_code.clone()).collect();
+        let ats: Vec<DateTime<Utc>> = queries.iter().map(|q| q.at).collect();
+        let rows = sqlx::query(
+            "SELECT q.i, t.symbol_code, t.price, t.ts \
+             FROM UNNEST($1::text[], $2::timestamptz[]) WITH ORDINALITY AS q(code, at_ts, i) \
+             LEFT JOIN LATERAL ( \
+                 SELECT symbol_code, price, ts FROM price_ticks \
+                 WHERE symbol_code = q.code AND ts >= q.at_ts ORDER BY ts LIMIT 1 \
+             ) t ON true \
+             ORDER BY q.i",
+        )
+        .bind(codes)
+        .bind(ats)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let price: Option<Decimal> = r.try_get("price").map_err(db)?;
+                match price {
+                    Some(_) => tick_from_row(r).map(Some),
+                    None => Ok(None),
+                }
+            })
+            .collect()
+    }
+
+    async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
+        let row = sqlx::query(
+            "SELECT symbol_code, price, ts FROM price_ticks WHERE symbol_code = $1 \
+             ORDER BY ts DESC LIMIT 1",
+        )
+        .bind(symbol_code)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(tick_from_row).transpose()
+    }
+
+    async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM price_ticks WHERE ctid IN \
+             (SELECT ctid FROM price_ticks WHERE ts < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl PredictionRepository for PgStore {
+    async fn insert_prediction(&self, p: &Prediction) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO predictions (id, symbol_code, question, price_at_create, price_at_verify, \
+             price_change_percent, verify_time, verify_rule, auto_verify_conditions, correct_option, \
+             status, review_reason, price_source, price_at_verify_ts, verified_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&p.id)
+        .bind(&p.symbol_code)
+        .bind(&p.question)
+        .bind(p.price_at_create)
+        .bind(p.price_at_verify)
+        .bind(p.price_change_percent)
+        .bind(p.verify_time)
+        .bind(p.verify_rule.as_str())
+        .bind(p.auto_verify_conditions.as_deref())
+        .bind(p.correct_option.as_deref())
+        .bind(p.status.as_str())
+        .bind(p.review_reason.as_deref())
+        .bind(p.price_source.map(|s| s.as_str()))
+        .bind(p.price_at_verify_ts)
+        .bind(p.verified_at)
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_votes(&self, votes: &[Vote]) -> Result<()> {
+        if votes.is_empty() {
+            return Ok(());
+        }
+        let pids: Vec<String> = votes.iter().map(|v| v.prediction_id.clone()).collect();
+        let uids: Vec<String> = votes.iter().map(|v| v.user_id.clone()).collect();
+        let opts: Vec<String> = votes.iter().map(|v| v.selected_option.clone()).collect();
+        let correct: Vec<Option<bool>> = votes.iter().map(|v| v.is_correct).collect();
+        let created: Vec<DateTime<Utc>> = votes.iter().map(|v| v.created_at).collect();
+        sqlx::query(
+            "INSERT INTO prediction_votes (prediction_id, user_id, selected_option, is_correct, created_at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[])",
+        )
+        .bind(pids)
+        .bind(uids)
+        .bind(opts)
+        .bind(correct)
+        .bind(created)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_prediction(&self, id: &str) -> Result<Option<Prediction>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PREDICTION_COLUMNS} FROM predictions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(prediction_from_row).transpose()
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        claim_for: Duration,
+    ) -> Result<Vec<Prediction>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = add_duration(now, claim_for)?;
+        let rows = sqlx::query(&format!(
+            "WITH claimed AS ( \
+                 UPDATE predictions SET claimed_until = $2 WHERE id IN ( \
+                     SELECT id FROM predictions \
+                     WHERE status = 'active' AND verify_rule = 'auto' AND verify_time <= $1 \
+                       AND (claimed_until IS NULL OR claimed_until <= $1) \
+                     ORDER BY verify_time, id LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED) \
+                 RETURNING *) \
+             SELECT {PREDICTION_COLUMNS} FROM claimed ORDER BY verify_time, id"
+        ))
+        .bind(now)
+        .bind(until)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(prediction_from_row).collect()
+    }
+
+    async fn release_claims(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE predictions SET claimed_until = NULL WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary> {
+        let prepared = prepare_records(records);
+        if prepared.records.is_empty() {
+            return Ok(summarize(&prepared, &HashMap::new(), 0));
+        }
+        let n = prepared.records.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut prices: Vec<Option<Decimal>> = Vec::with_capacity(n);
+        let mut corrects: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut pcts: Vec<Option<Decimal>> = Vec::with_capacity(n);
+        let mut sources: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut price_ts: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut verified_at = Vec::with_capacity(n);
+        let mut reasons: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut manual = Vec::with_capacity(n);
+        for r in &prepared.records {
+            let c = record_columns(r);
+            ids.push(r.prediction_id.clone());
+            statuses.push(c.status.to_owned());
+            prices.push(c.verdict.map(|v| v.price_at_verify));
+            corrects.push(c.verdict.map(|v| v.correct_option.clone()));
+            pcts.push(c.verdict.map(|v| v.price_change_percent));
+            sources.push(c.verdict.map(|v| v.price_source.as_str().to_owned()));
+            price_ts.push(c.verdict.map(|v| v.price_at_verify_ts));
+            verified_at.push(r.verified_at);
+            reasons.push(c.reason.map(str::to_owned));
+            manual.push(r.manual);
+        }
+
+        let mut tx = self.pool.begin().await.map_err(db)?;
+
+        // 1. lock the batch's predictions in id order (concurrent recorders never deadlock here)
+        let mut sorted_ids = ids.clone();
+        sorted_ids.sort();
+        sqlx::query("SELECT id FROM predictions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&sorted_ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+
+        // 2. update the still-eligible predictions; RETURNING tells which ones
+        let rows = sqlx::query(
+            "UPDATE predictions AS p SET \
+                 status = d.status, \
+                 price_at_verify = CASE WHEN d.status = 'ended' THEN d.price ELSE p.price_at_verify END, \
+                 correct_option = CASE WHEN d.status = 'ended' THEN d.correct ELSE p.correct_option END, \
+                 price_change_percent = CASE WHEN d.status = 'ended' THEN d.pct ELSE p.price_change_percent END, \
+                 price_source = CASE WHEN d.status = 'ended' THEN d.source ELSE p.price_source END, \
+                 price_at_verify_ts = CASE WHEN d.status = 'ended' THEN d.price_ts ELSE p.price_at_verify_ts END, \
+                 verified_at = CASE WHEN d.status = 'ended' THEN d.verified_at ELSE p.verified_at END, \
+                 review_reason = CASE WHEN d.status = 'needs_review' THEN d.reason ELSE p.review_reason END, \
+                 claimed_until = NULL \
+             FROM UNNEST($1::text[], $2::text[], $3::numeric[], $4::text[], $5::numeric[], $6::text[], \
+                         $7::timestamptz[], $8::timestamptz[], $9::text[], $10::bool[]) \
+                  AS d(id, status, price, correct, pct, source, price_ts, verified_at, reason, manual) \
+             WHERE p.id = d.id \
+               AND (p.status = 'active' OR (d.manual AND p.status = 'needs_review')) \
+             RETURNING p.id, p.status, p.symbol_code",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&prices)
+        .bind(&corrects)
+        .bind(&pcts)
+        .bind(&sources)
+        .bind(&price_ts)
+        .bind(&verified_at)
+        .bind(&reasons)
+        .bind(&manual)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut updated: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        let mut symbol_of: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id").map_err(db)?;
+            let status: String = row.try_get("status").map_err(db)?;
+            let symbol: String = row.try_get("symbol_code").map_err(db)?;
+            symbol_of.insert(id.clone(), symbol);
+            updated.insert(id, status);
+        }
+
+        let verified: Vec<&VerificationRecord> = prepared
+            .records
+            .iter()
+            .copied()
+            .filter(|r| updated.get(&r.prediction_id).map(String::as_str) == Some("ended"))
+            .collect();
+
+        let mut votes_marked = 0u64;
+        if !verified.is_empty() {
+            let mut v_ids = Vec::with_capacity(verified.len());
+            let mut v_correct = Vec::with_capacity(verified.len());
+            let mut v_at = Vec::with_capacity(verified.len());
+            let mut payloads = Vec::with_capacity(verified.len());
+            for r in &verified {
+                let c = record_columns(r);
+                let Some(verdict) = c.verdict else { continue };
+                let symbol = symbol_of
+                    .get(&r.prediction_id)
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                payloads.push(verified_payload(&r.prediction_id, symbol, verdict)?);
+                v_ids.push(r.prediction_id.clone());
+                v_correct.push(verdict.correct_option.clone());
+                v_at.push(r.verified_at);
+            }
+
+            // 3. mark every vote of the verified predictions; RETURNING feeds the stats fold
+            let vote_rows = sqlx::query(
+                "UPDATE prediction_votes AS v SET is_correct = (v.selected_option = d.correct) \
+                 FROM UNNEST($1::text[], $2::text[]) AS d(id, correct) \
+                 WHERE v.prediction_id = d.id \
+                 RETURNING v.prediction_id, v.user_id, v.is_correct",
+            )
+            .bind(&v_ids)
+            .bind(&v_correct)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            votes_marked = vote_rows.len() as u64;
+            let mut votes = Vec::with_capacity(vote_rows.len());
+            for row in &vote_rows {
+                votes.push((
+                    row.try_get::<String, _>(0).map_err(db)?,
+                    row.try_get::<String, _>(1).map_err(db)?,
+                    row.try_get::<bool, _>(2).map_err(db)?,
+                ));
+            }
+            let deltas = fold_votes(&verified, votes);
+
+            if !deltas.is_empty() {
+                let users: Vec<String> = deltas.iter().map(|d| d.user_id.clone()).collect();
+                let first_at = deltas
+                    .iter()
+                    .map(|d| d.updated_at)
+                    .min()
+                    .unwrap_or_else(Utc::now);
+                // 4. create missing stats rows (sorted: concurrent inserts wait in one order)
+                sqlx::query(
+                    "INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
+                     accuracy_rate, current_streak, max_streak, updated_at) \
+                     SELECT u, 0, 0, 0, 0, 0, $2 FROM UNNEST($1::text[]) AS u ORDER BY u \
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(&users)
+                .bind(first_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                // 5. lock the stats rows in user order
+                sqlx::query(
+                    "SELECT user_id FROM user_prediction_stats WHERE user_id = ANY($1) \
+                     ORDER BY user_id FOR UPDATE",
+                )
+                .bind(&users)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                // 6. apply the folded deltas; streaks depend on the stored current streak
+                let n: Vec<i64> = deltas.iter().map(|d| d.participations).collect();
+                let c: Vec<i64> = deltas.iter().map(|d| d.correct).collect();
+                let leading: Vec<i64> = deltas.iter().map(|d| d.leading).collect();
+                let trailing: Vec<i64> = deltas.iter().map(|d| d.trailing).collect();
+                let best: Vec<i64> = deltas.iter().map(|d| d.best).collect();
+                let all: Vec<bool> = deltas.iter().map(|d| d.all_correct).collect();
+                let at: Vec<DateTime<Utc>> = deltas.iter().map(|d| d.updated_at).collect();
+                sqlx::query(
+                    "UPDATE user_prediction_stats AS s SET \
+                         total_participations = s.total_participations + d.n, \
+                         correct_count = s.correct_count + d.c, \
+                         accuracy_rate = ROUND((s.correct_count + d.c)::numeric * 100 \
+                                               / (s.total_participations + d.n), 2), \
+                         current_streak = CASE WHEN d.all_correct THEN s.current_streak + d.n \
+                                               ELSE d.trailing END, \
+                         max_streak = GREATEST(s.max_streak, s.current_streak + d.leading, d.best), \
+                         updated_at = d.vat \
+                     FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+                                 $6::bigint[], $7::bool[], $8::timestamptz[]) \
+                          AS d(user_id, n, c, leading, trailing, best, all_correct, vat) \
+                     WHERE s.user_id = d.user_id",
+                )
+                .bind(&users)
+                .bind(&n)
+                .bind(&c)
+                .bind(&leading)
+                .bind(&trailing)
+                .bind(&best)
+                .bind(&all)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+
+            // 7. the outbox: per prediction its broadcast, then one notification per voter
+            sqlx::query(
+                "INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at) \
+                 SELECT kind, payload, 'pending', 0, vat, vat FROM ( \
+                     SELECT x.i, 0 AS grp, '' AS user_id, 'prediction_verified' AS kind, \
+                            x.payload, x.vat AS vat \
+                     FROM UNNEST($1::text[], $2::timestamptz[]) WITH ORDINALITY AS x(payload, vat, i) \
+                     UNION ALL \
+                     SELECT d.i, 1, v.user_id, 'notify', \
+                            json_build_object('kind', 'notify', 'data', json_build_object( \
+                                'user_id', v.user_id, 'prediction_id', v.prediction_id, \
+                                'question', p.question, 'selected_option', v.selected_option, \
+                                'is_correct', v.is_correct))::text, \
+                            d.vat \
+                     FROM UNNEST($3::text[], $2::timestamptz[]) WITH ORDINALITY AS d(id, vat, i) \
+                     JOIN predictions p ON p.id = d.id \
+                     JOIN prediction_votes v ON v.prediction_id = d.id \
+                 ) rows ORDER BY i, grp, user_id",
+            )
+            .bind(&payloads)
+            .bind(&v_at)
+            .bind(&v_ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+
+        tx.commit().await.map_err(db)?;
+        Ok(summarize(&prepared, &updated, votes_marked))
+    }
+
+    async fn votes_for(&self, prediction_id: &str) -> Result<Vec<Vote>> {
+        let rows = sqlx::query(
+            "SELECT prediction_id, user_id, selected_option, is_correct, created_at \
+             FROM prediction_votes WHERE prediction_id = $1 ORDER BY created_at, user_id",
+        )
+        .bind(prediction_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Vote {
+                    prediction_id: r.try_get("prediction_id").map_err(db)?,
+                    user_id: r.try_get("user_id").map_err(db)?,
+                    selected_option: r.try_get("selected_option").map_err(db)?,
+                    is_correct: r.try_get("is_correct").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn user_stats(&self, user_ids: &[String]) -> Result<Vec<UserStats>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT user_id, total_participations, correct_count, accuracy_rate, current_streak, \
+             max_streak, updated_at FROM user_prediction_stats WHERE user_id = ANY($1) \
+             ORDER BY user_id",
+        )
+        .bind(user_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserStats {
+                    user_id: r.try_get("user_id").map_err(db)?,
+                    total_participations: r.try_get("total_participations").map_err(db)?,
+                    correct_count: r.try_get("correct_count").map_err(db)?,
+                    accuracy_rate: r.try_get("accuracy_rate").map_err(db)?,
+                    current_streak: r.try_get("current_streak").map_err(db)?,
+                    max_streak: r.try_get("max_streak").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PREDICTION_COLUMNS} FROM predictions \
+             WHERE status = 'ended' AND verified_at IS NOT NULL \
+             ORDER BY verified_at DESC, id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(prediction_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl OutboxRepository for PgStore {
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = add_duration(now, lease)?;
+        let rows = sqlx::query(
+            "WITH claimed AS ( \
+                 UPDATE outbox SET claimed_until = $2 WHERE id IN ( \
+                     SELECT id FROM outbox \
+                     WHERE state = 'pending' AND next_attempt_at <= $1 \
+                       AND (claimed_until IS NULL OR claimed_until <= $1) \
+                     ORDER BY id LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, payload, attempts, last_error) \
+             SELECT id, payload, attempts, last_error FROM claimed ORDER BY id",
+        )
+        .bind(now)
+        .bind(until)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut poisoned = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id").map_err(db)?;
+            let text: String = r.try_get("payload").map_err(db)?;
+            match payload_from_text(&text) {
+                Ok(payload) => out.push(OutboxMessage {
+                    id,
+                    payload,
+                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
+                    last_error: r.try_get("last_error").map_err(db)?,
+                }),
+                Err(e) => {
+                    tracing::error!(outbox_id = id, error = %e, "undecodable outbox payload; marking failed");
+                    poisoned.push(id);
+                }
+            }
+        }
+        if !poisoned.is_empty() {
+            sqlx::query(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, \
+                 last_error = 'undecodable payload', claimed_until = NULL WHERE id = ANY($1)",
+            )
+            .bind(&poisoned)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
+        Ok(out)
+    }
+
+    async fn mark_delivered(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE outbox SET state = 'delivered', claimed_until = NULL WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn reschedule(&self, id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, \
+             claimed_until = NULL WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(next_attempt_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = $2, \
+             claimed_until = NULL WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn outbox_rows(&self) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT id, payload, state, attempts, last_error, next_attempt_at FROM outbox ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("payload").map_err(db)?;
+                let state: String = r.try_get("state").map_err(db)?;
+                Ok(OutboxRow {
+                    id: r.try_get("id").map_err(db)?,
+                    payload: payload_from_text(&text)
+                        .map_err(|e| decode_error(BACKEND, "an outbox payload", e))?,
+                    state: outbox_state(&state)?,
+                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
+                    last_error: r.try_get("last_error").map_err(db)?,
+                    next_attempt_at: r.try_get("next_attempt_at").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl NewsRepository for PgStore {
+    async fn insert_articles(&self, articles: &[NewsArticle]) -> Result<u64> {
+        let articles = dedupe_articles(articles);
+        if articles.is_empty() {
+            return Ok(0);
+        }
+        let col = |f: fn(&NewsArticle) -> String| -> Vec<String> {
+            articles.iter().map(|a| f(a)).collect()
+        };
+        let ids = col(|a| a.id.clone());
+        let titles = col(|a| a.title.clone());
+        let summaries = col(|a| a.summary.clone());
+        let urls = col(|a| a.url.clone());
+        let canon = col(|a| a.canonical_url.clone());
+        let sources = col(|a| a.source.clone());
+        let categories = col(|a| a.category.clone());
+        let contents: Vec<Option<String>> = articles.iter().map(|a| a.content.clone()).collect();
+        let thumbs: Vec<Option<String>> =
+            articles.iter().map(|a| a.thumbnail_url.clone()).collect();
+        let published: Vec<DateTime<Utc>> = articles.iter().map(|a| a.published_at).collect();
+        let created: Vec<DateTime<Utc>> = articles.iter().map(|a| a.created_at).collect();
+        // TEXT[][] would need rectangular arrays: ship the symbol lists as JSON and unpack them
+        let related: Vec<String> = articles
+            .iter()
+            .map(|a| serde_json::to_string(&a.related_symbols).unwrap_or_else(|_| "[]".into()))
+            .collect();
+        let done = sqlx::query(
+            "INSERT INTO news_articles (id, title, summary, content, url, canonical_url, source, \
+             category, thumbnail_url, published_at, related_symbols, created_at) \
+             SELECT a.id, a.title, a.summary, a.content, a.url, a.canonical_url, a.source, \
+                    a.category, a.thumb, a.published_at, \
+                    ARRAY(SELECT json_array_elements_text(a.related::json)), a.created_at \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                         $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], \
+                         $12::timestamptz[]) \
+                  AS a(id, title, summary, content, url, canonical_url, source, category, thumb, \
+                       published_at, related, created_at) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(ids)
+        .bind(titles)
+        .bind(summaries)
+        .bind(contents)
+        .bind(urls)
+        .bind(canon)
+        .bind(sources)
+        .bind(categories)
+        .bind(thumbs)
+        .bind(published)
+        .bind(related)
+        .bind(created)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn latest_articles<'a>(
+        &self,
+        category: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<NewsArticle>> {
+        let rows = sqlx::query(
+            "SELECT id, title, summary, content, url, canonical_url, source, category, \
+             thumbnail_url, published_at, related_symbols, created_at FROM news_articles \
+             WHERE ($1::text IS NULL OR category = $1) \
+             ORDER BY published_at DESC, id LIMIT $2",
+        )
+        .bind(category)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(article_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl DeviceTokenRepository for PgStore {
+    async fn register_token(&self, token: &DeviceToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_tokens (user_id, token, platform, created_at) \
+             VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (token) DO UPDATE SET user_id = EXCLUDED.user_id, \
+             platform = EXCLUDED.platform",
+        )
+        .bind(&token.user_id)
+        .bind(&token.token)
+        .bind(&token.platform)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn tokens_for_users(&self, user_ids: &[String]) -> Result<Vec<DeviceToken>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT user_id, token, platform FROM device_tokens WHERE user_id = ANY($1) \
+             ORDER BY user_id, token",
+        )
+        .bind(user_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceToken {
+                    user_id: r.try_get("user_id").map_err(db)?,
+                    token: r.try_get("token").map_err(db)?,
+                    platform: r.try_get("platform").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_tokens(&self, tokens: &[String]) -> Result<u64> {
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query("DELETE FROM device_tokens WHERE token = ANY($1)")
+            .bind(tokens)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Lease for PgStore {
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<LeaseState> {
+        let ttl_us = chrono_duration(ttl)?
+            .num_microseconds()
+            .ok_or_else(|| Error::invalid(format!("lease ttl {ttl:?} too large")))?;
+        // database time: instances with skewed clocks agree on expiry
+        let row = sqlx::query(
+            "INSERT INTO leases AS l (name, holder, term, expires_at) \
+             VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond') \
+             ON CONFLICT (name) DO UPDATE SET \
+                 holder = EXCLUDED.holder, \
+                 term = CASE WHEN l.holder IS NOT DISTINCT FROM EXCLUDED.holder THEN l.term \
+                             ELSE l.term + 1 END, \
+                 expires_at = EXCLUDED.expires_at \
+             WHERE l.holder = EXCLUDED.holder OR l.holder IS NULL OR l.expires_at <= now() \
+             RETURNING holder, term, expires_at",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ttl_us)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let row = match row {
+            Some(row) => row,
+            None => sqlx::query("SELECT holder, term, expires_at FROM leases WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?,
+        };
+        let current: Option<String> = row.try_get("holder").map_err(db)?;
+        let term: i64 = row.try_get("term").map_err(db)?;
+        Ok(LeaseState {
+            is_leader: current.as_deref() == Some(holder),
+            holder: current,
+            term: u64::try_from(term).unwrap_or(0),
+            expires_at: Some(row.try_get("expires_at").map_err(db)?),
+        })
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE leases SET holder = NULL, expires_at = now() WHERE name = $1 AND holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1040 @@
+//! SQLite store.
+//!
+//! Representation (see `migrations/sqlite`): money is TEXT holding the exact decimal string;
+//! instants are TEXT, RFC 3339 UTC with exactly six fractional digits and `Z`, so that text order
+//! is time order; booleans are INTEGER 0/1; JSON is TEXT. Batches travel as one JSON parameter
+//! unpacked with `json_each`, so every batch is one statement whatever its size (no
+//! 32766-parameter limit). Writers that need several statements run in `BEGIN IMMEDIATE`
+//! transactions, which SQLite serializes.
+
+use super::{
+    add_duration, dedupe_articles, decode_error, fold_votes, map_sqlx, prepare_records,
+    record_columns, summarize, verified_payload,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use goldjobs_core::{
+    BoxError, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState, NewsArticle,
+    NewsRepository, OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow, OutboxState,
+    Prediction, PredictionRepository, PriceTick, PriceTickRepository, RecordSummary, Result, Symbol,
+    SymbolRepository, TickQuery, UserStats, VerificationRecord, Vote,
+};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+const BACKEND: &str = "sqlite";
+
+fn db(err: sqlx::Error) -> Error {
+    map_sqlx(BACKEND, err)
+}
+
+/// An instant as stored: RFC 3339 UTC, six fractional digits, `Z` (sortable as text).
+fn ts(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| decode_error(BACKEND, "a stored instant", e))
+}
+
+fn parse_dec(s: &str) -> Result<Decimal> {
+    Decimal::from_str(s).map_err(|e| decode_error(BACKEND, "a stored decimal", e))
+}
+
+fn parse<T: FromStr<Err = Error>>(s: &str) -> Result<T> {
+    s.parse::<T>()
+        .map_err(|e| decode_error(BACKEND, "a stored enum value", e))
+}
+
+fn get_str(row: &SqliteRow, col: &str) -> Result<String> {
+    row.try_get(col).map_err(db)
+}
+
+fn get_opt(row: &SqliteRow, col: &str) -> Result<Option<String>> {
+    row.try_get(col).map_err(db)
+}
+
+fn get_ts(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
+    parse_ts(&get_str(row, col)?)
+}
+
+fn get_opt_ts(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+    get_opt(row, col)?.as_deref().map(parse_ts).transpose()
+}
+
+fn get_dec(row: &SqliteRow, col: &str) -> Result<Decimal> {
+    parse_dec(&get_str(row, col)?)
+}
+
+fn get_opt_dec(row: &SqliteRow, col: &str) -> Result<Option<Decimal>> {
+    get_opt(row, col)?.as_deref().map(parse_dec).transpose()
+}
+
+const PREDICTION_COLUMNS: &str = "id, symbol_code, question, price_at_create, price_at_verify, \
+    price_change_percent, verify_time, verify_rule, auto_verify_conditions, correct_option, \
+    status, review_reason, price_source, price_at_verify_ts, verified_at, created_at";
+
+fn prediction_from_row(row: &SqliteRow) -> Result<Prediction> {
+    Ok(Prediction {
+        id: get_str(row, "id")?,
+        symbol_code: get_str(row, "symbol_code")?,
+        question: get_str(row, "question")?,
+        price_at_create: get_dec(row, "price_at_create")?,
+        price_at_verify: get_opt_dec(row, "price_at_verify")?,
+        price_change_percent: get_opt_dec(row, "price_change_percent")?,
+        verify_time: get_ts(row, "verify_time")?,
+        verify_rule: parse(&get_str(row, "verify_rule")?)?,
+        auto_verify_conditions: get_opt(row, "auto_verify_conditions")?,
+        correct_option: get_opt(row, "correct_option")?,
+        status: parse(&get_str(row, "status")?)?,
+        review_reason: get_opt(row, "review_reason")?,
+        price_source: get_opt(row, "price_source")?
+            .as_deref()
+            .map(parse)
+            .transpose()?,
+        price_at_verify_ts: get_opt_ts(row, "price_at_verify_ts")?,
+        verified_at: get_opt_ts(row, "verified_at")?,
+        created_at: get_ts(row, "created_at")?,
+    })
+}
+
+fn tick_from_row(row: &SqliteRow) -> Result<PriceTick> {
+    Ok(PriceTick {
+        symbol_code: get_str(row, "symbol_code")?,
+        price: get_dec(row, "price")?,
+        ts: get_ts(row, "ts")?,
+    })
+}
+
+fn article_from_row(row: &SqliteRow) -> Result<NewsArticle> {
+    let related = get_str(row, "related_symbols")?;
+    Ok(NewsArticle {
+        id: get_str(row, "id")?,
+        title: get_str(row, "title")?,
+        summary: get_str(row, "summary")?,
+        content: get_opt(row, "content")?,
+        url: get_str(row, "url")?,
+        canonical_url: get_str(row, "canonical_url")?,
+        source: get_str(row, "source")?,
+        category: get_str(row, "category")?,
+        thumbnail_url: get_opt(row, "thumbnail_url")?,
+        published_at: get_ts(row, "published_at")?,
+        related_symbols: serde_json::from_str(&related)
+            .map_err(|e| decode_error(BACKEND, "related_symbols", e))?,
+        created_at: get_ts(row, "created_at")?,
+    })
+}
+
+fn stats_from_row(row: &SqliteRow) -> Result<UserStats> {
+    Ok(UserStats {
+        user_id: get_str(row, "user_id")?,
+        total_participations: row.try_get("total_participations").map_err(db)?,
+        correct_count: row.try_get("correct_count").map_err(db)?,
+        accuracy_rate: get_dec(row, "accuracy_rate")?,
+        current_streak: row.try_get("current_streak").map_err(db)?,
+        max_streak: row.try_get("max_streak").map_err(db)?,
+        updated_at: get_ts(row, "updated_at")?,
+    })
+}
+
+fn outbox_state(s: &str) -> Result<OutboxState> {
+    match s {
+        "pending" => Ok(OutboxState::Pending),
+        "delivered" => Ok(OutboxState::Delivered),
+        "failed" => Ok(OutboxState::Failed),
+        other => Err(decode_error(BACKEND, "outbox state", other)),
+    }
+}
+
+fn u32_from(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+/// One JSON parameter carrying a whole batch.
+fn batch(values: Vec<Value>) -> String {
+    Value::Array(values).to_string()
+}
+
+/// Every repository port and the lease on SQLite.
+///
+/// Build it with [`SqliteStore::connect`] (WAL, busy timeout, foreign keys, create if missing)
+/// or from a pool the caller configured, run [`SqliteStore::migrate`] once at start, then share
+/// it as `Arc<dyn Port>` for each port.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// A store on `pool`.
+    pub fn new(pool: SqlitePool) -> Self {
+        SqliteStore { pool }
+    }
+
+    /// Open (and create if missing) the database at `url` (`sqlite://path.db`,
+    /// `sqlite::memory:`) with WAL journal, a 5 s busy timeout and foreign keys on.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| Error::invalid("database URL is not a valid sqlite: URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut pool = SqlitePoolOptions::new().max_connections(8);
+        if in_memory {
+            // an in-memory database lives as long as one of its connections
+            pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+        }
+        let pool = pool.connect_with(options).await.map_err(db)?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Apply the embedded migrations (`migrations/sqlite`) not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::backend(BACKEND, "migration failed", Some(Box::new(e) as BoxError)))
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db)
+    }
+}
+
+#[async_trait]
+impl SymbolRepository for SqliteStore {
+    async fn active_symbols(&self) -> Result<Vec<Symbol>> {
+        let rows = sqlx::query(
+            "SELECT code, name, provider_symbol, active FROM symbols WHERE active ORDER BY code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Symbol {
+                    code: get_str(r, "code")?,
+                    name: get_str(r, "name")?,
+                    provider_symbol: get_str(r, "provider_symbol")?,
+                    active: r.try_get("active").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_symbols(&self, symbols: &[Symbol]) -> Result<()> {
+        if symbols.is_empty() {
+            return Ok(());
+        }
+        // last one wins within the batch, as a sequence of upserts would
+        let mut by_code: HashMap<&str, &Symbol> = HashMap::new();
+        for s in symbols {
+            by_code.insert(s.code.as_str(), s);
+        }
+        let rows = by_code
+            .values()
+            .map(|s| json!([s.code, s.name, s.provider_symbol, s.active]))
+            .collect();
+        sqlx::query(
+            "INSERT INTO symbols (code, name, provider_symbol, active) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]') \
+             FROM json_each(?1) WHERE true \
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
+             provider_symbol = excluded.provider_symbol, active = excluded.active",
+        )
+        .bind(batch(rows))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PriceTickRepository for SqliteStore {
+    async fn insert_ticks(&self, ticks: &[PriceTick]) -> Result<()> {
+        if ticks.is_empty() {
+            return Ok(());
+        }
+        let rows = ticks
+            .iter()
+            .map(|t| json!([t.symbol_code, t.price.to_string(), ts(t.ts)]))
+            .collect();
+        sqlx::query(
+            "INSERT INTO price_ticks (symbol_code, price, ts) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                    json_extract(value, '$[2]') FROM json_each(?1)",
+        )
+        .bind(batch(rows))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn first_ticks_at_or_after(
+        &self,
+        queries: &[TickQuery],
+    ) -> Result<Vec<Option<PriceTick>>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = queries
+            .iter()
+            .map(|q| json!([q.symbol_code, ts(q.at)]))
+            .collect();
+        let rows = sqlx::query(
+            "SELECT q.key AS i, t.symbol_code, t.price, t.ts FROM json_each(?1) AS q \
+             LEFT JOIN price_ticks AS t ON t.rowid = ( \
+                 SELECT rowid FROM price_ticks \
+                 WHERE symbol_code = json_extract(q.value, '$[0]') \
+                   AND ts >= json_extract(q.value, '$[1]') \
+                 ORDER BY ts LIMIT 1) \
+             ORDER BY q.key",
+        )
+        .bind(batch(rows))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| match get_opt(r, "price")? {
+                Some(_) => tick_from_row(r).map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
+        let row = sqlx::query(
+            "SELECT symbol_code, price, ts FROM price_ticks WHERE symbol_code = ?1 \
+             ORDER BY ts DESC LIMIT 1",
+        )
+        .bind(symbol_code)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(tick_from_row).transpose()
+    }
+
+    async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM price_ticks WHERE rowid IN \
+             (SELECT rowid FROM price_ticks WHERE ts < ?1 LIMIT ?2)",
+        )
+        .bind(ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl PredictionRepository for SqliteStore {
+    async fn insert_prediction(&self, p: &Prediction) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO predictions ({PREDICTION_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ))
+        .bind(&p.id)
+        .bind(&p.symbol_code)
+        .bind(&p.question)
+        .bind(p.price_at_create.to_string())
+        .bind(p.price_at_verify.map(|d| d.to_string()))
+        .bind(p.price_change_percent.map(|d| d.to_string()))
+        .bind(ts(p.verify_time))
+        .bind(p.verify_rule.as_str())
+        .bind(p.auto_verify_conditions.as_deref())
+        .bind(p.correct_option.as_deref())
+        .bind(p.status.as_str())
+        .bind(p.review_reason.as_deref())
+        .bind(p.price_source.map(|s| s.as_str()))
+        .bind(p.price_at_verify_ts.map(ts))
+        .bind(p.verified_at.map(ts))
+        .bind(ts(p.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_votes(&self, votes: &[Vote]) -> Result<()> {
+        if votes.is_empty() {
+            return Ok(());
+        }
+        let rows = votes
+            .iter()
+            .map(|v| {
+                json!([
+                    v.prediction_id,
+                    v.user_id,
+                    v.selected_option,
+                    v.is_correct,
+                    ts(v.created_at)
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO prediction_votes (prediction_id, user_id, selected_option, is_correct, created_at) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                    json_extract(value, '$[4]') FROM json_each(?1)",
+        )
+        .bind(batch(rows))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_prediction(&self, id: &str) -> Result<Option<Prediction>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PREDICTION_COLUMNS} FROM predictions WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(prediction_from_row).transpose()
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        claim_for: Duration,
+    ) -> Result<Vec<Prediction>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = add_duration(now, claim_for)?;
+        // one statement: atomic, and SQLite runs one writer at a time
+        let rows = sqlx::query(&format!(
+            "UPDATE predictions SET claimed_until = ?2 WHERE id IN ( \
+                 SELECT id FROM predictions \
+                 WHERE status = 'active' AND verify_rule = 'auto' AND verify_time <= ?1 \
+                   AND (claimed_until IS NULL OR claimed_until <= ?1) \
+                 ORDER BY verify_time, id LIMIT ?3) \
+             RETURNING {PREDICTION_COLUMNS}"
+        ))
+        .bind(ts(now))
+        .bind(ts(until))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut out = rows
+            .iter()
+            .map(prediction_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (a.verify_time, &a.id).cmp(&(b.verify_time, &b.id)));
+        Ok(out)
+    }
+
+    async fn release_claims(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE predictions SET claimed_until = NULL \
+             WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json!(ids).to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary> {
+        let prepared = prepare_records(records);
+        if prepared.records.is_empty() {
+            return Ok(summarize(&prepared, &HashMap::new(), 0));
+        }
+        let decisions = prepared
+            .records
+            .iter()
+            .map(|r| {
+                let c = record_columns(r);
+                json!([
+                    r.prediction_id,
+                    c.status,
+                    c.verdict.map(|v| v.price_at_verify.to_string()),
+                    c.verdict.map(|v| v.correct_option.clone()),
+                    c.verdict.map(|v| v.price_change_percent.to_string()),
+                    c.verdict.map(|v| v.price_source.as_str()),
+                    c.verdict.map(|v| ts(v.price_at_verify_ts)),
+                    ts(r.verified_at),
+                    c.reason,
+                    r.manual,
+                ])
+            })
+            .collect();
+
+        // BEGIN IMMEDIATE takes the write lock now: no upgrade deadlock, writers serialize
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+
+        // 1. the still-eligible predictions; RETURNING tells which ones
+        let rows = sqlx::query(
+            "UPDATE predictions SET \
+                 status = d.r_status, \
+                 price_at_verify = CASE WHEN d.r_status = 'ended' THEN d.r_price ELSE price_at_verify END, \
+                 correct_option = CASE WHEN d.r_status = 'ended' THEN d.r_correct ELSE correct_option END, \
+                 price_change_percent = CASE WHEN d.r_status = 'ended' THEN d.r_pct ELSE price_change_percent END, \
+                 price_source = CASE WHEN d.r_status = 'ended' THEN d.r_source ELSE price_source END, \
+                 price_at_verify_ts = CASE WHEN d.r_status = 'ended' THEN d.r_price_ts ELSE price_at_verify_ts END, \
+                 verified_at = CASE WHEN d.r_status = 'ended' THEN d.r_verified_at ELSE verified_at END, \
+                 review_reason = CASE WHEN d.r_status = 'needs_review' THEN d.r_reason ELSE review_reason END, \
+                 claimed_until = NULL \
+             FROM (SELECT json_extract(value, '$[0]') AS r_id, json_extract(value, '$[1]') AS r_status, \
+                          json_extract(value, '$[2]') AS r_price, json_extract(value, '$[3]') AS r_correct, \
+                          json_extract(value, '$[4]') AS r_pct, json_extract(value, '$[5]') AS r_source, \
+                          json_extract(value, '$[6]') AS r_price_ts, json_extract(value, '$[7]') AS r_verified_at, \
+                          json_extract(value, '$[8]') AS r_reason, json_extract(value, '$[9]') AS r_manual \
+                   FROM json_each(?1)) AS d \
+             WHERE predictions.id = d.r_id \
+               AND (predictions.status = 'active' OR (d.r_manual AND predictions.status = 'needs_review')) \
+             RETURNING id, status, symbol_code",
+        )
+        .bind(batch(decisions))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut updated: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        let mut symbol_of: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id = get_str(row, "id")?;
+            symbol_of.insert(id.clone(), get_str(row, "symbol_code")?);
+            updated.insert(id, get_str(row, "status")?);
+        }
+        let verified: Vec<&VerificationRecord> = prepared
+            .records
+            .iter()
+            .copied()
+            .filter(|r| updated.get(&r.prediction_id).map(String::as_str) == Some("ended"))
+            .collect();
+
+        let mut votes_marked = 0u64;
+        if !verified.is_empty() {
+            let mut marks = Vec::with_capacity(verified.len());
+            let mut outbox = Vec::with_capacity(verified.len());
+            for r in &verified {
+                let Some(verdict) = record_columns(r).verdict else {
+                    continue;
+                };
+                let symbol = symbol_of
+                    .get(&r.prediction_id)
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                marks.push(json!([r.prediction_id, verdict.correct_option]));
+                outbox.push(json!([
+                    r.prediction_id,
+                    verified_payload(&r.prediction_id, symbol, verdict)?,
+                    ts(r.verified_at)
+                ]));
+            }
+
+            // 2. mark every vote; RETURNING feeds the stats fold
+            let vote_rows = sqlx::query(
+                "UPDATE prediction_votes SET is_correct = (selected_option = d.r_correct) \
+                 FROM (SELECT json_extract(value, '$[0]') AS r_id, \
+                              json_extract(value, '$[1]') AS r_correct FROM json_each(?1)) AS d \
+                 WHERE prediction_votes.prediction_id = d.r_id \
+                 RETURNING prediction_id, user_id, is_correct",
+            )
+            .bind(batch(marks))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            votes_marked = vote_rows.len() as u64;
+            let mut votes = Vec::with_capacity(vote_rows.len());
+            for row in &vote_rows {
+                votes.push((
+                    get_str(row, "prediction_id")?,
+                    get_str(row, "user_id")?,
+                    row.try_get::<bool, _>("is_correct").map_err(db)?,
+                ));
+            }
+            let deltas = fold_votes(&verified, votes);
+
+            if !deltas.is_empty() {
+                // 3. the voters' current stats (we hold the write lock: nobody changes them)
+                let users: Vec<&str> = deltas.iter().map(|d| d.user_id.as_str()).collect();
+                let old_rows = sqlx::query(
+                    "SELECT user_id, total_participations, correct_count, accuracy_rate, \
+                     current_streak, max_streak, updated_at FROM user_prediction_stats \
+                     WHERE user_id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(json!(users).to_string())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                let mut old: HashMap<String, UserStats> = HashMap::with_capacity(old_rows.len());
+                for row in &old_rows {
+                    let s = stats_from_row(row)?;
+                    old.insert(s.user_id.clone(), s);
+                }
+                // 4. the new stats, exact decimals computed here, written in one upsert
+                let new_rows = deltas
+                    .iter()
+                    .map(|d| {
+                        let before = old.remove(&d.user_id).unwrap_or_else(|| {
+                            UserStats::empty(d.user_id.clone(), d.updated_at)
+                        });
+                        let s = d.apply(&before);
+                        json!([
+                            s.user_id,
+                            s.total_participations,
+                            s.correct_count,
+                            s.accuracy_rate.to_string(),
+                            s.current_streak,
+                            s.max_streak,
+                            ts(s.updated_at)
+                        ])
+                    })
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
+                     accuracy_rate, current_streak, max_streak, updated_at) \
+                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                            json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                            json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                            json_extract(value, '$[6]') FROM json_each(?1) WHERE true \
+                     ON CONFLICT (user_id) DO UPDATE SET \
+                         total_participations = excluded.total_participations, \
+                         correct_count = excluded.correct_count, \
+                         accuracy_rate = excluded.accuracy_rate, \
+                         current_streak = excluded.current_streak, \
+                         max_streak = excluded.max_streak, \
+                         updated_at = excluded.updated_at",
+                )
+                .bind(batch(new_rows))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+
+            // 5. the outbox: per prediction its broadcast, then one notification per voter
+            sqlx::query(
+                "INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at) \
+                 SELECT kind, payload, 'pending', 0, vat, vat FROM ( \
+                     SELECT x.key AS i, 0 AS grp, '' AS uid, 'prediction_verified' AS kind, \
+                            json_extract(x.value, '$[1]') AS payload, \
+                            json_extract(x.value, '$[2]') AS vat \
+                     FROM json_each(?1) AS x \
+                     UNION ALL \
+                     SELECT d.key, 1, v.user_id, 'notify', \
+                            json_object('kind', 'notify', 'data', json_object( \
+                                'user_id', v.user_id, 'prediction_id', v.prediction_id, \
+                                'question', p.question, 'selected_option', v.selected_option, \
+                                'is_correct', json(CASE WHEN v.is_correct THEN 'true' ELSE 'false' END))), \
+                            json_extract(d.value, '$[2]') \
+                     FROM json_each(?1) AS d \
+                     JOIN predictions AS p ON p.id = json_extract(d.value, '$[0]') \
+                     JOIN prediction_votes AS v ON v.prediction_id = p.id \
+                 ) ORDER BY i, grp, uid",
+            )
+            .bind(batch(outbox))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+
+        tx.commit().await.map_err(db)?;
+        Ok(summarize(&prepared, &updated, votes_marked))
+    }
+
+    async fn votes_for(&self, prediction_id: &str) -> Result<Vec<Vote>> {
+        let rows = sqlx::query(
+            "SELECT prediction_id, user_id, selected_option, is_correct, created_at \
+             FROM prediction_votes WHERE prediction_id = ?1 ORDER BY created_at, user_id",
+        )
+        .bind(prediction_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Vote {
+                    prediction_id: get_str(r, "prediction_id")?,
+                    user_id: get_str(r, "user_id")?,
+                    selected_option: get_str(r, "selected_option")?,
+                    is_correct: r.try_get("is_correct").map_err(db)?,
+                    created_at: get_ts(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn user_stats(&self, user_ids: &[String]) -> Result<Vec<UserStats>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT user_id, total_participations, correct_count, accuracy_rate, current_streak, \
+             max_streak, updated_at FROM user_prediction_stats \
+             WHERE user_id IN (SELECT value FROM json_each(?1)) ORDER BY user_id",
+        )
+        .bind(json!(user_ids).to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(stats_from_row).collect()
+    }
+
+    async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PREDICTION_COLUMNS} FROM predictions \
+             WHERE status = 'ended' AND verified_at IS NOT NULL \
+             ORDER BY verified_at DESC, id LIMIT ?1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(prediction_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl OutboxRepository for SqliteStore {
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = add_duration(now, lease)?;
+        let rows = sqlx::query(
+            "UPDATE outbox SET claimed_until = ?2 WHERE id IN ( \
+                 SELECT id FROM outbox \
+                 WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                   AND (claimed_until IS NULL OR claimed_until <= ?1) \
+                 ORDER BY id LIMIT ?3) \
+             RETURNING id, payload, attempts, last_error",
+        )
+        .bind(ts(now))
+        .bind(ts(until))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut poisoned = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id").map_err(db)?;
+            let text = get_str(r, "payload")?;
+            match serde_json::from_str::<OutboxPayload>(&text) {
+                Ok(payload) => out.push(OutboxMessage {
+                    id,
+                    payload,
+                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
+                    last_error: get_opt(r, "last_error")?,
+                }),
+                Err(e) => {
+                    tracing::error!(outbox_id = id, error = %e, "undecodable outbox payload; marking failed");
+                    poisoned.push(id);
+                }
+            }
+        }
+        if !poisoned.is_empty() {
+            sqlx::query(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, \
+                 last_error = 'undecodable payload', claimed_until = NULL \
+                 WHERE id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(json!(poisoned).to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    async fn mark_delivered(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE outbox SET state = 'delivered', claimed_until = NULL \
+             WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json!(ids).to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn reschedule(&self, id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, \
+             claimed_until = NULL WHERE id = ?1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(ts(next_attempt_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2, \
+             claimed_until = NULL WHERE id = ?1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn outbox_rows(&self) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT id, payload, state, attempts, last_error, next_attempt_at FROM outbox ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.try_get("id").map_err(db)?,
+                    payload: serde_json::from_str(&get_str(r, "payload")?)
+                        .map_err(|e| decode_error(BACKEND, "an outbox payload", e))?,
+                    state: outbox_state(&get_str(r, "state")?)?,
+                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
+                    last_error: get_opt(r, "last_error")?,
+                    next_attempt_at: get_ts(r, "next_attempt_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl NewsRepository for SqliteStore {
+    async fn insert_articles(&self, articles: &[NewsArticle]) -> Result<u64> {
+        let articles = dedupe_articles(articles);
+        if articles.is_empty() {
+            return Ok(0);
+        }
+        let rows = articles
+            .iter()
+            .map(|a| {
+                json!([
+                    a.id,
+                    a.title,
+                    a.summary,
+                    a.content,
+                    a.url,
+                    a.canonical_url,
+                    a.source,
+                    a.category,
+                    a.thumbnail_url,
+                    ts(a.published_at),
+                    json!(a.related_symbols).to_string(),
+                    ts(a.created_at)
+                ])
+            })
+            .collect();
+        let done = sqlx::query(
+            "INSERT INTO news_articles (id, title, summary, content, url, canonical_url, source, \
+             category, thumbnail_url, published_at, related_symbols, created_at) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                    json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                    json_extract(value, '$[6]'), json_extract(value, '$[7]'), \
+                    json_extract(value, '$[8]'), json_extract(value, '$[9]'), \
+                    json_extract(value, '$[10]'), json_extract(value, '$[11]') \
+             FROM json_each(?1) WHERE true \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(batch(rows))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn latest_articles<'a>(
+        &self,
+        category: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<NewsArticle>> {
+        let rows = sqlx::query(
+            "SELECT id, title, summary, content, url, canonical_url, source, category, \
+             thumbnail_url, published_at, related_symbols, created_at FROM news_articles \
+             WHERE (?1 IS NULL OR category = ?1) \
+             ORDER BY published_at DESC, id LIMIT ?2",
+        )
+        .bind(category)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(article_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl DeviceTokenRepository for SqliteStore {
+    async fn register_token(&self, token: &DeviceToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_tokens (user_id, token, platform, created_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, \
+             platform = excluded.platform",
+        )
+        .bind(&token.user_id)
+        .bind(&token.token)
+        .bind(&token.platform)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn tokens_for_users(&self, user_ids: &[String]) -> Result<Vec<DeviceToken>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT user_id, token, platform FROM device_tokens \
+             WHERE user_id IN (SELECT value FROM json_each(?1)) ORDER BY user_id, token",
+        )
+        .bind(json!(user_ids).to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceToken {
+                    user_id: get_str(r, "user_id")?,
+                    token: get_str(r, "token")?,
+                    platform: get_str(r, "platform")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_tokens(&self, tokens: &[String]) -> Result<u64> {
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "DELETE FROM device_tokens WHERE token IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json!(tokens).to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Lease for SqliteStore {
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<LeaseState> {
+        // one database file means one machine: its clock is the only clock
+        let now = Utc::now();
+        let expires = add_duration(now, ttl)?;
+        let row = sqlx::query(
+            "INSERT INTO leases AS l (name, holder, term, expires_at) VALUES (?1, ?2, 1, ?3) \
+             ON CONFLICT (name) DO UPDATE SET \
+                 holder = excluded.holder, \
+                 term = CASE WHEN l.holder IS excluded.holder THEN l.term ELSE l.term + 1 END, \
+                 expires_at = excluded.expires_at \
+             WHERE l.holder = excluded.holder OR l.holder IS NULL OR l.expires_at <= ?4 \
+             RETURNING holder, term, expires_at",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ts(expires))
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let row = match row {
+            Some(row) => row,
+            None => sqlx::query("SELECT holder, term, expires_at FROM leases WHERE name = ?1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?,
+        };
+        let current = get_opt(&row, "holder")?;
+        let term: i64 = row.try_get("term").map_err(db)?;
+        Ok(LeaseState {
+            is_leader: current.as_deref() == Some(holder),
+            holder: current,
+            term: u64::try_from(term).unwrap_or(0),
+            expires_at: Some(get_ts(&row, "expires_at")?),
+        })
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE leases SET holder = NULL, expires_at = ?3 WHERE name = ?1 AND holder = ?2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_sort_as_text() {
+        let a = DateTime::parse_from_rfc3339("2026-01-01T00:00:09Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let b = a + chrono::Duration::microseconds(1);
+        let c = a + chrono::Duration::seconds(1);
+        assert_eq!(ts(a), "2026-01-01T00:00:09.000000Z");
+        assert!(ts(a) < ts(b) && ts(b) < ts(c));
+        assert_eq!(parse_ts(&ts(b)).unwrap(), b);
+    }
+}

@@ -1,0 +1,631 @@
+//! Direct tests of the SQL stores, shared by `sql_sqlite.rs` and `sql_postgres.rs`. Each takes
+//! a freshly migrated store (through its ports) and checks real behaviour.
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use goldjobs_core::{
+    DeviceToken, DeviceTokenRepository, Error, Lease, NewsArticle, NewsRepository,
+    OutboxPayload, OutboxRepository, OutboxState, Prediction, PredictionRepository,
+    PredictionStatus, PriceSource, PriceTick, PriceTickRepository, Symbol, SymbolRepository,
+    TickQuery, UserStats, VerificationOutcome, VerificationRecord, Verdict, VerifyRule, Vote,
+};
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Every port one store implements.
+pub trait Store:
+    SymbolRepository
+    + PriceTickRepository
+    + PredictionRepository
+    + OutboxRepository
+    + NewsRepository
+    + DeviceTokenRepository
+    + Lease
+{
+}
+impl<T> Store for T where
+    T: SymbolRepository
+        + PriceTickRepository
+        + PredictionRepository
+        + OutboxRepository
+        + NewsRepository
+        + DeviceTokenRepository
+        + Lease
+{
+}
+
+pub fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(secs)
+}
+
+pub fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+pub const CONDITIONS: &str =
+    r#"{"B": "price_change_percent < 0", "A": "price_change_percent >= 0"}"#;
+
+pub fn prediction(id: &str, verify_at: i64) -> Prediction {
+    Prediction::new_active(
+        id,
+        "XAUUSD",
+        format!("Will gold rise? ({id})"),
+        d("2650.00"),
+        t(verify_at),
+        VerifyRule::Auto,
+        Some(CONDITIONS.to_owned()),
+        t(0),
+    )
+}
+
+pub fn vote(pid: &str, uid: &str, option: &str) -> Vote {
+    Vote {
+        prediction_id: pid.into(),
+        user_id: uid.into(),
+        selected_option: option.into(),
+        is_correct: None,
+        created_at: t(1),
+    }
+}
+
+pub fn verified(pid: &str, correct: &str, at: i64) -> VerificationRecord {
+    VerificationRecord {
+        prediction_id: pid.into(),
+        outcome: VerificationOutcome::Verified(Verdict {
+            correct_option: correct.into(),
+            price_at_verify: d("2680.00"),
+            price_change_percent: d("1.13"),
+            price_source: PriceSource::Tick,
+            price_at_verify_ts: t(at),
+        }),
+        verified_at: t(at + 5),
+        manual: false,
+    }
+}
+
+pub fn needs_review(pid: &str, reason: &str) -> VerificationRecord {
+    VerificationRecord {
+        prediction_id: pid.into(),
+        outcome: VerificationOutcome::NeedsReview {
+            reason: reason.into(),
+        },
+        verified_at: t(500),
+        manual: false,
+    }
+}
+
+pub fn article(id: &str, url: &str, category: &str, published: i64) -> NewsArticle {
+    NewsArticle {
+        id: id.into(),
+        title: format!("title {id}"),
+        summary: "summary".into(),
+        content: None,
+        url: url.into(),
+        canonical_url: url.into(),
+        source: "Kitco".into(),
+        category: category.into(),
+        thumbnail_url: Some("https://img.example/x.png".into()),
+        published_at: t(published),
+        related_symbols: vec!["XAUUSD".into(), "XAGUSD".into()],
+        created_at: t(published + 1),
+    }
+}
+
+pub async fn symbols(s: &dyn Store) {
+    let seeded = s.active_symbols().await.unwrap();
+    let mut defaults = Symbol::defaults();
+    defaults.sort_by(|a, b| a.code.cmp(&b.code));
+    assert_eq!(seeded, defaults);
+
+    let mut gold = Symbol::new("XAUUSD", "Gold", "XAU/USD");
+    gold.active = false;
+    s.upsert_symbols(&[gold, Symbol::new("XPTUSD", "Platinum", "XPT/USD")])
+        .await
+        .unwrap();
+    let codes: Vec<String> = s
+        .active_symbols()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.code)
+        .collect();
+    assert_eq!(
+        codes,
+        ["BTCUSD", "EURUSD", "GBPUSD", "USDJPY", "XAGUSD", "XPTUSD"]
+    );
+}
+
+pub async fn ticks(s: &dyn Store) {
+    let tick = |code: &str, price: &str, at: i64| PriceTick {
+        symbol_code: code.into(),
+        price: d(price),
+        ts: t(at),
+    };
+    s.insert_ticks(&[
+        tick("XAUUSD", "2650.10", 10),
+        tick("XAUUSD", "2651.125", 20),
+        tick("XAUUSD", "2652.00", 30),
+        tick("XAGUSD", "31.005", 15),
+    ])
+    .await
+    .unwrap();
+    s.insert_ticks(&[]).await.unwrap();
+
+    let q = |code: &str, at: i64| TickQuery {
+        symbol_code: code.into(),
+        at: t(at),
+    };
+    let got = s
+        .first_ticks_at_or_after(&[
+            q("XAUUSD", 11),
+            q("XAGUSD", 0),
+            q("XAUUSD", 31),
+            q("XAUUSD", 20),
+            q("NOPE", 0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Some(tick("XAUUSD", "2651.125", 20)),
+            Some(tick("XAGUSD", "31.005", 15)),
+            None,
+            Some(tick("XAUUSD", "2651.125", 20)),
+            None,
+        ]
+    );
+    // exact decimals come back with their scale
+    assert_eq!(got[0].as_ref().unwrap().price.to_string(), "2651.125");
+    assert!(s.first_ticks_at_or_after(&[]).await.unwrap().is_empty());
+
+    assert_eq!(
+        s.latest_tick("XAUUSD").await.unwrap(),
+        Some(tick("XAUUSD", "2652.00", 30))
+    );
+    assert_eq!(s.latest_tick("NOPE").await.unwrap(), None);
+
+    // bounded delete
+    assert_eq!(s.delete_ticks_before(t(25), 1).await.unwrap(), 1);
+    assert_eq!(s.delete_ticks_before(t(25), 10).await.unwrap(), 2);
+    assert_eq!(s.delete_ticks_before(t(25), 10).await.unwrap(), 0);
+    assert_eq!(
+        s.first_ticks_at_or_after(&[q("XAUUSD", 0)]).await.unwrap(),
+        vec![Some(tick("XAUUSD", "2652.00", 30))]
+    );
+}
+
+pub async fn prediction_round_trip(s: &dyn Store) {
+    let mut p = prediction("p1", 100);
+    p.price_at_create = d("2658.50");
+    s.insert_prediction(&p).await.unwrap();
+    let got = s.get_prediction("p1").await.unwrap().unwrap();
+    assert_eq!(got, p);
+    // the raw JSON text comes back byte for byte (key order matters)
+    assert_eq!(got.auto_verify_conditions.as_deref(), Some(CONDITIONS));
+    assert_eq!(got.price_at_create.to_string(), "2658.50");
+    assert!(s.get_prediction("nope").await.unwrap().is_none());
+
+    let err = s.insert_prediction(&p).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+
+    s.insert_votes(&[vote("p1", "u1", "A"), vote("p1", "u2", "B")])
+        .await
+        .unwrap();
+    let err = s
+        .insert_votes(&[vote("p1", "u3", "A"), vote("p1", "u1", "B")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    // the failed batch left nothing behind
+    let votes = s.votes_for("p1").await.unwrap();
+    assert_eq!(votes.len(), 2);
+    assert!(votes.iter().all(|v| v.is_correct.is_none()));
+    // errors shown to users carry no SQL
+    assert!(!err.to_string().to_lowercase().contains("insert"));
+}
+
+pub async fn claim_due(s: &dyn Store) {
+    for (id, at) in [("c3", 30), ("c1", 10), ("c2", 20), ("c4", 40), ("c0", 10)] {
+        s.insert_prediction(&prediction(id, at)).await.unwrap();
+    }
+    let mut manual = prediction("m1", 5);
+    manual.verify_rule = VerifyRule::Manual;
+    manual.auto_verify_conditions = None;
+    s.insert_prediction(&manual).await.unwrap();
+
+    let claim = Duration::from_secs(60);
+    let ids = |ps: Vec<Prediction>| ps.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    let first = ids(s.claim_due(t(30), 2, claim).await.unwrap());
+    assert_eq!(first, ["c0", "c1"]);
+    let second = ids(s.claim_due(t(30), 10, claim).await.unwrap());
+    assert_eq!(second, ["c2", "c3"]);
+    assert!(s.claim_due(t(30), 10, claim).await.unwrap().is_empty());
+
+    s.release_claims(&["c2".to_string()]).await.unwrap();
+    assert_eq!(ids(s.claim_due(t(31), 10, claim).await.unwrap()), ["c2"]);
+    // claims run out
+    assert_eq!(
+        ids(s.claim_due(t(200), 10, claim).await.unwrap()),
+        ["c0", "c1", "c2", "c3", "c4"]
+    );
+    assert!(s.claim_due(t(200), 0, claim).await.unwrap().is_empty());
+}
+
+pub async fn record_verifications(s: &dyn Store) {
+    // three predictions; u1 votes on all three (results: right, wrong, right in verify order)
+    for (id, at) in [("r1", 10), ("r2", 20), ("r3", 30), ("r4", 40)] {
+        s.insert_prediction(&prediction(id, at)).await.unwrap();
+    }
+    s.insert_votes(&[
+        vote("r1", "u1", "A"),
+        vote("r1", "u2", "A"),
+        vote("r2", "u1", "B"),
+        vote("r2", "u2", "A"),
+        vote("r3", "u1", "A"),
+        vote("r3", "u3", "B"),
+        vote("r4", "u1", "A"),
+    ])
+    .await
+    .unwrap();
+
+    let records = vec![
+        verified("r1", "A", 10),
+        verified("r2", "A", 20),
+        verified("r3", "A", 30),
+        needs_review("r4", "no condition matched 0.00"),
+        verified("nope", "A", 30),
+        verified("r1", "B", 10), // duplicate: skipped
+    ];
+    let summary = s.record_verifications(&records).await.unwrap();
+    assert_eq!(summary.verified, ["r1", "r2", "r3"]);
+    assert_eq!(summary.needs_review, ["r4"]);
+    assert_eq!(summary.skipped, ["nope", "r1"]);
+    assert_eq!(summary.votes_marked, 6);
+
+    let p = s.get_prediction("r2").await.unwrap().unwrap();
+    assert_eq!(p.status, PredictionStatus::Ended);
+    assert_eq!(p.correct_option.as_deref(), Some("A"));
+    assert_eq!(p.price_at_verify, Some(d("2680.00")));
+    assert_eq!(p.price_change_percent, Some(d("1.13")));
+    assert_eq!(p.price_source, Some(PriceSource::Tick));
+    assert_eq!(p.price_at_verify_ts, Some(t(20)));
+    assert_eq!(p.verified_at, Some(t(25)));
+    let p4 = s.get_prediction("r4").await.unwrap().unwrap();
+    assert_eq!(p4.status, PredictionStatus::NeedsReview);
+    assert_eq!(
+        p4.review_reason.as_deref(),
+        Some("no condition matched 0.00")
+    );
+    assert_eq!(p4.correct_option, None);
+    assert_eq!(p4.verified_at, None);
+    assert!(s
+        .votes_for("r4")
+        .await
+        .unwrap()
+        .iter()
+        .all(|v| v.is_correct.is_none()));
+
+    let marks: HashMap<String, Option<bool>> = s
+        .votes_for("r2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.user_id, v.is_correct))
+        .collect();
+    assert_eq!(marks["u1"], Some(false));
+    assert_eq!(marks["u2"], Some(true));
+
+    let stats = s
+        .user_stats(&["u1".into(), "u2".into(), "u3".into(), "u9".into()])
+        .await
+        .unwrap();
+    let by: HashMap<&str, &UserStats> = stats.iter().map(|s| (s.user_id.as_str(), s)).collect();
+    assert_eq!(by.len(), 3);
+    let u1 = by["u1"];
+    assert_eq!(
+        (
+            u1.total_participations,
+            u1.correct_count,
+            u1.current_streak,
+            u1.max_streak
+        ),
+        (3, 2, 1, 1)
+    );
+    assert_eq!(u1.accuracy_rate, d("66.67"));
+    assert_eq!(u1.updated_at, t(35));
+    let u2 = by["u2"];
+    assert_eq!(
+        (
+            u2.total_participations,
+            u2.correct_count,
+            u2.current_streak,
+            u2.max_streak
+        ),
+        (2, 2, 2, 2)
+    );
+    assert_eq!(u2.accuracy_rate, d("100"));
+    let u3 = by["u3"];
+    assert_eq!((u3.total_participations, u3.correct_count), (1, 0));
+    assert_eq!(u3.accuracy_rate, Decimal::ZERO);
+
+    // outbox: per prediction its broadcast, then one notification per voter
+    let rows = s.outbox_rows().await.unwrap();
+    assert_eq!(rows.len(), 3 + 6);
+    assert!(rows.iter().all(|r| r.state == OutboxState::Pending));
+    match &rows[0].payload {
+        OutboxPayload::PredictionVerified(v) => {
+            assert_eq!(v.prediction_id, "r1");
+            assert_eq!(v.symbol_code, "XAUUSD");
+            assert_eq!(v.price_at_verify.to_string(), "2680.00");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(rows[0].next_attempt_at, t(15));
+    let notices: Vec<_> = rows
+        .iter()
+        .filter_map(|r| match &r.payload {
+            OutboxPayload::Notify(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 6);
+    let n = notices
+        .iter()
+        .find(|n| n.prediction_id == "r2" && n.user_id == "u1")
+        .unwrap();
+    assert!(!n.is_correct);
+    assert_eq!(n.selected_option, "B");
+    assert_eq!(n.question, "Will gold rise? (r2)");
+
+    // a second recording of the same predictions changes nothing
+    let again = s
+        .record_verifications(&[verified("r1", "B", 10), verified("r2", "B", 20)])
+        .await
+        .unwrap();
+    assert!(again.verified.is_empty());
+    assert_eq!(again.skipped, ["r1", "r2"]);
+    assert_eq!(again.votes_marked, 0);
+    assert_eq!(s.outbox_rows().await.unwrap().len(), 9);
+    let u1_again = s.user_stats(&["u1".into()]).await.unwrap();
+    assert_eq!(u1_again[0].total_participations, 3);
+
+    // manual resolution of a needs_review prediction; non-manual cannot
+    assert_eq!(
+        s.record_verifications(&[verified("r4", "A", 40)])
+            .await
+            .unwrap()
+            .skipped,
+        ["r4"]
+    );
+    let mut manual = verified("r4", "A", 40);
+    manual.manual = true;
+    if let VerificationOutcome::Verified(v) = &mut manual.outcome {
+        v.price_source = PriceSource::Manual;
+    }
+    let done = s.record_verifications(&[manual]).await.unwrap();
+    assert_eq!(done.verified, ["r4"]);
+    let u1 = s.user_stats(&["u1".into()]).await.unwrap().remove(0);
+    assert_eq!(
+        (
+            u1.total_participations,
+            u1.correct_count,
+            u1.current_streak,
+            u1.max_streak
+        ),
+        (4, 3, 2, 2)
+    );
+    assert_eq!(u1.accuracy_rate, d("75.00"));
+    let p4 = s.get_prediction("r4").await.unwrap().unwrap();
+    assert_eq!(p4.status, PredictionStatus::Ended);
+    assert_eq!(p4.price_source, Some(PriceSource::Manual));
+
+    let recent: Vec<String> = s
+        .recent_verified(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(recent, ["r4", "r3"]);
+    assert!(s.record_verifications(&[]).await.unwrap().verified.is_empty());
+}
+
+/// Streaks across batches: an all-correct batch extends the stored streak.
+pub async fn streaks_across_batches(s: &dyn Store) {
+    for i in 0..6 {
+        s.insert_prediction(&prediction(&format!("s{i}"), i * 10))
+            .await
+            .unwrap();
+        s.insert_votes(&[vote(&format!("s{i}"), "u", "A")])
+            .await
+            .unwrap();
+    }
+    // batch 1: right, right; batch 2: right, wrong, right, right (in slice order)
+    s.record_verifications(&[verified("s0", "A", 0), verified("s1", "A", 10)])
+        .await
+        .unwrap();
+    let u = s.user_stats(&["u".into()]).await.unwrap().remove(0);
+    assert_eq!((u.current_streak, u.max_streak), (2, 2));
+    s.record_verifications(&[
+        verified("s2", "A", 20),
+        verified("s3", "B", 30),
+        verified("s4", "A", 40),
+        verified("s5", "A", 50),
+    ])
+    .await
+    .unwrap();
+    let u = s.user_stats(&["u".into()]).await.unwrap().remove(0);
+    assert_eq!(
+        (
+            u.total_participations,
+            u.correct_count,
+            u.current_streak,
+            u.max_streak
+        ),
+        (6, 5, 2, 3)
+    );
+    assert_eq!(u.accuracy_rate, d("83.33"));
+}
+
+pub async fn outbox(s: &dyn Store) {
+    s.insert_prediction(&prediction("o1", 10)).await.unwrap();
+    s.insert_votes(&[vote("o1", "u1", "A"), vote("o1", "u2", "B")])
+        .await
+        .unwrap();
+    s.record_verifications(&[verified("o1", "A", 10)])
+        .await
+        .unwrap();
+    // rows become due at verified_at (t(15))
+    assert!(s
+        .claim_outbox(t(14), 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+    let claimed = s
+        .claim_outbox(t(15), 2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed[0].id < claimed[1].id);
+    let rest = s
+        .claim_outbox(t(16), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(s
+        .claim_outbox(t(16), 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+
+    s.mark_delivered(&[claimed[0].id]).await.unwrap();
+    s.reschedule(claimed[1].id, t(100), "fcm 503").await.unwrap();
+    s.mark_failed(rest[0].id, "invalid token").await.unwrap();
+
+    let rows = s.outbox_rows().await.unwrap();
+    assert_eq!(rows[0].state, OutboxState::Delivered);
+    assert_eq!(rows[1].state, OutboxState::Pending);
+    assert_eq!(rows[1].attempts, 1);
+    assert_eq!(rows[1].last_error.as_deref(), Some("fcm 503"));
+    assert_eq!(rows[1].next_attempt_at, t(100));
+    assert_eq!(rows[2].state, OutboxState::Failed);
+    assert_eq!(rows[2].attempts, 1);
+
+    // the rescheduled row is due at its new time, released from its claim
+    assert!(s
+        .claim_outbox(t(99), 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+    let again = s
+        .claim_outbox(t(100), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, rows[1].id);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("fcm 503"));
+    // an unfinished claim runs out after its lease
+    let after_lease = s
+        .claim_outbox(t(131), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(after_lease.len(), 1);
+}
+
+pub async fn news(s: &dyn Store) {
+    let batch = vec![
+        article("n1", "https://a.example/1", "gold", 10),
+        article("n2", "https://a.example/2", "forex", 20),
+        article("n1b", "https://a.example/1", "gold", 11), // same canonical URL in the batch
+        article("n3", "https://a.example/3", "gold", 30),
+    ];
+    assert_eq!(s.insert_articles(&batch).await.unwrap(), 3);
+    assert_eq!(s.insert_articles(&batch).await.unwrap(), 0);
+    assert_eq!(
+        s.insert_articles(&[
+            article("n4", "https://a.example/4", "gold", 5),
+            article("n3", "https://a.example/3", "gold", 30),
+        ])
+        .await
+        .unwrap(),
+        1
+    );
+    assert_eq!(s.insert_articles(&[]).await.unwrap(), 0);
+
+    let gold = s.latest_articles(Some("gold"), 10).await.unwrap();
+    let ids: Vec<&str> = gold.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["n3", "n1", "n4"]);
+    assert_eq!(gold[0], article("n3", "https://a.example/3", "gold", 30));
+    let all = s.latest_articles(None, 2).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["n3", "n2"]);
+    assert!(s
+        .latest_articles(Some("crypto"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn device_tokens(s: &dyn Store) {
+    let tok = |u: &str, t: &str| DeviceToken {
+        user_id: u.into(),
+        token: t.into(),
+        platform: "android".into(),
+    };
+    s.register_token(&tok("u1", "t1")).await.unwrap();
+    s.register_token(&tok("u1", "t2")).await.unwrap();
+    s.register_token(&tok("u2", "t3")).await.unwrap();
+    // a token moves to another user
+    s.register_token(&tok("u2", "t2")).await.unwrap();
+    let got = s
+        .tokens_for_users(&["u1".into(), "u2".into()])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![tok("u1", "t1"), tok("u2", "t2"), tok("u2", "t3")]);
+    assert_eq!(
+        s.delete_tokens(&["t2".into(), "t9".into()]).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.tokens_for_users(&["u2".into()]).await.unwrap(),
+        vec![tok("u2", "t3")]
+    );
+    assert!(s.tokens_for_users(&[]).await.unwrap().is_empty());
+}
+
+pub async fn lease(s: &dyn Store) {
+    let ttl = Duration::from_secs(30);
+    let a = s.acquire("verifier", "a", ttl).await.unwrap();
+    assert!(a.is_leader);
+    assert_eq!(a.holder.as_deref(), Some("a"));
+    let b = s.acquire("verifier", "b", ttl).await.unwrap();
+    assert!(!b.is_leader);
+    assert_eq!(b.holder.as_deref(), Some("a"));
+    assert_eq!(b.term, a.term);
+    // renewal keeps the term
+    let a2 = s.acquire("verifier", "a", ttl).await.unwrap();
+    assert!(a2.is_leader);
+    assert_eq!(a2.term, a.term);
+    // other names are independent
+    assert!(s.acquire("news", "b", ttl).await.unwrap().is_leader);
+    // release hands over; the term goes up
+    s.release("verifier", "b").await.unwrap(); // not b's: no effect
+    assert!(!s.acquire("verifier", "b", ttl).await.unwrap().is_leader);
+    s.release("verifier", "a").await.unwrap();
+    let b2 = s.acquire("verifier", "b", ttl).await.unwrap();
+    assert!(b2.is_leader);
+    assert!(b2.term > a.term);
+    // expiry hands over too
+    let short = s
+        .acquire("short", "a", Duration::from_millis(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let taken = s.acquire("short", "b", ttl).await.unwrap();
+    assert!(taken.is_leader);
+    assert_eq!(taken.term, short.term + 1);
+}
