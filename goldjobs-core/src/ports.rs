@@ -16,6 +16,11 @@ pub trait MarketData: Send + Sync {
     /// Short name for logs, metrics and status, e.g. `twelvedata`.
     fn name(&self) -> &'static str;
 
+    /// Whether the prices are made up (the demo feed), so `/health` and the dashboard can say so.
+    fn is_demo(&self) -> bool {
+        false
+    }
+
     /// Quotes for many symbols in one call. A symbol the provider fails for goes into
     /// `failures`; an error of the whole call is an `Err`.
     async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch>;

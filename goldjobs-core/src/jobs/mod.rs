@@ -2,3 +2,5 @@
 
 mod news;
 pub use news::{NewsFetcherJob, NewsJobConfig};
+pub mod price;
+pub use price::{PriceFetcherConfig, PriceFetcherJob, PRICE_FETCHER_JOB};

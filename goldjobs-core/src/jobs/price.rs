@@ -1,0 +1,562 @@
+//! PriceFetcherJob: every few seconds, the quotes of all active symbols — cached, recorded as
+//! ticks and published to clients.
+
+use crate::runtime::{Job, JobContext, RunReport, Schedule};
+use crate::{
+    Broadcast, Broadcaster, Error, Event, MarketData, PriceTick, PriceTickRepository, PriceUpdate,
+    Quote, QuoteCache, Result, SymbolRepository,
+};
+use async_trait::async_trait;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// The job's name in status, metrics and `POST /jobs/{name}/run`.
+pub const PRICE_FETCHER_JOB: &str = "PriceFetcherJob";
+
+/// Configuration of [`PriceFetcherJob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceFetcherConfig {
+    /// Period (`GOLDJOBS_PRICE_INTERVAL`), default 5 s.
+    pub interval: Duration,
+    /// TTL of the cached quotes (`GOLDJOBS_QUOTE_TTL`), default 5 s.
+    pub quote_ttl: Duration,
+}
+
+impl Default for PriceFetcherConfig {
+    fn default() -> Self {
+        PriceFetcherConfig {
+            interval: Duration::from_secs(5),
+            quote_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PriceFetcherConfig {
+    /// Set the period.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Set the quote TTL.
+    pub fn with_quote_ttl(mut self, ttl: Duration) -> Self {
+        self.quote_ttl = ttl;
+        self
+    }
+}
+
+/// Fetches the quotes of every active symbol in one provider call per run, then — concurrently —
+/// writes them to the quote cache (one call), records them as price ticks (one call) and
+/// publishes one `price_update` per symbol (one call).
+///
+/// * Each symbol has a sequence number that grows by one per published update (`seq`).
+/// * A symbol the provider failed for keeps its last good quote (see [`Self::last_quotes`]) and
+///   is listed in the run's problems.
+/// * A failing cache, tick insert or publish is listed in the problems too; the other outputs
+///   still happen and the job goes on.
+/// * The provider call failing as a whole (or every symbol failing) fails the run; temporary
+///   errors are retried by the runtime.
+pub struct PriceFetcherJob {
+    symbols: Arc<dyn SymbolRepository>,
+    market: Arc<dyn MarketData>,
+    cache: Arc<dyn QuoteCache>,
+    ticks: Arc<dyn PriceTickRepository>,
+    broadcaster: Arc<dyn Broadcaster>,
+    config: PriceFetcherConfig,
+    seqs: RwLock<HashMap<String, AtomicU64>>,
+    last: Mutex<HashMap<String, Quote>>,
+}
+
+impl fmt::Debug for PriceFetcherJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PriceFetcherJob")
+            .field("market", &self.market.name())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PriceFetcherJob {
+    /// A job over these ports.
+    pub fn new(
+        symbols: Arc<dyn SymbolRepository>,
+        market: Arc<dyn MarketData>,
+        cache: Arc<dyn QuoteCache>,
+        ticks: Arc<dyn PriceTickRepository>,
+        broadcaster: Arc<dyn Broadcaster>,
+        config: PriceFetcherConfig,
+    ) -> Self {
+        PriceFetcherJob {
+            symbols,
+            market,
+            cache,
+            ticks,
+            broadcaster,
+            config,
+            seqs: RwLock::new(HashMap::new()),
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PriceFetcherConfig {
+        &self.config
+    }
+
+    /// The last good quote of every symbol fetched so far, ordered by code (for reads while the
+    /// cache is down, and for WebSocket snapshots).
+    pub fn last_quotes(&self) -> Vec<Quote> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut quotes: Vec<Quote> = last.values().cloned().collect();
+        quotes.sort_by(|a, b| a.symbol_code.cmp(&b.symbol_code));
+        quotes
+    }
+
+    /// The last good quote of one symbol.
+    pub fn last_quote(&self, code: &str) -> Option<Quote> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(code).cloned()
+    }
+
+    /// The sequence number of the last published update of `code` (0 = none yet).
+    pub fn seq(&self, code: &str) -> u64 {
+        let seqs = self.seqs.read().unwrap_or_else(|e| e.into_inner());
+        seqs.get(code).map_or(0, |s| s.load(Ordering::SeqCst))
+    }
+
+    /// The next sequence number of `code` (1 for its first update).
+    fn next_seq(&self, code: &str) -> u64 {
+        {
+            let seqs = self.seqs.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = seqs.get(code) {
+                return s.fetch_add(1, Ordering::SeqCst) + 1;
+            }
+        }
+        let mut seqs = self.seqs.write().unwrap_or_else(|e| e.into_inner());
+        seqs.entry(code.to_owned())
+            .or_insert_with(|| AtomicU64::new(0))
+            .fetch_add(1, Ordering::SeqCst)
+            + 1
+    }
+
+    /// Cache, record and publish quotes already in hand (the second half of a run); returns
+    /// the problems. Exposed for benchmarks and for callers that bring their own quotes.
+    pub async fn distribute(&self, quotes: &[Quote]) -> Vec<String> {
+        let mut problems = Vec::new();
+        if quotes.is_empty() {
+            return problems;
+        }
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            for q in quotes {
+                last.insert(q.symbol_code.clone(), q.clone());
+            }
+        }
+        let ticks: Vec<PriceTick> = quotes.iter().map(PriceTick::from).collect();
+        let mut messages: Vec<Broadcast> = Vec::with_capacity(quotes.len());
+        for q in quotes {
+            let event = Event::PriceUpdate(PriceUpdate {
+                symbol_code: q.symbol_code.clone(),
+                price: q.price,
+                change: q.change,
+                change_percent: q.change_percent,
+                timestamp: q.timestamp,
+                seq: self.next_seq(&q.symbol_code),
+            });
+            match event.to_broadcast() {
+                Ok(b) => messages.push(b),
+                Err(e) => problems.push(format!("{}: not published: {e}", q.symbol_code)),
+            }
+        }
+        let (cached, recorded, published) = tokio::join!(
+            self.cache.put_quotes(quotes, self.config.quote_ttl),
+            self.ticks.insert_ticks(&ticks),
+            self.broadcaster.publish(&messages),
+        );
+        if let Err(e) = cached {
+            tracing::warn!(error = %e, "quote cache write failed");
+            problems.push(format!("quote cache: {e}"));
+        }
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "price tick insert failed");
+            problems.push(format!("price ticks: {e}"));
+        }
+        if let Err(e) = published {
+            tracing::warn!(error = %e, "price update publish failed");
+            problems.push(format!("publish: {e}"));
+        }
+        problems
+    }
+}
+
+#[async_trait]
+impl Job for PriceFetcherJob {
+    fn name(&self) -> &str {
+        PRICE_FETCHER_JOB
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::every(self.config.interval).with_singleton(true)
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<RunReport> {
+        let symbols = tokio::select! {
+            r = self.symbols.active_symbols() => r?,
+            () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        if symbols.is_empty() {
+            return Ok(RunReport::ok("no active symbols"));
+        }
+        let batch = tokio::select! {
+            r = self.market.quotes(&symbols) => r?,
+            () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+        };
+
+        // Keep only quotes of symbols asked for, one per symbol.
+        let asked: HashSet<&str> = symbols.iter().map(|s| s.code.as_str()).collect();
+        let mut seen = HashSet::new();
+        let quotes: Vec<Quote> = batch
+            .quotes
+            .into_iter()
+            .filter(|q| {
+                asked.contains(q.symbol_code.as_str()) && seen.insert(q.symbol_code.clone())
+            })
+            .collect();
+        let mut failures = batch.failures;
+        if quotes.is_empty() {
+            if let Some(first) = failures.pop() {
+                // Nothing priced at all: the run failed (temporary errors are retried).
+                tracing::warn!(
+                    failed = failures.len() + 1,
+                    provider = self.market.name(),
+                    "no symbol priced"
+                );
+                return Err(first.error);
+            }
+            return Err(Error::backend(
+                "market",
+                format!("{} returned no quotes", self.market.name()),
+                None,
+            ));
+        }
+
+        let mut problems: Vec<String> = failures
+            .iter()
+            .map(|f| format!("{}: {} (keeps its last value)", f.symbol_code, f.error))
+            .collect();
+        let missing: Vec<&str> = symbols
+            .iter()
+            .map(|s| s.code.as_str())
+            .filter(|c| !seen.contains(*c) && !failures.iter().any(|f| f.symbol_code == *c))
+            .collect();
+        for code in &missing {
+            problems.push(format!(
+                "{code}: no quote from {} (keeps its last value)",
+                self.market.name()
+            ));
+        }
+        for f in &failures {
+            tracing::debug!(symbol = %f.symbol_code, error = %f.error, "symbol not priced");
+        }
+
+        problems.extend(self.distribute(&quotes).await);
+        let failed = symbols.len() - quotes.len();
+        Ok(RunReport {
+            summary: format!("{} quotes, {failed} failed", quotes.len()),
+            problems,
+        })
+    }
+}
+
+#[cfg(all(test, feature = "mocks"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{
+        MockBroadcaster, MockMarketData, MockPriceTickRepository, MockQuoteCache,
+        MockSymbolRepository, QuoteBatch, Symbol, SymbolFailure, SystemClock,
+    };
+    use chrono::{TimeZone, Utc};
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+    use tokio_util::sync::CancellationToken;
+
+    fn ctx() -> JobContext {
+        JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(SystemClock),
+            attempt: 1,
+        }
+    }
+
+    fn quote(code: &str, price: &str) -> Quote {
+        Quote {
+            symbol_code: code.to_owned(),
+            price: Decimal::from_str(price).unwrap(),
+            change: Decimal::from_str("1.5").unwrap(),
+            change_percent: Decimal::from_str("0.06").unwrap(),
+            timestamp: Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap(),
+        }
+    }
+
+    fn symbols_repo(codes: &[&str]) -> MockSymbolRepository {
+        let syms: Vec<Symbol> = codes.iter().map(|c| Symbol::new(c, c, c)).collect();
+        let mut repo = MockSymbolRepository::new();
+        repo.expect_active_symbols()
+            .returning(move || Ok(syms.clone()));
+        repo
+    }
+
+    fn seqs_of(messages: &[Broadcast]) -> Vec<(String, u64)> {
+        messages
+            .iter()
+            .map(|b| {
+                let v: serde_json::Value = serde_json::from_slice(&b.payload).unwrap();
+                assert_eq!(v["type"], "price_update");
+                (
+                    v["payload"]["symbol_code"].as_str().unwrap().to_owned(),
+                    v["payload"]["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    type Published = Arc<Mutex<Vec<Vec<Broadcast>>>>;
+
+    fn job(
+        market: MockMarketData,
+        cache: MockQuoteCache,
+        ticks: MockPriceTickRepository,
+        codes: &[&str],
+    ) -> (PriceFetcherJob, Published) {
+        let published: Published = Arc::default();
+        let mut broadcaster = MockBroadcaster::new();
+        let p = published.clone();
+        broadcaster.expect_publish().returning(move |m| {
+            p.lock().unwrap().push(m.to_vec());
+            Ok(())
+        });
+        let job = PriceFetcherJob::new(
+            Arc::new(symbols_repo(codes)),
+            Arc::new(market),
+            Arc::new(cache),
+            Arc::new(ticks),
+            Arc::new(broadcaster),
+            PriceFetcherConfig::default(),
+        );
+        (job, published)
+    }
+
+    #[tokio::test]
+    async fn one_provider_call_one_cache_call_per_tick_and_seq_grows() {
+        let mut market = MockMarketData::new();
+        market.expect_name().return_const("mock");
+        market.expect_quotes().times(3).returning(|syms| {
+            assert_eq!(syms.len(), 2, "all active symbols in one call");
+            Ok(QuoteBatch {
+                quotes: vec![quote("XAUUSD", "2658.50"), quote("XAGUSD", "31.245")],
+                failures: vec![],
+            })
+        });
+        let mut cache = MockQuoteCache::new();
+        cache
+            .expect_put_quotes()
+            .times(3)
+            .withf(|q, ttl| q.len() == 2 && *ttl == Duration::from_secs(5))
+            .returning(|_, _| Ok(()));
+        let mut ticks = MockPriceTickRepository::new();
+        ticks
+            .expect_insert_ticks()
+            .times(3)
+            .withf(|t| t.len() == 2)
+            .returning(|_| Ok(()));
+        let (job, published) = job(market, cache, ticks, &["XAGUSD", "XAUUSD"]);
+        assert_eq!(job.name(), "PriceFetcherJob");
+        assert!(job.schedule().singleton);
+        assert_eq!(job.schedule().interval, Duration::from_secs(5));
+        for _ in 0..3 {
+            let report = job.run(&ctx()).await.unwrap();
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+        }
+        let published = published.lock().unwrap();
+        assert_eq!(published.len(), 3, "one publish call per tick");
+        let all: Vec<(String, u64)> = published.iter().flat_map(|m| seqs_of(m)).collect();
+        assert_eq!(
+            all,
+            vec![
+                ("XAUUSD".into(), 1),
+                ("XAGUSD".into(), 1),
+                ("XAUUSD".into(), 2),
+                ("XAGUSD".into(), 2),
+                ("XAUUSD".into(), 3),
+                ("XAGUSD".into(), 3),
+            ]
+        );
+        assert_eq!(job.seq("XAUUSD"), 3);
+        assert_eq!(job.last_quotes().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn failing_symbol_is_isolated_and_keeps_last_value() {
+        let mut market = MockMarketData::new();
+        market.expect_name().return_const("mock");
+        let mut calls = 0;
+        market.expect_quotes().times(2).returning(move |_| {
+            calls += 1;
+            if calls == 1 {
+                Ok(QuoteBatch {
+                    quotes: vec![quote("XAUUSD", "2658.50"), quote("XAGUSD", "31.245")],
+                    failures: vec![],
+                })
+            } else {
+                Ok(QuoteBatch {
+                    quotes: vec![quote("XAUUSD", "2660.00")],
+                    failures: vec![SymbolFailure {
+                        symbol_code: "XAGUSD".into(),
+                        error: Error::backend("mock", "symbol not found", None),
+                    }],
+                })
+            }
+        });
+        let mut cache = MockQuoteCache::new();
+        cache.expect_put_quotes().times(2).returning(|_, _| Ok(()));
+        let mut ticks = MockPriceTickRepository::new();
+        ticks.expect_insert_ticks().times(2).returning(|_| Ok(()));
+        let (job, published) = job(market, cache, ticks, &["XAGUSD", "XAUUSD"]);
+        job.run(&ctx()).await.unwrap();
+        let report = job.run(&ctx()).await.unwrap();
+        assert_eq!(report.summary, "1 quotes, 1 failed");
+        assert_eq!(report.problems.len(), 1);
+        assert!(
+            report.problems[0].starts_with("XAGUSD"),
+            "{:?}",
+            report.problems
+        );
+        // Last good values: XAG from the first run, XAU from the second.
+        let last = job.last_quotes();
+        assert_eq!(last[0].symbol_code, "XAGUSD");
+        assert_eq!(last[0].price, Decimal::from_str("31.245").unwrap());
+        assert_eq!(last[1].price, Decimal::from_str("2660.00").unwrap());
+        let published = published.lock().unwrap();
+        assert_eq!(seqs_of(&published[1]), vec![("XAUUSD".into(), 2)]);
+        assert_eq!(job.seq("XAGUSD"), 1);
+    }
+
+    #[tokio::test]
+    async fn cache_failure_does_not_stop_ticks_or_publish() {
+        let mut market = MockMarketData::new();
+        market.expect_name().return_const("mock");
+        market.expect_quotes().times(2).returning(|_| {
+            Ok(QuoteBatch {
+                quotes: vec![quote("XAUUSD", "2658.50")],
+                failures: vec![],
+            })
+        });
+        let mut cache = MockQuoteCache::new();
+        cache
+            .expect_put_quotes()
+            .times(2)
+            .returning(|_, _| Err(Error::unavailable("redis", "connection refused", None)));
+        let mut ticks = MockPriceTickRepository::new();
+        ticks.expect_insert_ticks().times(2).returning(|_| Ok(()));
+        let (job, published) = job(market, cache, ticks, &["XAUUSD"]);
+        for _ in 0..2 {
+            let report = job.run(&ctx()).await.unwrap();
+            assert_eq!(report.problems.len(), 1);
+            assert!(report.problems[0].contains("quote cache"));
+        }
+        assert_eq!(published.lock().unwrap().len(), 2);
+        assert_eq!(job.seq("XAUUSD"), 2);
+    }
+
+    #[tokio::test]
+    async fn tick_failure_is_a_problem_not_an_error() {
+        let mut market = MockMarketData::new();
+        market.expect_name().return_const("mock");
+        market.expect_quotes().times(1).returning(|_| {
+            Ok(QuoteBatch {
+                quotes: vec![quote("XAUUSD", "2658.50")],
+                failures: vec![],
+            })
+        });
+        let mut cache = MockQuoteCache::new();
+        cache.expect_put_quotes().times(1).returning(|_, _| Ok(()));
+        let mut ticks = MockPriceTickRepository::new();
+        ticks
+            .expect_insert_ticks()
+            .times(1)
+            .returning(|_| Err(Error::unavailable("postgres", "down", None)));
+        let (job, published) = job(market, cache, ticks, &["XAUUSD"]);
+        let report = job.run(&ctx()).await.unwrap();
+        assert!(report.problems[0].contains("price ticks"));
+        assert_eq!(published.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn provider_failure_fails_the_run_and_touches_nothing() {
+        let mut market = MockMarketData::new();
+        market.expect_name().return_const("mock");
+        market.expect_quotes().times(1).returning(|_| {
+            Err(Error::RateLimited {
+                backend: "mock",
+                message: "slow down".into(),
+                retry_after: Some(Duration::from_secs(3)),
+            })
+        });
+        let mut cache = MockQuoteCache::new();
+        cache.expect_put_quotes().never();
+        let mut ticks = MockPriceTickRepository::new();
+        ticks.expect_insert_ticks().never();
+        let (job, published) = job(market, cache, ticks, &["XAUUSD"]);
+        let err = job.run(&ctx()).await.unwrap_err();
+        assert!(err.is_temporary());
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        assert!(published.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_symbol_failing_fails_the_run() {
+        let mut market = MockMarketData::new();
+        market.expect_name().return_const("mock");
+        market.expect_quotes().times(1).returning(|_| {
+            Ok(QuoteBatch {
+                quotes: vec![],
+                failures: vec![SymbolFailure {
+                    symbol_code: "XAUUSD".into(),
+                    error: Error::unavailable("mock", "503", None),
+                }],
+            })
+        });
+        let mut cache = MockQuoteCache::new();
+        cache.expect_put_quotes().never();
+        let mut ticks = MockPriceTickRepository::new();
+        ticks.expect_insert_ticks().never();
+        let (job, _) = job(market, cache, ticks, &["XAUUSD"]);
+        assert!(job.run(&ctx()).await.unwrap_err().is_temporary());
+    }
+
+    #[tokio::test]
+    async fn symbols_come_from_the_repository() {
+        let mut market = MockMarketData::new();
+        market.expect_name().return_const("mock");
+        market
+            .expect_quotes()
+            .withf(|s: &[Symbol]| s.iter().map(|s| s.code.as_str()).collect::<Vec<_>>() == ["ZZZ1"])
+            .times(1)
+            .returning(|_| {
+                Ok(QuoteBatch {
+                    quotes: vec![quote("ZZZ1", "1")],
+                    failures: vec![],
+                })
+            });
+        let mut cache = MockQuoteCache::new();
+        cache.expect_put_quotes().returning(|_, _| Ok(()));
+        let mut ticks = MockPriceTickRepository::new();
+        ticks.expect_insert_ticks().returning(|_| Ok(()));
+        let (job, _) = job(market, cache, ticks, &["ZZZ1"]);
+        job.run(&ctx()).await.unwrap();
+    }
+}
