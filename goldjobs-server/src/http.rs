@@ -40,7 +40,8 @@ pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 #[async_trait]
 pub trait ManualResolver: Send + Sync {
     /// Resolve `prediction_id` with `correct_option`.
-    async fn resolve(&self, prediction_id: &str, correct_option: &str) -> goldjobs_core::Result<()>;
+    async fn resolve(&self, prediction_id: &str, correct_option: &str)
+        -> goldjobs_core::Result<()>;
 }
 
 /// What the routes need; built by [`crate::app`].
@@ -176,10 +177,16 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, HttpResponse> {
             return Err(too_large());
         }
     }
-    match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+    match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(error(StatusCode::BAD_REQUEST, "could not read the request body")),
+        Err(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "could not read the request body",
+        )),
     }
 }
 
@@ -268,28 +275,32 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         ["quotes"] if get => quotes(state).await,
         ["quotes", symbol] if get => quote(state, &decode(symbol)).await,
         ["news"] if get => news(state, req.uri().query()).await,
-        ["admin", "predictions", id, "resolve"] if post => {
-            match check_admin(state, &req) {
-                Err(r) => r,
-                Ok(()) => {
-                    let id = decode(id);
-                    match read_body(req).await {
-                        Err(r) => r,
-                        Ok(body) => resolve(state, &id, &body).await,
-                    }
+        ["admin", "predictions", id, "resolve"] if post => match check_admin(state, &req) {
+            Err(r) => r,
+            Ok(()) => {
+                let id = decode(id);
+                match read_body(req).await {
+                    Err(r) => r,
+                    Ok(body) => resolve(state, &id, &body).await,
                 }
             }
-        }
+        },
         ["metrics"] if get => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             state.metrics.encode(),
         ),
         ["ws"] if get => websocket(state, req),
-        [] | ["health"] | ["jobs", "status"] | ["jobs", _, "run"] | ["quotes"] | ["quotes", _]
-        | ["news"] | ["admin", "predictions", _, "resolve"] | ["metrics"] | ["ws"] => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        []
+        | ["health"]
+        | ["jobs", "status"]
+        | ["jobs", _, "run"]
+        | ["quotes"]
+        | ["quotes", _]
+        | ["news"]
+        | ["admin", "predictions", _, "resolve"]
+        | ["metrics"]
+        | ["ws"] => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }
@@ -378,7 +389,10 @@ async fn quotes(state: &HttpState) -> HttpResponse {
 async fn quote(state: &HttpState, symbol: &str) -> HttpResponse {
     let code = symbol.trim().to_ascii_uppercase();
     if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return error(StatusCode::BAD_REQUEST, "expected a symbol code like XAUUSD");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a symbol code like XAUUSD",
+        );
     }
     let codes = [code.clone()];
     let found = match state.quote_cache.get_quotes(&codes).await {
@@ -390,7 +404,10 @@ async fn quote(state: &HttpState, symbol: &str) -> HttpResponse {
     };
     match found.into_iter().next() {
         Some(q) => json(StatusCode::OK, &q),
-        None => error(StatusCode::NOT_FOUND, &format!("no quote cached for {code}")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("no quote cached for {code}"),
+        ),
     }
 }
 
@@ -471,7 +488,10 @@ fn websocket(state: &HttpState, mut req: Request<Incoming>) -> HttpResponse {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     if state.hub.client_count() >= state.hub.config().max_clients {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket clients");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket clients",
+        );
     }
     let upgrade = header_has_token(&req, header::UPGRADE, "websocket")
         && header_has_token(&req, header::CONNECTION, "upgrade");
@@ -489,7 +509,10 @@ fn websocket(state: &HttpState, mut req: Request<Incoming>) -> HttpResponse {
         return error(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
     if !version_ok {
-        let mut r = error(StatusCode::BAD_REQUEST, "expected Sec-WebSocket-Version: 13");
+        let mut r = error(
+            StatusCode::BAD_REQUEST,
+            "expected Sec-WebSocket-Version: 13",
+        );
         r.headers_mut().insert(
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
@@ -561,7 +584,10 @@ pub async fn serve(
     }
     drop(listener);
     connections.close();
-    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some HTTP connections did not finish in time");
     }
 }

@@ -6,6 +6,8 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`app`]: wiring config → adapters → jobs → server.
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod hub;

@@ -149,8 +149,16 @@ impl Metrics {
         }
     }
 
-    /// Record a finished job run.
-    pub fn job_finished(&self, job: &str, ok: bool, duration: Duration, at: DateTime<Utc>) {
+    /// Record a finished job run: `ok` = it succeeded, `failed` = it counts as a failure
+    /// (a cancelled run is neither).
+    pub fn job_finished(
+        &self,
+        job: &str,
+        ok: bool,
+        failed: bool,
+        duration: Duration,
+        at: DateTime<Utc>,
+    ) {
         let label = JobLabel {
             job: job.to_owned(),
         };
@@ -162,7 +170,8 @@ impl Metrics {
             self.job_last_success
                 .get_or_create(&label)
                 .set(at.timestamp_millis() as f64 / 1000.0);
-        } else {
+        }
+        if failed {
             self.job_failures.get_or_create(&label).inc();
         }
     }
@@ -217,6 +226,10 @@ impl MeteredMarketData {
 impl MarketData for MeteredMarketData {
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn is_demo(&self) -> bool {
+        self.inner.is_demo()
     }
 
     async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch> {
@@ -319,12 +332,14 @@ mod tests {
         m.job_finished(
             "PriceFetcherJob",
             true,
+            false,
             Duration::from_millis(12),
             Utc::now(),
         );
         m.job_finished(
             "PriceFetcherJob",
             false,
+            true,
             Duration::from_millis(3),
             Utc::now(),
         );
