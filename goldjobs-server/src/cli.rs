@@ -33,12 +33,14 @@ pub fn check_conditions(json: &str, at: Option<&str>) -> CheckOutcome {
         Some(raw) => {
             let value = match Decimal::from_str(raw.trim()) {
                 Ok(v) => v,
-                Err(_) => return CheckOutcome {
-                    output: format!(
+                Err(_) => {
+                    return CheckOutcome {
+                        output: format!(
                         "invalid --at value {raw:?}: expected a decimal number like 1.25 or -0.5"
                     ),
-                    code: 2,
-                },
+                        code: 2,
+                    }
+                }
             };
             let set = match ConditionSet::from_json(json) {
                 Ok(s) => s,

@@ -381,6 +381,11 @@ impl Hub {
     }
 
     fn subscribe(&self, id: u64, requested: Vec<String>) -> Handled {
+        let max = self.inner.cfg.max_symbols;
+        let too_many = format!("too many symbols: at most {max} per connection");
+        if requested.len() > max {
+            return self.error(id, &too_many);
+        }
         let mut st = self.lock();
         let mut symbols = Vec::new();
         let mut unknown = Vec::new();
@@ -402,10 +407,8 @@ impl Hub {
             .filter(|s| !client.symbols.contains(*s))
             .cloned()
             .collect();
-        let max = self.inner.cfg.max_symbols;
         if client.symbols.len() + new.len() > max {
-            let message = format!("too many symbols: at most {max} per connection");
-            let text = encode(&Reply::Error { message: &message });
+            let text = encode(&Reply::Error { message: &too_many });
             return self.send_to(&mut st, id, text);
         }
         if let Some(client) = st.clients.get_mut(&id) {
@@ -608,7 +611,7 @@ impl Hub {
                             }
                             break;
                         }
-                        Some(Ok(Message::Text(t))) => {
+                        Some(Ok(data @ (Message::Text(_) | Message::Binary(_)))) => {
                             // Rate limit: fixed one-second windows.
                             let now = Instant::now();
                             if now.duration_since(window_start) >= Duration::from_secs(1) {
@@ -628,17 +631,15 @@ impl Hub {
                                         "too many messages: at most {} per second",
                                         cfg.max_messages_per_second
                                     );
-                                    if let Handled::Kicked = self.error(id, &message) {
-                                        continue;
-                                    }
+                                    let _ = self.error(id, &message);
                                 }
                                 continue;
                             }
                             // A kick is picked up by the select at the top of the loop.
-                            let _ = self.handle_text(id, t.as_str());
-                        }
-                        Some(Ok(Message::Binary(_))) => {
-                            let _ = self.error(id, "binary frames are not supported; send JSON text");
+                            let _ = match data {
+                                Message::Text(t) => self.handle_text(id, t.as_str()),
+                                _ => self.error(id, "binary frames are not supported; send JSON text"),
+                            };
                         }
                         Some(Ok(Message::Ping(_))) => {
                             // tungstenite queued the pong; push it out.
