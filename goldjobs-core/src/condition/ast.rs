@@ -204,7 +204,7 @@ impl Expr {
 
     /// Nesting depth as the parser counts it (each `NOT` and each needed pair of parentheses
     /// is one level), and whether `And`/`Or` nodes have at least two children.
-    fn check(&self, depth: usize) -> Result<usize, &'static str> {
+    fn check(&self, depth: usize) -> Result<usize, ExprError> {
         match self {
             Expr::Cmp { .. } => Ok(depth),
             Expr::Not(e) => {
@@ -213,7 +213,7 @@ impl Expr {
             }
             Expr::And(es) | Expr::Or(es) => {
                 if es.len() < 2 {
-                    return Err("AND/OR node with fewer than two children");
+                    return Err(ExprError::TooFewChildren);
                 }
                 let me = self.precedence();
                 es.iter().try_fold(depth, |max, e| {
@@ -263,6 +263,27 @@ impl fmt::Display for Expr {
     }
 }
 
+/// Why [`Condition::from_expr`] refuses an AST: its canonical form would not parse back to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExprError {
+    /// An `And` or `Or` node with fewer than two children.
+    #[error("AND/OR node with fewer than two children")]
+    TooFewChildren,
+    /// The canonical form nests deeper than [`MAX_DEPTH`](super::MAX_DEPTH).
+    #[error("nesting depth {depth} is more than {max}", max = parse::MAX_DEPTH)]
+    TooDeep {
+        /// The canonical form's nesting depth.
+        depth: usize,
+    },
+    /// The canonical form is longer than [`MAX_CONDITION_LEN`](super::MAX_CONDITION_LEN).
+    #[error("canonical form is {len} bytes, more than {max}", max = parse::MAX_CONDITION_LEN)]
+    TooLong {
+        /// The canonical form's length in bytes.
+        len: usize,
+    },
+}
+
 /// A parsed condition: compile once with [`Condition::parse`], evaluate many times with
 /// [`Condition::eval`].
 ///
@@ -282,13 +303,14 @@ impl Condition {
     /// Builds a condition from an AST, checking that it respects the parser's limits (nesting
     /// depth and length of its canonical form, `And`/`Or` with at least two children) so that
     /// its `Display` parses back to it.
-    pub fn from_expr(expr: Expr) -> Result<Condition, &'static str> {
+    pub fn from_expr(expr: Expr) -> Result<Condition, ExprError> {
         let depth = expr.check(0)?;
         if depth > parse::MAX_DEPTH {
-            return Err("nesting deeper than the parser accepts");
+            return Err(ExprError::TooDeep { depth });
         }
-        if expr.to_string().len() > parse::MAX_CONDITION_LEN {
-            return Err("canonical form longer than the parser accepts");
+        let len = expr.to_string().len();
+        if len > parse::MAX_CONDITION_LEN {
+            return Err(ExprError::TooLong { len });
         }
         Ok(Condition::new(expr))
     }

@@ -60,9 +60,11 @@ mod validate;
 mod vars;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
-pub use ast::{CmpOp, Condition, Expr, Operand, Var};
+pub use ast::{CmpOp, Condition, Expr, ExprError, Operand, Var};
 pub use parse::{ConditionError, MAX_CONDITION_LEN, MAX_DEPTH};
 pub use set::{ConditionSet, ConditionSetError};
 pub use validate::{validate, Problem, ValidationReport};
