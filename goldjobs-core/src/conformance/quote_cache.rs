@@ -113,3 +113,31 @@ mod tests {
         super::run_all(&InMemoryQuoteCache::new(), &tokio_sleep).await;
     }
 }
+
+/// The suite catches a cache that ignores the TTL.
+#[cfg(test)]
+mod catches_bugs {
+    use crate::conformance::tokio_sleep;
+    use crate::memory::InMemoryQuoteCache;
+    use crate::{Quote, QuoteCache, Result};
+    use async_trait::async_trait;
+    use std::time::Duration;
+
+    struct Forever(InMemoryQuoteCache);
+
+    #[async_trait]
+    impl QuoteCache for Forever {
+        async fn put_quotes(&self, quotes: &[Quote], _ttl: Duration) -> Result<()> {
+            self.0.put_quotes(quotes, Duration::from_secs(3_600)).await
+        }
+        async fn get_quotes(&self, codes: &[String]) -> Result<Vec<Quote>> {
+            self.0.get_quotes(codes).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    #[should_panic(expected = "expired")]
+    async fn ignoring_ttl_fails() {
+        super::ttl_expiry(&Forever(InMemoryQuoteCache::new()), &tokio_sleep).await;
+    }
+}

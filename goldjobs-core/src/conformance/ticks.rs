@@ -271,3 +271,46 @@ mod tests {
         super::run_all(&InMemoryTicks::with_retention(1_000)).await;
     }
 }
+
+/// The suite catches a classic mistake: `ts > at` instead of `ts >= at`.
+#[cfg(test)]
+mod catches_bugs {
+    use crate::memory::InMemoryTicks;
+    use crate::{PriceTick, PriceTickRepository, Result, TickQuery};
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    struct Exclusive(InMemoryTicks);
+
+    #[async_trait]
+    impl PriceTickRepository for Exclusive {
+        async fn insert_ticks(&self, ticks: &[PriceTick]) -> Result<()> {
+            self.0.insert_ticks(ticks).await
+        }
+        async fn first_ticks_at_or_after(
+            &self,
+            queries: &[TickQuery],
+        ) -> Result<Vec<Option<PriceTick>>> {
+            let shifted: Vec<TickQuery> = queries
+                .iter()
+                .map(|q| TickQuery {
+                    symbol_code: q.symbol_code.clone(),
+                    at: q.at + chrono::Duration::nanoseconds(1),
+                })
+                .collect();
+            self.0.first_ticks_at_or_after(&shifted).await
+        }
+        async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
+            self.0.latest_tick(symbol_code).await
+        }
+        async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+            self.0.delete_ticks_before(before, limit).await
+        }
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "inclusive")]
+    async fn exclusive_bound_fails() {
+        super::first_at_or_after(&Exclusive(InMemoryTicks::new())).await;
+    }
+}

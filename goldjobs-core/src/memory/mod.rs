@@ -17,26 +17,27 @@ mod broadcaster;
 mod device_tokens;
 mod lease;
 mod news;
-mod predictions;
 mod news_cache;
 mod notifier;
+mod predictions;
 mod quote_cache;
 mod symbols;
 mod ticks;
+
+#[cfg(test)]
+mod concurrency_tests;
 
 pub use backend::InMemoryBackend;
 pub use broadcaster::{LocalBroadcaster, DEFAULT_BROADCAST_CAPACITY};
 pub use device_tokens::InMemoryDeviceTokens;
 pub use lease::{InMemoryLease, SoleLeader};
-pub use news::InMemoryNews;
-pub use predictions::{InMemoryPredictions, DEFAULT_OUTBOX_RETENTION};
+pub use news::{InMemoryNews, DEFAULT_NEWS_RETENTION};
 pub use news_cache::{InMemoryNewsCache, DEFAULT_NEWS_CACHE_ENTRIES};
 pub use notifier::{FanoutNotifier, LogNotifier, RecordingNotifier, DEFAULT_RECORDING_CAPACITY};
+pub use predictions::{InMemoryPredictions, DEFAULT_OUTBOX_RETENTION};
 pub use quote_cache::InMemoryQuoteCache;
 pub use symbols::InMemorySymbols;
 pub use ticks::{InMemoryTicks, DEFAULT_TICK_RETENTION};
-
-// The in-memory PredictionRepository + OutboxRepository live in `predictions.rs`.
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
