@@ -31,7 +31,7 @@ pub use sqlite::SqliteStore;
 use chrono::{DateTime, Utc};
 use goldjobs_core::{
     BoxError, Error, NewsArticle, OutboxPayload, PredictionVerified, RecordSummary, Result,
-    VerificationOutcome, VerificationRecord, Verdict,
+    Verdict, VerificationOutcome, VerificationRecord,
 };
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::collections::{BTreeMap, HashMap, HashSet};
