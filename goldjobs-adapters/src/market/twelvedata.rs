@@ -261,15 +261,14 @@ impl TwelveDataMarketData {
         if config.api_key.trim().is_empty() {
             return Err(Error::invalid("TWELVEDATA_API_KEY: the API key is empty"));
         }
-        let mut auth = reqwest::header::HeaderValue::from_str(&format!(
-            "apikey {}",
-            config.api_key
-        ))
-        .map_err(|_| {
-            Error::invalid(
+        let mut auth =
+            reqwest::header::HeaderValue::from_str(&format!("apikey {}", config.api_key)).map_err(
+                |_| {
+                    Error::invalid(
                 "TWELVEDATA_API_KEY: the API key contains characters not allowed in a header",
             )
-        })?;
+                },
+            )?;
         auth.set_sensitive(true);
         let client = http::build_client(BACKEND, config.timeout)?;
         let state = Mutex::new(BudgetState {
