@@ -1,7 +1,9 @@
 //! Redis adapters: quote cache, news-list cache, cross-instance events.
 
+pub mod news_cache;
 pub mod quote_cache;
 
+pub use news_cache::RedisNewsCache;
 pub use quote_cache::RedisQuoteCache;
 
 use goldjobs_core::{Error, Result};
