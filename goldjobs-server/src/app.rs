@@ -5,21 +5,23 @@
 //! and shuts everything down in order ([`App::shutdown`]).
 
 use crate::config::{Config, MarketDataKind};
-use crate::http::{HttpState, ManualResolver};
+use crate::http::HttpState;
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
-use async_trait::async_trait;
 use goldjobs_adapters::market::{
     BinanceConfig, BinanceMarketData, DemoMarketData, FallbackMarketData, TwelveDataConfig,
     TwelveDataMarketData,
 };
 use goldjobs_adapters::news::{FeedConfig, FeedSource, FeedSourceConfig};
+use goldjobs_adapters::redis::{RedisNewsCache, RedisQuoteCache};
 use goldjobs_adapters::sql::{PgStore, SqliteStore};
 use goldjobs_core::jobs::{NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob};
 use goldjobs_core::memory::{InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::{JobManager, JobObserver, RunOutcome, RunStatus};
-use goldjobs_core::verify::{OutboxConfig, OutboxDispatcherJob};
+use goldjobs_core::verify::{
+    OutboxConfig, OutboxDispatcherJob, PredictionVerifierJob, VerifierConfig,
+};
 use goldjobs_core::{
     Broadcaster, DeviceTokenRepository, Lease, MarketData, NewsCache, NewsRepository, NewsSource,
     Notifier, OutboxRepository, PredictionRepository, PriceTickRepository, QuoteCache,
@@ -242,20 +244,6 @@ impl JobObserver for MetricsObserver {
     }
 }
 
-/// Manual resolution is not wired yet (waits for the verifier's `resolve_manually`).
-struct UnavailableResolver;
-
-#[async_trait]
-impl ManualResolver for UnavailableResolver {
-    async fn resolve(&self, _id: &str, _option: &str) -> goldjobs_core::Result<()> {
-        Err(goldjobs_core::Error::unavailable(
-            "verifier",
-            "manual resolution is not available in this build",
-            None,
-        ))
-    }
-}
-
 /// A running server.
 pub struct App {
     addr: SocketAddr,
@@ -349,14 +337,16 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
                 "in-process".to_owned(),
             ),
             Some(url) => {
-                tracing::warn!(
-                    redis = %url.redacted(),
-                    "the Redis cache is not wired in this build; using the in-process cache"
-                );
+                let conn = goldjobs_adapters::redis::connect(url.expose())
+                    .await
+                    .map_err(|source| AppError::Setup {
+                        what: "redis",
+                        source,
+                    })?;
                 (
-                    Arc::new(InMemoryQuoteCache::new()),
-                    Arc::new(InMemoryNewsCache::new()),
-                    "in-process (Redis not wired)".to_owned(),
+                    Arc::new(RedisQuoteCache::new(conn.clone(), "")),
+                    Arc::new(RedisNewsCache::new(conn, "")),
+                    format!("redis {}", url.redacted()),
                 )
             }
         };
@@ -433,6 +423,19 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         NewsJobConfig::default().with_interval(cfg.news_interval),
     )))
     .map_err(setup_job)?;
+    let verifier = PredictionVerifierJob::new(
+        repos.predictions.clone(),
+        repos.ticks.clone(),
+        market.clone(),
+        repos.symbols.clone(),
+    )
+    .with_config(
+        VerifierConfig::default()
+            .with_interval(cfg.verify_interval)
+            .with_max_lag(cfg.verify_max_lag),
+    );
+    let resolver = Arc::new(verifier.resolver());
+    jobs.register(Arc::new(verifier)).map_err(setup_job)?;
     let outbox_config = OutboxConfig {
         locale: match cfg.locale {
             crate::config::Locale::ZhCn => goldjobs_core::verify::Locale::ZhCn,
@@ -485,8 +488,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         symbols: repos.symbols.clone(),
         quote_cache: quote_cache.clone(),
         news: NewsReader::new(repos.news.clone(), news_cache.clone(), cfg.news_cache_ttl),
-        predictions: repos.predictions.clone(),
-        resolver: Arc::new(UnavailableResolver),
+        resolver,
         admin_token: cfg.admin_token.clone(),
         cors_origins: cfg.cors_origins.clone(),
         market_data: market_name.to_owned(),

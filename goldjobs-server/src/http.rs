@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::JobManager;
-use goldjobs_core::{Error, PredictionRepository, QuoteCache, SymbolRepository};
+use goldjobs_core::{Error, Prediction, QuoteCache, SymbolRepository};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -33,15 +33,37 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The dashboard page (`GET /`).
 pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 
-/// Resolves a manual (or `needs_review`) prediction with the bookkeeping of CONTRACT.md §6.
+/// Resolves a manual (or `needs_review`) prediction with the bookkeeping of CONTRACT.md §6,
+/// for `POST /admin/predictions/{id}/resolve`; implemented by the verifier's
+/// [`goldjobs_core::verify::ManualResolver`].
 ///
 /// Errors: `NotFound` (no such prediction), `Conflict` (already ended or not resolvable),
 /// `InvalidInput` (an option the prediction does not have).
 #[async_trait]
-pub trait ManualResolver: Send + Sync {
-    /// Resolve `prediction_id` with `correct_option`.
-    async fn resolve(&self, prediction_id: &str, correct_option: &str)
-        -> goldjobs_core::Result<()>;
+pub trait Resolve: Send + Sync {
+    /// Resolve `prediction_id` with `correct_option`; the prediction as stored afterwards.
+    async fn resolve(
+        &self,
+        prediction_id: &str,
+        correct_option: &str,
+    ) -> goldjobs_core::Result<Prediction>;
+}
+
+#[async_trait]
+impl Resolve for goldjobs_core::verify::ManualResolver {
+    async fn resolve(
+        &self,
+        prediction_id: &str,
+        correct_option: &str,
+    ) -> goldjobs_core::Result<Prediction> {
+        goldjobs_core::verify::ManualResolver::resolve(
+            self,
+            prediction_id,
+            correct_option,
+            chrono::Utc::now(),
+        )
+        .await
+    }
 }
 
 /// What the routes need; built by [`crate::app`].
@@ -58,10 +80,8 @@ pub struct HttpState {
     pub quote_cache: Arc<dyn QuoteCache>,
     /// The `GET /news` reader.
     pub news: NewsReader,
-    /// Predictions (to show the result of a manual resolution).
-    pub predictions: Arc<dyn PredictionRepository>,
     /// Manual resolution.
-    pub resolver: Arc<dyn ManualResolver>,
+    pub resolver: Arc<dyn Resolve>,
     /// `GOLDJOBS_ADMIN_TOKEN`.
     pub admin_token: Option<Secret>,
     /// `GOLDJOBS_CORS_ORIGINS`.
@@ -456,22 +476,9 @@ async fn resolve(state: &HttpState, id: &str, body: &[u8]) -> HttpResponse {
             "correct_option: expected an option name like A",
         );
     }
-    if let Err(e) = state.resolver.resolve(id, option).await {
-        return core_error(&e, "resolve prediction");
-    }
-    match state.predictions.get_prediction(id).await {
-        Ok(Some(p)) => json(StatusCode::OK, &p),
-        Ok(None) => json(
-            StatusCode::OK,
-            &serde_json::json!({"id": id, "correct_option": option, "status": "ended"}),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "resolved, but reading the prediction back failed");
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"id": id, "correct_option": option, "status": "ended"}),
-            )
-        }
+    match state.resolver.resolve(id, option).await {
+        Ok(p) => json(StatusCode::OK, &p),
+        Err(e) => core_error(&e, "resolve prediction"),
     }
 }
 

@@ -654,3 +654,123 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
     );
     server.app.shutdown().await;
 }
+
+fn prediction(
+    id: &str,
+    rule: goldjobs_core::VerifyRule,
+    conditions: Option<&str>,
+) -> goldjobs_core::Prediction {
+    let now = chrono::Utc::now();
+    goldjobs_core::Prediction::new_active(
+        id,
+        "XAUUSD",
+        "Gold up?",
+        "2000".parse().unwrap(),
+        now - chrono::Duration::seconds(1),
+        rule,
+        conditions.map(str::to_owned),
+        now - chrono::Duration::minutes(10),
+    )
+}
+
+fn votes(id: &str) -> Vec<goldjobs_core::Vote> {
+    [("u1", "A"), ("u2", "B")]
+        .iter()
+        .map(|(u, o)| goldjobs_core::Vote {
+            prediction_id: id.to_owned(),
+            user_id: (*u).to_owned(),
+            selected_option: (*o).to_owned(),
+            is_correct: None,
+            created_at: chrono::Utc::now(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictions_are_verified_and_broadcast() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+    let repo = server.app.repos().predictions.clone();
+    let mut ws = ws_connect(&server.ws_url).await;
+    send(&mut ws, json!({"action": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+
+    // A manual prediction, resolved by an admin.
+    repo.insert_prediction(&prediction("m-1", goldjobs_core::VerifyRule::Manual, None))
+        .await
+        .unwrap();
+    repo.insert_votes(&votes("m-1")).await.unwrap();
+    let resolve = server.url("/admin/predictions/m-1/resolve");
+    let resp = client
+        .post(&resolve)
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], "ended", "{p}");
+    assert_eq!(p["correct_option"], "A");
+    assert_eq!(p["price_source"], "manual");
+    let v = repo.votes_for("m-1").await.unwrap();
+    assert_eq!(
+        v.iter()
+            .map(|v| (v.user_id.as_str(), v.is_correct))
+            .collect::<Vec<_>>(),
+        vec![("u1", Some(true)), ("u2", Some(false))]
+    );
+    // Twice → 409; unknown → 404.
+    let resp = client
+        .post(&resolve)
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let resp = client
+        .post(server.url("/admin/predictions/nope/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    // The outbox delivers prediction_verified to every client.
+    let msg = next_of_type(&mut ws, "prediction_verified").await;
+    assert_eq!(msg["payload"]["prediction_id"], "m-1");
+    assert_eq!(msg["payload"]["correct_option"], "A");
+
+    // An auto prediction, verified by the job from the recorded ticks.
+    let conditions = r#"{"A": "price_change_percent >= 0", "B": "price_change_percent < 0"}"#;
+    repo.insert_prediction(&prediction(
+        "a-1",
+        goldjobs_core::VerifyRule::Auto,
+        Some(conditions),
+    ))
+    .await
+    .unwrap();
+    repo.insert_votes(&votes("a-1")).await.unwrap();
+    let msg = tokio::time::timeout(
+        Duration::from_secs(15),
+        next_of_type(&mut ws, "prediction_verified"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(msg["payload"]["prediction_id"], "a-1");
+    assert_eq!(msg["payload"]["price_source"], "tick");
+    let p = repo.get_prediction("a-1").await.unwrap().unwrap();
+    assert_eq!(p.status, goldjobs_core::PredictionStatus::Ended);
+    let stats = repo
+        .user_stats(&["u1".to_owned(), "u2".to_owned()])
+        .await
+        .unwrap();
+    assert!(
+        stats.iter().all(|s| s.total_participations == 2),
+        "{stats:?}"
+    );
+
+    server.app.shutdown().await;
+}
