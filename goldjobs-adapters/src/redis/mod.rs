@@ -3,6 +3,7 @@
 pub mod news_cache;
 pub mod quote_cache;
 
+pub use news_cache::RedisNewsCache;
 pub use quote_cache::RedisQuoteCache;
 
 use goldjobs_core::{Error, Result};
