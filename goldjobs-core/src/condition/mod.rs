@@ -1,1 +1,69 @@
-//! The safe condition language of `auto_verify_conditions` (CONTRACT.md §6.5).
+//! The safe condition language of `auto_verify_conditions` (CONTRACT.md §6.4–6.5).
+//!
+//! A prediction with `verify_rule = 'auto'` carries a JSON object mapping option names to
+//! conditions, e.g.
+//!
+//! ```json
+//! {"A": "price_change_percent >= 1.0",
+//!  "B": "price_change_percent > 0 AND price_change_percent < 1.0",
+//!  "C": "price_change_percent >= -0.5 AND price_change_percent <= 0",
+//!  "D": "price_change_percent < -0.5"}
+//! ```
+//!
+//! The options are tried in the object's key order and the first true condition wins
+//! ([`ConditionSet::choose`]). Conditions are parsed once into a small AST ([`Condition`]) and
+//! evaluated many times over [`Vars`], all in [`rust_decimal::Decimal`]: there is no `eval`, no
+//! scripting engine and no floating point anywhere.
+//!
+//! # Grammar
+//!
+//! ```text
+//! condition  := or
+//! or         := and ( OR and )*
+//! and        := not ( AND not )*
+//! not        := NOT not | primary
+//! primary    := "(" or ")" | comparison
+//! comparison := operand op operand          -- exactly one operator: `1 < x < 2` is an error
+//! operand    := number | variable
+//! op         := ">" | ">=" | "<" | "<=" | "=" | "==" | "!="
+//! number     := [+-]? digit+ ( "." digit+ )?
+//! variable   := price_change_percent | price_at_create | price_at_verify | price_change
+//! ```
+//!
+//! Decisions, beyond CONTRACT.md:
+//!
+//! * `AND`, `OR`, `NOT` are case-insensitive (`and`, `Or`, `nOt`); variable names are
+//!   case-sensitive and lower case, an unknown name is an error that names it.
+//! * `NOT` binds tightest, then `AND`, then `OR`; `NOT x > 1` means `NOT (x > 1)`.
+//! * Numbers: an optional sign written directly before the digits (`-0.5`, `+2.25`, not
+//!   `- 0.5`), digits, an optional fraction with at least one digit. No exponent (`1e3`), no
+//!   leading or trailing dot (`.5`, `1.`), no digit separators (`1_000`, `1,000`). A number must
+//!   fit a `Decimal` exactly (at most 28 fractional digits and about 28 significant digits),
+//!   otherwise it is an error — never silently rounded.
+//! * Either side of a comparison may be a number or a variable: `1.0 <= price_change_percent`,
+//!   `price_at_verify > price_at_create` and even the constant `1 = 1` (a catch-all "otherwise"
+//!   option) are accepted.
+//! * Whitespace (ASCII space, tab, CR, LF, form feed) between tokens is ignored; any other
+//!   character outside the grammar is an error.
+//! * Limits: at most [`MAX_CONDITION_LEN`] bytes and at most [`MAX_DEPTH`] levels of nesting,
+//!   where every `(` and every `NOT` opens one level. The parser's recursion is bounded by these
+//!   limits, so hostile input cannot overflow the stack.
+//! * Errors carry the byte offset into the condition string ([`ConditionError::position`]).
+//!
+//! [`Condition`]'s `Display` prints a canonical form (upper-case keywords, single spaces, `=`
+//! for both `=` and `==`, the fewest parentheses) that parses back to the same AST.
+
+mod ast;
+mod parse;
+mod set;
+mod validate;
+mod vars;
+
+#[cfg(test)]
+mod tests;
+
+pub use ast::{CmpOp, Condition, Expr, Operand, Var};
+pub use parse::{ConditionError, MAX_CONDITION_LEN, MAX_DEPTH};
+pub use set::{ConditionSet, ConditionSetError};
+pub use validate::{validate, Problem, ValidationReport};
+pub use vars::Vars;

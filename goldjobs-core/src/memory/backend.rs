@@ -3,7 +3,7 @@
 use super::*;
 use crate::{
     Broadcaster, DeviceTokenRepository, Lease, NewsCache, NewsRepository, Notifier,
-    PriceTickRepository, QuoteCache, SymbolRepository,
+    OutboxRepository, PredictionRepository, PriceTickRepository, QuoteCache, SymbolRepository,
 };
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// and tests.
 ///
 /// [`InMemoryBackend::new`] gives: the default symbols, ticks capped at
-/// [`DEFAULT_TICK_RETENTION`] per symbol, news, device tokens, quote and news caches, a
+/// [`DEFAULT_TICK_RETENTION`] per symbol, predictions with their outbox, news capped at [`DEFAULT_NEWS_RETENTION`] articles, device tokens, quote and news caches, a
 /// [`LocalBroadcaster`] (also reachable as [`hub`](Self::hub) to subscribe), a [`LogNotifier`]
 /// and a [`SoleLeader`]. Replace any field to mix in another adapter.
 #[derive(Clone)]
@@ -20,7 +20,11 @@ pub struct InMemoryBackend {
     pub symbols: Arc<dyn SymbolRepository>,
     /// [`InMemoryTicks::with_retention`]`(`[`DEFAULT_TICK_RETENTION`]`)`.
     pub ticks: Arc<dyn PriceTickRepository>,
-    /// [`InMemoryNews`].
+    /// [`InMemoryPredictions`]: both the [`PredictionRepository`] and the [`OutboxRepository`]
+    /// (they share one atomic state); see [`prediction_repository`](Self::prediction_repository)
+    /// and [`outbox_repository`](Self::outbox_repository) for the ports.
+    pub predictions: Arc<InMemoryPredictions>,
+    /// [`InMemoryNews::with_max_articles`]`(`[`DEFAULT_NEWS_RETENTION`]`)`.
     pub news: Arc<dyn NewsRepository>,
     /// [`InMemoryDeviceTokens`].
     pub device_tokens: Arc<dyn DeviceTokenRepository>,
@@ -59,7 +63,8 @@ impl InMemoryBackend {
         InMemoryBackend {
             symbols: Arc::new(InMemorySymbols::with_defaults()),
             ticks: Arc::new(InMemoryTicks::with_retention(DEFAULT_TICK_RETENTION)),
-            news: Arc::new(InMemoryNews::new()),
+            predictions: Arc::new(InMemoryPredictions::new()),
+            news: Arc::new(InMemoryNews::with_max_articles(DEFAULT_NEWS_RETENTION)),
             device_tokens: Arc::new(InMemoryDeviceTokens::new()),
             quote_cache: Arc::new(InMemoryQuoteCache::new()),
             news_cache: Arc::new(InMemoryNewsCache::new()),
@@ -68,5 +73,15 @@ impl InMemoryBackend {
             notifier: Arc::new(LogNotifier::new()),
             lease: Arc::new(SoleLeader::new()),
         }
+    }
+
+    /// [`predictions`](Self::predictions) as a [`PredictionRepository`].
+    pub fn prediction_repository(&self) -> Arc<dyn PredictionRepository> {
+        self.predictions.clone()
+    }
+
+    /// [`predictions`](Self::predictions) as an [`OutboxRepository`] (the same state).
+    pub fn outbox_repository(&self) -> Arc<dyn OutboxRepository> {
+        self.predictions.clone()
     }
 }

@@ -1,1 +1,15 @@
 //! Prediction verification (CONTRACT.md §6): the verifier job, statistics, the outbox dispatcher.
+//!
+//! - [`stats`]: the rounding rules of §6.3 and the statistics of §6.6, as pure functions.
+//! - [`PredictionVerifierJob`]: claims due predictions, decides them and records the batch.
+//! - [`ManualResolver`]: `POST /admin/predictions/{id}/resolve`.
+//! - [`OutboxDispatcherJob`]: delivers the broadcasts and notifications recorded in the outbox.
+//! - [`templates`]: notification texts (`zh-CN`, `en`).
+
+pub mod outbox;
+pub mod stats;
+pub mod templates;
+
+pub use outbox::{OutboxConfig, OutboxDispatcherJob};
+pub use stats::{accuracy_rate, apply_result, price_change_percent};
+pub use templates::{render_notice, Locale};

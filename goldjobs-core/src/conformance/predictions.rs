@@ -1,0 +1,806 @@
+//! Conformance suite of [`PredictionRepository`] (with the outbox rows `record_verifications`
+//! writes), written against `&dyn` ports so that every adapter runs the same checks:
+//!
+//! ```ignore
+//! let repo = InMemoryPredictions::new();
+//! goldjobs_core::conformance::predictions::run_all(&repo, &repo).await;
+//! ```
+//!
+//! Every call uses fresh random ids, symbols and users, and `verify_time`s in a random window
+//! of the distant past, and it leaves none of its predictions due afterwards, so the suite can
+//! run repeatedly against one shared database. Rows of other writers that happen to be due in
+//! the same window are tolerated (results are filtered to the suite's own ids); a schema of its
+//! own per run is still the most reliable.
+//!
+//! What the suite fixes beyond the trait docs:
+//! - claim order is `verify_time`, then `id`;
+//! - `record_verifications` skips unknown ids and ids that are not eligible (ended; or
+//!   `needs_review` unless the record is `manual`), listing them in `skipped`;
+//! - a `Verified` record writes one `PredictionVerified` outbox row and one `Notify` row per
+//!   voter; a `NeedsReview` record writes no outbox row and touches no vote and no statistics;
+//! - new outbox rows are pending, with 0 attempts, due at once (no later than the record's
+//!   `verified_at`).
+
+use crate::model::*;
+use crate::ports::{OutboxRepository, PredictionRepository};
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Run every check of this suite.
+pub async fn run_all(repo: &dyn PredictionRepository, outbox: &dyn OutboxRepository) {
+    insert_and_get(repo).await;
+    claim_order(repo).await;
+    claim_hides_from_second_claimer(repo).await;
+    release_claims(repo).await;
+    record_verified(repo, outbox).await;
+    stats_apply_in_record_order(repo, outbox).await;
+    record_needs_review(repo, outbox).await;
+    skip_when_not_eligible(repo, outbox).await;
+    manual_resolution(repo, outbox).await;
+    recent_verified_newest_first(repo, outbox).await;
+}
+
+/// A fresh random suffix for ids.
+pub(crate) fn unique() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A random instant (whole seconds) in 1950–1999, start of a window the suite owns.
+pub(crate) fn past_window() -> DateTime<Utc> {
+    let start = Utc
+        .with_ymd_and_hms(1950, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
+    start + ChronoDuration::seconds(rand::random::<u32>() as i64 % (50 * 365 * 86_400))
+}
+
+pub(crate) fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("decimal literal")
+}
+
+pub(crate) fn secs(n: i64) -> ChronoDuration {
+    ChronoDuration::seconds(n)
+}
+
+/// An active auto prediction `{prefix}-{name}` due at `verify_time`.
+pub(crate) fn auto_prediction(
+    id: &str,
+    symbol: &str,
+    verify_time: DateTime<Utc>,
+    created: DateTime<Utc>,
+) -> Prediction {
+    Prediction::new_active(
+        id,
+        symbol,
+        format!("Will {symbol} rise? ({id})"),
+        dec("2650.00"),
+        verify_time,
+        VerifyRule::Auto,
+        Some(r#"{"A": "price_change_percent >= 0", "B": "price_change_percent < 0"}"#.into()),
+        created,
+    )
+}
+
+pub(crate) fn vote(prediction_id: &str, user: &str, option: &str, at: DateTime<Utc>) -> Vote {
+    Vote {
+        prediction_id: prediction_id.to_owned(),
+        user_id: user.to_owned(),
+        selected_option: option.to_owned(),
+        is_correct: None,
+        created_at: at,
+    }
+}
+
+pub(crate) fn verified(
+    id: &str,
+    option: &str,
+    price: &str,
+    percent: &str,
+    ts: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> VerificationRecord {
+    VerificationRecord {
+        prediction_id: id.to_owned(),
+        outcome: VerificationOutcome::Verified(Verdict {
+            correct_option: option.to_owned(),
+            price_at_verify: dec(price),
+            price_change_percent: dec(percent),
+            price_source: PriceSource::Tick,
+            price_at_verify_ts: ts,
+        }),
+        verified_at: at,
+        manual: false,
+    }
+}
+
+pub(crate) fn review(id: &str, reason: &str, at: DateTime<Utc>) -> VerificationRecord {
+    VerificationRecord {
+        prediction_id: id.to_owned(),
+        outcome: VerificationOutcome::NeedsReview {
+            reason: reason.to_owned(),
+        },
+        verified_at: at,
+        manual: false,
+    }
+}
+
+async fn insert_all(repo: &dyn PredictionRepository, ps: &[Prediction]) {
+    for p in ps {
+        repo.insert_prediction(p).await.expect("insert_prediction");
+    }
+}
+
+/// Leave none of `ids` due: flag the active ones for review.
+async fn retire(repo: &dyn PredictionRepository, ids: &[String], at: DateTime<Utc>) {
+    let records: Vec<_> = ids.iter().map(|id| review(id, "cleanup", at)).collect();
+    repo.record_verifications(&records)
+        .await
+        .expect("cleanup record_verifications");
+}
+
+fn ours<'a>(claimed: &'a [Prediction], prefix: &str) -> Vec<&'a str> {
+    claimed
+        .iter()
+        .map(|p| p.id.as_str())
+        .filter(|id| id.starts_with(prefix))
+        .collect()
+}
+
+/// Claim at `now` and give back at once what belongs to others; returns our ids in order.
+async fn claim_ours(
+    repo: &dyn PredictionRepository,
+    now: DateTime<Utc>,
+    limit: u32,
+    claim_for: Duration,
+    prefix: &str,
+) -> Vec<String> {
+    let claimed = repo
+        .claim_due(now, limit, claim_for)
+        .await
+        .expect("claim_due");
+    assert!(claimed.len() <= limit as usize, "claim_due exceeded limit");
+    for p in &claimed {
+        assert!(p.verify_time <= now, "claimed {} before it was due", p.id);
+        assert_eq!(
+            p.status,
+            PredictionStatus::Active,
+            "claimed non-active {}",
+            p.id
+        );
+        assert_eq!(p.verify_rule, VerifyRule::Auto, "claimed manual {}", p.id);
+    }
+    let foreign: Vec<String> = claimed
+        .iter()
+        .filter(|p| !p.id.starts_with(prefix))
+        .map(|p| p.id.clone())
+        .collect();
+    if !foreign.is_empty() {
+        repo.release_claims(&foreign)
+            .await
+            .expect("release foreign");
+    }
+    ours(&claimed, prefix)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Insert, read back, duplicate ids and votes are conflicts.
+pub async fn insert_and_get(repo: &dyn PredictionRepository) {
+    let u = unique();
+    let base = past_window();
+    let id = format!("cf-ins-{u}");
+    let p = auto_prediction(&id, "XAUUSD", base, base - secs(3600));
+    repo.insert_prediction(&p).await.expect("insert");
+    let got = repo
+        .get_prediction(&id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.id, p.id);
+    assert_eq!(got.price_at_create, p.price_at_create);
+    assert_eq!(got.verify_time, p.verify_time);
+    assert_eq!(got.status, PredictionStatus::Active);
+    assert_eq!(got.verify_rule, VerifyRule::Auto);
+    assert_eq!(got.auto_verify_conditions, p.auto_verify_conditions);
+    assert!(matches!(
+        repo.insert_prediction(&p).await,
+        Err(crate::Error::Conflict(_))
+    ));
+    assert!(repo
+        .get_prediction(&format!("cf-missing-{u}"))
+        .await
+        .expect("get missing")
+        .is_none());
+
+    let v = vote(&id, &format!("cf-u1-{u}"), "A", base - secs(60));
+    repo.insert_votes(std::slice::from_ref(&v))
+        .await
+        .expect("vote");
+    assert!(matches!(
+        repo.insert_votes(std::slice::from_ref(&v)).await,
+        Err(crate::Error::Conflict(_))
+    ));
+    let votes = repo.votes_for(&id).await.expect("votes_for");
+    assert_eq!(votes.len(), 1);
+    assert_eq!(votes[0].selected_option, "A");
+    assert_eq!(votes[0].is_correct, None);
+    retire(repo, &[id], base).await;
+}
+
+/// Due auto predictions come oldest `verify_time` first, ties by id; manual, future, ended and
+/// needs_review ones are never claimed.
+pub async fn claim_order(repo: &dyn PredictionRepository) {
+    let u = unique();
+    let prefix = format!("cf-ord-{u}-");
+    let base = past_window();
+    let created = base - secs(86_400);
+    let id = |n: &str| format!("{prefix}{n}");
+    let mut manual = auto_prediction(&id("manual"), "XAUUSD", base, created);
+    manual.verify_rule = VerifyRule::Manual;
+    manual.auto_verify_conditions = None;
+    let mut ended = auto_prediction(&id("ended"), "XAUUSD", base, created);
+    ended.status = PredictionStatus::Ended;
+    ended.correct_option = Some("A".into());
+    let mut review_p = auto_prediction(&id("review"), "XAUUSD", base, created);
+    review_p.status = PredictionStatus::NeedsReview;
+    review_p.review_reason = Some("test".into());
+    let ps = vec![
+        auto_prediction(&id("d"), "XAUUSD", base + secs(3), created),
+        auto_prediction(&id("c"), "XAGUSD", base + secs(2), created),
+        auto_prediction(&id("a"), "XAUUSD", base + secs(1), created),
+        auto_prediction(&id("b"), "EURUSD", base + secs(2), created),
+        auto_prediction(&id("future"), "XAUUSD", base + secs(100), created),
+        manual,
+        ended,
+        review_p,
+    ];
+    insert_all(repo, &ps).await;
+    let now = base + secs(10);
+    let got = claim_ours(repo, now, 1000, Duration::from_secs(60), &prefix).await;
+    assert_eq!(got, vec![id("a"), id("b"), id("c"), id("d")], "claim order");
+    repo.release_claims(&got).await.expect("release");
+
+    // A limit smaller than the due set returns the oldest first.
+    let limited = claim_ours(repo, now, 2, Duration::from_secs(60), &prefix).await;
+    let expected = [id("a"), id("b")];
+    assert!(
+        expected.starts_with(&limited),
+        "limit 2 gave {limited:?}, expected a prefix of {expected:?}"
+    );
+    // `verify_time <= now` is inclusive.
+    let at_d = claim_ours(repo, base + secs(3), 1000, Duration::from_secs(60), &prefix).await;
+    assert!(at_d.contains(&id("d")), "due at exactly verify_time");
+
+    let all: Vec<String> = ps.iter().map(|p| p.id.clone()).collect();
+    repo.release_claims(&all).await.expect("release");
+    retire(repo, &all, now).await;
+}
+
+/// A claim hides the predictions from a second claimer until `claim_for` has passed.
+pub async fn claim_hides_from_second_claimer(repo: &dyn PredictionRepository) {
+    let u = unique();
+    let prefix = format!("cf-hide-{u}-");
+    let base = past_window();
+    let ids: Vec<String> = (0..3).map(|i| format!("{prefix}{i}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| auto_prediction(id, "XAUUSD", base + secs(i as i64), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let now = base + secs(10);
+    let first = claim_ours(repo, now, 1000, Duration::from_secs(60), &prefix).await;
+    assert_eq!(first, ids);
+    let second = claim_ours(repo, now + secs(30), 1000, Duration::from_secs(60), &prefix).await;
+    assert!(second.is_empty(), "second claimer saw {second:?}");
+    // After the claim ran out, a stale claim no longer hides them.
+    let third = claim_ours(repo, now + secs(61), 1000, Duration::from_secs(60), &prefix).await;
+    assert_eq!(third, ids, "expired claims are claimable again");
+    repo.release_claims(&ids).await.expect("release");
+    retire(repo, &ids, now).await;
+}
+
+/// Released claims are claimable at once; releasing unknown ids is fine.
+pub async fn release_claims(repo: &dyn PredictionRepository) {
+    let u = unique();
+    let prefix = format!("cf-rel-{u}-");
+    let base = past_window();
+    let ids: Vec<String> = (0..2).map(|i| format!("{prefix}{i}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .map(|id| auto_prediction(id, "XAUUSD", base, base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let now = base + secs(5);
+    let first = claim_ours(repo, now, 1000, Duration::from_secs(600), &prefix).await;
+    assert_eq!(first, ids);
+    repo.release_claims(&ids[..1]).await.expect("release one");
+    let again = claim_ours(repo, now, 1000, Duration::from_secs(600), &prefix).await;
+    assert_eq!(again, ids[..1].to_vec(), "only the released one comes back");
+    repo.release_claims(&[format!("{prefix}unknown")])
+        .await
+        .expect("release unknown");
+    repo.release_claims(&ids).await.expect("release");
+    retire(repo, &ids, now).await;
+}
+
+/// The prediction an outbox payload is about.
+pub(crate) fn payload_prediction_id(p: &OutboxPayload) -> &str {
+    match p {
+        OutboxPayload::PredictionVerified(e) => &e.prediction_id,
+        OutboxPayload::Notify(n) => &n.prediction_id,
+    }
+}
+
+/// Outbox rows (any state) that belong to `prediction_id`.
+pub(crate) async fn rows_of(outbox: &dyn OutboxRepository, prediction_id: &str) -> Vec<OutboxRow> {
+    outbox
+        .outbox_rows()
+        .await
+        .expect("outbox_rows")
+        .into_iter()
+        .filter(|r| payload_prediction_id(&r.payload) == prediction_id)
+        .collect()
+}
+
+/// Mark the outbox rows of these predictions delivered, so a shared outbox stays clean.
+pub(crate) async fn deliver_rows_of(outbox: &dyn OutboxRepository, prediction_ids: &[String]) {
+    let ids: Vec<i64> = outbox
+        .outbox_rows()
+        .await
+        .expect("outbox_rows")
+        .into_iter()
+        .filter(|r| {
+            prediction_ids
+                .iter()
+                .any(|p| *p == payload_prediction_id(&r.payload))
+        })
+        .map(|r| r.id)
+        .collect();
+    outbox.mark_delivered(&ids).await.expect("mark_delivered");
+}
+
+/// A verification sets every §6.6 field, marks every vote, updates every voter's statistics
+/// (first-time voters included) and writes the outbox rows.
+pub async fn record_verified(repo: &dyn PredictionRepository, outbox: &dyn OutboxRepository) {
+    let u = unique();
+    let base = past_window();
+    let id = format!("cf-ver-{u}");
+    let (u1, u2, u3) = (
+        format!("cf-u1-{u}"),
+        format!("cf-u2-{u}"),
+        format!("cf-u3-{u}"),
+    );
+    let p = auto_prediction(&id, "XAUUSD", base, base - secs(3600));
+    insert_all(repo, std::slice::from_ref(&p)).await;
+    repo.insert_votes(&[
+        vote(&id, &u1, "A", base - secs(100)),
+        vote(&id, &u2, "B", base - secs(90)),
+        vote(&id, &u3, "A", base - secs(80)),
+    ])
+    .await
+    .expect("votes");
+    let tick_ts = base + secs(2);
+    let at = base + secs(30);
+    let summary = repo
+        .record_verifications(&[verified(&id, "A", "2680.00", "1.13", tick_ts, at)])
+        .await
+        .expect("record");
+    assert_eq!(summary.verified, vec![id.clone()]);
+    assert!(summary.needs_review.is_empty() && summary.skipped.is_empty());
+    assert_eq!(summary.votes_marked, 3);
+
+    let got = repo
+        .get_prediction(&id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.status, PredictionStatus::Ended);
+    assert_eq!(got.correct_option.as_deref(), Some("A"));
+    assert_eq!(got.price_at_verify, Some(dec("2680.00")));
+    assert_eq!(got.price_change_percent, Some(dec("1.13")));
+    assert_eq!(got.price_source, Some(PriceSource::Tick));
+    assert_eq!(got.price_at_verify_ts, Some(tick_ts));
+    assert_eq!(got.verified_at, Some(at));
+    assert_eq!(got.price_at_create, p.price_at_create);
+
+    let votes: BTreeMap<String, Option<bool>> = repo
+        .votes_for(&id)
+        .await
+        .expect("votes_for")
+        .into_iter()
+        .map(|v| (v.user_id, v.is_correct))
+        .collect();
+    assert_eq!(votes.get(&u1), Some(&Some(true)));
+    assert_eq!(votes.get(&u2), Some(&Some(false)));
+    assert_eq!(votes.get(&u3), Some(&Some(true)));
+
+    let stats: BTreeMap<String, UserStats> = repo
+        .user_stats(&[u1.clone(), u2.clone(), u3.clone(), format!("cf-nobody-{u}")])
+        .await
+        .expect("user_stats")
+        .into_iter()
+        .map(|s| (s.user_id.clone(), s))
+        .collect();
+    assert_eq!(stats.len(), 3, "users without stats are left out");
+    let s1 = &stats[&u1];
+    assert_eq!(
+        (
+            s1.total_participations,
+            s1.correct_count,
+            s1.current_streak,
+            s1.max_streak
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(s1.accuracy_rate, dec("100"));
+    let s2 = &stats[&u2];
+    assert_eq!(
+        (
+            s2.total_participations,
+            s2.correct_count,
+            s2.current_streak,
+            s2.max_streak
+        ),
+        (1, 0, 0, 0)
+    );
+    assert_eq!(s2.accuracy_rate, Decimal::ZERO);
+
+    let rows = rows_of(outbox, &id).await;
+    assert_eq!(
+        rows.len(),
+        4,
+        "one broadcast + one notice per voter: {rows:?}"
+    );
+    for r in &rows {
+        assert_eq!(r.state, OutboxState::Pending);
+        assert_eq!(r.attempts, 0);
+        assert!(r.last_error.is_none());
+        assert!(r.next_attempt_at <= at, "new rows are due at once");
+    }
+    let events: Vec<&PredictionVerified> = rows
+        .iter()
+        .filter_map(|r| match &r.payload {
+            OutboxPayload::PredictionVerified(e) => Some(e),
+            OutboxPayload::Notify(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![&PredictionVerified {
+            prediction_id: id.clone(),
+            symbol_code: "XAUUSD".into(),
+            correct_option: "A".into(),
+            price_at_verify: dec("2680.00"),
+            price_change_percent: dec("1.13"),
+            price_source: PriceSource::Tick,
+            price_at_verify_ts: tick_ts,
+        }]
+    );
+    let notices: BTreeMap<String, &VoterNotice> = rows
+        .iter()
+        .filter_map(|r| match &r.payload {
+            OutboxPayload::Notify(n) => Some((n.user_id.clone(), n)),
+            OutboxPayload::PredictionVerified(_) => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 3);
+    assert!(notices[&u1].is_correct && !notices[&u2].is_correct && notices[&u3].is_correct);
+    assert_eq!(notices[&u2].selected_option, "B");
+    assert_eq!(notices[&u1].question, p.question);
+
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    outbox.mark_delivered(&ids).await.expect("mark_delivered");
+}
+
+/// Several predictions of one user in one call apply in slice (`verify_time`) order, and
+/// existing statistics are continued.
+pub async fn stats_apply_in_record_order(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let prefix = format!("cf-streak-{u}-");
+    let base = past_window();
+    let user = format!("cf-streaker-{u}");
+    let ids: Vec<String> = (0..5).map(|i| format!("{prefix}{i}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| auto_prediction(id, "XAUUSD", base + secs(i as i64), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let votes: Vec<Vote> = ids
+        .iter()
+        .map(|id| vote(id, &user, "A", base - secs(30)))
+        .collect();
+    repo.insert_votes(&votes).await.expect("votes");
+
+    // One earlier verification: existing stats (1 total, 1 correct, streak 1).
+    let at = base + secs(60);
+    repo.record_verifications(&[verified(&ids[0], "A", "2660", "0.38", base, at)])
+        .await
+        .expect("first");
+    // Then correct, wrong, correct, correct in one call: streak 2 → 0 → 1 → 2; max 2.
+    // Applied in another order (wrong first) the result would differ (max 3).
+    let outcome = ["A", "B", "A", "A"];
+    let records: Vec<VerificationRecord> = ids[1..]
+        .iter()
+        .zip(outcome)
+        .map(|(id, opt)| verified(id, opt, "2660", "0.38", base + secs(5), at + secs(1)))
+        .collect();
+    let summary = repo.record_verifications(&records).await.expect("batch");
+    assert_eq!(summary.verified, ids[1..].to_vec());
+    let s = repo
+        .user_stats(std::slice::from_ref(&user))
+        .await
+        .expect("user_stats");
+    assert_eq!(s.len(), 1);
+    let s = &s[0];
+    assert_eq!(
+        (
+            s.total_participations,
+            s.correct_count,
+            s.current_streak,
+            s.max_streak
+        ),
+        (5, 4, 2, 2),
+        "stats after C | C W C C"
+    );
+    assert_eq!(s.accuracy_rate, dec("80"));
+    assert_eq!(s.updated_at, at + secs(1));
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// `NeedsReview` sets status and reason, and touches no vote, no statistics and no outbox.
+pub async fn record_needs_review(repo: &dyn PredictionRepository, outbox: &dyn OutboxRepository) {
+    let u = unique();
+    let prefix = format!("cf-rev-{u}-");
+    let base = past_window();
+    let id = format!("{prefix}p");
+    let user = format!("cf-rev-user-{u}");
+    insert_all(
+        repo,
+        &[auto_prediction(&id, "XAUUSD", base, base - secs(60))],
+    )
+    .await;
+    repo.insert_votes(&[vote(&id, &user, "A", base - secs(10))])
+        .await
+        .expect("vote");
+    let summary = repo
+        .record_verifications(&[review(&id, "no condition matched", base + secs(5))])
+        .await
+        .expect("record");
+    assert_eq!(summary.needs_review, vec![id.clone()]);
+    assert!(summary.verified.is_empty() && summary.skipped.is_empty());
+    assert_eq!(summary.votes_marked, 0);
+    let got = repo
+        .get_prediction(&id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.status, PredictionStatus::NeedsReview);
+    assert_eq!(got.review_reason.as_deref(), Some("no condition matched"));
+    assert_eq!(got.correct_option, None);
+    assert_eq!(got.price_at_verify, None);
+    assert_eq!(got.verified_at, None);
+    let votes = repo.votes_for(&id).await.expect("votes_for");
+    assert_eq!(votes[0].is_correct, None);
+    assert!(repo
+        .user_stats(std::slice::from_ref(&user))
+        .await
+        .expect("stats")
+        .is_empty());
+    assert!(rows_of(outbox, &id).await.is_empty());
+    // No longer due.
+    let claimed = claim_ours(
+        repo,
+        base + secs(10),
+        1000,
+        Duration::from_secs(60),
+        &prefix,
+    )
+    .await;
+    assert!(claimed.is_empty());
+}
+
+/// A second record of a verified prediction does nothing (no double counting); an automatic
+/// record does not touch a `needs_review` prediction; unknown ids are skipped.
+pub async fn skip_when_not_eligible(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let base = past_window();
+    let id = format!("cf-skip-{u}");
+    let rid = format!("cf-skip-review-{u}");
+    let user = format!("cf-skip-user-{u}");
+    insert_all(
+        repo,
+        &[
+            auto_prediction(&id, "XAUUSD", base, base - secs(60)),
+            auto_prediction(&rid, "XAUUSD", base, base - secs(60)),
+        ],
+    )
+    .await;
+    repo.insert_votes(&[
+        vote(&id, &user, "A", base - secs(10)),
+        vote(&rid, &user, "A", base - secs(10)),
+    ])
+    .await
+    .expect("votes");
+    let at = base + secs(5);
+    // The same id twice in one call: the second is skipped.
+    let summary = repo
+        .record_verifications(&[
+            verified(&id, "A", "2680.00", "1.13", base, at),
+            verified(&id, "B", "2600.00", "-1.89", base, at),
+            review(&rid, "needs a human", at),
+        ])
+        .await
+        .expect("record");
+    assert_eq!(summary.verified, vec![id.clone()]);
+    assert_eq!(summary.skipped, vec![id.clone()]);
+    assert_eq!(summary.needs_review, vec![rid.clone()]);
+    assert_eq!(summary.votes_marked, 1);
+    // A later call (e.g. a stale verifier) changes nothing either.
+    let again = repo
+        .record_verifications(&[
+            verified(&id, "B", "2600.00", "-1.89", base, at + secs(1)),
+            verified(&rid, "A", "2680.00", "1.13", base, at + secs(1)),
+            review(&id, "late", at + secs(1)),
+            verified(&format!("cf-unknown-{u}"), "A", "1", "0", base, at),
+        ])
+        .await
+        .expect("record again");
+    assert!(again.verified.is_empty() && again.needs_review.is_empty());
+    assert_eq!(again.skipped.len(), 4);
+    assert_eq!(again.votes_marked, 0);
+
+    let got = repo
+        .get_prediction(&id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.status, PredictionStatus::Ended);
+    assert_eq!(got.correct_option.as_deref(), Some("A"));
+    assert_eq!(got.verified_at, Some(at));
+    assert_eq!(got.review_reason, None);
+    let r = repo
+        .get_prediction(&rid)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(r.status, PredictionStatus::NeedsReview);
+    assert_eq!(r.review_reason.as_deref(), Some("needs a human"));
+    let s = repo
+        .user_stats(std::slice::from_ref(&user))
+        .await
+        .expect("stats");
+    assert_eq!(s.len(), 1);
+    assert_eq!((s[0].total_participations, s[0].correct_count), (1, 1));
+    let votes = repo.votes_for(&id).await.expect("votes_for");
+    assert_eq!(votes[0].is_correct, Some(true));
+    let rows = rows_of(outbox, &id).await;
+    assert_eq!(rows.len(), 2, "outbox written once");
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    outbox.mark_delivered(&ids).await.expect("mark_delivered");
+}
+
+/// A manual record resolves `needs_review` and active manual predictions.
+pub async fn manual_resolution(repo: &dyn PredictionRepository, outbox: &dyn OutboxRepository) {
+    let u = unique();
+    let base = past_window();
+    let rid = format!("cf-man-review-{u}");
+    let mid = format!("cf-man-manual-{u}");
+    let user = format!("cf-man-user-{u}");
+    let mut manual = auto_prediction(&mid, "XAGUSD", base, base - secs(60));
+    manual.verify_rule = VerifyRule::Manual;
+    manual.auto_verify_conditions = None;
+    insert_all(
+        repo,
+        &[
+            auto_prediction(&rid, "XAUUSD", base, base - secs(60)),
+            manual,
+        ],
+    )
+    .await;
+    repo.insert_votes(&[
+        vote(&rid, &user, "B", base - secs(10)),
+        vote(&mid, &user, "Yes", base - secs(10)),
+    ])
+    .await
+    .expect("votes");
+    repo.record_verifications(&[review(&rid, "provider has no history", base + secs(1))])
+        .await
+        .expect("review");
+    let at = base + secs(3600);
+    let mut r1 = verified(&rid, "B", "2600.00", "-1.89", base, at);
+    r1.manual = true;
+    if let VerificationOutcome::Verified(v) = &mut r1.outcome {
+        v.price_source = PriceSource::Manual;
+    }
+    let mut r2 = verified(&mid, "No", "31.20", "0.00", base, at + secs(1));
+    r2.manual = true;
+    if let VerificationOutcome::Verified(v) = &mut r2.outcome {
+        v.price_source = PriceSource::Manual;
+    }
+    let summary = repo.record_verifications(&[r1, r2]).await.expect("manual");
+    assert_eq!(summary.verified, vec![rid.clone(), mid.clone()]);
+    let got = repo
+        .get_prediction(&rid)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.status, PredictionStatus::Ended);
+    assert_eq!(got.price_source, Some(PriceSource::Manual));
+    assert_eq!(got.correct_option.as_deref(), Some("B"));
+    let got = repo
+        .get_prediction(&mid)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.status, PredictionStatus::Ended);
+    assert_eq!(got.correct_option.as_deref(), Some("No"));
+    let s = repo
+        .user_stats(std::slice::from_ref(&user))
+        .await
+        .expect("stats");
+    assert_eq!(
+        (
+            s[0].total_participations,
+            s[0].correct_count,
+            s[0].current_streak,
+            s[0].max_streak
+        ),
+        (2, 1, 0, 1)
+    );
+    assert_eq!(s[0].accuracy_rate, dec("50"));
+    deliver_rows_of(outbox, &[rid, mid]).await;
+}
+
+/// `recent_verified` lists ended predictions, newest `verified_at` first.
+pub async fn recent_verified_newest_first(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    // Far in the future so they are the newest of any shared database.
+    let far = Utc
+        .with_ymd_and_hms(2900, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date")
+        + secs(rand::random::<u32>() as i64 % 86_400);
+    let base = past_window();
+    let ids: Vec<String> = (0..3).map(|i| format!("cf-recent-{u}-{i}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .map(|id| auto_prediction(id, "XAUUSD", base, base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    repo.record_verifications(&[
+        verified(&ids[0], "A", "2660", "0.38", base, far + secs(1)),
+        verified(&ids[1], "A", "2660", "0.38", base, far + secs(3)),
+        verified(&ids[2], "A", "2660", "0.38", base, far + secs(2)),
+    ])
+    .await
+    .expect("record");
+    let recent = repo.recent_verified(1000).await.expect("recent");
+    let mine: Vec<&str> = recent
+        .iter()
+        .map(|p| p.id.as_str())
+        .filter(|id| id.starts_with(&format!("cf-recent-{u}-")))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![ids[1].as_str(), ids[2].as_str(), ids[0].as_str()]
+    );
+    assert!(recent.iter().all(|p| p.status == PredictionStatus::Ended));
+    let one = repo.recent_verified(1).await.expect("recent 1");
+    assert!(one.len() <= 1);
+    deliver_rows_of(outbox, &ids).await;
+}

@@ -1,0 +1,563 @@
+//! In-memory predictions, votes, user statistics and the verification outbox.
+//!
+//! [`InMemoryPredictions`] is one struct implementing both [`PredictionRepository`] and
+//! [`OutboxRepository`]: `record_verifications` writes the outbox in the same atomic step as the
+//! predictions, votes and statistics, so both live behind one mutex. It is what the unit tests,
+//! the conformance suites and the embedded default (no database configured) use.
+//!
+//! Every method takes the lock once and never awaits while holding it, so each call is one
+//! atomic step, also with many verifiers racing on the same instance.
+
+use crate::model::*;
+use crate::ports::{OutboxRepository, PredictionRepository};
+use crate::verify::stats::apply_result;
+use crate::{Error, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How many finished (delivered or failed) outbox rows are kept for inspection by default.
+pub const DEFAULT_OUTBOX_RETENTION: usize = 10_000;
+
+/// Predictions, votes, statistics and outbox held in memory (see the module docs).
+#[derive(Debug)]
+pub struct InMemoryPredictions {
+    state: Mutex<State>,
+    outbox_retention: usize,
+}
+
+impl Default for InMemoryPredictions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    predictions: HashMap<String, Entry>,
+    /// `(verify_time, id)` of every active auto prediction: the claimable ones, oldest first.
+    due: BTreeSet<(DateTime<Utc>, String)>,
+    /// Votes per prediction, by user id.
+    votes: HashMap<String, BTreeMap<String, Vote>>,
+    stats: HashMap<String, UserStats>,
+    outbox: BTreeMap<i64, OutboxEntry>,
+    /// Ids of finished outbox rows, oldest first, for the retention limit.
+    finished: VecDeque<i64>,
+    next_outbox_id: i64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    prediction: Prediction,
+    claimed_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+struct OutboxEntry {
+    row: OutboxRow,
+    leased_until: Option<DateTime<Utc>>,
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(to_chrono(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn is_due_candidate(p: &Prediction) -> bool {
+    p.status == PredictionStatus::Active && p.verify_rule == VerifyRule::Auto
+}
+
+impl InMemoryPredictions {
+    /// An empty repository keeping [`DEFAULT_OUTBOX_RETENTION`] finished outbox rows.
+    pub fn new() -> Self {
+        Self::with_outbox_retention(DEFAULT_OUTBOX_RETENTION)
+    }
+
+    /// An empty repository keeping at most `retention` finished (delivered or failed) outbox
+    /// rows; older finished rows are dropped so a long-running embedded server does not grow
+    /// without bound. Pending rows are never dropped.
+    pub fn with_outbox_retention(retention: usize) -> Self {
+        InMemoryPredictions {
+            state: Mutex::new(State {
+                next_outbox_id: 1,
+                ..State::default()
+            }),
+            outbox_retention: retention,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied step: every mutation is
+        // validated before it starts. So a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every stored prediction (for tests and inspection), by id.
+    pub fn all_predictions(&self) -> Vec<Prediction> {
+        let st = self.lock();
+        let mut all: Vec<Prediction> = st
+            .predictions
+            .values()
+            .map(|e| e.prediction.clone())
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Every stored user's statistics (for tests and inspection), by user id.
+    pub fn all_user_stats(&self) -> Vec<UserStats> {
+        let st = self.lock();
+        let mut all: Vec<UserStats> = st.stats.values().cloned().collect();
+        all.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        all
+    }
+
+    /// Number of outbox rows still pending.
+    pub fn pending_outbox(&self) -> usize {
+        let st = self.lock();
+        st.outbox
+            .values()
+            .filter(|e| e.row.state == OutboxState::Pending)
+            .count()
+    }
+
+    fn finish_row(&self, st: &mut State, id: i64) {
+        st.finished.push_back(id);
+        while st.finished.len() > self.outbox_retention {
+            if let Some(old) = st.finished.pop_front() {
+                st.outbox.remove(&old);
+            }
+        }
+    }
+}
+
+impl State {
+    fn push_outbox(&mut self, payload: OutboxPayload, due: DateTime<Utc>) {
+        let id = self.next_outbox_id;
+        self.next_outbox_id += 1;
+        self.outbox.insert(
+            id,
+            OutboxEntry {
+                row: OutboxRow {
+                    id,
+                    payload,
+                    state: OutboxState::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    next_attempt_at: due,
+                },
+                leased_until: None,
+            },
+        );
+    }
+
+    /// Apply one record; returns `None` when skipped, else whether it verified (`true`) or
+    /// flagged for review (`false`) and how many votes it marked.
+    fn apply(&mut self, record: &VerificationRecord) -> Option<(bool, u64)> {
+        let entry = self.predictions.get_mut(&record.prediction_id)?;
+        let eligible = match entry.prediction.status {
+            PredictionStatus::Active => true,
+            PredictionStatus::NeedsReview => record.manual,
+            PredictionStatus::Ended => false,
+        };
+        if !eligible {
+            return None;
+        }
+        let p = &mut entry.prediction;
+        self.due.remove(&(p.verify_time, p.id.clone()));
+        entry.claimed_until = None;
+        match &record.outcome {
+            VerificationOutcome::NeedsReview { reason } => {
+                p.status = PredictionStatus::NeedsReview;
+                p.review_reason = Some(reason.clone());
+                Some((false, 0))
+            }
+            VerificationOutcome::Verified(v) => {
+                p.status = PredictionStatus::Ended;
+                p.correct_option = Some(v.correct_option.clone());
+                p.price_at_verify = Some(v.price_at_verify);
+                p.price_change_percent = Some(v.price_change_percent);
+                p.price_source = Some(v.price_source);
+                p.price_at_verify_ts = Some(v.price_at_verify_ts);
+                p.verified_at = Some(record.verified_at);
+                let event = PredictionVerified {
+                    prediction_id: p.id.clone(),
+                    symbol_code: p.symbol_code.clone(),
+                    correct_option: v.correct_option.clone(),
+                    price_at_verify: v.price_at_verify,
+                    price_change_percent: v.price_change_percent,
+                    price_source: v.price_source,
+                    price_at_verify_ts: v.price_at_verify_ts,
+                };
+                let question = p.question.clone();
+                let mut notices = Vec::new();
+                let mut marked = 0u64;
+                if let Some(votes) = self.votes.get_mut(&record.prediction_id) {
+                    for vote in votes.values_mut() {
+                        let correct = vote.selected_option == v.correct_option;
+                        vote.is_correct = Some(correct);
+                        marked += 1;
+                        let stats = self
+                            .stats
+                            .entry(vote.user_id.clone())
+                            .or_insert_with(|| UserStats::empty(&vote.user_id, record.verified_at));
+                        apply_result(stats, correct, record.verified_at);
+                        notices.push(VoterNotice {
+                            user_id: vote.user_id.clone(),
+                            prediction_id: record.prediction_id.clone(),
+                            question: question.clone(),
+                            selected_option: vote.selected_option.clone(),
+                            is_correct: correct,
+                        });
+                    }
+                }
+                self.push_outbox(OutboxPayload::PredictionVerified(event), record.verified_at);
+                for n in notices {
+                    self.push_outbox(OutboxPayload::Notify(n), record.verified_at);
+                }
+                Some((true, marked))
+            }
+        }
+    }
+}
+
+fn validate(record: &VerificationRecord) -> Result<()> {
+    if record.prediction_id.is_empty() {
+        return Err(Error::invalid("verification record without prediction_id"));
+    }
+    if let VerificationOutcome::Verified(v) = &record.outcome {
+        if v.correct_option.trim().is_empty() {
+            return Err(Error::invalid(format!(
+                "prediction {}: empty correct_option",
+                record.prediction_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl PredictionRepository for InMemoryPredictions {
+    async fn insert_prediction(&self, prediction: &Prediction) -> Result<()> {
+        if prediction.id.is_empty() {
+            return Err(Error::invalid("prediction without id"));
+        }
+        let mut st = self.lock();
+        if st.predictions.contains_key(&prediction.id) {
+            return Err(Error::Conflict(format!(
+                "prediction {} exists",
+                prediction.id
+            )));
+        }
+        if is_due_candidate(prediction) {
+            st.due
+                .insert((prediction.verify_time, prediction.id.clone()));
+        }
+        st.predictions.insert(
+            prediction.id.clone(),
+            Entry {
+                prediction: prediction.clone(),
+                claimed_until: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn insert_votes(&self, votes: &[Vote]) -> Result<()> {
+        let mut st = self.lock();
+        // Validate the whole batch first: all or nothing.
+        let mut seen = BTreeSet::new();
+        for v in votes {
+            if !st.predictions.contains_key(&v.prediction_id) {
+                return Err(Error::NotFound(format!("prediction {}", v.prediction_id)));
+            }
+            let dup_stored = st
+                .votes
+                .get(&v.prediction_id)
+                .is_some_and(|m| m.contains_key(&v.user_id));
+            if dup_stored || !seen.insert((v.prediction_id.as_str(), v.user_id.as_str())) {
+                return Err(Error::Conflict(format!(
+                    "user {} already voted on prediction {}",
+                    v.user_id, v.prediction_id
+                )));
+            }
+        }
+        for v in votes {
+            st.votes
+                .entry(v.prediction_id.clone())
+                .or_default()
+                .insert(v.user_id.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_prediction(&self, id: &str) -> Result<Option<Prediction>> {
+        Ok(self
+            .lock()
+            .predictions
+            .get(id)
+            .map(|e| e.prediction.clone()))
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        claim_for: Duration,
+    ) -> Result<Vec<Prediction>> {
+        let mut st = self.lock();
+        let until = add(now, claim_for);
+        let mut picked = Vec::new();
+        for (vt, id) in st.due.iter() {
+            if picked.len() >= limit as usize || *vt > now {
+                break;
+            }
+            let free = st
+                .predictions
+                .get(id)
+                .is_some_and(|e| e.claimed_until.is_none_or(|c| c <= now));
+            if free {
+                picked.push(id.clone());
+            }
+        }
+        let mut out = Vec::with_capacity(picked.len());
+        for id in picked {
+            if let Some(e) = st.predictions.get_mut(&id) {
+                e.claimed_until = Some(until);
+                out.push(e.prediction.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn release_claims(&self, ids: &[String]) -> Result<()> {
+        let mut st = self.lock();
+        for id in ids {
+            if let Some(e) = st.predictions.get_mut(id) {
+                e.claimed_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary> {
+        for r in records {
+            validate(r)?;
+        }
+        let mut st = self.lock();
+        let mut summary = RecordSummary::default();
+        for r in records {
+            match st.apply(r) {
+                None => summary.skipped.push(r.prediction_id.clone()),
+                Some((true, marked)) => {
+                    summary.verified.push(r.prediction_id.clone());
+                    summary.votes_marked += marked;
+                }
+                Some((false, _)) => summary.needs_review.push(r.prediction_id.clone()),
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn votes_for(&self, prediction_id: &str) -> Result<Vec<Vote>> {
+        let st = self.lock();
+        let mut votes: Vec<Vote> = st
+            .votes
+            .get(prediction_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        votes.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.user_id.cmp(&b.user_id))
+        });
+        Ok(votes)
+    }
+
+    async fn user_stats(&self, user_ids: &[String]) -> Result<Vec<UserStats>> {
+        let st = self.lock();
+        let mut seen = BTreeSet::new();
+        Ok(user_ids
+            .iter()
+            .filter(|u| seen.insert(u.as_str()))
+            .filter_map(|u| st.stats.get(u).cloned())
+            .collect())
+    }
+
+    async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>> {
+        let st = self.lock();
+        let mut ended: Vec<&Prediction> = st
+            .predictions
+            .values()
+            .map(|e| &e.prediction)
+            .filter(|p| p.status == PredictionStatus::Ended)
+            .collect();
+        ended.sort_by(|a, b| {
+            b.verified_at
+                .cmp(&a.verified_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(ended.into_iter().take(limit as usize).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl OutboxRepository for InMemoryPredictions {
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>> {
+        let mut st = self.lock();
+        let until = add(now, lease);
+        let mut out = Vec::new();
+        for e in st.outbox.values_mut() {
+            if out.len() >= limit as usize {
+                break;
+            }
+            let claimable = e.row.state == OutboxState::Pending
+                && e.row.next_attempt_at <= now
+                && e.leased_until.is_none_or(|l| l <= now);
+            if claimable {
+                e.leased_until = Some(until);
+                out.push(OutboxMessage {
+                    id: e.row.id,
+                    payload: e.row.payload.clone(),
+                    attempts: e.row.attempts,
+                    last_error: e.row.last_error.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_delivered(&self, ids: &[i64]) -> Result<()> {
+        let mut st = self.lock();
+        let mut done = Vec::new();
+        for id in ids {
+            if let Some(e) = st.outbox.get_mut(id) {
+                if e.row.state == OutboxState::Pending {
+                    e.row.state = OutboxState::Delivered;
+                    e.leased_until = None;
+                    done.push(*id);
+                }
+            }
+        }
+        for id in done {
+            self.finish_row(&mut st, id);
+        }
+        Ok(())
+    }
+
+    async fn reschedule(&self, id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> Result<()> {
+        let mut st = self.lock();
+        let e = st
+            .outbox
+            .get_mut(&id)
+            .ok_or_else(|| Error::NotFound(format!("outbox row {id}")))?;
+        if e.row.state == OutboxState::Pending {
+            e.row.attempts = e.row.attempts.saturating_add(1);
+            e.row.last_error = Some(error.to_owned());
+            e.row.next_attempt_at = next_attempt_at;
+            e.leased_until = None;
+        }
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
+        let mut st = self.lock();
+        let e = st
+            .outbox
+            .get_mut(&id)
+            .ok_or_else(|| Error::NotFound(format!("outbox row {id}")))?;
+        if e.row.state != OutboxState::Pending {
+            return Ok(());
+        }
+        e.row.attempts = e.row.attempts.saturating_add(1);
+        e.row.last_error = Some(error.to_owned());
+        e.row.state = OutboxState::Failed;
+        e.leased_until = None;
+        self.finish_row(&mut st, id);
+        Ok(())
+    }
+
+    async fn outbox_rows(&self) -> Result<Vec<OutboxRow>> {
+        Ok(self.lock().outbox.values().map(|e| e.row.clone()).collect())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::conformance;
+
+    #[tokio::test]
+    async fn prediction_conformance() {
+        let repo = InMemoryPredictions::new();
+        conformance::predictions::run_all(&repo, &repo).await;
+        // Twice on the same repository: the suite tolerates its own earlier rows.
+        conformance::predictions::run_all(&repo, &repo).await;
+    }
+
+    #[tokio::test]
+    async fn outbox_conformance() {
+        let repo = InMemoryPredictions::new();
+        conformance::outbox::run_all(&repo, &repo).await;
+        conformance::predictions::run_all(&repo, &repo).await;
+        conformance::outbox::run_all(&repo, &repo).await;
+    }
+
+    #[tokio::test]
+    async fn finished_outbox_rows_are_bounded() {
+        let repo = InMemoryPredictions::with_outbox_retention(2);
+        let now = Utc::now();
+        for i in 0..5 {
+            let id = format!("p{i}");
+            repo.insert_prediction(&conformance::predictions::auto_prediction(
+                &id, "XAUUSD", now, now,
+            ))
+            .await
+            .unwrap();
+            repo.record_verifications(&[conformance::predictions::verified(
+                &id, "A", "1", "0", now, now,
+            )])
+            .await
+            .unwrap();
+        }
+        assert_eq!(repo.outbox_rows().await.unwrap().len(), 5);
+        let ids: Vec<i64> = (1..=4).collect();
+        repo.mark_delivered(&ids).await.unwrap();
+        let rows = repo.outbox_rows().await.unwrap();
+        // Two finished rows kept, the pending one never dropped.
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(repo.pending_outbox(), 1);
+    }
+
+    #[tokio::test]
+    async fn record_is_all_or_nothing_on_invalid_input() {
+        let repo = InMemoryPredictions::new();
+        let now = Utc::now();
+        repo.insert_prediction(&conformance::predictions::auto_prediction(
+            "p", "XAUUSD", now, now,
+        ))
+        .await
+        .unwrap();
+        let good = conformance::predictions::verified("p", "A", "1", "0", now, now);
+        let bad = conformance::predictions::verified("p", " ", "1", "0", now, now);
+        assert!(matches!(
+            repo.record_verifications(&[good, bad]).await,
+            Err(Error::InvalidInput(_))
+        ));
+        let p = repo.get_prediction("p").await.unwrap().unwrap();
+        assert_eq!(p.status, PredictionStatus::Active);
+        assert!(repo.outbox_rows().await.unwrap().is_empty());
+    }
+}
