@@ -68,6 +68,9 @@ pub struct PriceFetcherJob {
     config: PriceFetcherConfig,
     seqs: RwLock<HashMap<String, AtomicU64>>,
     last: Mutex<HashMap<String, Quote>>,
+    /// One run at a time (a manual `POST /jobs/…/run` may overlap a scheduled one), so that
+    /// updates of a symbol are published in `seq` order and last quotes never go back in time.
+    run_lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for PriceFetcherJob {
@@ -98,6 +101,7 @@ impl PriceFetcherJob {
             config,
             seqs: RwLock::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
+            run_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -143,8 +147,14 @@ impl PriceFetcherJob {
     }
 
     /// Cache, record and publish quotes already in hand (the second half of a run); returns
-    /// the problems. Exposed for benchmarks and for callers that bring their own quotes.
+    /// the problems. Exposed for benchmarks and for callers that bring their own quotes; waits
+    /// for a run in progress.
     pub async fn distribute(&self, quotes: &[Quote]) -> Vec<String> {
+        let _one_at_a_time = self.run_lock.lock().await;
+        self.distribute_locked(quotes).await
+    }
+
+    async fn distribute_locked(&self, quotes: &[Quote]) -> Vec<String> {
         let mut problems = Vec::new();
         if quotes.is_empty() {
             return problems;
@@ -203,6 +213,10 @@ impl Job for PriceFetcherJob {
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {
+        let _one_at_a_time = tokio::select! {
+            g = self.run_lock.lock() => g,
+            () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+        };
         let symbols = tokio::select! {
             r = self.symbols.active_symbols() => r?,
             () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
@@ -262,7 +276,7 @@ impl Job for PriceFetcherJob {
             tracing::debug!(symbol = %f.symbol_code, error = %f.error, "symbol not priced");
         }
 
-        problems.extend(self.distribute(&quotes).await);
+        problems.extend(self.distribute_locked(&quotes).await);
         let failed = symbols.len() - quotes.len();
         Ok(RunReport {
             summary: format!("{} quotes, {failed} failed", quotes.len()),
