@@ -502,7 +502,9 @@ impl PredictionRepository for SqliteStore {
         // BEGIN IMMEDIATE takes the write lock now: no upgrade deadlock, writers serialize
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
 
-        // 1. the still-eligible predictions; RETURNING tells which ones
+        // 1. the still-eligible predictions; RETURNING tells which ones. (`+status` keeps the
+        //    planner on the primary key: the status index would scan every active prediction
+        //    once per record.)
         let rows = sqlx::query(
             "UPDATE predictions SET \
                  status = d.r_status, \
@@ -521,7 +523,8 @@ impl PredictionRepository for SqliteStore {
                           json_extract(value, '$[8]') AS r_reason, json_extract(value, '$[9]') AS r_manual \
                    FROM json_each(?1)) AS d \
              WHERE predictions.id = d.r_id \
-               AND (predictions.status = 'active' OR (d.r_manual AND predictions.status = 'needs_review')) \
+               AND (+predictions.status = 'active' \
+                    OR (d.r_manual AND +predictions.status = 'needs_review')) \
              RETURNING id, status, symbol_code",
         )
         .bind(batch(decisions))
