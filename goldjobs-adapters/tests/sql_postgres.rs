@@ -147,6 +147,10 @@ async fn dropped_connection_leaves_nothing() {
         let records = sql_shared::seed_random(&store, "k", 0, 5, 4, 11).await;
         // the stats step waits for this lock; meanwhile we kill the recorder's backend
         let mut locker = store.pool().begin().await.unwrap();
+        let locker_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *locker)
+            .await
+            .unwrap();
         sqlx::query("LOCK TABLE user_prediction_stats IN EXCLUSIVE MODE")
             .execute(&mut *locker)
             .await
@@ -160,11 +164,11 @@ async fn dropped_connection_leaves_nothing() {
         let killer = store.pool().clone();
         let mut killed = false;
         for _ in 0..200 {
+            // only the backend our own lock blocks: never anyone else's session
             let n: Option<i32> = sqlx::query_scalar(
-                "SELECT pid FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND query LIKE '%user_prediction_stats%' \
-                 AND pid <> pg_backend_pid() LIMIT 1",
+                "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) LIMIT 1",
             )
+            .bind(locker_pid)
             .fetch_optional(&killer)
             .await
             .unwrap();
