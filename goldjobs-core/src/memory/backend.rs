@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// and tests.
 ///
 /// [`InMemoryBackend::new`] gives: the default symbols, ticks capped at
-/// [`DEFAULT_TICK_RETENTION`] per symbol, predictions with their outbox, news, device tokens, quote and news caches, a
+/// [`DEFAULT_TICK_RETENTION`] per symbol, predictions with their outbox, news capped at [`DEFAULT_NEWS_RETENTION`] articles, device tokens, quote and news caches, a
 /// [`LocalBroadcaster`] (also reachable as [`hub`](Self::hub) to subscribe), a [`LogNotifier`]
 /// and a [`SoleLeader`]. Replace any field to mix in another adapter.
 #[derive(Clone)]
@@ -24,7 +24,7 @@ pub struct InMemoryBackend {
     /// (they share one atomic state); see [`prediction_repository`](Self::prediction_repository)
     /// and [`outbox_repository`](Self::outbox_repository) for the ports.
     pub predictions: Arc<InMemoryPredictions>,
-    /// [`InMemoryNews`].
+    /// [`InMemoryNews::with_max_articles`]`(`[`DEFAULT_NEWS_RETENTION`]`)`.
     pub news: Arc<dyn NewsRepository>,
     /// [`InMemoryDeviceTokens`].
     pub device_tokens: Arc<dyn DeviceTokenRepository>,
@@ -64,7 +64,7 @@ impl InMemoryBackend {
             symbols: Arc::new(InMemorySymbols::with_defaults()),
             ticks: Arc::new(InMemoryTicks::with_retention(DEFAULT_TICK_RETENTION)),
             predictions: Arc::new(InMemoryPredictions::new()),
-            news: Arc::new(InMemoryNews::new()),
+            news: Arc::new(InMemoryNews::with_max_articles(DEFAULT_NEWS_RETENTION)),
             device_tokens: Arc::new(InMemoryDeviceTokens::new()),
             quote_cache: Arc::new(InMemoryQuoteCache::new()),
             news_cache: Arc::new(InMemoryNewsCache::new()),

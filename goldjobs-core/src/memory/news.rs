@@ -5,7 +5,7 @@ use crate::{NewsArticle, NewsRepository, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
 
 /// Newest first: `published_at` descending, then the later insertion first.
@@ -19,11 +19,17 @@ struct Inner {
     ids: HashSet<String>,
     /// Articles, newest first.
     by_time: BTreeMap<OrderKey, NewsArticle>,
+    /// category → its articles' order keys, so a category's latest are a prefix scan.
+    by_category: HashMap<String, BTreeSet<OrderKey>>,
     next_seq: u64,
 }
 
+/// Articles kept by [`crate::memory::InMemoryBackend`] (the oldest `published_at` go first).
+pub const DEFAULT_NEWS_RETENTION: usize = 10_000;
+
 /// Stored news in memory, unique by `canonical_url` (and by `id`, like the table's primary key),
-/// ordered newest `published_at` first.
+/// ordered newest `published_at` first, indexed by category so a category's latest articles
+/// are read without scanning the others.
 ///
 /// Used by tests and the embedded default.
 ///
@@ -80,13 +86,24 @@ impl NewsRepository for InMemoryNews {
             inner.by_url.insert(a.canonical_url.clone(), key);
             inner.ids.insert(a.id.clone());
             inner.by_time.insert(key, a.clone());
+            inner
+                .by_category
+                .entry(a.category.clone())
+                .or_default()
+                .insert(key);
             new += 1;
         }
         if let Some(max) = self.max_articles {
             while inner.by_time.len() > max {
-                if let Some((_, old)) = inner.by_time.pop_last() {
+                if let Some((key, old)) = inner.by_time.pop_last() {
                     inner.by_url.remove(&old.canonical_url);
                     inner.ids.remove(&old.id);
+                    if let Some(keys) = inner.by_category.get_mut(&old.category) {
+                        keys.remove(&key);
+                        if keys.is_empty() {
+                            inner.by_category.remove(&old.category);
+                        }
+                    }
                 }
             }
         }
@@ -99,12 +116,96 @@ impl NewsRepository for InMemoryNews {
         limit: u32,
     ) -> Result<Vec<NewsArticle>> {
         let inner = read(&self.inner);
-        Ok(inner
-            .by_time
-            .values()
-            .filter(|a| category.is_none_or(|c| a.category == c))
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        let limit = limit as usize;
+        Ok(match category {
+            None => inner.by_time.values().take(limit).cloned().collect(),
+            Some(c) => inner
+                .by_category
+                .get(c)
+                .map(|keys| {
+                    keys.iter()
+                        .take(limit)
+                        .filter_map(|k| inner.by_time.get(k))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn a(n: i64, category: &str) -> NewsArticle {
+        let t = Utc.timestamp_opt(1_700_000_000 + n, 0).unwrap();
+        NewsArticle {
+            id: n.to_string(),
+            title: String::new(),
+            summary: String::new(),
+            content: None,
+            url: format!("https://x.test/{n}"),
+            canonical_url: format!("https://x.test/{n}"),
+            source: String::new(),
+            category: category.into(),
+            thumbnail_url: None,
+            published_at: t,
+            related_symbols: vec![],
+            created_at: t,
+        }
+    }
+
+    #[tokio::test]
+    async fn cap_drops_oldest_published_from_every_index() {
+        let repo = InMemoryNews::with_max_articles(2);
+        assert_eq!(
+            repo.insert_articles(&[a(2, "gold"), a(1, "forex"), a(3, "gold")])
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(repo.len(), 2);
+        assert!(repo
+            .latest_articles(Some("forex"), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let ids: Vec<String> = repo
+            .latest_articles(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id)
+            .collect();
+        assert_eq!(ids, ["3", "2"]);
+        // The dropped article is new again if offered again (and the oldest, so dropped again).
+        assert_eq!(repo.insert_articles(&[a(1, "forex")]).await.unwrap(), 1);
+        assert_eq!(repo.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn equal_published_at_lists_later_insert_first() {
+        let repo = InMemoryNews::new();
+        let mut b = a(1, "gold");
+        b.id = "b".into();
+        b.canonical_url = "https://x.test/b".into();
+        repo.insert_articles(&[a(1, "gold")]).await.unwrap();
+        repo.insert_articles(&[b]).await.unwrap();
+        let ids: Vec<String> = repo
+            .latest_articles(Some("gold"), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id)
+            .collect();
+        assert_eq!(ids, ["b", "1"]);
+        assert!(repo
+            .latest_articles(Some("gold"), 0)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }
