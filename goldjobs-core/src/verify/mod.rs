@@ -6,10 +6,14 @@
 //! - [`OutboxDispatcherJob`]: delivers the broadcasts and notifications recorded in the outbox.
 //! - [`templates`]: notification texts (`zh-CN`, `en`).
 
+mod job;
 pub mod outbox;
 pub mod stats;
 pub mod templates;
+#[cfg(test)]
+mod tests;
 
+pub use job::{ManualResolver, PredictionVerifierJob, VerifierConfig};
 pub use outbox::{OutboxConfig, OutboxDispatcherJob};
 pub use stats::{accuracy_rate, apply_result, price_change_percent};
 pub use templates::{render_notice, Locale};

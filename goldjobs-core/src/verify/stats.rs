@@ -1,6 +1,7 @@
 //! Pure arithmetic of verification: the price change (CONTRACT.md §6.3) and the user statistics
 //! (§6.6). Every adapter and the verifier job use these, so the rounding rules live in one place.
 
+use crate::condition::Vars;
 use crate::model::UserStats;
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -9,16 +10,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 /// 1.125 → 1.12, 1.135 → 1.14). `None` when `price_at_create <= 0` (the prediction then needs
 /// review) or when the arithmetic overflows.
 pub fn price_change_percent(price_at_create: Decimal, price_at_verify: Decimal) -> Option<Decimal> {
-    if price_at_create <= Decimal::ZERO {
-        return None;
-    }
-    // Multiply before dividing so that exact halves stay exact.
-    let change = price_at_verify.checked_sub(price_at_create)?;
-    let scaled = change.checked_mul(Decimal::ONE_HUNDRED)?;
-    let percent = scaled.checked_div(price_at_create)?;
-    let mut rounded = percent.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
-    rounded.rescale(2);
-    Some(rounded)
+    // One implementation of the rounding: the one the conditions are evaluated with.
+    Vars::new(price_at_create, price_at_verify).map(|v| v.price_change_percent)
 }
 
 /// `correct_count / total_participations × 100`, rounded to 2 places **half away from zero**
