@@ -368,3 +368,11 @@ mod conformance {
         with_store(4, |s| async move { suite::outbox::run_all(&s, &s).await }).await;
     }
 }
+
+#[tokio::test]
+async fn verifier_job_end_to_end() {
+    with_store(4, |store| async move {
+        sql_shared::verifier_job_end_to_end(std::sync::Arc::new(store)).await
+    })
+    .await;
+}

@@ -156,3 +156,9 @@ mod conformance {
         suite::outbox::run_all(&s, &s).await;
     }
 }
+
+#[tokio::test]
+async fn verifier_job_end_to_end() {
+    let (store, _dir) = store().await;
+    sql_shared::verifier_job_end_to_end(std::sync::Arc::new(store)).await;
+}
