@@ -376,3 +376,39 @@ async fn verifier_job_end_to_end() {
     })
     .await;
 }
+
+/// An unreachable server is a temporary error (the runtime retries it); needs no PostgreSQL.
+#[tokio::test]
+async fn unreachable_server_is_temporary() {
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(500))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/nowhere")
+        .unwrap();
+    let store = PgStore::new(pool);
+    let err = store.ping().await.unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    use goldjobs_core::SymbolRepository;
+    let err = store.active_symbols().await.unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    assert!(!err.to_string().contains("SELECT"), "{err}");
+}
+
+/// Bad values are input errors, duplicates conflicts, and no message carries SQL text.
+#[tokio::test]
+async fn errors_by_meaning() {
+    with_store(2, |store| async move {
+        use goldjobs_core::{Error, PredictionRepository};
+        let mut p = sql_shared::prediction("bad", 10);
+        p.auto_verify_conditions = Some("{not json".into());
+        let err = store.insert_prediction(&p).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        assert!(!err.to_string().contains("INSERT"), "{err}");
+        // a vote on a prediction that does not exist
+        let err = store
+            .insert_votes(&[sql_shared::vote("missing", "u1", "A")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    })
+    .await;
+}
