@@ -265,6 +265,7 @@ async fn racing_claimers_verify_once() {
             |store: PgStore,
              by_id: std::sync::Arc<HashMap<_, goldjobs_core::VerificationRecord>>| async move {
                 let mut verified = Vec::new();
+                let mut skipped = 0usize;
                 loop {
                     let claimed = store
                         .claim_due(sql_shared::t(10_000), 7, std::time::Duration::ZERO)
@@ -275,11 +276,16 @@ async fn racing_claimers_verify_once() {
                     }
                     let batch: Vec<_> = claimed.iter().map(|p| by_id[&p.id].clone()).collect();
                     match store.record_verifications(&batch).await {
-                        Ok(summary) => verified.extend(summary.verified),
+                        Ok(summary) => {
+                            skipped += summary.skipped.len();
+                            verified.extend(summary.verified)
+                        }
                         Err(e) if e.is_temporary() => continue,
                         Err(e) => panic!("{e:?}"),
                     }
                 }
+                // overlapping claims end as skipped records: the guard, not luck, kept it once
+                eprintln!("racer: {} verified, {skipped} skipped", verified.len());
                 verified
             };
         let (va, vb) = tokio::join!(
