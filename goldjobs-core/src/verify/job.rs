@@ -175,8 +175,9 @@ enum History {
 /// - `auto_verify_conditions` missing or not parsing → `needs_review` with the parse error;
 /// - `price_at_create <= 0` → `needs_review`;
 /// - first tick at or before `verify_time + max_lag` → its price (`price_source = tick`);
-/// - no tick yet and `verify_time + max_lag` not passed → stays active (claim released);
-/// - otherwise (no tick and the lag passed, or the first tick is later than the lag) → the
+/// - no tick yet → stays active (claim released), however long ago `verify_time` was: a tick
+///   priced inside the lag window may still be stored late (CONTRACT.md §6.2);
+/// - the first tick is later than `verify_time + max_lag` (the price job was down) → the
 ///   provider's history at `verify_time` (`provider_history`); none, or the symbol is unknown,
 ///   or a permanent provider error → `needs_review`; a temporary provider error → stays active;
 /// - the first option whose condition is true, in the JSON key order, wins; none →
@@ -270,7 +271,6 @@ impl PredictionVerifierJob {
         &self,
         p: &Prediction,
         tick: Option<&PriceTick>,
-        now: DateTime<Utc>,
         cache: &mut RunCache,
     ) -> Result<Decision> {
         if p.status != PredictionStatus::Active || p.verify_rule != VerifyRule::Auto {
@@ -297,18 +297,13 @@ impl PredictionVerifierJob {
                 source: PriceSource::Tick,
                 ts: t.ts,
             },
-            None if now <= deadline => return Ok(Decision::Wait(None)),
-            _ => {
-                let why = match tick {
-                    Some(t) => format!(
-                        "first tick of {} at {} is later than verify_time {} + max lag {:?}",
-                        p.symbol_code, t.ts, p.verify_time, self.config.max_lag
-                    ),
-                    None => format!(
-                        "no tick of {} within max lag {:?} after verify_time {}",
-                        p.symbol_code, self.config.max_lag, p.verify_time
-                    ),
-                };
+            // §6.2: no such tick yet → stays active until the next run.
+            None => return Ok(Decision::Wait(None)),
+            Some(t) => {
+                let why = format!(
+                    "first tick of {} at {} is later than verify_time {} + max lag {:?}",
+                    p.symbol_code, t.ts, p.verify_time, self.config.max_lag
+                );
                 let provider = self.ports.market.name();
                 match self
                     .ports
@@ -402,7 +397,7 @@ impl PredictionVerifierJob {
                 waiting.push(p.id.clone());
                 continue;
             }
-            match self.decide(p, tick.as_ref(), now, cache).await? {
+            match self.decide(p, tick.as_ref(), cache).await? {
                 Decision::Record(outcome) => {
                     if let VerificationOutcome::NeedsReview { reason } = &outcome {
                         tally.problem(format!("prediction {} needs review: {reason}", p.id));

@@ -247,6 +247,21 @@ impl World {
     }
 }
 
+impl World {
+    /// A first tick of XAUUSD far later than `verify_time + max lag` (the price job was down),
+    /// so the verifier must ask the provider's history (§6.2).
+    pub(super) async fn insert_late_tick(&self) {
+        self.ticks
+            .insert_ticks(&[PriceTick {
+                symbol_code: "XAUUSD".into(),
+                price: d("2699"),
+                ts: t0() + secs(3000),
+            }])
+            .await
+            .unwrap();
+    }
+}
+
 // ---------------------------------------------------------------- §6 branches, table style
 
 /// One scenario: a prediction due at t0, optionally a tick, a provider answer, a run at `now`.
@@ -318,19 +333,16 @@ async fn every_branch_of_section_6() {
             expect: Active,
         },
         Case {
-            name: "no tick and the lag passed: provider history",
+            // §6.2: only a first tick later than the lag sends us to the provider; with no tick
+            // at all the prediction waits, because a tick priced inside the lag window may
+            // still be stored late.
+            name: "no tick long after the lag still stays active",
             create: "2650",
             conditions: AB,
             tick: None,
             history: History::Price("2640.00"),
-            now_after_vt: lag + 1,
-            expect: Ended {
-                option: "B",
-                price: "2640.00",
-                percent: "-0.38",
-                source: PriceSource::ProviderHistory,
-                ts_after_vt: 0,
-            },
+            now_after_vt: lag * 10,
+            expect: Active,
         },
         Case {
             name: "tick too late: provider history",
@@ -360,7 +372,7 @@ async fn every_branch_of_section_6() {
             name: "history temporary error stays active",
             create: "2650",
             conditions: AB,
-            tick: None,
+            tick: Some(("2699", lag + 60)),
             history: History::Temporary,
             now_after_vt: 3600,
             expect: Active,
@@ -369,7 +381,7 @@ async fn every_branch_of_section_6() {
             name: "history permanent error",
             create: "2650",
             conditions: AB,
-            tick: None,
+            tick: Some(("2699", lag + 60)),
             history: History::Permanent,
             now_after_vt: 3600,
             expect: Review("symbol not supported"),
@@ -546,6 +558,7 @@ async fn unknown_symbol_needs_review_when_history_is_needed() {
     let mut w = World::new(History::Price("1"));
     w.symbols.retain(|s| s.code != "XAUUSD");
     w.insert(prediction("p", t0(), "2650", AB)).await;
+    w.insert_late_tick().await;
     w.clock.set(t0() + secs(3600));
     w.run().await;
     let p = w.get("p").await;
@@ -564,6 +577,7 @@ async fn a_temporary_provider_error_is_not_repeated_within_a_run() {
         w.insert(prediction(&format!("p{i}"), t0() + secs(i), "2650", AB))
             .await;
     }
+    w.insert_late_tick().await;
     w.clock.set(t0() + secs(3600));
     let report = w.run().await;
     assert!(report.summary.contains("5 waiting"), "{report:?}");
@@ -597,6 +611,7 @@ impl SymbolRepository for BrokenSymbols {
 async fn a_symbol_store_error_fails_the_run_and_leaves_predictions_active() {
     let w = World::new(History::Price("2700"));
     w.insert(prediction("p", t0(), "2650", AB)).await;
+    w.insert_late_tick().await;
     w.clock.set(t0() + secs(3600));
     let job = PredictionVerifierJob::new(
         w.repo.clone(),
@@ -1224,10 +1239,11 @@ mod mocked {
             .expect_claim_due()
             .times(1)
             .returning(move |_, _, _| Ok(ps.clone()));
+        // The first ticks came long after the max lag: ask the provider's history.
         m.ticks
             .expect_first_ticks_at_or_after()
             .times(1)
-            .returning(|q| Ok(vec![None; q.len()]));
+            .returning(|q| Ok(vec![Some(tick("2699", t0() + secs(3000))); q.len()]));
         m.symbols
             .expect_active_symbols()
             .times(1)
