@@ -1,1 +1,2 @@
 //! Redis adapters: quote cache, news-list cache, cross-instance events.
+pub mod events;
