@@ -48,3 +48,111 @@ async fn in_memory_url_works() {
     store.migrate().await.unwrap();
     sql_shared::ticks(&store).await;
 }
+
+#[tokio::test]
+async fn crash_leaves_nothing() {
+    let (store, _dir) = store().await;
+    let pool = store.pool().clone();
+    let pool2 = pool.clone();
+    sql_shared::crash_leaves_nothing(
+        &store,
+        async move {
+            sqlx::query(
+                "CREATE TRIGGER outbox_boom BEFORE INSERT ON outbox \
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        },
+        async move {
+            sqlx::query("DROP TRIGGER outbox_boom")
+                .execute(&pool2)
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+}
+
+/// Two recorders racing on the same batches (SQLite serializes writers): each prediction is
+/// verified once and the stats equal a recomputation from the votes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_recorders_verify_once() {
+    use goldjobs_core::PredictionRepository;
+    let (store, _dir) = store().await;
+    let mut all = Vec::new();
+    for round in 0..5 {
+        let records = sql_shared::seed_random(
+            &store,
+            &format!("r{round}_"),
+            round * 100,
+            10,
+            6,
+            round as u64,
+        )
+        .await;
+        let (a, b) = (store.clone(), store.clone());
+        let (ra, rb) = (records.clone(), records.clone());
+        let (sa, sb) = tokio::join!(
+            tokio::spawn(async move { a.record_verifications(&ra).await.unwrap() }),
+            tokio::spawn(async move { b.record_verifications(&rb).await.unwrap() }),
+        );
+        let (sa, sb) = (sa.unwrap(), sb.unwrap());
+        assert_eq!(sa.verified.len() + sb.verified.len(), 10);
+        assert!(sa.verified.is_empty() || sb.verified.is_empty());
+        all.extend(records);
+    }
+    assert_eq!(
+        sql_shared::stored_stats(&store, 6).await,
+        sql_shared::expected_stats(&store, &all).await
+    );
+}
+
+/// The conformance suites of goldjobs-core, each on a fresh database.
+mod conformance {
+    use super::store;
+    use goldjobs_core::conformance as suite;
+
+    #[tokio::test]
+    async fn symbols() {
+        let (s, _dir) = store().await;
+        suite::symbols::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn ticks() {
+        let (s, _dir) = store().await;
+        suite::ticks::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn news() {
+        let (s, _dir) = store().await;
+        suite::news::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn device_tokens() {
+        let (s, _dir) = store().await;
+        suite::device_tokens::run_all(&s).await;
+    }
+
+    #[tokio::test]
+    async fn lease() {
+        let (s, _dir) = store().await;
+        suite::lease::run_all(&s, &suite::tokio_sleep).await;
+    }
+
+    #[tokio::test]
+    async fn predictions() {
+        let (s, _dir) = store().await;
+        suite::predictions::run_all(&s, &s).await;
+    }
+
+    #[tokio::test]
+    async fn outbox() {
+        let (s, _dir) = store().await;
+        suite::outbox::run_all(&s, &s).await;
+    }
+}

@@ -7,10 +7,10 @@ use super::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use goldjobs_core::{
-    BoxError, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState, NewsArticle, NewsRepository,
-    OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow, OutboxState, Prediction,
-    PredictionRepository, PriceTick, PriceTickRepository, RecordSummary, Result, Symbol,
-    SymbolRepository, TickQuery, UserStats, VerificationRecord, Vote,
+    BoxError, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState, NewsArticle,
+    NewsRepository, OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow, OutboxState,
+    Prediction, PredictionRepository, PriceTick, PriceTickRepository, RecordSummary, Result,
+    Symbol, SymbolRepository, TickQuery, UserStats, VerificationRecord, Vote,
 };
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgPool, PgRow};
@@ -557,12 +557,12 @@ impl PredictionRepository for PgStore {
                          accuracy_rate = ROUND((s.correct_count + d.c)::numeric * 100 \
                                                / (s.total_participations + d.n), 2), \
                          current_streak = CASE WHEN d.all_correct THEN s.current_streak + d.n \
-                                               ELSE d.trailing END, \
-                         max_streak = GREATEST(s.max_streak, s.current_streak + d.leading, d.best), \
+                                               ELSE d.trail_n END, \
+                         max_streak = GREATEST(s.max_streak, s.current_streak + d.lead_n, d.best), \
                          updated_at = d.vat \
                      FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
                                  $6::bigint[], $7::bool[], $8::timestamptz[]) \
-                          AS d(user_id, n, c, leading, trailing, best, all_correct, vat) \
+                          AS d(user_id, n, c, lead_n, trail_n, best, all_correct, vat) \
                      WHERE s.user_id = d.user_id",
                 )
                 .bind(&users)

@@ -8,7 +8,7 @@
 //! transactions, which SQLite serializes.
 
 use super::{
-    add_duration, dedupe_articles, decode_error, fold_votes, map_sqlx, prepare_records,
+    add_duration, decode_error, dedupe_articles, fold_votes, map_sqlx, prepare_records,
     record_columns, summarize, verified_payload,
 };
 use async_trait::async_trait;
@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::{
     BoxError, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState, NewsArticle,
     NewsRepository, OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow, OutboxState,
-    Prediction, PredictionRepository, PriceTick, PriceTickRepository, RecordSummary, Result, Symbol,
-    SymbolRepository, TickQuery, UserStats, VerificationRecord, Vote,
+    Prediction, PredictionRepository, PriceTick, PriceTickRepository, RecordSummary, Result,
+    Symbol, SymbolRepository, TickQuery, UserStats, VerificationRecord, Vote,
 };
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -195,7 +195,10 @@ impl SqliteStore {
         let mut pool = SqlitePoolOptions::new().max_connections(8);
         if in_memory {
             // an in-memory database lives as long as one of its connections
-            pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+            pool = pool
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
         }
         let pool = pool.connect_with(options).await.map_err(db)?;
         Ok(SqliteStore { pool })
@@ -603,9 +606,9 @@ impl PredictionRepository for SqliteStore {
                 let new_rows = deltas
                     .iter()
                     .map(|d| {
-                        let before = old.remove(&d.user_id).unwrap_or_else(|| {
-                            UserStats::empty(d.user_id.clone(), d.updated_at)
-                        });
+                        let before = old
+                            .remove(&d.user_id)
+                            .unwrap_or_else(|| UserStats::empty(d.user_id.clone(), d.updated_at));
                         let s = d.apply(&before);
                         json!([
                             s.user_id,

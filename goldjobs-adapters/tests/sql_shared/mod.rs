@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use goldjobs_core::{
-    DeviceToken, DeviceTokenRepository, Error, Lease, NewsArticle, NewsRepository,
-    OutboxPayload, OutboxRepository, OutboxState, Prediction, PredictionRepository,
-    PredictionStatus, PriceSource, PriceTick, PriceTickRepository, Symbol, SymbolRepository,
-    TickQuery, UserStats, VerificationOutcome, VerificationRecord, Verdict, VerifyRule, Vote,
+    DeviceToken, DeviceTokenRepository, Error, Lease, NewsArticle, NewsRepository, OutboxPayload,
+    OutboxRepository, OutboxState, Prediction, PredictionRepository, PredictionStatus, PriceSource,
+    PriceTick, PriceTickRepository, Symbol, SymbolRepository, TickQuery, UserStats, Verdict,
+    VerificationOutcome, VerificationRecord, VerifyRule, Vote,
 };
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -430,7 +430,12 @@ pub async fn record_verifications(s: &dyn Store) {
         .map(|p| p.id)
         .collect();
     assert_eq!(recent, ["r4", "r3"]);
-    assert!(s.record_verifications(&[]).await.unwrap().verified.is_empty());
+    assert!(s
+        .record_verifications(&[])
+        .await
+        .unwrap()
+        .verified
+        .is_empty());
 }
 
 /// Streaks across batches: an all-correct batch extends the stored streak.
@@ -502,7 +507,9 @@ pub async fn outbox(s: &dyn Store) {
         .is_empty());
 
     s.mark_delivered(&[claimed[0].id]).await.unwrap();
-    s.reschedule(claimed[1].id, t(100), "fcm 503").await.unwrap();
+    s.reschedule(claimed[1].id, t(100), "fcm 503")
+        .await
+        .unwrap();
     s.mark_failed(rest[0].id, "invalid token").await.unwrap();
 
     let rows = s.outbox_rows().await.unwrap();
@@ -628,4 +635,132 @@ pub async fn lease(s: &dyn Store) {
     let taken = s.acquire("short", "b", ttl).await.unwrap();
     assert!(taken.is_leader);
     assert_eq!(taken.term, short.term + 1);
+}
+
+/// Seeds `n` due predictions (verify_time = base + i) with random votes of `users` users;
+/// returns the verification records in verify_time order.
+pub async fn seed_random(
+    s: &dyn Store,
+    prefix: &str,
+    base: i64,
+    n: usize,
+    users: usize,
+    seed: u64,
+) -> Vec<VerificationRecord> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut records = Vec::with_capacity(n);
+    let mut votes = Vec::new();
+    for i in 0..n {
+        let id = format!("{prefix}{i:04}");
+        s.insert_prediction(&prediction(&id, base + i as i64))
+            .await
+            .unwrap();
+        for u in 0..users {
+            if rng.gen_bool(0.8) {
+                let opt = if rng.gen_bool(0.5) { "A" } else { "B" };
+                votes.push(vote(&id, &format!("user{u}"), opt));
+            }
+        }
+        let correct = if rng.gen_bool(0.6) { "A" } else { "B" };
+        records.push(verified(&id, correct, base + i as i64));
+    }
+    s.insert_votes(&votes).await.unwrap();
+    records
+}
+
+/// The stats CONTRACT.md §6.6 gives when `records` (already recorded) apply one by one in
+/// verify_time order, recomputed from the stored votes.
+pub async fn expected_stats(
+    s: &dyn Store,
+    records: &[VerificationRecord],
+) -> HashMap<String, (i64, i64, Decimal, i64, i64)> {
+    let mut ordered: Vec<&VerificationRecord> = records.iter().collect();
+    ordered.sort_by_key(|r| match &r.outcome {
+        VerificationOutcome::Verified(v) => v.price_at_verify_ts,
+        VerificationOutcome::NeedsReview { .. } => r.verified_at,
+    });
+    let mut stats: HashMap<String, (i64, i64, Decimal, i64, i64)> = HashMap::new();
+    for r in ordered {
+        let VerificationOutcome::Verified(v) = &r.outcome else {
+            continue;
+        };
+        for vote in s.votes_for(&r.prediction_id).await.unwrap() {
+            let e = stats
+                .entry(vote.user_id.clone())
+                .or_insert((0, 0, Decimal::ZERO, 0, 0));
+            let ok = vote.selected_option == v.correct_option;
+            assert_eq!(vote.is_correct, Some(ok));
+            e.0 += 1;
+            if ok {
+                e.1 += 1;
+                e.3 += 1;
+                e.4 = e.4.max(e.3);
+            } else {
+                e.3 = 0;
+            }
+            e.2 = (Decimal::from(e.1) * Decimal::ONE_HUNDRED / Decimal::from(e.0))
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        }
+    }
+    stats
+}
+
+/// Stored stats in the shape of [`expected_stats`].
+pub async fn stored_stats(
+    s: &dyn Store,
+    users: usize,
+) -> HashMap<String, (i64, i64, Decimal, i64, i64)> {
+    let ids: Vec<String> = (0..users).map(|u| format!("user{u}")).collect();
+    s.user_stats(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                s.user_id,
+                (
+                    s.total_participations,
+                    s.correct_count,
+                    s.accuracy_rate,
+                    s.current_streak,
+                    s.max_streak,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A failure in the middle of `record_verifications` leaves no partial verification.
+/// `break_outbox` makes inserts into `outbox` fail; `fix_outbox` undoes it.
+pub async fn crash_leaves_nothing<B, F>(s: &dyn Store, break_outbox: B, fix_outbox: F)
+where
+    B: std::future::Future<Output = ()>,
+    F: std::future::Future<Output = ()>,
+{
+    let records = seed_random(s, "x", 0, 5, 4, 7).await;
+    break_outbox.await;
+    let err = s.record_verifications(&records).await.unwrap_err();
+    assert!(
+        !err.to_string().to_lowercase().contains("insert into"),
+        "{err}"
+    );
+    for r in &records {
+        let p = s.get_prediction(&r.prediction_id).await.unwrap().unwrap();
+        assert_eq!(p.status, PredictionStatus::Active);
+        assert_eq!(p.correct_option, None);
+        assert!(s
+            .votes_for(&r.prediction_id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.is_correct.is_none()));
+    }
+    assert!(stored_stats(s, 4).await.is_empty());
+    assert!(s.outbox_rows().await.unwrap().is_empty());
+
+    fix_outbox.await;
+    let summary = s.record_verifications(&records).await.unwrap();
+    assert_eq!(summary.verified.len(), 5);
+    assert_eq!(stored_stats(s, 4).await, expected_stats(s, &records).await);
 }

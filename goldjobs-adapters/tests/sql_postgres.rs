@@ -1,0 +1,366 @@
+//! The SQL store tests on PostgreSQL (`GOLDJOBS_TEST_DATABASE_URL`). Each test runs in its own
+//! fresh schema, dropped at the end. Unset URL: skipped with a printed reason, unless
+//! `GOLDJOBS_REQUIRE_SERVICES=1`, which makes it a failure.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)]
+
+mod sql_shared;
+
+use futures::FutureExt;
+use goldjobs_adapters::sql::PgStore;
+use rand::Rng;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Executor;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+fn required() -> bool {
+    std::env::var("GOLDJOBS_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// A store in a fresh schema; `None` (after printing why) when PostgreSQL is not configured.
+async fn fresh_schema(max_connections: u32) -> Option<(PgStore, PgPool, String)> {
+    let url = match std::env::var("GOLDJOBS_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                !required(),
+                "GOLDJOBS_TEST_DATABASE_URL is unset but GOLDJOBS_REQUIRE_SERVICES=1"
+            );
+            eprintln!("skipping PostgreSQL test: GOLDJOBS_TEST_DATABASE_URL is unset");
+            return None;
+        }
+    };
+    let admin = match PgPoolOptions::new().max_connections(1).connect(&url).await {
+        Ok(pool) => pool,
+        Err(e) => {
+            assert!(!required(), "PostgreSQL unreachable: {e}");
+            eprintln!("skipping PostgreSQL test: unreachable: {e}");
+            return None;
+        }
+    };
+    let schema = format!("t_{:016x}", rand::thread_rng().gen::<u64>());
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    let search_path = schema.clone();
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .after_connect(move |conn, _meta| {
+            let sql = format!("SET search_path TO {search_path}");
+            Box::pin(async move {
+                conn.execute(sql.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .unwrap();
+    let store = PgStore::new(pool);
+    store.migrate().await.unwrap();
+    // migrating twice is a no-op
+    store.migrate().await.unwrap();
+    Some((store, admin, schema))
+}
+
+/// Runs `body` on a store in a fresh schema and drops the schema afterwards, also on panic.
+async fn with_store<F, Fut>(max_connections: u32, body: F)
+where
+    F: FnOnce(PgStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some((store, admin, schema)) = fresh_schema(max_connections).await else {
+        return;
+    };
+    let pool = store.pool().clone();
+    let outcome = AssertUnwindSafe(body(store)).catch_unwind().await;
+    pool.close().await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+macro_rules! pg_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                with_store(4, |store| async move { sql_shared::$name(&store).await }).await;
+            }
+        )*
+    };
+}
+
+pg_tests!(
+    symbols,
+    ticks,
+    prediction_round_trip,
+    claim_due,
+    record_verifications,
+    streaks_across_batches,
+    outbox,
+    news,
+    device_tokens,
+    lease,
+);
+
+#[tokio::test]
+async fn crash_leaves_nothing() {
+    with_store(4, |store| async move {
+        let pool = store.pool().clone();
+        let pool2 = pool.clone();
+        sql_shared::crash_leaves_nothing(
+            &store,
+            async move {
+                pool.execute(
+                    "CREATE FUNCTION outbox_boom() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'boom'; END $$; \
+                     CREATE TRIGGER outbox_boom BEFORE INSERT ON outbox \
+                     FOR EACH ROW EXECUTE FUNCTION outbox_boom()",
+                )
+                .await
+                .unwrap();
+            },
+            async move {
+                pool2
+                    .execute("DROP TRIGGER outbox_boom ON outbox")
+                    .await
+                    .unwrap();
+            },
+        )
+        .await;
+    })
+    .await;
+}
+
+/// A connection that dies in the middle of the transaction (terminated by the server) leaves
+/// no partial verification either, and the error is temporary.
+#[tokio::test]
+async fn dropped_connection_leaves_nothing() {
+    with_store(4, |store| async move {
+        use goldjobs_core::PredictionRepository;
+        let records = sql_shared::seed_random(&store, "k", 0, 5, 4, 11).await;
+        // the stats step waits for this lock; meanwhile we kill the recorder's backend
+        let mut locker = store.pool().begin().await.unwrap();
+        sqlx::query("LOCK TABLE user_prediction_stats IN EXCLUSIVE MODE")
+            .execute(&mut *locker)
+            .await
+            .unwrap();
+        let recorder = {
+            let store = store.clone();
+            let records = records.clone();
+            tokio::spawn(async move { store.record_verifications(&records).await })
+        };
+        // find the recorder's backend once it waits on our lock, then terminate it
+        let killer = store.pool().clone();
+        let mut killed = false;
+        for _ in 0..200 {
+            let n: Option<i32> = sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%user_prediction_stats%' \
+                 AND pid <> pg_backend_pid() LIMIT 1",
+            )
+            .fetch_optional(&killer)
+            .await
+            .unwrap();
+            if let Some(pid) = n {
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .execute(&killer)
+                    .await
+                    .unwrap();
+                killed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(killed, "recorder never blocked on the stats lock");
+        let err = recorder.await.unwrap().unwrap_err();
+        assert!(err.is_temporary(), "{err:?}");
+        locker.rollback().await.unwrap();
+        for r in &records {
+            let p = store
+                .get_prediction(&r.prediction_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(p.status, goldjobs_core::PredictionStatus::Active);
+        }
+        assert!(sql_shared::stored_stats(&store, 4).await.is_empty());
+        use goldjobs_core::OutboxRepository;
+        assert!(store.outbox_rows().await.unwrap().is_empty());
+        // and it all goes through on retry
+        let summary = store.record_verifications(&records).await.unwrap();
+        assert_eq!(summary.verified.len(), 5);
+    })
+    .await;
+}
+
+/// Two recorders racing on identical batches, round after round: each prediction is verified
+/// exactly once, and the stats (streaks included) equal a recomputation from the votes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_recorders_same_batches() {
+    with_store(6, |store| async move {
+        use goldjobs_core::{OutboxPayload, OutboxRepository, PredictionRepository};
+        let mut all = Vec::new();
+        for round in 0..8i64 {
+            let records = sql_shared::seed_random(
+                &store,
+                &format!("r{round}_"),
+                round * 100,
+                12,
+                6,
+                round as u64,
+            )
+            .await;
+            let (a, b) = (store.clone(), store.clone());
+            let (ra, rb) = (records.clone(), records.clone());
+            let (sa, sb) = tokio::join!(
+                tokio::spawn(async move { a.record_verifications(&ra).await.unwrap() }),
+                tokio::spawn(async move { b.record_verifications(&rb).await.unwrap() }),
+            );
+            let (sa, sb) = (sa.unwrap(), sb.unwrap());
+            assert_eq!(sa.verified.len() + sb.verified.len(), 12);
+            assert!(sa.verified.is_empty() || sb.verified.is_empty());
+            all.extend(records);
+        }
+        assert_eq!(
+            sql_shared::stored_stats(&store, 6).await,
+            sql_shared::expected_stats(&store, &all).await
+        );
+        let rows = store.outbox_rows().await.unwrap();
+        let broadcasts = rows
+            .iter()
+            .filter(|r| matches!(r.payload, OutboxPayload::PredictionVerified(_)))
+            .count();
+        assert_eq!(broadcasts, all.len());
+    })
+    .await;
+}
+
+/// Two verifier-style loops claiming (claims that expire at once, so they overlap) and
+/// recording concurrently: each prediction is verified exactly once, one broadcast each, one
+/// notification per vote, and the counts in the stats equal a recomputation from the votes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_claimers_verify_once() {
+    with_store(6, |store| async move {
+        use goldjobs_core::{OutboxPayload, OutboxRepository, PredictionRepository};
+        use std::collections::{HashMap, HashSet};
+        let records = sql_shared::seed_random(&store, "c", 0, 60, 8, 42).await;
+        let by_id: HashMap<String, goldjobs_core::VerificationRecord> = records
+            .iter()
+            .map(|r| (r.prediction_id.clone(), r.clone()))
+            .collect();
+        let by_id = std::sync::Arc::new(by_id);
+        let worker =
+            |store: PgStore,
+             by_id: std::sync::Arc<HashMap<_, goldjobs_core::VerificationRecord>>| async move {
+                let mut verified = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim_due(sql_shared::t(10_000), 7, std::time::Duration::ZERO)
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    let batch: Vec<_> = claimed.iter().map(|p| by_id[&p.id].clone()).collect();
+                    match store.record_verifications(&batch).await {
+                        Ok(summary) => verified.extend(summary.verified),
+                        Err(e) if e.is_temporary() => continue,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                verified
+            };
+        let (va, vb) = tokio::join!(
+            tokio::spawn(worker(store.clone(), by_id.clone())),
+            tokio::spawn(worker(store.clone(), by_id.clone())),
+        );
+        let (va, vb) = (va.unwrap(), vb.unwrap());
+        let mut seen = HashSet::new();
+        for id in va.iter().chain(vb.iter()) {
+            assert!(seen.insert(id.clone()), "{id} verified twice");
+        }
+        assert_eq!(seen.len(), 60);
+
+        let rows = store.outbox_rows().await.unwrap();
+        let mut votes = 0;
+        for r in &records {
+            votes += store.votes_for(&r.prediction_id).await.unwrap().len();
+        }
+        let broadcasts = rows
+            .iter()
+            .filter(|r| matches!(r.payload, OutboxPayload::PredictionVerified(_)))
+            .count();
+        assert_eq!(broadcasts, 60);
+        assert_eq!(rows.len() - broadcasts, votes);
+
+        // counts and accuracy are order-free; streaks depend on which racer committed first
+        let stored = sql_shared::stored_stats(&store, 8).await;
+        let expected = sql_shared::expected_stats(&store, &records).await;
+        assert_eq!(stored.len(), expected.len());
+        for (user, e) in &expected {
+            let s = &stored[user];
+            assert_eq!((s.0, s.1, s.2), (e.0, e.1, e.2), "{user}");
+        }
+    })
+    .await;
+}
+
+/// The conformance suites of goldjobs-core, each in a fresh schema.
+mod conformance {
+    use super::with_store;
+    use goldjobs_core::conformance as suite;
+
+    #[tokio::test]
+    async fn symbols() {
+        with_store(4, |s| async move { suite::symbols::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn ticks() {
+        with_store(4, |s| async move { suite::ticks::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn news() {
+        with_store(4, |s| async move { suite::news::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
+    async fn device_tokens() {
+        with_store(
+            4,
+            |s| async move { suite::device_tokens::run_all(&s).await },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn lease() {
+        with_store(4, |s| async move {
+            suite::lease::run_all(&s, &suite::tokio_sleep).await
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn predictions() {
+        with_store(
+            4,
+            |s| async move { suite::predictions::run_all(&s, &s).await },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn outbox() {
+        with_store(4, |s| async move { suite::outbox::run_all(&s, &s).await }).await;
+    }
+}
