@@ -91,7 +91,7 @@ impl Job for NewsFetcherJob {
         let problems: Vec<String> = batch
             .failures
             .iter()
-            .map(|f| format!("feed {}: {}", f.source, f.error))
+            .map(|f| format!("{}: {}", f.source, f.error))
             .collect();
         let fetched = batch.articles.len();
         if fetched == 0 && batch.not_modified == 0 && !batch.failures.is_empty() {
@@ -242,7 +242,7 @@ mod tests {
             report.summary,
             "fetched 3, new 1, duplicates 2 (1 within the batch), skipped 2, not modified 1, failed feeds 1"
         );
-        assert_eq!(report.problems, ["feed Broken: rss error: not a feed"]);
+        assert_eq!(report.problems, ["Broken: rss error: not a feed"]);
     }
 
     #[tokio::test]
