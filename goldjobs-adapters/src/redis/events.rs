@@ -574,7 +574,9 @@ impl Subscriber {
                 PushKind::Disconnection => lost_signal.cancel(),
                 PushKind::Message => match info.data.into_iter().nth(1) {
                     Some(Value::BulkString(bytes)) => {
-                        if tx.try_send(Bytes::from(bytes)).is_err() {
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            tx.try_send(Bytes::from(bytes))
+                        {
                             add(&sink_inner.counters.dropped_overflow, 1);
                         }
                     }
