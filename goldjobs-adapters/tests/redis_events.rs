@@ -185,13 +185,14 @@ async fn every_message_reaches_each_instance_exactly_once_in_order() {
     assert_eq!(take(&mut b.rx, 10).await, from_b);
     assert_eq!(next(&mut b.rx).await, fence_b);
 
-    // a saw its own 61 messages come back on the channel and skipped them.
-    wait_stats(&a.bus, "a to skip its own messages", |s| {
-        s.skipped_own == 61
+    // a saw its own 61 messages come back on the channel and skipped them. (A counter moves
+    // just after the local hub took the message, so wait for it.)
+    wait_stats(&a.bus, "a's counters", |s| {
+        s.skipped_own == 61 && s.relayed == 11
     })
     .await;
-    wait_stats(&b.bus, "b to skip its own messages", |s| {
-        s.skipped_own == 11
+    wait_stats(&b.bus, "b's counters", |s| {
+        s.skipped_own == 11 && s.relayed == 61
     })
     .await;
     let (sa, sb) = (a.bus.stats(), b.bus.stats());
@@ -246,9 +247,9 @@ async fn malformed_frames_are_dropped_and_counted() {
     assert_eq!(next(&mut b.rx).await, fence);
     // Frames on one channel arrive in order: when the fence was relayed, all garbage was seen.
     let n = garbage.len() as u64;
-    let sb = b.bus.stats();
-    assert_eq!(sb.dropped_malformed, n);
-    assert_eq!(sb.relayed, 2);
+    assert_eq!(b.bus.stats().dropped_malformed, n);
+    wait_stats(&b.bus, "b to count the relays", |s| s.relayed == 2).await;
+    assert_eq!(b.bus.stats().dropped_malformed, n);
     wait_stats(&a.bus, "a to drop the garbage", |s| {
         s.dropped_malformed == n && s.relayed == 1 && s.skipped_own == 1
     })
@@ -309,7 +310,7 @@ async fn subscriber_reconnects_and_resubscribes_after_its_connection_is_killed()
         assert_eq!(take(&mut b.rx, 20).await, after);
         assert_eq!(next(&mut b.rx).await, fence);
     }
-    assert_eq!(b.bus.stats().relayed, 1 + 2 * 21);
+    wait_stats(&b.bus, "b to count the relays", |s| s.relayed == 1 + 2 * 21).await;
     // a's subscriber was never disturbed.
     assert_eq!(a.bus.stats().subscriptions, 1);
 }
