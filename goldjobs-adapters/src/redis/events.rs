@@ -65,6 +65,7 @@ const BACKEND: &str = "redis";
 #[derive(Debug, Clone)]
 pub struct RedisEventBusConfig {
     /// This instance's id (1..=255 bytes of UTF-8); messages carrying it are not relayed.
+    /// Must differ between instances (e.g. hostname + pid), or they ignore each other.
     pub instance_id: String,
     /// The pub/sub channel. Default [`DEFAULT_CHANNEL`].
     pub channel: String,
@@ -158,6 +159,7 @@ impl RedisEventBusConfig {
 
 /// Counters of a [`RedisEventBus`] (monotonic since start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EventBusStats {
     /// Messages `PUBLISH`ed on the channel.
     pub published: u64,
