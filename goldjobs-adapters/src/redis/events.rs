@@ -21,6 +21,30 @@
 //! `seq` shows the gap). The subscriber needs RESP3 (Redis ≥ 6); the client's URL may say either
 //! protocol, the subscriber connection always speaks RESP3.
 //!
+//! # Wiring
+//!
+//! ```no_run
+//! # async fn wire() -> goldjobs_core::Result<()> {
+//! use std::sync::Arc;
+//! use goldjobs_adapters::redis::events::{RedisEventBus, DEFAULT_CHANNEL};
+//! use goldjobs_core::memory::LocalBroadcaster;
+//!
+//! let hub = LocalBroadcaster::new(); // the WebSocket hub subscribes here
+//! let (bus, handle) = RedisEventBus::connect(
+//!     "redis://127.0.0.1:6379",
+//!     "web-1",
+//!     Arc::new(hub.clone()),
+//!     DEFAULT_CHANNEL,
+//! )
+//! .await?;
+//! // give `bus` (as `Arc<dyn Broadcaster>`) to the jobs and the outbox;
+//! // on shutdown:
+//! handle.shutdown().await;
+//! # drop(bus);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Envelope
 //!
 //! A compact binary frame (no JSON escaping of the payload, which is already serialized JSON):
