@@ -1,14 +1,22 @@
-//! `goldjobs-server`: the reference server.
+//! `goldjobs-server`: the reference server (CONTRACT.md §2). Thin: parse, configure, delegate.
 
 use clap::{Parser, Subcommand};
+use goldjobs_server::app::{self, AppOptions, Store};
+use goldjobs_server::cli;
+use goldjobs_server::config::Config;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// goldjobs reference server.
+/// goldjobs reference server: background jobs (prices, news, prediction verification), HTTP API,
+/// WebSocket hub and live dashboard.
 #[derive(Debug, Parser)]
 #[command(name = "goldjobs-server", version, about)]
 struct Cli {
-    /// Optional TOML config file (also `GOLDJOBS_CONFIG`).
-    #[arg(long, global = true)]
-    config: Option<std::path::PathBuf>,
+    /// Optional TOML config file (also `GOLDJOBS_CONFIG`); environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -21,18 +29,140 @@ enum Command {
     Migrate,
     /// Insert the default symbols and a few demo predictions and votes.
     SeedDemo,
-    /// Check an auto_verify_conditions JSON object.
+    /// Check an auto_verify_conditions JSON object: print `ok` or one line per problem
+    /// (exit 0 when ok, 1 otherwise).
     CheckConditions {
         /// File with the JSON object, or `-` for standard input.
+        #[arg(value_name = "FILE|-")]
         file: String,
-        /// Print the option chosen for price_change_percent = VALUE.
-        #[arg(long)]
+        /// Print the option chosen for price_change_percent = VALUE, or `none`.
+        #[arg(long, value_name = "VALUE", allow_hyphen_values = true)]
         at: Option<String>,
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing::debug!(?cli, "parsed command line");
+    if let Some(Command::CheckConditions { file, at }) = &cli.command {
+        return check_conditions(file, at.as_deref());
+    }
+
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match Config::load(cli.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("goldjobs-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log_filter);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("goldjobs-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Migrate => {
+                let store = Store::connect(&config).await?;
+                store.migrate().await?;
+                println!("migrations applied ({})", config.describe_database());
+                Ok(())
+            }
+            Command::SeedDemo => {
+                let store = Store::connect(&config).await?;
+                store.migrate().await?;
+                let s = cli::seed_demo(&store.repos()).await?;
+                println!(
+                    "seeded {} symbols, {} predictions, {} votes ({})",
+                    s.symbols,
+                    s.predictions,
+                    s.votes,
+                    config.describe_database()
+                );
+                Ok(())
+            }
+            Command::CheckConditions { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("goldjobs-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = app::start(config, AppOptions::default()).await?;
+    // Tests and scripts that use port 0 read the real address from here.
+    println!("listening on {}", app.local_addr());
+    let stop = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received");
+        stop.cancel();
+    });
+    app.run_until_stopped().await;
     Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn check_conditions(file: &str, at: Option<&str>) -> ExitCode {
+    let mut json = String::new();
+    let read = if file == "-" {
+        std::io::stdin().read_to_string(&mut json).map(|_| ())
+    } else {
+        std::fs::read_to_string(file).map(|s| json = s)
+    };
+    if let Err(e) = read {
+        eprintln!("goldjobs-server: cannot read {file}: {e}");
+        return ExitCode::from(2);
+    }
+    let outcome = cli::check_conditions(&json, at);
+    if outcome.code == 2 {
+        eprintln!("goldjobs-server: {}", outcome.output);
+    } else {
+        println!("{}", outcome.output);
+    }
+    ExitCode::from(outcome.code as u8)
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -261,15 +261,14 @@ impl TwelveDataMarketData {
         if config.api_key.trim().is_empty() {
             return Err(Error::invalid("TWELVEDATA_API_KEY: the API key is empty"));
         }
-        let mut auth = reqwest::header::HeaderValue::from_str(&format!(
-            "apikey {}",
-            config.api_key
-        ))
-        .map_err(|_| {
-            Error::invalid(
+        let mut auth =
+            reqwest::header::HeaderValue::from_str(&format!("apikey {}", config.api_key)).map_err(
+                |_| {
+                    Error::invalid(
                 "TWELVEDATA_API_KEY: the API key contains characters not allowed in a header",
             )
-        })?;
+                },
+            )?;
         auth.set_sensitive(true);
         let client = http::build_client(BACKEND, config.timeout)?;
         let state = Mutex::new(BudgetState {
@@ -329,8 +328,36 @@ impl TwelveDataMarketData {
         Ok((picked, wait))
     }
 
-    /// GET with the auth header; maps HTTP-level errors; returns the parsed JSON body.
+    /// The provider says we ran out of credits (its count can differ from ours, e.g. another
+    /// client shares the key): treat the window as full so the next calls wait instead of
+    /// hammering it. The wait is the provider's `Retry-After` or, else, until our oldest spending
+    /// leaves the window.
+    fn exhaust(&self, retry_after: Option<Duration>) -> Option<Duration> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let left = state.budget.available(now);
+        state.budget.spend(now, left);
+        retry_after.or_else(|| state.budget.wait_for(now, 1))
+    }
+
+    /// GET with the auth header; returns the parsed JSON body. HTTP errors and an in-body
+    /// `429` also mark the credit window full (see [`Self::exhaust`]).
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        match self.get_json_once(path, query).await {
+            Err(Error::RateLimited {
+                backend,
+                message,
+                retry_after,
+            }) => Err(Error::RateLimited {
+                backend,
+                message,
+                retry_after: self.exhaust(retry_after),
+            }),
+            other => other,
+        }
+    }
+
+    async fn get_json_once(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
         let timeout = self.config.timeout;
         let resp = self
             .client
@@ -358,13 +385,20 @@ impl TwelveDataMarketData {
                 other => other,
             });
         }
-        serde_json::from_slice::<Value>(&body).map_err(|e| {
+        let value = serde_json::from_slice::<Value>(&body).map_err(|e| {
             Error::backend(
                 BACKEND,
                 format!("malformed JSON from /{path}: {e}"),
                 Some(Box::new(e) as _),
             )
-        })
+        })?;
+        // `{"code":…,"message":…,"status":"error"}` with HTTP 200.
+        if let Value::Object(obj) = &value {
+            if let Some(err) = body_error(obj) {
+                return Err(err);
+            }
+        }
+        Ok(value)
     }
 
     async fn fetch_quotes(&self, asked: &[&str]) -> Result<Answer> {
@@ -381,9 +415,6 @@ impl TwelveDataMarketData {
                 None,
             ));
         };
-        if let Some(err) = body_error(&obj) {
-            return Err(err);
-        }
         if asked.len() == 1 {
             // The single form is the quote itself; accept the keyed form too.
             if let Some(Value::Object(entry)) = obj.get(asked[0]) {
@@ -557,6 +588,17 @@ impl MarketData for TwelveDataMarketData {
         let mut codes_of: HashMap<&str, Vec<&str>> = HashMap::new();
         for s in symbols {
             let ps = provider_symbol(s);
+            if ps.contains(',') {
+                // It would split the batch into other symbols (and cost their credits).
+                batch.failures.push(SymbolFailure {
+                    symbol_code: s.code.clone(),
+                    error: Error::invalid(format!(
+                        "{}: provider symbol {ps:?} contains a comma",
+                        s.code
+                    )),
+                });
+                continue;
+            }
             let codes = codes_of.entry(ps).or_default();
             if codes.is_empty() {
                 wanted.push(ps);

@@ -425,8 +425,9 @@ impl RedisEventBus {
         local: Arc<dyn Broadcaster>,
         channel: impl Into<String>,
     ) -> Result<(Self, RedisEventBusHandle)> {
-        let client =
-            Client::open(redis_url).map_err(|e| Error::invalid(format!("bad redis URL: {e}")))?;
+        // The URL may hold a password: name only the kind of problem.
+        let client = Client::open(redis_url)
+            .map_err(|e| Error::invalid(format!("not a valid Redis URL ({:?})", e.kind())))?;
         Self::start(client, instance_id, local, channel).await
     }
 
@@ -568,7 +569,7 @@ fn resp3_client(client: &Client) -> Result<Client> {
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
     Client::open(info.set_redis_settings(settings))
-        .map_err(|e| Error::invalid(format!("bad redis connection info: {e}")))
+        .map_err(|e| Error::invalid(format!("bad Redis connection info ({:?})", e.kind())))
 }
 
 /// Exponential backoff: `min`, `2·min`, … capped at `max`, back to `min` after a success.

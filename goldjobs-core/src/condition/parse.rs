@@ -239,10 +239,22 @@ fn lex_number(src: &str, start: usize) -> Result<(Decimal, usize), ConditionErro
         i += 1;
     }
     let body_start = i;
-    // Take the whole run of word characters and dots, so that `1e5`, `1.2.3` or `12abc` are
-    // reported as one bad number rather than as a number followed by something confusing.
-    while i < bytes.len() && (is_word_byte(bytes[i]) || bytes[i] == b'.') {
+    // Take the whole run of digits and dots, so that `1.2.3` or `1.` are reported as one bad
+    // number. A letter may follow directly (`1.0AND x < 2`), except an exponent.
+    while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
         i += 1;
+    }
+    let exponent = i > body_start
+        && matches!(bytes.get(i), Some(b'e' | b'E'))
+        && match bytes.get(i + 1) {
+            Some(b'+' | b'-') => bytes.get(i + 2).is_some_and(u8::is_ascii_digit),
+            next => next.is_some_and(u8::is_ascii_digit),
+        };
+    if exponent {
+        i += 2;
+        while i < bytes.len() && is_word_byte(bytes[i]) {
+            i += 1;
+        }
     }
     let text = &src[start..i];
     let body = &src[body_start..i];
@@ -251,6 +263,9 @@ fn lex_number(src: &str, start: usize) -> Result<(Decimal, usize), ConditionErro
         text: shorten(text),
         reason,
     };
+    if exponent {
+        return Err(bad("exponents are not supported; write the digits out"));
+    }
     if body.is_empty() {
         return Err(bad("a sign must be directly followed by digits"));
     }
@@ -258,24 +273,16 @@ fn lex_number(src: &str, start: usize) -> Result<(Decimal, usize), ConditionErro
         Some((int, frac)) => (int, Some(frac)),
         None => (body, None),
     };
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if int.is_empty() {
         return Err(bad("a digit is needed before the decimal point"));
     }
-    if !all_digits(int) || !frac.is_none_or(all_digits) {
-        let reason = if body.bytes().any(|b| b == b'e' || b == b'E')
-            && body.as_bytes()[0].is_ascii_digit()
-        {
-            "exponents are not supported; write the digits out"
-        } else {
-            "expected digits with an optional fraction, like 1, -0.5 or +2.25"
-        };
-        return Err(bad(reason));
+    if frac.is_some_and(|f| f.contains('.')) {
+        return Err(bad("more than one decimal point"));
     }
     if frac == Some("") {
         return Err(bad("a digit is needed after the decimal point"));
     }
-    let unsigned = src[start..i].strip_prefix('+').unwrap_or(text);
+    let unsigned = text.strip_prefix('+').unwrap_or(text);
     match Decimal::from_str_exact(unsigned) {
         Ok(d) => Ok((d, i)),
         Err(_) => Err(bad(

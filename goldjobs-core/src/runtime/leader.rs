@@ -1,6 +1,8 @@
 //! Leadership of singleton jobs: a lease keeper per job.
 
 use crate::Lease;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -89,10 +91,16 @@ pub(crate) async fn keep_lease(
         let res = tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            r = tokio::time::timeout(period, lease.acquire(&name, &instance_id, ttl)) => r,
+            r = tokio::time::timeout(
+                period,
+                AssertUnwindSafe(lease.acquire(&name, &instance_id, ttl)).catch_unwind(),
+            ) => r,
         };
         match res {
-            Ok(Ok(state)) => {
+            Ok(Err(_panic)) => {
+                tracing::error!(job = %name, "lease acquire panicked");
+            }
+            Ok(Ok(Ok(state))) => {
                 let mut g = leadership.lock();
                 let was = g.valid_until.is_some_and(|until| started < until);
                 if state.is_leader {
@@ -108,7 +116,7 @@ pub(crate) async fn keep_lease(
                 }
                 g.holder = state.holder;
             }
-            Ok(Err(e)) => {
+            Ok(Ok(Err(e))) => {
                 tracing::warn!(job = %name, error = %e, "lease renewal failed");
             }
             Err(_) => {

@@ -8,7 +8,9 @@ use super::{
 };
 use crate::{Clock, Error, Lease, Result};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use rand::Rng;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -54,7 +56,10 @@ impl StopReport {
 /// * Temporary errors are retried within the run (see [`RetryPolicy`](super::RetryPolicy)).
 /// * Singleton jobs run only while this instance holds the [`Lease`] named after the job; a
 ///   keeper task acquires/renews it every `ttl / 3` and this instance steps down when its
-///   holding ran out by the local monotonic clock without a successful renewal.
+///   holding ran out by the local monotonic clock without a successful renewal. Leadership is
+///   checked when a run starts; a tick on a non-leader is skipped and counted. A run already
+///   going is not interrupted by a loss of leadership (stale leaders are the job's business,
+///   e.g. row claims).
 ///
 /// ```no_run
 /// # use std::{sync::Arc, time::Duration};
@@ -284,9 +289,12 @@ impl JobManager {
                 Err(_) => {
                     tracing::warn!(job = %entry.name, "job did not stop before the deadline; aborting");
                     handle.abort();
-                    if let Some(run) = entry.lock().current_run.take() {
+                    let mut st = entry.lock();
+                    if let Some(run) = st.current_run.take() {
                         run.abort();
                     }
+                    st.busy = false;
+                    drop(st);
                     report.not_stopped.push(entry.name.clone());
                 }
             }
@@ -359,6 +367,19 @@ impl JobManager {
     }
 }
 
+impl Drop for JobManager {
+    /// Cancels every started job without waiting (call [`JobManager::stop_all`] for an orderly
+    /// stop); runs in progress see their cancel token fire, leases are released by the jobs'
+    /// tasks as they end.
+    fn drop(&mut self) {
+        for entry in self.entries() {
+            if let Some(tasks) = entry.lock().tasks.take() {
+                tasks.cancel.cancel();
+            }
+        }
+    }
+}
+
 /// The task of one started job: lease keeper (singletons), schedule loop, lease release.
 async fn drive(env: Arc<Env>, entry: Arc<JobEntry>, first: Instant, cancel: CancellationToken) {
     let keeper = if entry.schedule.singleton {
@@ -385,10 +406,14 @@ async fn drive(env: Arc<Env>, entry: Arc<JobEntry>, first: Instant, cancel: Canc
     if let Some(keeper) = keeper {
         // The keeper ends on `cancel`; wait so that no acquire races the release.
         let _ = keeper.await;
-        let release = env.lease.release(&entry.name, &env.instance_id);
+        let release =
+            AssertUnwindSafe(env.lease.release(&entry.name, &env.instance_id)).catch_unwind();
         match tokio::time::timeout(env.lease_ttl / 3, release).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(job = %entry.name, error = %e, "lease release failed"),
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(job = %entry.name, error = %e, "lease release failed")
+            }
+            Ok(Err(_panic)) => tracing::error!(job = %entry.name, "lease release panicked"),
             Err(_) => tracing::warn!(job = %entry.name, "lease release timed out"),
         }
         entry.leadership.clear();
@@ -407,7 +432,11 @@ async fn schedule_loop(env: &Env, entry: &JobEntry, first: Instant, cancel: &Can
             _ = entry.manual.notified() => RunTrigger::Manual,
         };
         let scheduled_at = match trigger {
-            RunTrigger::Scheduled => Some(next),
+            RunTrigger::Scheduled => {
+                // While this run goes, show the instant after it as the next one.
+                entry.lock().next_instant = Some(next + interval);
+                Some(next)
+            }
             RunTrigger::Manual => None,
         };
         execute(env, entry, trigger, scheduled_at, cancel).await;
@@ -481,8 +510,9 @@ async fn execute(
     };
     let (status, error, report) = match joined {
         Some(Ok(Ok(report))) => (RunStatus::Ok, None, Some(report)),
-        Some(Ok(Err(Error::Cancelled))) => {
-            (RunStatus::Cancelled, Some("cancelled".to_owned()), None)
+        Some(Ok(Err(e))) if matches!(e, Error::Cancelled) || job_cancel.is_cancelled() => {
+            // Stopped by stop_all (or the job gave up on its own cancel token).
+            (RunStatus::Cancelled, Some(error_chain(&e)), None)
         }
         Some(Ok(Err(e))) => (RunStatus::Failed, Some(error_chain(&e)), None),
         Some(Err(join_err)) => {

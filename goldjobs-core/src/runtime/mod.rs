@@ -167,3 +167,6 @@ impl Schedule {
         self
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Binance client against a loopback server speaking the documented shapes
+//! (fixtures in `tests/fixtures/binance`, see its README).
+#![cfg(feature = "binance")]
+#![allow(clippy::unwrap_used)]
+
+use chrono::{TimeZone, Utc};
+use goldjobs_adapters::market::{BinanceConfig, BinanceMarketData};
+use goldjobs_core::{Error, MarketData, Symbol};
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::time::Duration;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TICKER: &str = include_str!("fixtures/binance/ticker_24hr_batch.json");
+const KLINES: &str = include_str!("fixtures/binance/klines_1m.json");
+const ERROR_429: &str = include_str!("fixtures/binance/error_429.json");
+const INVALID_SYMBOL: &str = include_str!("fixtures/binance/error_invalid_symbol.json");
+
+fn json(status: u16, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(body.as_bytes().to_vec(), "application/json")
+}
+
+fn client(server: &MockServer) -> BinanceMarketData {
+    BinanceMarketData::new(
+        BinanceConfig::default()
+            .with_base_url(server.uri())
+            .with_timeout(Duration::from_secs(5)),
+    )
+    .unwrap()
+}
+
+fn symbols() -> Vec<Symbol> {
+    vec![
+        Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        Symbol::new("BTCUSD", "Bitcoin", "BTC/USD"),
+        Symbol::new("ETHUSD", "Ether", "ETH/USD"),
+    ]
+}
+
+#[tokio::test]
+async fn ticker_batch_maps_usd_to_usdt_and_fails_non_crypto() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/ticker/24hr"))
+        .and(query_param("symbols", r#"["BTCUSDT","ETHUSDT"]"#))
+        .respond_with(json(200, TICKER))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let batch = client(&server).quotes(&symbols()).await.unwrap();
+    assert_eq!(batch.quotes.len(), 2);
+    let btc = &batch.quotes[0];
+    assert_eq!(btc.symbol_code, "BTCUSD");
+    assert_eq!(btc.price, Decimal::from_str("97000.12000000").unwrap());
+    assert_eq!(btc.change, Decimal::from_str("1523.45").unwrap());
+    assert_eq!(btc.change_percent, Decimal::from_str("1.596").unwrap());
+    assert_eq!(
+        btc.timestamp,
+        Utc.timestamp_millis_opt(1_795_998_240_000).unwrap()
+    );
+    assert_eq!(batch.quotes[1].symbol_code, "ETHUSD");
+    assert_eq!(batch.failures.len(), 1);
+    assert_eq!(batch.failures[0].symbol_code, "XAUUSD");
+    assert!(!batch.failures[0].error.is_temporary());
+}
+
+#[tokio::test]
+async fn only_non_crypto_makes_no_request() {
+    let server = MockServer::start().await;
+    let batch = client(&server).quotes(&symbols()[..1]).await.unwrap();
+    assert!(batch.quotes.is_empty());
+    assert_eq!(batch.failures.len(), 1);
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn http_429_and_418_honour_retry_after() {
+    for status in [429u16, 418] {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/v3/ticker/24hr"))
+            .respond_with(json(status, ERROR_429).insert_header("Retry-After", "42"))
+            .mount(&server)
+            .await;
+        let err = client(&server).quotes(&symbols()).await.unwrap_err();
+        assert!(err.is_temporary(), "{status}");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(42)), "{status}");
+        assert!(
+            matches!(&err, Error::RateLimited { message, .. } if message.contains("request weight"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_symbol_is_permanent_and_5xx_temporary() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(400, INVALID_SYMBOL))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&symbols()).await.unwrap_err();
+    assert!(matches!(&err, Error::Backend { message, .. } if message.contains("Invalid symbol")));
+
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&symbols()).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }));
+}
+
+#[tokio::test]
+async fn truncated_ticker_is_a_backend_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(200, &TICKER[..TICKER.len() / 2]))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&symbols()).await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }));
+}
+
+#[tokio::test]
+async fn wrong_types_fail_that_symbol_only() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(
+            200,
+            r#"[{"symbol":"BTCUSDT","lastPrice":{"x":1}},{"symbol":"ETHUSDT","lastPrice":"3588.01"}]"#,
+        ))
+        .mount(&server)
+        .await;
+    let batch = client(&server).quotes(&symbols()).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.quotes[0].symbol_code, "ETHUSD");
+    let btc = batch
+        .failures
+        .iter()
+        .find(|f| f.symbol_code == "BTCUSD")
+        .unwrap();
+    assert!(matches!(&btc.error, Error::Backend { message, .. } if message.contains("lastPrice")));
+
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(200, r#""not a list""#))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&symbols()).await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }));
+}
+
+#[tokio::test]
+async fn klines_give_the_close_price() {
+    let server = MockServer::start().await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    Mock::given(path("/api/v3/klines"))
+        .and(query_param("symbol", "BTCUSDT"))
+        .and(query_param("interval", "1m"))
+        .and(query_param(
+            "endTime",
+            at.timestamp_millis().to_string().as_str(),
+        ))
+        .and(query_param("limit", "1"))
+        .respond_with(json(200, KLINES))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let md = client(&server);
+    let p = md.price_at(&symbols()[1], at).await.unwrap().unwrap();
+    assert_eq!(p.price, Decimal::from_str("97000.12000000").unwrap());
+    assert_eq!(p.ts, Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap());
+    // Not a crypto symbol: no history, no request.
+    assert_eq!(md.price_at(&symbols()[0], at).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn empty_klines_are_none() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/klines"))
+        .respond_with(json(200, "[]"))
+        .mount(&server)
+        .await;
+    let p = client(&server)
+        .price_at(&symbols()[1], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(p, None);
+}

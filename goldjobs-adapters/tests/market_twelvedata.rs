@@ -1,0 +1,483 @@
+//! Twelve Data client against a loopback server speaking the documented shapes
+//! (fixtures in `tests/fixtures/twelvedata`, see its README).
+#![cfg(feature = "twelvedata")]
+#![allow(clippy::unwrap_used)]
+
+use chrono::{TimeZone, Utc};
+use goldjobs_adapters::market::{TwelveDataConfig, TwelveDataMarketData};
+use goldjobs_core::{Error, MarketData, Symbol};
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::time::Duration;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "td-test-key-0123456789";
+
+const QUOTE_SINGLE: &str = include_str!("fixtures/twelvedata/quote_single.json");
+const QUOTE_BATCH: &str = include_str!("fixtures/twelvedata/quote_batch.json");
+const QUOTE_BATCH_PARTIAL: &str =
+    include_str!("fixtures/twelvedata/quote_batch_partial_error.json");
+const PRICE_SINGLE: &str = include_str!("fixtures/twelvedata/price_single.json");
+const PRICE_BATCH: &str = include_str!("fixtures/twelvedata/price_batch.json");
+const PRICE_BATCH_PARTIAL: &str =
+    include_str!("fixtures/twelvedata/price_batch_partial_error.json");
+const ERROR_401: &str = include_str!("fixtures/twelvedata/error_401.json");
+const ERROR_429: &str = include_str!("fixtures/twelvedata/error_429.json");
+const TIME_SERIES: &str = include_str!("fixtures/twelvedata/time_series_1min.json");
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn json(body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "application/json")
+}
+
+fn client(server: &MockServer) -> TwelveDataMarketData {
+    client_with(server, |c| c)
+}
+
+fn client_with(
+    server: &MockServer,
+    f: impl FnOnce(TwelveDataConfig) -> TwelveDataConfig,
+) -> TwelveDataMarketData {
+    let config = TwelveDataConfig::new(KEY)
+        .with_base_url(server.uri())
+        .with_credits_per_minute(800)
+        .with_timeout(Duration::from_secs(5));
+    TwelveDataMarketData::new(f(config)).unwrap()
+}
+
+fn gold_silver() -> Vec<Symbol> {
+    vec![
+        Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        Symbol::new("XAGUSD", "Silver", "XAG/USD"),
+    ]
+}
+
+#[tokio::test]
+async fn batch_success_one_request_with_all_symbols() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/quote"))
+        .and(query_param("symbol", "XAU/USD,XAG/USD"))
+        .and(header("authorization", format!("apikey {KEY}").as_str()))
+        .respond_with(json(QUOTE_BATCH))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let batch = client(&server).quotes(&gold_silver()).await.unwrap();
+    assert!(batch.failures.is_empty(), "{:?}", batch.failures);
+    assert_eq!(batch.quotes.len(), 2);
+    let gold = &batch.quotes[0];
+    assert_eq!(gold.symbol_code, "XAUUSD");
+    assert_eq!(gold.price, dec("2658.50000"));
+    assert_eq!(gold.price.to_string(), "2658.50000");
+    assert_eq!(gold.change, dec("28.30000"));
+    assert_eq!(gold.change_percent, dec("1.07596"));
+    // last_quote_at (the freshest instant) wins over the day candle's timestamp.
+    assert_eq!(gold.timestamp, Utc.timestamp_opt(1_795_998_240, 0).unwrap());
+    let silver = &batch.quotes[1];
+    assert_eq!(silver.symbol_code, "XAGUSD");
+    assert_eq!(silver.price, dec("31.24500"));
+    assert_eq!(silver.change_percent, dec("0.85539"));
+}
+
+#[tokio::test]
+async fn auth_header_sent_and_key_never_in_url() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(json(QUOTE_BATCH))
+        .mount(&server)
+        .await;
+    let td = client(&server);
+    td.quotes(&gold_silver()).await.unwrap();
+    td.price_at(&gold_silver()[0], Utc::now()).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        assert_eq!(
+            r.headers.get("authorization").unwrap().to_str().unwrap(),
+            format!("apikey {KEY}")
+        );
+        assert!(!r.url.as_str().contains(KEY), "key leaked into {}", r.url);
+        assert!(!r.url.as_str().to_lowercase().contains("apikey"));
+    }
+}
+
+#[tokio::test]
+async fn single_symbol_answer_is_the_object_itself() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .and(query_param("symbol", "XAU/USD"))
+        .respond_with(json(QUOTE_SINGLE))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let batch = client(&server).quotes(&gold_silver()[..1]).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.quotes[0].price, dec("2658.50000"));
+    assert_eq!(batch.quotes[0].change, dec("28.30000"));
+}
+
+#[tokio::test]
+async fn price_shapes_are_understood_with_zero_change() {
+    // The /price shapes (only `price`): change unknown → 0.
+    let server = MockServer::start().await;
+    Mock::given(query_param("symbol", "XAU/USD"))
+        .respond_with(json(PRICE_SINGLE))
+        .mount(&server)
+        .await;
+    Mock::given(query_param("symbol", "XAU/USD,XAG/USD"))
+        .respond_with(json(PRICE_BATCH))
+        .mount(&server)
+        .await;
+    let td = client(&server);
+    let one = td.quotes(&gold_silver()[..1]).await.unwrap();
+    assert_eq!(one.quotes[0].price, dec("2658.50000"));
+    assert_eq!(one.quotes[0].change, Decimal::ZERO);
+    assert_eq!(one.quotes[0].change_percent, Decimal::ZERO);
+    let two = td.quotes(&gold_silver()).await.unwrap();
+    assert_eq!(two.quotes[1].price, dec("31.24500"));
+}
+
+#[tokio::test]
+async fn batch_with_one_symbol_in_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .and(query_param("symbol", "XAU/USD,XAG/USDX"))
+        .respond_with(json(QUOTE_BATCH_PARTIAL))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let symbols = vec![
+        Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        Symbol::new("XAGUSD", "Silver", "XAG/USDX"),
+    ];
+    let batch = client(&server).quotes(&symbols).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.quotes[0].symbol_code, "XAUUSD");
+    assert_eq!(batch.failures.len(), 1);
+    let f = &batch.failures[0];
+    assert_eq!(f.symbol_code, "XAGUSD");
+    assert!(matches!(&f.error, Error::Backend { message, .. } if message.contains("not found")));
+    assert!(!f.error.is_temporary());
+}
+
+#[tokio::test]
+async fn price_batch_with_one_symbol_in_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .respond_with(json(PRICE_BATCH_PARTIAL))
+        .mount(&server)
+        .await;
+    let symbols = vec![
+        Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        Symbol::new("XAGUSD", "Silver", "XAG/USD"),
+    ];
+    // The answer keys the error entry as XAG/USDX, not XAG/USD: that symbol is missing.
+    let batch = client(&server).quotes(&symbols).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.failures[0].symbol_code, "XAGUSD");
+}
+
+#[tokio::test]
+async fn error_in_http_200_body_is_permanent_and_keeps_the_message() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .respond_with(json(ERROR_401))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&gold_silver()).await.unwrap_err();
+    assert!(!err.is_temporary());
+    match err {
+        Error::Backend { message, .. } => {
+            assert!(message.contains("401"), "{message}");
+            assert!(
+                message.contains("apikey** parameter is incorrect"),
+                "{message}"
+            );
+            assert!(!message.contains(KEY));
+        }
+        other => panic!("expected Backend, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn http_401_403_404_are_permanent() {
+    for status in [401u16, 403, 404] {
+        let server = MockServer::start().await;
+        Mock::given(path("/quote"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_raw(ERROR_401.as_bytes().to_vec(), "application/json"),
+            )
+            .mount(&server)
+            .await;
+        let err = client(&server).quotes(&gold_silver()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { message, .. } if message.contains("apikey")),
+            "{status}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn http_429_is_rate_limited_with_retry_after() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "17")
+                .set_body_raw(ERROR_429.as_bytes().to_vec(), "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&gold_silver()).await.unwrap_err();
+    assert!(err.is_temporary());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(17)));
+    assert!(
+        matches!(&err, Error::RateLimited { message, .. } if message.contains("run out of API credits"))
+    );
+}
+
+#[tokio::test]
+async fn code_429_in_http_200_body_is_rate_limited() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .respond_with(json(ERROR_429))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&gold_silver()).await.unwrap_err();
+    assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn http_500_is_temporary() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("<html>oops</html>"))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&gold_silver()).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(err.is_temporary());
+}
+
+#[tokio::test]
+async fn slow_answer_times_out_as_temporary() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .respond_with(json(QUOTE_BATCH).set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let td = client_with(&server, |c| c.with_timeout(Duration::from_millis(200)));
+    let err = td.quotes(&gold_silver()).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(err.is_temporary());
+}
+
+#[tokio::test]
+async fn truncated_json_is_a_backend_error() {
+    let server = MockServer::start().await;
+    let truncated = &QUOTE_BATCH[..QUOTE_BATCH.len() / 2];
+    Mock::given(path("/quote"))
+        .respond_with(json(truncated))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&gold_silver()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Backend { message, .. } if message.contains("malformed JSON")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_types_are_backend_errors_not_panics() {
+    let server = MockServer::start().await;
+    Mock::given(query_param("symbol", "XAU/USD,XAG/USD"))
+        .respond_with(json(r#"{"XAU/USD": {"close": true}, "XAG/USD": ["31.2"]}"#))
+        .mount(&server)
+        .await;
+    Mock::given(query_param("symbol", "XAU/USD"))
+        .respond_with(json(r#"[1, 2, 3]"#))
+        .mount(&server)
+        .await;
+    let td = client(&server);
+    let batch = td.quotes(&gold_silver()).await.unwrap();
+    assert!(batch.quotes.is_empty());
+    assert_eq!(batch.failures.len(), 2);
+    for f in &batch.failures {
+        assert!(matches!(f.error, Error::Backend { .. }), "{:?}", f.error);
+    }
+    let err = td.quotes(&gold_silver()[..1]).await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn credit_budget_is_never_exceeded() {
+    let server = MockServer::start().await;
+    let all = r#"{"XAU/USD":{"close":"1"},"XAG/USD":{"close":"2"},"EUR/USD":{"close":"3"},
+        "GBP/USD":{"close":"4"},"USD/JPY":{"close":"5"},"BTC/USD":{"close":"6"}}"#;
+    Mock::given(path("/quote"))
+        .respond_with(json(all))
+        .mount(&server)
+        .await;
+    let td = client_with(&server, |c| c.with_credits_per_minute(8));
+    let symbols = Symbol::defaults();
+
+    // 1st call: all 6 fit.
+    let b1 = td.quotes(&symbols).await.unwrap();
+    assert_eq!(b1.quotes.len(), 6);
+    // 2nd call: only 2 credits left → 2 symbols asked, 4 rate limited (with a wait).
+    let b2 = td.quotes(&symbols).await.unwrap();
+    assert_eq!(b2.quotes.len(), 2);
+    assert_eq!(b2.failures.len(), 4);
+    for f in &b2.failures {
+        assert!(matches!(
+            f.error,
+            Error::RateLimited {
+                retry_after: Some(_),
+                ..
+            }
+        ));
+    }
+    // 3rd call: nothing left → no request at all.
+    let err = td.quotes(&symbols).await.unwrap_err();
+    assert!(
+        matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d <= Duration::from_secs(60))
+    );
+    assert_eq!(td.credits_available(), 0);
+    let err = td.price_at(&symbols[0], Utc::now()).await.unwrap_err();
+    assert!(matches!(err, Error::RateLimited { .. }));
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let credits: usize = requests
+        .iter()
+        .map(|r| {
+            let symbols = r
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "symbol")
+                .map(|(_, v)| v.into_owned())
+                .unwrap();
+            symbols.split(',').count()
+        })
+        .sum();
+    assert_eq!(credits, 8, "exactly the budget, never more");
+}
+
+#[tokio::test]
+async fn time_series_gives_the_price_at() {
+    let server = MockServer::start().await;
+    Mock::given(path("/time_series"))
+        .and(query_param("symbol", "XAU/USD"))
+        .and(query_param("interval", "1min"))
+        .and(query_param("end_date", "2026-11-27 14:00:30"))
+        .and(query_param("outputsize", "1"))
+        .and(query_param("timezone", "UTC"))
+        .and(header("authorization", format!("apikey {KEY}").as_str()))
+        .respond_with(json(TIME_SERIES))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    let p = client(&server)
+        .price_at(&gold_silver()[0], at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.price, dec("2658.50000"));
+    assert_eq!(p.ts, Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap());
+}
+
+#[tokio::test]
+async fn time_series_without_data_is_none() {
+    let server = MockServer::start().await;
+    Mock::given(path("/time_series"))
+        .and(query_param("symbol", "XAU/USD"))
+        .respond_with(json(
+            r#"{"code":400,"message":"No data is available on the specified dates. Try setting different start/end dates.","status":"error","meta":{"symbol":"XAU/USD","interval":"1min","exchange":""}}"#,
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(path("/time_series"))
+        .and(query_param("symbol", "XAG/USD"))
+        .respond_with(json(
+            r#"{"meta":{"symbol":"XAG/USD"},"values":[],"status":"ok"}"#,
+        ))
+        .mount(&server)
+        .await;
+    let td = client(&server);
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    assert_eq!(td.price_at(&gold_silver()[0], at).await.unwrap(), None);
+    assert_eq!(td.price_at(&gold_silver()[1], at).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn time_series_auth_error_is_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/time_series"))
+        .respond_with(json(ERROR_401))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .price_at(&gold_silver()[0], Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }));
+}
+
+#[tokio::test]
+async fn provider_429_fills_the_window_so_the_next_call_waits() {
+    for status in [429u16, 200] {
+        let server = MockServer::start().await;
+        Mock::given(path("/quote"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_raw(ERROR_429.as_bytes().to_vec(), "application/json"),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let td = client_with(&server, |c| c.with_credits_per_minute(8));
+        let err = td.quotes(&gold_silver()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::RateLimited {
+                    retry_after: Some(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(td.credits_available(), 0);
+        // No second request: the client waits for its window.
+        let err = td.quotes(&gold_silver()).await.unwrap_err();
+        assert!(matches!(err, Error::RateLimited { .. }));
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_comma_in_a_provider_symbol_is_refused_without_spending() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .and(query_param("symbol", "XAU/USD"))
+        .respond_with(json(QUOTE_SINGLE))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let td = client_with(&server, |c| c.with_credits_per_minute(8));
+    let symbols = vec![
+        Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        Symbol::new("EVIL", "Evil", "A/B,C/D"),
+    ];
+    let batch = td.quotes(&symbols).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.failures[0].symbol_code, "EVIL");
+    assert_eq!(td.credits_available(), 7);
+}

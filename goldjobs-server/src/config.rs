@@ -1,0 +1,932 @@
+//! The one typed configuration of the server (CONTRACT.md §1).
+//!
+//! Read from an optional TOML file, then overridden by environment variables. The environment is
+//! passed in as a map ([`Config::from_sources`]), so tests never touch the process environment.
+//!
+//! The TOML file uses the variable names in lower case without the `GOLDJOBS_` prefix
+//! (`listen`, `database_url`, `price_interval`, `market_data`, ...); lists may be TOML arrays.
+//! `news_feeds` may also be an array of tables `{ category, source, url }`.
+//! Unknown keys in the file are an error, so that a typo does not pass silently.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// An invalid configuration: one line naming the key, the bad value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that is not allowed.
+    #[error("invalid {key}={value}: {allowed}")]
+    Invalid {
+        /// The variable (or `key in FILE`).
+        key: String,
+        /// The bad value, quoted (redacted for secrets).
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A secret string: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself; only for the code that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// A URL that may carry a password (`DATABASE_URL`, `REDIS_URL`); `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wrap a URL.
+    pub fn new(s: impl Into<String>) -> Self {
+        SecretUrl(s.into())
+    }
+
+    /// The URL with its password; only for the code that connects.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with the password (if any) replaced by `***`, safe to log.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+/// `scheme://user:pass@host/...` → `scheme://user:***@host/...`; other strings unchanged.
+pub fn redact_url(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => s.to_owned(),
+        // Unparseable: hide anything between "://" and "@" to be safe.
+        Err(_) => match (s.find("://"), s.rfind('@')) {
+            (Some(a), Some(b)) if b > a => format!("{}***{}", &s[..a + 3], &s[b..]),
+            _ => s.to_owned(),
+        },
+    }
+}
+
+/// A market data provider choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarketDataKind {
+    /// Twelve Data (needs `TWELVEDATA_API_KEY`).
+    TwelveData,
+    /// Binance public API (crypto only).
+    Binance,
+    /// The demo random walk.
+    Demo,
+}
+
+impl MarketDataKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarketDataKind::TwelveData => "twelvedata",
+            MarketDataKind::Binance => "binance",
+            MarketDataKind::Demo => "demo",
+        }
+    }
+}
+
+/// Language of notification texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    /// Simplified Chinese (default).
+    ZhCn,
+    /// English.
+    En,
+}
+
+impl Locale {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Locale::ZhCn => "zh-CN",
+            Locale::En => "en",
+        }
+    }
+}
+
+/// One news feed: `category|source name|url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSpec {
+    /// Category, e.g. `gold`.
+    pub category: String,
+    /// Source name, e.g. `Kitco`.
+    pub source: String,
+    /// Feed URL (http or https).
+    pub url: String,
+}
+
+/// FCM notifier settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FcmConfig {
+    /// `FCM_PROJECT_ID`.
+    pub project_id: String,
+    /// `GOOGLE_APPLICATION_CREDENTIALS`: the service-account JSON file.
+    pub credentials_file: PathBuf,
+    /// `FCM_BASE_URL`.
+    pub base_url: String,
+}
+
+/// Webhook notifier settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `GOLDJOBS_WEBHOOK_URL`.
+    pub url: String,
+    /// `GOLDJOBS_WEBHOOK_SECRET` (HMAC key).
+    pub secret: Secret,
+}
+
+/// The whole configuration. Defaults are those of CONTRACT.md §1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `GOLDJOBS_LISTEN` (`127.0.0.1:8080`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// `DATABASE_URL` (`sqlite://goldjobs.db?mode=rwc`).
+    pub database_url: SecretUrl,
+    /// `REDIS_URL` (unset: in-process cache and hub).
+    pub redis_url: Option<SecretUrl>,
+    /// `GOLDJOBS_MARKET_DATA`: primary then fallbacks.
+    pub market_data: Vec<MarketDataKind>,
+    /// `TWELVEDATA_API_KEY`.
+    pub twelvedata_api_key: Option<Secret>,
+    /// `TWELVEDATA_BASE_URL`.
+    pub twelvedata_base_url: String,
+    /// `TWELVEDATA_CREDITS_PER_MINUTE` (8).
+    pub twelvedata_credits_per_minute: u32,
+    /// `BINANCE_BASE_URL`.
+    pub binance_base_url: String,
+    /// `GOLDJOBS_NEWS_FEEDS`; `None` = the built-in list.
+    pub news_feeds: Option<Vec<FeedSpec>>,
+    /// `GOLDJOBS_PRICE_INTERVAL` (5 s).
+    pub price_interval: Duration,
+    /// `GOLDJOBS_NEWS_INTERVAL` (15 min).
+    pub news_interval: Duration,
+    /// `GOLDJOBS_VERIFY_INTERVAL` (60 s).
+    pub verify_interval: Duration,
+    /// `GOLDJOBS_QUOTE_TTL` (5 s).
+    pub quote_ttl: Duration,
+    /// `GOLDJOBS_NEWS_CACHE_TTL` (5 min).
+    pub news_cache_ttl: Duration,
+    /// `GOLDJOBS_VERIFY_MAX_LAG` (5 min).
+    pub verify_max_lag: Duration,
+    /// `GOLDJOBS_ADMIN_TOKEN`; unset = admin endpoints answer 403.
+    pub admin_token: Option<Secret>,
+    /// `GOLDJOBS_CORS_ORIGINS`; empty = no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// FCM notifier, when `FCM_PROJECT_ID` and `GOOGLE_APPLICATION_CREDENTIALS` are set.
+    pub fcm: Option<FcmConfig>,
+    /// Webhook notifier, when `GOLDJOBS_WEBHOOK_URL` and `GOLDJOBS_WEBHOOK_SECRET` are set.
+    pub webhook: Option<WebhookConfig>,
+    /// `GOLDJOBS_LOCALE` (`zh-CN`).
+    pub locale: Locale,
+    /// `RUST_LOG` (`info`).
+    pub log_filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        #[allow(clippy::unwrap_used)] // both are constant, valid inputs
+        Config::from_sources(None, &HashMap::new()).unwrap()
+    }
+}
+
+/// Where a raw value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Env,
+    File(String),
+}
+
+/// One setting: its environment name and its key in the TOML file.
+struct Setting {
+    env: &'static str,
+    key: &'static str,
+    secret: bool,
+}
+
+const SETTINGS: &[Setting] = &[
+    s("GOLDJOBS_LISTEN", "listen", false),
+    s("DATABASE_URL", "database_url", false),
+    s("REDIS_URL", "redis_url", false),
+    s("GOLDJOBS_MARKET_DATA", "market_data", false),
+    s("TWELVEDATA_API_KEY", "twelvedata_api_key", true),
+    s("TWELVEDATA_BASE_URL", "twelvedata_base_url", false),
+    s(
+        "TWELVEDATA_CREDITS_PER_MINUTE",
+        "twelvedata_credits_per_minute",
+        false,
+    ),
+    s("BINANCE_BASE_URL", "binance_base_url", false),
+    s("GOLDJOBS_NEWS_FEEDS", "news_feeds", false),
+    s("GOLDJOBS_PRICE_INTERVAL", "price_interval", false),
+    s("GOLDJOBS_NEWS_INTERVAL", "news_interval", false),
+    s("GOLDJOBS_VERIFY_INTERVAL", "verify_interval", false),
+    s("GOLDJOBS_QUOTE_TTL", "quote_ttl", false),
+    s("GOLDJOBS_NEWS_CACHE_TTL", "news_cache_ttl", false),
+    s("GOLDJOBS_VERIFY_MAX_LAG", "verify_max_lag", false),
+    s("GOLDJOBS_ADMIN_TOKEN", "admin_token", true),
+    s("GOLDJOBS_CORS_ORIGINS", "cors_origins", false),
+    s("FCM_PROJECT_ID", "fcm_project_id", false),
+    s(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "google_application_credentials",
+        false,
+    ),
+    s("FCM_BASE_URL", "fcm_base_url", false),
+    s("GOLDJOBS_WEBHOOK_URL", "webhook_url", false),
+    s("GOLDJOBS_WEBHOOK_SECRET", "webhook_secret", true),
+    s("GOLDJOBS_LOCALE", "locale", false),
+    s("RUST_LOG", "rust_log", false),
+];
+
+const fn s(env: &'static str, key: &'static str, secret: bool) -> Setting {
+    Setting { env, key, secret }
+}
+
+/// Raw values by environment name, with their origin.
+struct Raw {
+    values: HashMap<&'static str, (String, Origin)>,
+}
+
+impl Raw {
+    fn get(&self, env: &str) -> Option<&str> {
+        self.values.get(env).map(|(v, _)| v.as_str())
+    }
+
+    fn err(&self, env: &'static str, allowed: impl Into<String>) -> ConfigError {
+        let setting = SETTINGS.iter().find(|s| s.env == env);
+        let secret = setting.is_some_and(|s| s.secret);
+        let (value, origin) = match self.values.get(env) {
+            Some((v, o)) => (v.as_str(), o.clone()),
+            None => ("", Origin::Env),
+        };
+        let key = match origin {
+            Origin::Env => env.to_owned(),
+            Origin::File(path) => format!("{} (in {path})", setting.map(|s| s.key).unwrap_or(env)),
+        };
+        let value = if secret {
+            "\"***\"".to_owned()
+        } else if env == "DATABASE_URL" || env == "REDIS_URL" {
+            format!("{:?}", redact_url(value))
+        } else {
+            format!("{value:?}")
+        };
+        ConfigError::Invalid {
+            key,
+            value,
+            allowed: allowed.into(),
+        }
+    }
+
+    fn duration(&self, env: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(env) {
+            None => Ok(default),
+            Some(v) => match humantime::parse_duration(v) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                _ => Err(self.err(
+                    env,
+                    "expected a positive duration like 500ms, 5s, 15m or 1h",
+                )),
+            },
+        }
+    }
+
+    fn http_url(&self, env: &'static str, default: &str) -> Result<String, ConfigError> {
+        match self.get(env) {
+            None => Ok(default.to_owned()),
+            Some(v) => {
+                if is_http_url(v) {
+                    Ok(v.trim_end_matches('/').to_owned())
+                } else {
+                    Err(self.err(env, "expected an http:// or https:// URL"))
+                }
+            }
+        }
+    }
+}
+
+fn is_http_url(v: &str) -> bool {
+    url::Url::parse(v)
+        .map(|u| (u.scheme() == "http" || u.scheme() == "https") && u.has_host())
+        .unwrap_or(false)
+}
+
+/// Turn a TOML value into the string an environment variable would hold.
+fn toml_to_string(env: &str, v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => {
+            let sep = if env == "GOLDJOBS_NEWS_FEEDS" {
+                ";"
+            } else {
+                ","
+            };
+            let parts: Option<Vec<String>> = items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::Table(t) if env == "GOLDJOBS_NEWS_FEEDS" => {
+                        let get = |k: &str| t.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                        Some(format!(
+                            "{}|{}|{}",
+                            get("category"),
+                            get("source"),
+                            get("url")
+                        ))
+                    }
+                    other => toml_to_string("", other),
+                })
+                .collect();
+            parts.map(|p| p.join(sep))
+        }
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Load: the TOML file at `path` (or at `GOLDJOBS_CONFIG` in `env`), then `env` on top.
+    pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let path: Option<PathBuf> = path.map(Path::to_path_buf).or_else(|| {
+            env.get("GOLDJOBS_CONFIG")
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from)
+        });
+        match path {
+            None => Config::from_sources(None, env),
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).map_err(|e| ConfigError::File {
+                    path: p.display().to_string(),
+                    message: format!("cannot read: {e}"),
+                })?;
+                Config::from_sources(Some((&p.display().to_string(), &text)), env)
+            }
+        }
+    }
+
+    /// Parse from an optional TOML file `(name, text)` and the environment `env`
+    /// (environment values win; empty values count as unset).
+    pub fn from_sources(
+        file: Option<(&str, &str)>,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut raw = Raw {
+            values: HashMap::new(),
+        };
+        if let Some((name, text)) = file {
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::File {
+                        path: name.to_owned(),
+                        message: e.message().to_owned(),
+                    })?;
+            for (k, v) in &table {
+                let setting = SETTINGS
+                    .iter()
+                    .find(|s| s.key == k.as_str() || s.env.eq_ignore_ascii_case(k))
+                    .ok_or_else(|| ConfigError::File {
+                        path: name.to_owned(),
+                        message: format!("unknown key {k:?}"),
+                    })?;
+                let value = toml_to_string(setting.env, v).ok_or_else(|| ConfigError::File {
+                    path: name.to_owned(),
+                    message: format!("key {k:?}: expected a string, number or list"),
+                })?;
+                if !value.trim().is_empty() {
+                    raw.values
+                        .insert(setting.env, (value, Origin::File(name.to_owned())));
+                }
+            }
+        }
+        for setting in SETTINGS {
+            if let Some(v) = env.get(setting.env) {
+                if !v.trim().is_empty() {
+                    raw.values
+                        .insert(setting.env, (v.trim().to_owned(), Origin::Env));
+                }
+            }
+        }
+        Config::from_raw(&raw)
+    }
+
+    fn from_raw(raw: &Raw) -> Result<Config, ConfigError> {
+        let listen = match raw.get("GOLDJOBS_LISTEN") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => v.parse().map_err(|_| {
+                raw.err(
+                    "GOLDJOBS_LISTEN",
+                    "expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+                )
+            })?,
+        };
+
+        let database_url = match raw.get("DATABASE_URL") {
+            None => "sqlite://goldjobs.db?mode=rwc".to_owned(),
+            Some(v) => {
+                let ok = v.starts_with("sqlite:")
+                    || ((v.starts_with("postgres://") || v.starts_with("postgresql://"))
+                        && url::Url::parse(v).is_ok());
+                if !ok {
+                    return Err(raw.err("DATABASE_URL", "expected a sqlite: or postgres:// URL"));
+                }
+                v.to_owned()
+            }
+        };
+
+        let redis_url = match raw.get("REDIS_URL") {
+            None => None,
+            Some(v) => {
+                let ok = url::Url::parse(v)
+                    .map(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(raw.err("REDIS_URL", "expected a redis:// or rediss:// URL"));
+                }
+                Some(SecretUrl::new(v))
+            }
+        };
+
+        let twelvedata_api_key = raw.get("TWELVEDATA_API_KEY").map(Secret::new);
+
+        let market_data = match raw.get("GOLDJOBS_MARKET_DATA") {
+            None if twelvedata_api_key.is_some() => vec![MarketDataKind::TwelveData],
+            None => vec![MarketDataKind::Demo],
+            Some(v) => {
+                let allowed = "expected twelvedata, binance, demo, or a comma list of them \
+                               (primary first, each at most once)";
+                let mut kinds = Vec::new();
+                for part in v.split(',') {
+                    let kind = match part.trim().to_ascii_lowercase().as_str() {
+                        "twelvedata" => MarketDataKind::TwelveData,
+                        "binance" => MarketDataKind::Binance,
+                        "demo" => MarketDataKind::Demo,
+                        _ => return Err(raw.err("GOLDJOBS_MARKET_DATA", allowed)),
+                    };
+                    if kinds.contains(&kind) {
+                        return Err(raw.err("GOLDJOBS_MARKET_DATA", allowed));
+                    }
+                    kinds.push(kind);
+                }
+                if kinds.contains(&MarketDataKind::TwelveData) && twelvedata_api_key.is_none() {
+                    return Err(raw.err(
+                        "GOLDJOBS_MARKET_DATA",
+                        "twelvedata needs TWELVEDATA_API_KEY to be set",
+                    ));
+                }
+                kinds
+            }
+        };
+
+        let twelvedata_credits_per_minute = match raw.get("TWELVEDATA_CREDITS_PER_MINUTE") {
+            None => 8,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => n,
+                _ => {
+                    return Err(raw.err(
+                        "TWELVEDATA_CREDITS_PER_MINUTE",
+                        "expected a whole number from 1 to 100000",
+                    ))
+                }
+            },
+        };
+
+        let news_feeds = match raw.get("GOLDJOBS_NEWS_FEEDS") {
+            None => None,
+            Some(v) => {
+                let mut feeds = Vec::new();
+                for entry in v.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+                    let parts: Vec<&str> = entry.splitn(3, '|').map(str::trim).collect();
+                    match parts.as_slice() {
+                        [category, source, url]
+                            if !category.is_empty() && !source.is_empty() && is_http_url(url) =>
+                        {
+                            feeds.push(FeedSpec {
+                                category: category.to_ascii_lowercase(),
+                                source: (*source).to_owned(),
+                                url: (*url).to_owned(),
+                            })
+                        }
+                        _ => {
+                            return Err(raw.err(
+                                "GOLDJOBS_NEWS_FEEDS",
+                                format!(
+                                    "entry {entry:?}: expected `;`-separated \
+                                     `category|source name|http(s) url` entries"
+                                ),
+                            ))
+                        }
+                    }
+                }
+                if feeds.is_empty() {
+                    return Err(raw.err(
+                        "GOLDJOBS_NEWS_FEEDS",
+                        "expected at least one `category|source name|url` entry",
+                    ));
+                }
+                Some(feeds)
+            }
+        };
+
+        let fcm =
+            match (
+                raw.get("FCM_PROJECT_ID"),
+                raw.get("GOOGLE_APPLICATION_CREDENTIALS"),
+            ) {
+                (None, _) => None,
+                (Some(_), None) => return Err(raw.err(
+                    "FCM_PROJECT_ID",
+                    "GOOGLE_APPLICATION_CREDENTIALS must be set too (service-account JSON file)",
+                )),
+                (Some(project), Some(file)) => Some(FcmConfig {
+                    project_id: project.to_owned(),
+                    credentials_file: PathBuf::from(file),
+                    base_url: raw.http_url("FCM_BASE_URL", "https://fcm.googleapis.com")?,
+                }),
+            };
+
+        let webhook = match (
+            raw.get("GOLDJOBS_WEBHOOK_URL"),
+            raw.get("GOLDJOBS_WEBHOOK_SECRET"),
+        ) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(raw.err(
+                    "GOLDJOBS_WEBHOOK_URL",
+                    "GOLDJOBS_WEBHOOK_SECRET must be set too",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(raw.err(
+                    "GOLDJOBS_WEBHOOK_SECRET",
+                    "GOLDJOBS_WEBHOOK_URL must be set too",
+                ))
+            }
+            (Some(_), Some(secret)) => Some(WebhookConfig {
+                url: raw.http_url("GOLDJOBS_WEBHOOK_URL", "")?,
+                secret: Secret::new(secret),
+            }),
+        };
+
+        let locale = match raw.get("GOLDJOBS_LOCALE") {
+            None => Locale::ZhCn,
+            Some(v) if v.eq_ignore_ascii_case("zh-CN") || v.eq_ignore_ascii_case("zh") => {
+                Locale::ZhCn
+            }
+            Some(v) if v.eq_ignore_ascii_case("en") => Locale::En,
+            Some(_) => return Err(raw.err("GOLDJOBS_LOCALE", "expected zh-CN or en")),
+        };
+
+        let log_filter = match raw.get("RUST_LOG") {
+            None => "info".to_owned(),
+            Some(v) => {
+                if tracing_subscriber::EnvFilter::try_new(v).is_err() {
+                    return Err(raw.err(
+                        "RUST_LOG",
+                        "expected a tracing filter like info, warn or goldjobs=debug,info",
+                    ));
+                }
+                v.to_owned()
+            }
+        };
+
+        let cors_origins = match raw.get("GOLDJOBS_CORS_ORIGINS") {
+            None => Vec::new(),
+            Some(v) => {
+                let mut out = Vec::new();
+                for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                    if o != "*" && !is_http_url(o) {
+                        return Err(raw.err(
+                            "GOLDJOBS_CORS_ORIGINS",
+                            "expected `*` or a comma list of origins like https://example.com",
+                        ));
+                    }
+                    out.push(o.trim_end_matches('/').to_owned());
+                }
+                out
+            }
+        };
+
+        Ok(Config {
+            listen,
+            database_url: SecretUrl::new(database_url),
+            redis_url,
+            market_data,
+            twelvedata_api_key,
+            twelvedata_base_url: raw
+                .http_url("TWELVEDATA_BASE_URL", "https://api.twelvedata.com")?,
+            twelvedata_credits_per_minute,
+            binance_base_url: raw.http_url("BINANCE_BASE_URL", "https://api.binance.com")?,
+            news_feeds,
+            price_interval: raw.duration("GOLDJOBS_PRICE_INTERVAL", Duration::from_secs(5))?,
+            news_interval: raw.duration("GOLDJOBS_NEWS_INTERVAL", Duration::from_secs(15 * 60))?,
+            verify_interval: raw.duration("GOLDJOBS_VERIFY_INTERVAL", Duration::from_secs(60))?,
+            quote_ttl: raw.duration("GOLDJOBS_QUOTE_TTL", Duration::from_secs(5))?,
+            news_cache_ttl: raw.duration("GOLDJOBS_NEWS_CACHE_TTL", Duration::from_secs(5 * 60))?,
+            verify_max_lag: raw.duration("GOLDJOBS_VERIFY_MAX_LAG", Duration::from_secs(5 * 60))?,
+            admin_token: raw.get("GOLDJOBS_ADMIN_TOKEN").map(Secret::new),
+            cors_origins,
+            fcm,
+            webhook,
+            locale,
+            log_filter,
+        })
+    }
+
+    /// Whether the primary market data source is the demo feed.
+    pub fn is_demo_market_data(&self) -> bool {
+        self.market_data.first() == Some(&MarketDataKind::Demo)
+    }
+
+    /// The database kind and location, safe to log, e.g. `sqlite goldjobs.db`.
+    pub fn describe_database(&self) -> String {
+        let url = self.database_url.expose();
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            format!("sqlite {path}")
+        } else {
+            match url::Url::parse(url) {
+                Ok(u) => format!(
+                    "postgres {}{}",
+                    u.host_str().unwrap_or("localhost"),
+                    u.path()
+                ),
+                Err(_) => "postgres".to_owned(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn err_line(pairs: &[(&str, &str)]) -> String {
+        Config::from_sources(None, &env(pairs))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.database_url.expose(), "sqlite://goldjobs.db?mode=rwc");
+        assert_eq!(c.redis_url, None);
+        assert_eq!(c.market_data, vec![MarketDataKind::Demo]);
+        assert!(c.is_demo_market_data());
+        assert_eq!(c.twelvedata_base_url, "https://api.twelvedata.com");
+        assert_eq!(c.twelvedata_credits_per_minute, 8);
+        assert_eq!(c.binance_base_url, "https://api.binance.com");
+        assert_eq!(c.news_feeds, None);
+        assert_eq!(c.price_interval, Duration::from_secs(5));
+        assert_eq!(c.news_interval, Duration::from_secs(900));
+        assert_eq!(c.verify_interval, Duration::from_secs(60));
+        assert_eq!(c.quote_ttl, Duration::from_secs(5));
+        assert_eq!(c.news_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.verify_max_lag, Duration::from_secs(300));
+        assert_eq!(c.admin_token, None);
+        assert!(c.cors_origins.is_empty());
+        assert_eq!(c.fcm, None);
+        assert_eq!(c.webhook, None);
+        assert_eq!(c.locale, Locale::ZhCn);
+        assert_eq!(c.log_filter, "info");
+        assert_eq!(c.describe_database(), "sqlite goldjobs.db");
+        assert_eq!(Config::default(), c);
+    }
+
+    #[test]
+    fn twelvedata_is_the_default_when_a_key_is_set() {
+        let c = Config::from_sources(None, &env(&[("TWELVEDATA_API_KEY", "k")])).unwrap();
+        assert_eq!(c.market_data, vec![MarketDataKind::TwelveData]);
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("TWELVEDATA_API_KEY", "k"),
+                ("GOLDJOBS_MARKET_DATA", "twelvedata, binance,demo"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.market_data,
+            vec![
+                MarketDataKind::TwelveData,
+                MarketDataKind::Binance,
+                MarketDataKind::Demo
+            ]
+        );
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("GOLDJOBS_LISTEN", "0.0.0.0:9000"),
+                ("DATABASE_URL", "postgres://u:pw@db.local:5432/gold"),
+                ("REDIS_URL", "redis://:pw@127.0.0.1:6379/0"),
+                ("GOLDJOBS_MARKET_DATA", "binance"),
+                ("TWELVEDATA_BASE_URL", "http://127.0.0.1:1234/"),
+                ("TWELVEDATA_CREDITS_PER_MINUTE", "55"),
+                ("BINANCE_BASE_URL", "http://127.0.0.1:1235"),
+                (
+                    "GOLDJOBS_NEWS_FEEDS",
+                    "gold|Kitco|https://kitco.example/rss; forex|FX Street|http://fx.example/feed",
+                ),
+                ("GOLDJOBS_PRICE_INTERVAL", "500ms"),
+                ("GOLDJOBS_NEWS_INTERVAL", "1h"),
+                ("GOLDJOBS_VERIFY_INTERVAL", "10s"),
+                ("GOLDJOBS_QUOTE_TTL", "7s"),
+                ("GOLDJOBS_NEWS_CACHE_TTL", "1m"),
+                ("GOLDJOBS_VERIFY_MAX_LAG", "2m"),
+                ("GOLDJOBS_ADMIN_TOKEN", "tok"),
+                (
+                    "GOLDJOBS_CORS_ORIGINS",
+                    "https://a.example, http://localhost:3000",
+                ),
+                ("FCM_PROJECT_ID", "proj"),
+                ("GOOGLE_APPLICATION_CREDENTIALS", "/etc/sa.json"),
+                ("FCM_BASE_URL", "http://127.0.0.1:1236"),
+                ("GOLDJOBS_WEBHOOK_URL", "https://hooks.example/x"),
+                ("GOLDJOBS_WEBHOOK_SECRET", "whsec"),
+                ("GOLDJOBS_LOCALE", "en"),
+                ("RUST_LOG", "goldjobs=debug,info"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.describe_database(), "postgres db.local/gold");
+        assert!(c.redis_url.is_some());
+        assert_eq!(c.market_data, vec![MarketDataKind::Binance]);
+        assert_eq!(c.twelvedata_base_url, "http://127.0.0.1:1234");
+        assert_eq!(c.twelvedata_credits_per_minute, 55);
+        assert_eq!(c.binance_base_url, "http://127.0.0.1:1235");
+        let feeds = c.news_feeds.clone().unwrap();
+        assert_eq!(feeds.len(), 2);
+        assert_eq!(feeds[1].category, "forex");
+        assert_eq!(feeds[1].source, "FX Street");
+        assert_eq!(feeds[1].url, "http://fx.example/feed");
+        assert_eq!(c.price_interval, Duration::from_millis(500));
+        assert_eq!(c.news_interval, Duration::from_secs(3600));
+        assert_eq!(c.verify_interval, Duration::from_secs(10));
+        assert_eq!(c.quote_ttl, Duration::from_secs(7));
+        assert_eq!(c.news_cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.verify_max_lag, Duration::from_secs(120));
+        assert_eq!(c.admin_token.as_ref().unwrap().expose(), "tok");
+        assert_eq!(
+            c.cors_origins,
+            vec!["https://a.example", "http://localhost:3000"]
+        );
+        assert_eq!(c.fcm.as_ref().unwrap().project_id, "proj");
+        assert_eq!(c.fcm.as_ref().unwrap().base_url, "http://127.0.0.1:1236");
+        assert_eq!(c.webhook.as_ref().unwrap().url, "https://hooks.example/x");
+        assert_eq!(c.locale, Locale::En);
+        assert_eq!(c.log_filter, "goldjobs=debug,info");
+    }
+
+    #[test]
+    fn invalid_values_name_key_value_and_allowed() {
+        let line = err_line(&[("GOLDJOBS_PRICE_INTERVAL", "fast")]);
+        assert!(line.contains("GOLDJOBS_PRICE_INTERVAL"), "{line}");
+        assert!(line.contains("\"fast\""), "{line}");
+        assert!(line.contains("duration like 500ms"), "{line}");
+        assert!(!line.contains('\n'));
+
+        assert!(err_line(&[("GOLDJOBS_PRICE_INTERVAL", "0s")]).contains("positive"));
+        assert!(err_line(&[("GOLDJOBS_LISTEN", "nowhere")]).contains("GOLDJOBS_LISTEN"));
+        assert!(err_line(&[("DATABASE_URL", "mysql://x")]).contains("sqlite: or postgres://"));
+        assert!(err_line(&[("REDIS_URL", "http://x")]).contains("redis://"));
+        assert!(err_line(&[("GOLDJOBS_MARKET_DATA", "bloomberg")])
+            .contains("twelvedata, binance, demo"));
+        assert!(err_line(&[("GOLDJOBS_MARKET_DATA", "demo,demo")]).contains("at most once"));
+        assert!(err_line(&[("GOLDJOBS_MARKET_DATA", "twelvedata")]).contains("TWELVEDATA_API_KEY"));
+        assert!(err_line(&[("TWELVEDATA_CREDITS_PER_MINUTE", "-1")]).contains("whole number"));
+        assert!(err_line(&[("TWELVEDATA_BASE_URL", "ftp://x")]).contains("http://"));
+        assert!(err_line(&[("GOLDJOBS_NEWS_FEEDS", "gold|Kitco")]).contains("category|source name"));
+        assert!(err_line(&[("GOLDJOBS_LOCALE", "fr")]).contains("zh-CN or en"));
+        assert!(err_line(&[("GOLDJOBS_CORS_ORIGINS", "not an origin")]).contains("origins"));
+        assert!(err_line(&[("FCM_PROJECT_ID", "p")]).contains("GOOGLE_APPLICATION_CREDENTIALS"));
+        assert!(err_line(&[("GOLDJOBS_WEBHOOK_URL", "https://x.example")]).contains("SECRET"));
+        assert!(err_line(&[("RUST_LOG", "[[[")]).contains("RUST_LOG"));
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("TWELVEDATA_API_KEY", "supersecretkey"),
+                ("GOLDJOBS_ADMIN_TOKEN", "supersecrettoken"),
+                ("GOLDJOBS_WEBHOOK_URL", "https://hooks.example/x"),
+                ("GOLDJOBS_WEBHOOK_SECRET", "supersecrethmac"),
+                ("DATABASE_URL", "postgres://user:supersecretpw@db/gold"),
+                ("REDIS_URL", "redis://:supersecretredis@127.0.0.1:6379"),
+            ]),
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("supersecret"), "{dbg}");
+        assert!(dbg.contains("postgres://user:***@db/gold"), "{dbg}");
+        assert!(!c.describe_database().contains("supersecret"));
+        // Nor in error lines.
+        let line = err_line(&[("DATABASE_URL", "mysql://user:supersecretpw@db/gold")]);
+        assert!(!line.contains("supersecret"), "{line}");
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let toml = r#"
+            listen = "127.0.0.1:9999"
+            price_interval = "2s"
+            market_data = ["demo", "binance"]
+            twelvedata_credits_per_minute = 20
+            news_feeds = [{ category = "gold", source = "Kitco", url = "https://k.example/rss" }]
+        "#;
+        let c = Config::from_sources(
+            Some(("goldjobs.toml", toml)),
+            &env(&[("GOLDJOBS_PRICE_INTERVAL", "3s")]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.price_interval, Duration::from_secs(3));
+        assert_eq!(
+            c.market_data,
+            vec![MarketDataKind::Demo, MarketDataKind::Binance]
+        );
+        assert_eq!(c.twelvedata_credits_per_minute, 20);
+        assert_eq!(c.news_feeds.unwrap()[0].source, "Kitco");
+
+        let e = Config::from_sources(Some(("g.toml", "verify_interval = \"soon\"")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("verify_interval (in g.toml)"), "{e}");
+        let e = Config::from_sources(Some(("g.toml", "lisen = \"x\"")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key \"lisen\""), "{e}");
+        let e = Config::from_sources(Some(("g.toml", "= broken")), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("config file g.toml"), "{e}");
+    }
+
+    #[test]
+    fn load_reads_goldjobs_config() {
+        let dir = std::env::temp_dir().join(format!("goldjobs-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "news_interval = \"30m\"\n").unwrap();
+        let c = Config::load(None, &env(&[("GOLDJOBS_CONFIG", path.to_str().unwrap())])).unwrap();
+        assert_eq!(c.news_interval, Duration::from_secs(1800));
+        let e = Config::load(Some(&dir.join("missing.toml")), &env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::File { .. }));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,619 @@
+//! HTTP routes on hyper 1 + hyper-util (CONTRACT.md §3).
+//!
+//! Every answer is JSON except `/metrics` (Prometheus text) and `/` (the dashboard). Errors are
+//! `{"error":"..."}` with the right status; internal details are logged, never returned.
+
+use crate::config::Secret;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use bytes::Bytes;
+use goldjobs_core::news::NewsReader;
+use goldjobs_core::runtime::JobManager;
+use goldjobs_core::{Error, Prediction, QuoteCache, SymbolRepository};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The response type of every route.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Largest accepted request body (64 KiB); larger → 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The dashboard page (`GET /`).
+pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// Resolves a manual (or `needs_review`) prediction with the bookkeeping of CONTRACT.md §6,
+/// for `POST /admin/predictions/{id}/resolve`; implemented by the verifier's
+/// [`goldjobs_core::verify::ManualResolver`].
+///
+/// Errors: `NotFound` (no such prediction), `Conflict` (already ended or not resolvable),
+/// `InvalidInput` (an option the prediction does not have).
+#[async_trait]
+pub trait Resolve: Send + Sync {
+    /// Resolve `prediction_id` with `correct_option`; the prediction as stored afterwards.
+    async fn resolve(
+        &self,
+        prediction_id: &str,
+        correct_option: &str,
+    ) -> goldjobs_core::Result<Prediction>;
+}
+
+#[async_trait]
+impl Resolve for goldjobs_core::verify::ManualResolver {
+    async fn resolve(
+        &self,
+        prediction_id: &str,
+        correct_option: &str,
+    ) -> goldjobs_core::Result<Prediction> {
+        goldjobs_core::verify::ManualResolver::resolve(
+            self,
+            prediction_id,
+            correct_option,
+            chrono::Utc::now(),
+        )
+        .await
+    }
+}
+
+/// What the routes need; built by [`crate::app`].
+pub struct HttpState {
+    /// The WebSocket hub (also the in-process last values of quotes).
+    pub hub: Hub,
+    /// The job manager.
+    pub jobs: Arc<JobManager>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Symbols (also the cheap database health check).
+    pub symbols: Arc<dyn SymbolRepository>,
+    /// Latest quotes.
+    pub quote_cache: Arc<dyn QuoteCache>,
+    /// The `GET /news` reader.
+    pub news: NewsReader,
+    /// Manual resolution.
+    pub resolver: Arc<dyn Resolve>,
+    /// `GOLDJOBS_ADMIN_TOKEN`.
+    pub admin_token: Option<Secret>,
+    /// `GOLDJOBS_CORS_ORIGINS`.
+    pub cors_origins: Vec<String>,
+    /// Name of the primary market data feed, e.g. `demo`.
+    pub market_data: String,
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState")
+            .field("hub", &self.hub)
+            .field("admin_token", &self.admin_token)
+            .field("cors_origins", &self.cors_origins)
+            .field("market_data", &self.market_data)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => respond(status, "application/json", body),
+        Err(e) => {
+            tracing::error!(error = %e, "response not serializable");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// A JSON error answer `{"error": message}`.
+pub fn error(status: StatusCode, message: &str) -> HttpResponse {
+    let body = serde_json::to_vec(&ErrorBody { error: message })
+        .unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
+    respond(status, "application/json", body)
+}
+
+/// Map a core error to an answer; details of backend errors are logged, not returned.
+fn core_error(e: &Error, what: &str) -> HttpResponse {
+    match e {
+        Error::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+        Error::InvalidInput(m) => error(StatusCode::BAD_REQUEST, m),
+        Error::Conflict(m) => error(StatusCode::CONFLICT, m),
+        other => {
+            tracing::error!(error = %other, "{what} failed");
+            let status = if other.is_temporary() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            error(status, &format!("{what} failed; see the server log"))
+        }
+    }
+}
+
+/// Check `Authorization: Bearer <token>` in constant time.
+fn check_admin(state: &HttpState, req: &Request<Incoming>) -> Result<(), HttpResponse> {
+    let Some(expected) = &state.admin_token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "admin endpoints are disabled (GOLDJOBS_ADMIN_TOKEN is not set)",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.expose().as_bytes())));
+    if ok {
+        Ok(())
+    } else {
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Err(r)
+    }
+}
+
+/// Read the body, at most [`MAX_BODY_BYTES`].
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, HttpResponse> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > MAX_BODY_BYTES as u64 {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "could not read the request body",
+        )),
+    }
+}
+
+fn is_read_endpoint(path: &str) -> bool {
+    path == "/health"
+        || path == "/jobs/status"
+        || path == "/quotes"
+        || path.starts_with("/quotes/")
+        || path == "/news"
+        || path == "/metrics"
+}
+
+/// The CORS origin to allow for this request, if any.
+fn cors_origin(state: &HttpState, req: &Request<Incoming>) -> Option<HeaderValue> {
+    if state.cors_origins.is_empty() || !is_read_endpoint(req.uri().path()) {
+        return None;
+    }
+    let origin = req.headers().get(header::ORIGIN)?;
+    let o = origin.to_str().ok()?.trim_end_matches('/');
+    if state.cors_origins.iter().any(|a| a == "*") {
+        return Some(HeaderValue::from_static("*"));
+    }
+    state
+        .cors_origins
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(o))
+        .then(|| origin.clone())
+}
+
+/// Handle one request (the hyper service).
+pub async fn handle(
+    state: Arc<HttpState>,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
+    let cors = cors_origin(&state, &req);
+    let preflight = req.method() == Method::OPTIONS;
+    let mut resp = if preflight && cors.is_some() {
+        let mut r = respond(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        r
+    } else {
+        route(&state, req).await
+    };
+    if let Some(origin) = cors {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    Ok(resp)
+}
+
+async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let method = req.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    match segments.as_slice() {
+        [] if get => respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            Bytes::from_static(DASHBOARD_HTML.as_bytes()),
+        ),
+        ["health"] if get => health(state).await,
+        ["jobs", "status"] if get => json(StatusCode::OK, &state.jobs.status()),
+        ["jobs", name, "run"] if post => match check_admin(state, &req) {
+            Err(r) => r,
+            Ok(()) => run_job(state, &decode(name)),
+        },
+        ["quotes"] if get => quotes(state).await,
+        ["quotes", symbol] if get => quote(state, &decode(symbol)).await,
+        ["news"] if get => news(state, req.uri().query()).await,
+        ["admin", "predictions", id, "resolve"] if post => match check_admin(state, &req) {
+            Err(r) => r,
+            Ok(()) => {
+                let id = decode(id);
+                match read_body(req).await {
+                    Err(r) => r,
+                    Ok(body) => resolve(state, &id, &body).await,
+                }
+            }
+        },
+        ["metrics"] if get => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            state.metrics.encode(),
+        ),
+        ["ws"] if get => websocket(state, req),
+        []
+        | ["health"]
+        | ["jobs", "status"]
+        | ["jobs", _, "run"]
+        | ["quotes"]
+        | ["quotes", _]
+        | ["news"]
+        | ["admin", "predictions", _, "resolve"]
+        | ["metrics"]
+        | ["ws"] => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+    }
+}
+
+/// Percent-decode one path segment.
+fn decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| segment.to_owned())
+}
+
+async fn health(state: &HttpState) -> HttpResponse {
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    let db = tokio::time::timeout(TIMEOUT, state.symbols.active_symbols()).await;
+    let database = match db {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: database check failed");
+            "unavailable"
+        }
+        Err(_) => "timeout",
+    };
+    let probe = ["HEALTHCHECK".to_owned()];
+    let cache = match tokio::time::timeout(TIMEOUT, state.quote_cache.get_quotes(&probe)).await {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: cache check failed");
+            "unavailable"
+        }
+        Err(_) => "timeout",
+    };
+    let ok = database == "ok" && cache == "ok";
+    let status = if ok { "ok" } else { "unavailable" };
+    let body = serde_json::json!({
+        "status": status,
+        "database": database,
+        "cache": cache,
+        "market_data": state.market_data,
+        "websocket_clients": state.hub.client_count(),
+    });
+    json(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &body,
+    )
+}
+
+fn run_job(state: &HttpState, name: &str) -> HttpResponse {
+    match state.jobs.run_now(name) {
+        Ok(()) => json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"status": "accepted", "job": name}),
+        ),
+        Err(Error::NotFound(_)) => error(StatusCode::NOT_FOUND, &format!("no job named {name:?}")),
+        Err(e) => core_error(&e, "run job"),
+    }
+}
+
+/// Active symbol codes; the hub's known list when the database is down.
+async fn active_codes(state: &HttpState) -> Vec<String> {
+    match state.symbols.active_symbols().await {
+        Ok(symbols) => symbols.into_iter().map(|s| s.code).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "active symbols unavailable; using the hub's list");
+            state.hub.known_symbols()
+        }
+    }
+}
+
+async fn quotes(state: &HttpState) -> HttpResponse {
+    let codes = active_codes(state).await;
+    let quotes = match state.quote_cache.get_quotes(&codes).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::warn!(error = %e, "quote cache unavailable; serving in-process last values");
+            state.hub.last_quotes(&codes)
+        }
+    };
+    json(StatusCode::OK, &serde_json::json!({ "quotes": quotes }))
+}
+
+async fn quote(state: &HttpState, symbol: &str) -> HttpResponse {
+    let code = symbol.trim().to_ascii_uppercase();
+    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a symbol code like XAUUSD",
+        );
+    }
+    let codes = [code.clone()];
+    let found = match state.quote_cache.get_quotes(&codes).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::warn!(error = %e, "quote cache unavailable; serving in-process last value");
+            state.hub.last_quotes(&codes)
+        }
+    };
+    match found.into_iter().next() {
+        Some(q) => json(StatusCode::OK, &q),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("no quote cached for {code}"),
+        ),
+    }
+}
+
+async fn news(state: &HttpState, query: Option<&str>) -> HttpResponse {
+    let mut category: Option<String> = None;
+    let mut limit: u32 = 20;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "category" if !v.is_empty() => category = Some(v.into_owned()),
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => limit = n,
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "limit: expected a whole number from 1 to 100",
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+    match state.news.list(category.as_deref(), limit).await {
+        Ok(body) => respond(StatusCode::OK, "application/json", body),
+        Err(e) => core_error(&e, "news list"),
+    }
+}
+
+async fn resolve(state: &HttpState, id: &str, body: &[u8]) -> HttpResponse {
+    #[derive(serde::Deserialize)]
+    struct ResolveBody {
+        correct_option: String,
+    }
+    let parsed: ResolveBody = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected a JSON body {\"correct_option\":\"A\"}",
+            )
+        }
+    };
+    let option = parsed.correct_option.trim();
+    if option.is_empty() || option.len() > 64 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "correct_option: expected an option name like A",
+        );
+    }
+    match state.resolver.resolve(id, option).await {
+        Ok(p) => json(StatusCode::OK, &p),
+        Err(e) => core_error(&e, "resolve prediction"),
+    }
+}
+
+fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+fn websocket(state: &HttpState, mut req: Request<Incoming>) -> HttpResponse {
+    if state.hub.is_shutting_down() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    if state.hub.client_count() >= state.hub.config().max_clients {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket clients",
+        );
+    }
+    let upgrade = header_has_token(&req, header::UPGRADE, "websocket")
+        && header_has_token(&req, header::CONNECTION, "upgrade");
+    if !upgrade {
+        let mut r = error(StatusCode::UPGRADE_REQUIRED, "expected a WebSocket upgrade");
+        r.headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        return r;
+    }
+    let version_ok = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return error(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    if !version_ok {
+        let mut r = error(
+            StatusCode::BAD_REQUEST,
+            "expected Sec-WebSocket-Version: 13",
+        );
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    state.hub.accept(on_upgrade);
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+/// Accept connections on `listener` until `shutdown` fires, then stop accepting and let
+/// in-flight requests finish (up to `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let connections = tokio_util::task::TaskTracker::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(64 * 1024);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                let stop = shutdown.clone();
+                connections.spawn(async move {
+                    let mut conn = std::pin::pin!(conn);
+                    let result = tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = stop.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not finish in time");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_decode() {
+        assert_eq!(decode("XAU%2FUSD"), "XAU/USD");
+        assert_eq!(decode("abc"), "abc");
+        assert_eq!(decode("a+b"), "a+b");
+    }
+
+    #[test]
+    fn read_endpoints() {
+        assert!(is_read_endpoint("/quotes/XAUUSD"));
+        assert!(!is_read_endpoint("/admin/predictions/1/resolve"));
+        assert!(!is_read_endpoint("/jobs/PriceFetcherJob/run"));
+    }
+}

@@ -1,0 +1,14 @@
+//! The goldjobs reference server as a library, so that tests can start it in-process.
+//!
+//! - [`config`]: the typed configuration (CONTRACT.md §1).
+//! - [`hub`]: the WebSocket hub (CONTRACT.md §4), also the in-process [`goldjobs_core::Broadcaster`].
+//! - [`http`]: the hyper 1 HTTP routes (CONTRACT.md §3).
+//! - [`metrics`]: Prometheus metrics.
+//! - [`app`]: wiring config → adapters → jobs → server.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod metrics;

@@ -1,0 +1,366 @@
+//! Prometheus metrics of the server, with `prometheus-client` (an explicit registry, no global
+//! state, so several servers can run in one test process).
+//!
+//! Also decorators that count provider requests and cache hits/misses around the real ports.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use goldjobs_core::{
+    MarketData, NewsCache, PricePoint, Quote, QuoteBatch, QuoteCache, Result, Symbol,
+};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Label set `{job="..."}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    /// The job's name.
+    pub job: String,
+}
+
+/// Label set `{provider="...",outcome="ok|error"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// The provider's name, e.g. `twelvedata`.
+    pub provider: String,
+    /// `ok` or `error`.
+    pub outcome: String,
+}
+
+/// Label set `{cache="quotes|news"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    /// Which cache.
+    pub cache: String,
+}
+
+type HistogramFamily = Family<JobLabel, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 1 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    job_runs: Family<JobLabel, Counter>,
+    job_failures: Family<JobLabel, Counter>,
+    job_duration: HistogramFamily,
+    job_last_success: Family<JobLabel, Gauge<f64, AtomicU64>>,
+    /// Open WebSocket connections.
+    pub ws_connections: Gauge,
+    /// Messages written to WebSocket clients.
+    pub ws_messages_sent: Counter,
+    /// Messages not delivered because a client's queue was full.
+    pub ws_messages_dropped: Counter,
+    /// Clients disconnected for being too slow (close code 1013).
+    pub ws_slow_disconnects: Counter,
+    provider_requests: Family<ProviderLabels, Counter>,
+    cache_hits: Family<CacheLabel, Counter>,
+    cache_misses: Family<CacheLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered under the prefix `goldjobs`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("goldjobs");
+        let job_runs = Family::<JobLabel, Counter>::default();
+        let job_failures = Family::<JobLabel, Counter>::default();
+        let job_duration: HistogramFamily =
+            Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let job_last_success = Family::<JobLabel, Gauge<f64, AtomicU64>>::default();
+        let ws_connections = Gauge::default();
+        let ws_messages_sent = Counter::default();
+        let ws_messages_dropped = Counter::default();
+        let ws_slow_disconnects = Counter::default();
+        let provider_requests = Family::<ProviderLabels, Counter>::default();
+        let cache_hits = Family::<CacheLabel, Counter>::default();
+        let cache_misses = Family::<CacheLabel, Counter>::default();
+
+        registry.register("job_runs", "Job runs finished", job_runs.clone());
+        registry.register("job_failures", "Job runs that failed", job_failures.clone());
+        registry.register(
+            "job_duration_seconds",
+            "Duration of job runs",
+            job_duration.clone(),
+        );
+        registry.register(
+            "job_last_success_timestamp_seconds",
+            "Unix time of the last successful run",
+            job_last_success.clone(),
+        );
+        registry.register(
+            "ws_connections",
+            "Open WebSocket connections",
+            ws_connections.clone(),
+        );
+        registry.register(
+            "ws_messages_sent",
+            "Messages written to WebSocket clients",
+            ws_messages_sent.clone(),
+        );
+        registry.register(
+            "ws_messages_dropped",
+            "Messages not delivered because a client could not keep up",
+            ws_messages_dropped.clone(),
+        );
+        registry.register(
+            "ws_slow_disconnects",
+            "Clients disconnected for being too slow",
+            ws_slow_disconnects.clone(),
+        );
+        registry.register(
+            "provider_requests",
+            "Requests to market data providers",
+            provider_requests.clone(),
+        );
+        registry.register("cache_hits", "Cache hits", cache_hits.clone());
+        registry.register("cache_misses", "Cache misses", cache_misses.clone());
+
+        Metrics {
+            registry,
+            job_runs,
+            job_failures,
+            job_duration,
+            job_last_success,
+            ws_connections,
+            ws_messages_sent,
+            ws_messages_dropped,
+            ws_slow_disconnects,
+            provider_requests,
+            cache_hits,
+            cache_misses,
+        }
+    }
+
+    /// Record a finished job run: `ok` = it succeeded, `failed` = it counts as a failure
+    /// (a cancelled run is neither).
+    pub fn job_finished(
+        &self,
+        job: &str,
+        ok: bool,
+        failed: bool,
+        duration: Duration,
+        at: DateTime<Utc>,
+    ) {
+        let label = JobLabel {
+            job: job.to_owned(),
+        };
+        self.job_runs.get_or_create(&label).inc();
+        self.job_duration
+            .get_or_create(&label)
+            .observe(duration.as_secs_f64());
+        if ok {
+            self.job_last_success
+                .get_or_create(&label)
+                .set(at.timestamp_millis() as f64 / 1000.0);
+        }
+        if failed {
+            self.job_failures.get_or_create(&label).inc();
+        }
+    }
+
+    /// Record a provider request.
+    pub fn provider_request(&self, provider: &str, ok: bool) {
+        self.provider_requests
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
+                outcome: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Record cache hits and misses.
+    pub fn cache_lookup(&self, cache: &str, hits: u64, misses: u64) {
+        let label = CacheLabel {
+            cache: cache.to_owned(),
+        };
+        if hits > 0 {
+            self.cache_hits.get_or_create(&label).inc_by(hits);
+        }
+        if misses > 0 {
+            self.cache_misses.get_or_create(&label).inc_by(misses);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::warn!("metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// A [`MarketData`] that counts requests per provider and outcome.
+pub struct MeteredMarketData {
+    inner: Arc<dyn MarketData>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredMarketData {
+    /// Wrap a provider.
+    pub fn new(inner: Arc<dyn MarketData>, metrics: Arc<Metrics>) -> Self {
+        MeteredMarketData { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl MarketData for MeteredMarketData {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn is_demo(&self) -> bool {
+        self.inner.is_demo()
+    }
+
+    async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch> {
+        let r = self.inner.quotes(symbols).await;
+        self.metrics.provider_request(self.inner.name(), r.is_ok());
+        r
+    }
+
+    async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>> {
+        let r = self.inner.price_at(symbol, at).await;
+        self.metrics.provider_request(self.inner.name(), r.is_ok());
+        r
+    }
+}
+
+/// A [`QuoteCache`] that counts hits and misses (cache `quotes`).
+pub struct MeteredQuoteCache {
+    inner: Arc<dyn QuoteCache>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredQuoteCache {
+    /// Wrap a cache.
+    pub fn new(inner: Arc<dyn QuoteCache>, metrics: Arc<Metrics>) -> Self {
+        MeteredQuoteCache { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl QuoteCache for MeteredQuoteCache {
+    async fn put_quotes(&self, quotes: &[Quote], ttl: Duration) -> Result<()> {
+        self.inner.put_quotes(quotes, ttl).await
+    }
+
+    async fn get_quotes(&self, codes: &[String]) -> Result<Vec<Quote>> {
+        let r = self.inner.get_quotes(codes).await?;
+        let hits = r.len() as u64;
+        self.metrics
+            .cache_lookup("quotes", hits, (codes.len() as u64).saturating_sub(hits));
+        Ok(r)
+    }
+}
+
+/// A [`NewsCache`] that counts hits and misses (cache `news`).
+pub struct MeteredNewsCache {
+    inner: Arc<dyn NewsCache>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredNewsCache {
+    /// Wrap a cache.
+    pub fn new(inner: Arc<dyn NewsCache>, metrics: Arc<Metrics>) -> Self {
+        MeteredNewsCache { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl NewsCache for MeteredNewsCache {
+    async fn get_list(&self, key: &str) -> Result<Option<Bytes>> {
+        let r = self.inner.get_list(key).await?;
+        let hit = r.is_some();
+        self.metrics
+            .cache_lookup("news", u64::from(hit), u64::from(!hit));
+        Ok(r)
+    }
+
+    async fn put_list(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        self.inner.put_list(key, value, ttl).await
+    }
+
+    async fn invalidate_lists(&self) -> Result<()> {
+        self.inner.invalidate_lists().await
+    }
+}
+
+/// Measures one job run: `let t = RunTimer::start(); ...; metrics.job_finished(.., t.elapsed(), ..)`.
+#[derive(Debug, Clone, Copy)]
+pub struct RunTimer(Instant);
+
+impl RunTimer {
+    /// Start now.
+    pub fn start() -> Self {
+        RunTimer(Instant::now())
+    }
+
+    /// Time since start.
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_metrics() {
+        let m = Metrics::new();
+        m.job_finished(
+            "PriceFetcherJob",
+            true,
+            false,
+            Duration::from_millis(12),
+            Utc::now(),
+        );
+        m.job_finished(
+            "PriceFetcherJob",
+            false,
+            true,
+            Duration::from_millis(3),
+            Utc::now(),
+        );
+        m.provider_request("demo", true);
+        m.cache_lookup("quotes", 5, 1);
+        m.ws_connections.inc();
+        let text = m.encode();
+        assert!(
+            text.contains("goldjobs_job_runs_total{job=\"PriceFetcherJob\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("goldjobs_job_failures_total{job=\"PriceFetcherJob\"} 1"));
+        assert!(text.contains("goldjobs_job_duration_seconds_count{job=\"PriceFetcherJob\"} 2"));
+        assert!(
+            text.contains("goldjobs_provider_requests_total{provider=\"demo\",outcome=\"ok\"} 1")
+        );
+        assert!(text.contains("goldjobs_cache_hits_total{cache=\"quotes\"} 5"));
+        assert!(text.contains("goldjobs_cache_misses_total{cache=\"quotes\"} 1"));
+        assert!(text.contains("goldjobs_ws_connections 1"));
+        assert!(
+            text.contains("goldjobs_job_last_success_timestamp_seconds{job=\"PriceFetcherJob\"}")
+        );
+    }
+}

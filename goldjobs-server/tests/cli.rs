@@ -1,0 +1,213 @@
+//! The binary as an operator runs it: exit codes, config errors, check-conditions, migrate,
+//! seed-demo and a graceful stop on SIGTERM.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_goldjobs-server");
+
+/// A command with a clean environment (no inherited GOLDJOBS_* / DATABASE_URL / REDIS_URL).
+fn cmd(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        c.env("PATH", path);
+    }
+    c
+}
+
+#[test]
+fn a_bad_config_value_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cmd(dir.path())
+        .env("GOLDJOBS_PRICE_INTERVAL", "fast")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("GOLDJOBS_PRICE_INTERVAL"), "{err}");
+    assert!(err.contains("\"fast\""), "{err}");
+    assert!(err.contains("500ms"), "{err}");
+
+    // A secret is never echoed.
+    let out = cmd(dir.path())
+        .env("DATABASE_URL", "mysql://user:hunter2@db/gold")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("DATABASE_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+
+    // A bad config file too.
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "listen = \"nowhere\"\n").unwrap();
+    let out = cmd(dir.path()).arg("--config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_on_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["seed-demo", "--help"],
+        vec!["check-conditions", "--help"],
+    ] {
+        let out = cmd(dir.path()).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8(out.stdout).unwrap().contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+fn check(dir: &std::path::Path, json: &str, extra: &[&str]) -> (i32, String) {
+    let mut child = cmd(dir)
+        .arg("check-conditions")
+        .arg("-")
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
+    (out.status.code().unwrap(), text.trim().to_owned())
+}
+
+#[test]
+fn check_conditions_prints_ok_problems_and_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"A": "price_change_percent >= 1.0", "B": "price_change_percent > 0 AND price_change_percent < 1.0", "C": "price_change_percent <= 0"}"#;
+    assert_eq!(check(dir.path(), good, &[]), (0, "ok".to_owned()));
+    assert_eq!(
+        check(dir.path(), good, &["--at", "1.5"]),
+        (0, "A".to_owned())
+    );
+    assert_eq!(
+        check(dir.path(), good, &["--at", "-0.25"]),
+        (0, "C".to_owned())
+    );
+
+    let (code, text) = check(
+        dir.path(),
+        r#"{"A": "price_change_percent >= ", "B": "1 = 1"}"#,
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(text.contains("\"A\""), "{text}");
+
+    let gap = r#"{"A": "price_change_percent > 1", "B": "price_change_percent < 0"}"#;
+    let (code, text) = check(dir.path(), gap, &[]);
+    assert_eq!(code, 1);
+    assert!(text.contains("gap"), "{text}");
+    assert_eq!(
+        check(dir.path(), gap, &["--at", "0.5"]),
+        (1, "none".to_owned())
+    );
+
+    // From a file.
+    let file = dir.path().join("c.json");
+    std::fs::write(&file, good).unwrap();
+    let out = cmd(dir.path())
+        .arg("check-conditions")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ok");
+}
+
+#[test]
+fn migrate_and_seed_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
+    let out = cmd(dir.path())
+        .env("DATABASE_URL", &url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("migrations applied"));
+    let out = cmd(dir.path())
+        .env("DATABASE_URL", &url)
+        .arg("seed-demo")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("seeded 6 symbols, 4 predictions, 20 votes"),
+        "{text}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_prints_its_address_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = cmd(dir.path())
+        .env("GOLDJOBS_LISTEN", "127.0.0.1:0")
+        .env(
+            "GOLDJOBS_NEWS_FEEDS",
+            "gold|Local test feed|http://127.0.0.1:9/rss",
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on 127.0.0.1:"), "{line}");
+    let addr = line.trim().trim_start_matches("listening on ").to_owned();
+    // It answers.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,776 @@
+//! End-to-end tests: the real server (started in-process through the library) on a loopback
+//! port with a temporary SQLite file and the demo feed, talked to over HTTP and WebSocket as a
+//! client would.
+
+#![allow(clippy::unwrap_used)]
+
+use futures::{SinkExt, StreamExt};
+use goldjobs_core::{Broadcast, Topic};
+use goldjobs_server::app::{self, App, AppOptions};
+use goldjobs_server::config::Config;
+use goldjobs_server::hub::HubConfig;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const TOKEN: &str = "test-admin-token";
+
+struct TestServer {
+    app: App,
+    base: String,
+    ws_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start(extra: &[(&str, &str)], opts: AppOptions) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("goldjobs-test.db");
+        let mut env: HashMap<String, String> = [
+            ("GOLDJOBS_LISTEN", "127.0.0.1:0".to_owned()),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", db.display()),
+            ),
+            ("GOLDJOBS_PRICE_INTERVAL", "200ms".to_owned()),
+            ("GOLDJOBS_QUOTE_TTL", "30s".to_owned()),
+            // A local address where nothing listens: no traffic leaves the machine.
+            (
+                "GOLDJOBS_NEWS_FEEDS",
+                "gold|Local test feed|http://127.0.0.1:9/rss".to_owned(),
+            ),
+            ("GOLDJOBS_NEWS_INTERVAL", "1h".to_owned()),
+            ("GOLDJOBS_VERIFY_INTERVAL", "1s".to_owned()),
+            ("GOLDJOBS_ADMIN_TOKEN", TOKEN.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in extra {
+            if v.is_empty() {
+                env.remove(*k);
+            } else {
+                env.insert((*k).to_owned(), (*v).to_owned());
+            }
+        }
+        let cfg = Config::from_sources(None, &env).unwrap();
+        let app = app::start(cfg, opts).await.unwrap();
+        let addr = app.local_addr();
+        TestServer {
+            app,
+            base: format!("http://{addr}"),
+            ws_url: format!("ws://{addr}/ws"),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Wait until `/quotes` lists every active symbol (the price job ran).
+    async fn wait_for_quotes(&self, client: &reqwest::Client) -> Value {
+        for _ in 0..100 {
+            let body: Value = client
+                .get(self.url("/quotes"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if body["quotes"].as_array().is_some_and(|q| q.len() == 6) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no quotes after 10 s");
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn ws_connect(url: &str) -> Ws {
+    let (ws, resp) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+/// The next text message as JSON (skipping pings), within 5 s.
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("no message within 5 s")
+            .expect("connection closed")
+            .unwrap();
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Skip price updates until a message of `kind` arrives.
+async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
+    for _ in 0..200 {
+        let v = next_json(ws).await;
+        if v["type"] == kind {
+            return v;
+        }
+        assert_eq!(v["type"], "price_update", "unexpected {v}");
+    }
+    panic!("no {kind} message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_routes_answer_with_the_contract_shapes() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+
+    // /health
+    let resp = client.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let health: Value = resp.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"], "ok");
+    assert_eq!(health["cache"], "ok");
+    assert_eq!(health["market_data"], "demo");
+
+    // /jobs/status
+    let status: Value = client
+        .get(server.url("/jobs/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"PriceFetcherJob"), "{status}");
+    assert!(names.contains(&"NewsFetcherJob"), "{status}");
+    assert_eq!(status["total_jobs"], names.len());
+    let price_job = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "PriceFetcherJob")
+        .unwrap();
+    assert_eq!(price_job["running"], true);
+    assert_eq!(price_job["interval_seconds"], 0.2);
+    for key in [
+        "last_run_at",
+        "last_duration_ms",
+        "last_error",
+        "runs",
+        "failures",
+        "next_run_at",
+        "leader",
+    ] {
+        assert!(price_job.get(key).is_some(), "missing {key} in {price_job}");
+    }
+
+    // /quotes and /quotes/{symbol}
+    let quotes = server.wait_for_quotes(&client).await;
+    let first = &quotes["quotes"][0];
+    for key in [
+        "symbol_code",
+        "price",
+        "change",
+        "change_percent",
+        "timestamp",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key} in {first}");
+    }
+    assert!(first["price"].is_string(), "decimals are strings: {first}");
+    let resp = client
+        .get(server.url("/quotes/xauusd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let q: Value = resp.json().await.unwrap();
+    assert_eq!(q["symbol_code"], "XAUUSD");
+    assert!(q["price"].as_str().unwrap().parse::<f64>().unwrap() > 0.0);
+    let resp = client.get(server.url("/quotes/NOPE")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let e: Value = resp.json().await.unwrap();
+    assert!(e["error"].is_string());
+
+    // /news
+    let resp = client
+        .get(server.url("/news?category=gold&limit=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let news: Value = resp.json().await.unwrap();
+    assert!(news["articles"].is_array(), "{news}");
+    for bad in [
+        "/news?limit=0",
+        "/news?limit=101",
+        "/news?limit=abc",
+        "/news?category=a%20b",
+    ] {
+        let resp = client.get(server.url(bad)).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+        let e: Value = resp.json().await.unwrap();
+        assert!(e["error"].is_string(), "{bad}");
+    }
+
+    // Unknown paths and methods.
+    let resp = client.get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client.delete(server.url("/quotes")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+
+    // Dashboard.
+    let resp = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("goldjobs"));
+
+    // /metrics: every sample line is `name value`.
+    let text = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut samples = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad line {line}"));
+        samples.insert(name.to_owned(), value);
+    }
+    assert!(
+        samples
+            .get("goldjobs_job_runs_total{job=\"PriceFetcherJob\"}")
+            .is_some_and(|v| *v >= 1.0),
+        "{text}"
+    );
+    assert!(samples.contains_key("goldjobs_ws_connections"), "{text}");
+    assert!(
+        samples
+            .keys()
+            .any(|k| k.starts_with("goldjobs_provider_requests_total")),
+        "{text}"
+    );
+    assert!(
+        samples
+            .keys()
+            .any(|k| k.starts_with("goldjobs_cache_hits_total")),
+        "{text}"
+    );
+
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_need_the_token() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    let run = server.url("/jobs/NewsFetcherJob/run");
+
+    let resp = client.post(&run).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let e: Value = resp.json().await.unwrap();
+    assert!(e["error"].is_string());
+    let resp = client
+        .post(&run)
+        .bearer_auth("wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client.post(&run).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let resp = client
+        .post(server.url("/jobs/NoSuchJob/run"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+
+    // Resolve: auth first, then the body.
+    let resolve = server.url("/admin/predictions/p-1/resolve");
+    let resp = client
+        .post(&resolve)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client
+        .post(&resolve)
+        .bearer_auth(TOKEN)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = client
+        .post(&resolve)
+        .bearer_auth(TOKEN)
+        .body(vec![b' '; 100 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+
+    server.app.shutdown().await;
+
+    // Without a configured token, admin endpoints are forbidden.
+    let server = TestServer::start(&[("GOLDJOBS_ADMIN_TOKEN", "")], AppOptions::default()).await;
+    let resp = client
+        .post(server.url("/jobs/NewsFetcherJob/run"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_headers_on_read_endpoints_only() {
+    let server = TestServer::start(
+        &[("GOLDJOBS_CORS_ORIGINS", "https://app.example")],
+        AppOptions::default(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(server.url("/health"))
+        .header("Origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let resp = client
+        .get(server.url("/health"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    let resp = client
+        .post(server.url("/jobs/PriceFetcherJob/run"))
+        .header("Origin", "https://app.example")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_subscribe_snapshot_updates_unsubscribe() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+
+    let mut ws = ws_connect(&server.ws_url).await;
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": ["XAUUSD", "nope"]}),
+    )
+    .await;
+    let subscribed = next_json(&mut ws).await;
+    assert_eq!(subscribed["type"], "subscribed");
+    assert_eq!(subscribed["symbols"], json!(["XAUUSD"]));
+    assert_eq!(subscribed["unknown"], json!(["NOPE"]));
+
+    // Snapshot at once, then live updates with seq rising by one.
+    let snapshot = next_json(&mut ws).await;
+    assert_eq!(snapshot["type"], "price_update");
+    assert_eq!(snapshot["payload"]["symbol_code"], "XAUUSD");
+    assert!(snapshot["payload"]["price"].is_string());
+    let mut seq = snapshot["payload"]["seq"].as_u64().unwrap();
+    for _ in 0..3 {
+        let update = next_json(&mut ws).await;
+        assert_eq!(update["type"], "price_update");
+        assert_eq!(update["payload"]["symbol_code"], "XAUUSD");
+        let next = update["payload"]["seq"].as_u64().unwrap();
+        assert_eq!(next, seq + 1, "seq must rise by one");
+        seq = next;
+    }
+
+    // Ping / pong.
+    send(&mut ws, json!({"action": "ping"})).await;
+    next_of_type(&mut ws, "pong").await;
+
+    // A prediction_verified goes to every client.
+    let mut other = ws_connect(&server.ws_url).await;
+    send(&mut other, json!({"action": "ping"})).await;
+    assert_eq!(next_json(&mut other).await["type"], "pong");
+    let event = br#"{"type":"prediction_verified","payload":{"prediction_id":"p-1"}}"#;
+    server.app.hub().publish_now(&[Broadcast {
+        topic: Topic::All,
+        payload: bytes::Bytes::from_static(event),
+    }]);
+    assert_eq!(next_json(&mut other).await["type"], "prediction_verified");
+    assert_eq!(
+        next_of_type(&mut ws, "prediction_verified").await["payload"]["prediction_id"],
+        "p-1"
+    );
+
+    // Unsubscribe: no more updates afterwards.
+    send(
+        &mut ws,
+        json!({"action": "unsubscribe", "symbols": ["XAUUSD"]}),
+    )
+    .await;
+    let unsub = next_of_type(&mut ws, "unsubscribed").await;
+    assert_eq!(unsub["symbols"], json!(["XAUUSD"]));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    send(&mut ws, json!({"action": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+
+    server.app.shutdown().await;
+    // Shutdown closes WebSockets with 1001.
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(close, Some(CloseCode::Away));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_bad_frames_get_errors() {
+    let opts = AppOptions {
+        start_jobs: false,
+        ..AppOptions::default()
+    };
+    let server = TestServer::start(&[], opts).await;
+    let mut ws = ws_connect(&server.ws_url).await;
+
+    ws.send(Message::text("{not json")).await.unwrap();
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["type"], "error");
+    assert!(e["message"].as_str().unwrap().contains("JSON"), "{e}");
+
+    send(&mut ws, json!({"action": "dance"})).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["type"], "error");
+    assert!(
+        e["message"].as_str().unwrap().contains("unknown action"),
+        "{e}"
+    );
+
+    let many: Vec<String> = (0..51).map(|i| format!("S{i}")).collect();
+    send(&mut ws, json!({"action": "subscribe", "symbols": many})).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["type"], "error");
+    assert!(
+        e["message"].as_str().unwrap().contains("too many symbols"),
+        "{e}"
+    );
+
+    ws.send(Message::text("x".repeat(5000))).await.unwrap();
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["type"], "error");
+    assert!(e["message"].as_str().unwrap().contains("too large"), "{e}");
+
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "error");
+
+    // More than 20 messages a second: one error, the rest ignored; the connection stays.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..30 {
+        send(&mut ws, json!({"action": "ping"})).await;
+    }
+    let mut pongs = 0;
+    let mut errors = 0;
+    while pongs + errors < 21 {
+        let m = next_json(&mut ws).await;
+        match m["type"].as_str().unwrap() {
+            "pong" => pongs += 1,
+            "error" => {
+                assert!(m["message"].as_str().unwrap().contains("too many messages"));
+                errors += 1
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((pongs, errors), (20, 1));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut ws, json!({"action": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+
+    // Beyond the hard limit: error, then close 1009.
+    ws.send(Message::text("y".repeat(70 * 1024))).await.unwrap();
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["type"], "error");
+    let close = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap();
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
+    let opts = AppOptions {
+        start_jobs: false,
+        hub: HubConfig {
+            queue_capacity: 16,
+            close_timeout: Duration::from_secs(10),
+            ..HubConfig::default()
+        },
+        ..AppOptions::default()
+    };
+    let server = TestServer::start(&[], opts).await;
+
+    // The slow client: a tiny receive buffer, and it does not read during the burst.
+    let addr = server.app.local_addr();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(server.ws_url.clone(), stream)
+        .await
+        .unwrap();
+    slow.send(Message::text(
+        json!({"action": "subscribe", "symbols": ["XAUUSD"]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut fast = ws_connect(&server.ws_url).await;
+    send(
+        &mut fast,
+        json!({"action": "subscribe", "symbols": ["XAUUSD"]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut fast).await["type"], "subscribed");
+    // Make sure the slow client's subscription is in before the burst.
+    while server.app.hub().client_count() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The fast client reads everything in its own task.
+    let reader = tokio::spawn(async move {
+        let mut last_seq = 0u64;
+        let mut count = 0u64;
+        loop {
+            let v = next_json(&mut fast).await;
+            if v["type"] == "pong" {
+                return (fast, count, last_seq);
+            }
+            assert_eq!(v["type"], "price_update");
+            let seq = v["payload"]["seq"].as_u64().unwrap();
+            assert_eq!(seq, last_seq + 1, "the fast client loses nothing");
+            last_seq = seq;
+            count += 1;
+        }
+    });
+
+    let pad = "p".repeat(4000);
+    let mut seq = 0u64;
+    let hub = server.app.hub().clone();
+    while hub.client_count() == 2 && seq < 20_000 {
+        let batch: Vec<Broadcast> = (0..10)
+            .map(|_| {
+                seq += 1;
+                let text = json!({"type": "price_update", "payload": {
+                    "symbol_code": "XAUUSD", "price": "2658.50", "change": "1.00",
+                    "change_percent": "0.04", "timestamp": "2026-11-29T20:00:00Z",
+                    "seq": seq, "pad": pad}})
+                .to_string();
+                Broadcast {
+                    topic: Topic::Symbol("XAUUSD".into()),
+                    payload: bytes::Bytes::from(text),
+                }
+            })
+            .collect();
+        hub.publish_now(&batch);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(hub.client_count(), 1, "the slow client was dropped");
+
+    // The fast client is still there and got every update; a pong-shaped message to everyone
+    // ends its reader loop.
+    hub.publish_now(&[Broadcast {
+        topic: Topic::All,
+        payload: bytes::Bytes::from_static(br#"{"type":"pong"}"#),
+    }]);
+    let (mut fast, count, last_seq) = reader.await.unwrap();
+    assert_eq!(count, seq, "fast client received all {seq} updates");
+    assert_eq!(last_seq, seq);
+    send(&mut fast, json!({"action": "ping"})).await;
+    assert_eq!(next_json(&mut fast).await["type"], "pong");
+
+    // The slow client now reads: everything queued, then a close frame with 1013.
+    let code = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("read error {e}"),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(CloseCode::Again));
+    let metrics = server.app.metrics().encode();
+    assert!(
+        metrics.contains("goldjobs_ws_slow_disconnects_total 1"),
+        "{metrics}"
+    );
+    server.app.shutdown().await;
+}
+
+fn prediction(
+    id: &str,
+    rule: goldjobs_core::VerifyRule,
+    conditions: Option<&str>,
+) -> goldjobs_core::Prediction {
+    let now = chrono::Utc::now();
+    goldjobs_core::Prediction::new_active(
+        id,
+        "XAUUSD",
+        "Gold up?",
+        "2000".parse().unwrap(),
+        now - chrono::Duration::seconds(1),
+        rule,
+        conditions.map(str::to_owned),
+        now - chrono::Duration::minutes(10),
+    )
+}
+
+fn votes(id: &str) -> Vec<goldjobs_core::Vote> {
+    [("u1", "A"), ("u2", "B")]
+        .iter()
+        .map(|(u, o)| goldjobs_core::Vote {
+            prediction_id: id.to_owned(),
+            user_id: (*u).to_owned(),
+            selected_option: (*o).to_owned(),
+            is_correct: None,
+            created_at: chrono::Utc::now(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictions_are_verified_and_broadcast() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+    let repo = server.app.repos().predictions.clone();
+    let mut ws = ws_connect(&server.ws_url).await;
+    send(&mut ws, json!({"action": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+
+    // A manual prediction, resolved by an admin.
+    repo.insert_prediction(&prediction("m-1", goldjobs_core::VerifyRule::Manual, None))
+        .await
+        .unwrap();
+    repo.insert_votes(&votes("m-1")).await.unwrap();
+    let resolve = server.url("/admin/predictions/m-1/resolve");
+    let resp = client
+        .post(&resolve)
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], "ended", "{p}");
+    assert_eq!(p["correct_option"], "A");
+    assert_eq!(p["price_source"], "manual");
+    let v = repo.votes_for("m-1").await.unwrap();
+    assert_eq!(
+        v.iter()
+            .map(|v| (v.user_id.as_str(), v.is_correct))
+            .collect::<Vec<_>>(),
+        vec![("u1", Some(true)), ("u2", Some(false))]
+    );
+    // Twice → 409; unknown → 404.
+    let resp = client
+        .post(&resolve)
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let resp = client
+        .post(server.url("/admin/predictions/nope/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    // The outbox delivers prediction_verified to every client.
+    let msg = next_of_type(&mut ws, "prediction_verified").await;
+    assert_eq!(msg["payload"]["prediction_id"], "m-1");
+    assert_eq!(msg["payload"]["correct_option"], "A");
+
+    // An auto prediction, verified by the job from the recorded ticks.
+    let conditions = r#"{"A": "price_change_percent >= 0", "B": "price_change_percent < 0"}"#;
+    repo.insert_prediction(&prediction(
+        "a-1",
+        goldjobs_core::VerifyRule::Auto,
+        Some(conditions),
+    ))
+    .await
+    .unwrap();
+    repo.insert_votes(&votes("a-1")).await.unwrap();
+    let msg = tokio::time::timeout(
+        Duration::from_secs(15),
+        next_of_type(&mut ws, "prediction_verified"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(msg["payload"]["prediction_id"], "a-1");
+    assert_eq!(msg["payload"]["price_source"], "tick");
+    let p = repo.get_prediction("a-1").await.unwrap().unwrap();
+    assert_eq!(p.status, goldjobs_core::PredictionStatus::Ended);
+    let stats = repo
+        .user_stats(&["u1".to_owned(), "u2".to_owned()])
+        .await
+        .unwrap();
+    assert!(
+        stats.iter().all(|s| s.total_participations == 2),
+        "{stats:?}"
+    );
+
+    server.app.shutdown().await;
+}
