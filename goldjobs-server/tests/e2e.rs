@@ -857,3 +857,70 @@ fn rand_u64() -> u64 {
     );
     h.finish()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_the_server_migrates_fetches_and_verifies() {
+    let base = match std::env::var("GOLDJOBS_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            if std::env::var("GOLDJOBS_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("GOLDJOBS_TEST_DATABASE_URL is not set but GOLDJOBS_REQUIRE_SERVICES=1");
+            }
+            eprintln!("skipped: GOLDJOBS_TEST_DATABASE_URL is not set");
+            return;
+        }
+    };
+    // An own schema, so that other tests sharing the database are not disturbed.
+    let schema = format!("gj_server_{:016x}", rand_u64());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let server = TestServer::start(&[("DATABASE_URL", &url)], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    let health: Value = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["database"], "ok", "{health}");
+    server.wait_for_quotes(&client).await;
+    let ticks: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.price_ticks"))
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(ticks >= 6, "{ticks} ticks");
+
+    let repo = server.app.repos().predictions.clone();
+    repo.insert_prediction(&prediction(
+        "pg-m-1",
+        goldjobs_core::VerifyRule::Manual,
+        None,
+    ))
+    .await
+    .unwrap();
+    repo.insert_votes(&votes("pg-m-1")).await.unwrap();
+    let resp = client
+        .post(server.url("/admin/predictions/pg-m-1/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], "ended");
+    assert_eq!(p["correct_option"], "B");
+
+    server.app.shutdown().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
