@@ -432,7 +432,11 @@ async fn schedule_loop(env: &Env, entry: &JobEntry, first: Instant, cancel: &Can
             _ = entry.manual.notified() => RunTrigger::Manual,
         };
         let scheduled_at = match trigger {
-            RunTrigger::Scheduled => Some(next),
+            RunTrigger::Scheduled => {
+                // While this run goes, show the instant after it as the next one.
+                entry.lock().next_instant = Some(next + interval);
+                Some(next)
+            }
             RunTrigger::Manual => None,
         };
         execute(env, entry, trigger, scheduled_at, cancel).await;
@@ -506,8 +510,9 @@ async fn execute(
     };
     let (status, error, report) = match joined {
         Some(Ok(Ok(report))) => (RunStatus::Ok, None, Some(report)),
-        Some(Ok(Err(Error::Cancelled))) => {
-            (RunStatus::Cancelled, Some("cancelled".to_owned()), None)
+        Some(Ok(Err(e))) if matches!(e, Error::Cancelled) || job_cancel.is_cancelled() => {
+            // Stopped by stop_all (or the job gave up on its own cancel token).
+            (RunStatus::Cancelled, Some(error_chain(&e)), None)
         }
         Some(Ok(Err(e))) => (RunStatus::Failed, Some(error_chain(&e)), None),
         Some(Err(join_err)) => {

@@ -875,3 +875,89 @@ async fn a_panicking_lease_means_not_leader_not_a_hang() {
     assert_eq!(status_of(&m, "Single").skipped_not_leader, 3);
     assert!(m.stop_all(secs(1)).await.all_stopped());
 }
+
+#[test]
+fn manager_is_shareable_and_stop_all_is_send() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<JobManager>();
+    send_sync::<JobsStatus>();
+    let m = JobManager::new(clock(), Arc::new(TestLease::default()), "me");
+    send(&m.stop_all(secs(1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn next_run_at_points_ahead_while_a_run_is_going() {
+    let c = clock();
+    let m = JobManager::new(c.clone(), Arc::new(TestLease::default()), "me");
+    let job = TestJob::slow("Busy", local(secs(10)).with_timeout(None), secs(3));
+    m.register(job).unwrap();
+    m.start_all();
+    sleep(secs(1)).await;
+    let st = status_of(&m, "Busy");
+    assert!(st.busy);
+    // Tokio clock at 1 s, wall clock not moved: next instant 10 s is 9 s ahead.
+    assert_eq!(st.next_run_at, Some(c.now() + chrono::Duration::seconds(9)));
+    m.stop_all(secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_a_retry_backoff_is_a_cancellation_not_a_failure() {
+    let (m, outcomes) = manager();
+    let schedule = local(secs(60)).with_timeout(None).with_retry(RetryPolicy {
+        max_attempts: 5,
+        initial_backoff: secs(30),
+        max_backoff: secs(30),
+    });
+    let job = TestJob::new("Backoff", schedule, |_, _| {
+        async {
+            Err(Error::RateLimited {
+                backend: "prov",
+                message: "wait".into(),
+                retry_after: Some(secs(40)),
+            })
+        }
+        .boxed()
+    });
+    m.register(job.clone()).unwrap();
+    m.start_all();
+    sleep(secs(1)).await;
+    let t = Instant::now();
+    assert!(m.stop_all(secs(5)).await.all_stopped());
+    assert_eq!(Instant::now(), t, "the backoff wait ends at once on cancel");
+    assert_eq!(job.calls(), 1);
+    assert_eq!(statuses(&outcomes), vec![RunStatus::Cancelled]);
+    let st = status_of(&m, "Backoff");
+    assert_eq!((st.runs, st.failures), (1, 0));
+}
+
+#[cfg(feature = "mocks")]
+#[tokio::test(start_paused = true)]
+async fn lease_calls_carry_job_name_holder_and_ttl() {
+    use mockall::predicate::eq;
+    let mut lease = crate::MockLease::new();
+    lease
+        .expect_acquire()
+        .with(eq("PredictionVerifierJob"), eq("inst-7"), eq(secs(9)))
+        .times(4) // at 0, 3, 6, 9 s
+        .returning(|_, holder, _| {
+            Ok(LeaseState {
+                is_leader: true,
+                holder: Some(holder.to_owned()),
+                term: 1,
+                expires_at: None,
+            })
+        });
+    lease
+        .expect_release()
+        .with(eq("PredictionVerifierJob"), eq("inst-7"))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let m = JobManager::new(clock(), Arc::new(lease), "inst-7").with_lease_ttl(secs(9));
+    let job = TestJob::noop("PredictionVerifierJob", Schedule::every(secs(60)));
+    m.register(job.clone()).unwrap();
+    m.start_all();
+    sleep(ms(9_500)).await;
+    assert_eq!(job.calls(), 1);
+    assert!(m.stop_all(secs(1)).await.all_stopped());
+}
