@@ -30,6 +30,14 @@ fn parse(c: &mut Criterion) {
     g.bench_function("condition", |b| {
         b.iter(|| Condition::parse(black_box(CONDITION_B)).unwrap())
     });
+    // The largest input accepted: 1 KiB of ORed comparisons.
+    let mut big = String::from("price_change_percent > 0");
+    while big.len() + 28 <= 1024 {
+        big.push_str(" OR price_change_percent > 1");
+    }
+    g.bench_function("condition_1kib", |b| {
+        b.iter(|| Condition::parse(black_box(&big)).unwrap())
+    });
     g.bench_function("set_4_options", |b| {
         b.iter(|| ConditionSet::from_json(black_box(SEED)).unwrap())
     });

@@ -202,28 +202,30 @@ impl Expr {
         }
     }
 
-    /// Nesting depth as the parser counts it (each `NOT` and each needed pair of parentheses
-    /// is one level), and whether `And`/`Or` nodes have at least two children.
-    fn check(&self, depth: usize) -> Result<usize, ExprError> {
+    /// Checks that the canonical form nests no deeper than the parser accepts (each `NOT` and
+    /// each needed pair of parentheses is one level; `depth` is the level of `self`) and that
+    /// `And`/`Or` nodes have at least two children.
+    fn check(&self, depth: usize) -> Result<(), ExprError> {
+        // Stop at the first level too deep, so that checking a hostile AST recurses no deeper
+        // than the parser would.
+        if depth > parse::MAX_DEPTH {
+            return Err(ExprError::TooDeep { depth });
+        }
         match self {
-            Expr::Cmp { .. } => Ok(depth),
+            Expr::Cmp { .. } => Ok(()),
             Expr::Not(e) => {
-                let inner = if e.precedence() < 3 { 2 } else { 1 };
-                e.check(depth + inner)
+                let levels = if e.precedence() < 3 { 2 } else { 1 };
+                e.check(depth + levels)
             }
             Expr::And(es) | Expr::Or(es) => {
                 if es.len() < 2 {
                     return Err(ExprError::TooFewChildren);
                 }
                 let me = self.precedence();
-                es.iter().try_fold(depth, |max, e| {
+                es.iter().try_for_each(|e| {
                     // A child of the same or lower precedence is printed in parentheses.
-                    let d = if e.precedence() <= me {
-                        e.check(depth + 1)?
-                    } else {
-                        e.check(depth)?
-                    };
-                    Ok(max.max(d))
+                    let levels = usize::from(e.precedence() <= me);
+                    e.check(depth + levels)
                 })
             }
         }
@@ -273,7 +275,7 @@ pub enum ExprError {
     /// The canonical form nests deeper than [`MAX_DEPTH`](super::MAX_DEPTH).
     #[error("nesting depth {depth} is more than {max}", max = parse::MAX_DEPTH)]
     TooDeep {
-        /// The canonical form's nesting depth.
+        /// The first depth found beyond the limit.
         depth: usize,
     },
     /// The canonical form is longer than [`MAX_CONDITION_LEN`](super::MAX_CONDITION_LEN).
@@ -304,10 +306,7 @@ impl Condition {
     /// depth and length of its canonical form, `And`/`Or` with at least two children) so that
     /// its `Display` parses back to it.
     pub fn from_expr(expr: Expr) -> Result<Condition, ExprError> {
-        let depth = expr.check(0)?;
-        if depth > parse::MAX_DEPTH {
-            return Err(ExprError::TooDeep { depth });
-        }
+        expr.check(0)?;
         let len = expr.to_string().len();
         if len > parse::MAX_CONDITION_LEN {
             return Err(ExprError::TooLong { len });

@@ -15,6 +15,29 @@
 //! evaluated many times over [`Vars`], all in [`rust_decimal::Decimal`]: there is no `eval`, no
 //! scripting engine and no floating point anywhere.
 //!
+//! ```
+//! use goldjobs_core::condition::{validate, Condition, ConditionSet, Vars};
+//! use rust_decimal::Decimal;
+//!
+//! let set = ConditionSet::from_json(
+//!     r#"{"up": "price_change_percent >= 1.0",
+//!         "flat": "NOT (price_change_percent >= 1.0 OR price_change_percent <= -1.0)",
+//!         "down": "price_change_percent <= -1.0"}"#,
+//! )?;
+//! // 2650.00 → 2680.00 is +1.13 % (rounded to 2 places, half to even).
+//! let vars = Vars::new(Decimal::new(265_000, 2), Decimal::new(268_000, 2)).expect("price > 0");
+//! assert_eq!(vars.price_change_percent.to_string(), "1.13");
+//! assert_eq!(set.choose(&vars), Some("up"));
+//!
+//! let c = Condition::parse("price_change_percent > 0 and not price_change < 5")?;
+//! assert_eq!(c.to_string(), "price_change_percent > 0 AND NOT price_change < 5");
+//! assert!(c.eval(&vars)); // +1.13 % and a change of 30.00
+//!
+//! let report = validate(r#"{"up": "price_change_percent > 0", "down": "price_change_percent < 0"}"#);
+//! assert_eq!(report.to_string(), "gap at price_change_percent = 0.00: no option is true");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Grammar
 //!
 //! ```text

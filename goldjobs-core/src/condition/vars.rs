@@ -26,6 +26,8 @@ impl Vars {
     ///
     /// `None` when `price_at_create <= 0` (CONTRACT.md §6.3: the prediction needs review) or
     /// when the arithmetic overflows `Decimal` (not possible with real prices).
+    /// `price_at_verify` is not checked: a price is never negative, so real changes are at
+    /// least −100.00 %, which is what [`validate`](super::validate) assumes.
     pub fn new(price_at_create: Decimal, price_at_verify: Decimal) -> Option<Vars> {
         if price_at_create <= Decimal::ZERO {
             return None;
