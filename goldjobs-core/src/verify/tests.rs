@@ -956,3 +956,317 @@ async fn one_verifier_gives_streaks_in_verify_time_order() {
         );
     }
 }
+
+// ---------------------------------------------------------------- port interactions (mockall)
+
+#[cfg(feature = "mocks")]
+mod mocked {
+    use super::*;
+
+    struct Mocks {
+        repo: MockPredictionRepository,
+        ticks: MockPriceTickRepository,
+        market: MockMarketData,
+        symbols: MockSymbolRepository,
+    }
+
+    impl Mocks {
+        fn new() -> Self {
+            let mut market = MockMarketData::new();
+            market.expect_name().return_const("mock");
+            Mocks {
+                repo: MockPredictionRepository::new(),
+                ticks: MockPriceTickRepository::new(),
+                market,
+                symbols: MockSymbolRepository::new(),
+            }
+        }
+
+        fn job(self, batch: u32) -> PredictionVerifierJob {
+            PredictionVerifierJob::new(
+                Arc::new(self.repo),
+                Arc::new(self.ticks),
+                Arc::new(self.market),
+                Arc::new(self.symbols),
+            )
+            .with_config(VerifierConfig::default().with_batch_size(batch))
+        }
+    }
+
+    fn ctx_at(now: DateTime<Utc>) -> JobContext {
+        JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(ManualClock::new(now)),
+            attempt: 1,
+        }
+    }
+
+    fn tick(price: &str, ts: DateTime<Utc>) -> PriceTick {
+        PriceTick {
+            symbol_code: "XAUUSD".into(),
+            price: d(price),
+            ts,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_tick_query_and_one_record_call_sorted_by_verify_time() {
+        let mut m = Mocks::new();
+        let late = prediction("late", t0() + secs(10), "2650", AB);
+        let early = prediction("early", t0(), "2650", AB);
+        let claimed = vec![late.clone(), early.clone()];
+        m.repo
+            .expect_claim_due()
+            .times(1)
+            .withf(|_, limit, claim_for| *limit == 3 && *claim_for == Duration::from_secs(300))
+            .returning(move |_, _, _| Ok(claimed.clone()));
+        m.ticks
+            .expect_first_ticks_at_or_after()
+            .times(1)
+            .withf(|q| q.len() == 2 && q[0].at == t0() + secs(10) && q[1].at == t0())
+            .returning(|_| {
+                Ok(vec![
+                    Some(tick("2600", t0() + secs(11))),
+                    Some(tick("2700", t0() + secs(1))),
+                ])
+            });
+        m.repo
+            .expect_record_verifications()
+            .times(1)
+            .withf(|r| {
+                r.len() == 2
+                    && r[0].prediction_id == "early"
+                    && r[1].prediction_id == "late"
+                    && r.iter().all(|x| !x.manual && x.verified_at == t0() + secs(60))
+                    && matches!(&r[0].outcome, VerificationOutcome::Verified(v) if v.correct_option == "A")
+                    && matches!(&r[1].outcome, VerificationOutcome::Verified(v) if v.correct_option == "B")
+            })
+            .returning(|r| {
+                Ok(RecordSummary {
+                    verified: r.iter().map(|x| x.prediction_id.clone()).collect(),
+                    ..RecordSummary::default()
+                })
+            });
+        m.repo.expect_release_claims().times(0);
+        m.market.expect_price_at().times(0);
+        m.symbols.expect_active_symbols().times(0);
+        let report = m.job(3).run(&ctx_at(t0() + secs(60))).await.unwrap();
+        assert_eq!(
+            report.summary,
+            "2 claimed, 2 verified, 0 needs_review, 0 waiting, 0 skipped"
+        );
+    }
+
+    #[tokio::test]
+    async fn predictions_without_tick_are_released_once_at_the_end() {
+        let mut m = Mocks::new();
+        let p = prediction("p", t0(), "2650", AB);
+        m.repo
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _, _| Ok(vec![p.clone()]));
+        m.ticks
+            .expect_first_ticks_at_or_after()
+            .times(1)
+            .returning(|_| Ok(vec![None]));
+        m.repo.expect_record_verifications().times(0);
+        m.repo
+            .expect_release_claims()
+            .times(1)
+            .withf(|ids| ids == ["p".to_owned()])
+            .returning(|_| Ok(()));
+        m.market.expect_price_at().times(0);
+        let report = m.job(10).run(&ctx_at(t0() + secs(30))).await.unwrap();
+        assert!(report.summary.contains("1 waiting"));
+    }
+
+    #[tokio::test]
+    async fn a_tick_store_error_gives_claims_back_and_fails_the_run() {
+        let mut m = Mocks::new();
+        let p = prediction("p", t0(), "2650", AB);
+        m.repo
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _, _| Ok(vec![p.clone()]));
+        m.ticks
+            .expect_first_ticks_at_or_after()
+            .times(1)
+            .returning(|_| Err(Error::unavailable("postgres", "connection reset", None)));
+        m.repo
+            .expect_release_claims()
+            .times(1)
+            .withf(|ids| ids == ["p".to_owned()])
+            .returning(|_| Ok(()));
+        m.repo.expect_record_verifications().times(0);
+        let err = m.job(10).run(&ctx_at(t0() + secs(30))).await.unwrap_err();
+        assert!(err.is_temporary());
+    }
+
+    #[tokio::test]
+    async fn a_short_tick_answer_is_a_backend_error() {
+        let mut m = Mocks::new();
+        let ps = vec![
+            prediction("a", t0(), "2650", AB),
+            prediction("b", t0(), "2650", AB),
+        ];
+        m.repo
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _, _| Ok(ps.clone()));
+        m.ticks
+            .expect_first_ticks_at_or_after()
+            .times(1)
+            .returning(|_| Ok(vec![None]));
+        m.repo
+            .expect_release_claims()
+            .times(1)
+            .withf(|ids| ids.len() == 2)
+            .returning(|_| Ok(()));
+        let err = m.job(10).run(&ctx_at(t0() + secs(30))).await.unwrap_err();
+        assert!(matches!(err, Error::Backend { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_record_error_fails_the_run_and_releases() {
+        let mut m = Mocks::new();
+        let p = prediction("p", t0(), "2650", AB);
+        m.repo
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _, _| Ok(vec![p.clone()]));
+        m.ticks
+            .expect_first_ticks_at_or_after()
+            .times(1)
+            .returning(|_| Ok(vec![Some(tick("2700", t0()))]));
+        m.repo
+            .expect_record_verifications()
+            .times(1)
+            .returning(|_| {
+                Err(Error::unavailable(
+                    "postgres",
+                    "serialization failure",
+                    None,
+                ))
+            });
+        m.repo
+            .expect_release_claims()
+            .times(1)
+            .returning(|_| Ok(()));
+        assert!(m.job(10).run(&ctx_at(t0() + secs(30))).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn provider_history_asked_once_per_symbol_and_instant() {
+        let mut m = Mocks::new();
+        let ps = vec![
+            prediction("a", t0(), "2650", AB),
+            prediction("b", t0(), "2600", AB),
+        ];
+        m.repo
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _, _| Ok(ps.clone()));
+        m.ticks
+            .expect_first_ticks_at_or_after()
+            .times(1)
+            .returning(|q| Ok(vec![None; q.len()]));
+        m.symbols
+            .expect_active_symbols()
+            .times(1)
+            .returning(|| Ok(Symbol::defaults()));
+        m.market
+            .expect_price_at()
+            .times(1)
+            .withf(|s, at| s.provider_symbol == "XAU/USD" && *at == t0())
+            .returning(|_, at| {
+                Ok(Some(PricePoint {
+                    price: d("2625"),
+                    ts: at - secs(1),
+                }))
+            });
+        m.repo
+            .expect_record_verifications()
+            .times(1)
+            .withf(|r| {
+                r.len() == 2
+                    && r.iter().all(|x| {
+                        matches!(&x.outcome, VerificationOutcome::Verified(v)
+                            if v.price_source == PriceSource::ProviderHistory
+                                && v.price_at_verify_ts == t0() - secs(1))
+                    })
+            })
+            .returning(|r| {
+                Ok(RecordSummary {
+                    verified: r.iter().map(|x| x.prediction_id.clone()).collect(),
+                    ..RecordSummary::default()
+                })
+            });
+        let report = m.job(10).run(&ctx_at(t0() + secs(3600))).await.unwrap();
+        assert!(report.summary.contains("2 verified"), "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn resolve_asks_first_tick_then_latest_then_history() {
+        let mut m = Mocks::new();
+        let mut p = prediction("m", t0(), "2650", AB);
+        p.verify_rule = VerifyRule::Manual;
+        let stored = p.clone();
+        let mut seq = mockall::Sequence::new();
+        m.repo
+            .expect_get_prediction()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_| Ok(Some(stored.clone())));
+        m.ticks
+            .expect_first_ticks_at_or_after()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(vec![None]));
+        m.ticks
+            .expect_latest_tick()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(None));
+        m.symbols
+            .expect_active_symbols()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|| Ok(Symbol::defaults()));
+        m.market
+            .expect_price_at()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, at| {
+                Ok(Some(PricePoint {
+                    price: d("2650"),
+                    ts: at,
+                }))
+            });
+        m.repo
+            .expect_record_verifications()
+            .times(1)
+            .in_sequence(&mut seq)
+            .withf(|r| {
+                r.len() == 1
+                    && r[0].manual
+                    && matches!(&r[0].outcome, VerificationOutcome::Verified(v)
+                        if v.price_source == PriceSource::Manual && v.correct_option == "B")
+            })
+            .returning(|_| {
+                Ok(RecordSummary {
+                    verified: vec!["m".into()],
+                    ..RecordSummary::default()
+                })
+            });
+        let mut ended = p.clone();
+        ended.status = PredictionStatus::Ended;
+        m.repo
+            .expect_get_prediction()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_| Ok(Some(ended.clone())));
+        let job = m.job(10);
+        let got = job.resolve_manually("m", "B", t0()).await.unwrap();
+        assert_eq!(got.status, PredictionStatus::Ended);
+    }
+}
