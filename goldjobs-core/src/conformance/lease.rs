@@ -154,11 +154,7 @@ mod tests {
     async fn in_memory_lease_conforms() {
         let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
         let lease = InMemoryLease::new(Arc::new(clock.clone()));
-        let advance = move |d: Duration| {
-            clock.advance(chrono::Duration::from_std(d).unwrap());
-            Box::pin(async {}) as futures::future::BoxFuture<'static, ()>
-        };
-        super::run_all(&lease, &advance).await;
+        super::run_all(&lease, &*crate::conformance::advancing(clock)).await;
     }
 
     #[tokio::test]

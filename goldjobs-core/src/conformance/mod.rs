@@ -14,8 +14,8 @@
 //!
 //! **Time.** Suites about expiry (quote cache, news cache, lease) take a [`Sleep`]: a real
 //! backend passes [`tokio_sleep`] (these suites then sleep for about two seconds); in-memory
-//! caches pass it too under paused tokio time, and an in-memory lease passes a closure
-//! advancing its `ManualClock`.
+//! caches pass it too under paused tokio time, and an in-memory lease passes [`advancing`] its
+//! `ManualClock`.
 
 pub mod device_tokens;
 pub mod lease;
@@ -38,6 +38,15 @@ pub type Sleep = dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync;
 /// A [`Sleep`] on the tokio clock (real time, or paused time in tests).
 pub fn tokio_sleep(d: Duration) -> BoxFuture<'static, ()> {
     Box::pin(tokio::time::sleep(d))
+}
+
+/// A [`Sleep`] that advances a [`ManualClock`](crate::ManualClock) at once instead of waiting
+/// (for adapters timed by an injected clock, like `InMemoryLease`).
+pub fn advancing(clock: crate::ManualClock) -> Box<Sleep> {
+    Box::new(move |d: Duration| {
+        clock.advance(chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+        Box::pin(std::future::ready(()))
+    })
 }
 
 /// A unique id like `prefix-3f2a9c1b7d4e8f60`.

@@ -11,6 +11,33 @@
 //! and against every real adapter, so both behave the same.
 //!
 //! [`InMemoryBackend`] bundles one instance of each for examples and the embedded default.
+//!
+//! ```
+//! use goldjobs_core::memory::InMemoryBackend;
+//! use goldjobs_core::{Event, PriceUpdate};
+//! use rust_decimal::Decimal;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> goldjobs_core::Result<()> {
+//! let backend = InMemoryBackend::new();
+//! assert_eq!(backend.symbols.active_symbols().await?.len(), 6);
+//!
+//! // The WebSocket hub subscribes to the local broadcaster; jobs publish through the port.
+//! let mut rx = backend.hub.subscribe();
+//! let update = Event::PriceUpdate(PriceUpdate {
+//!     symbol_code: "XAUUSD".into(),
+//!     price: Decimal::new(265_850, 2),
+//!     change: Decimal::new(2_830, 2),
+//!     change_percent: Decimal::new(108, 2),
+//!     timestamp: chrono::Utc::now(),
+//!     seq: 1,
+//! });
+//! backend.broadcaster.publish(&[update.to_broadcast()?]).await?;
+//! let got = rx.recv().await.expect("one message");
+//! assert!(got.payload.starts_with(br#"{"type":"price_update""#));
+//! # Ok(())
+//! # }
+//! ```
 
 mod backend;
 mod broadcaster;
