@@ -335,18 +335,28 @@ mod conformance {
 
     #[tokio::test]
     async fn device_tokens() {
-        with_store(4, |s| async move { suite::device_tokens::run_all(&s).await }).await;
+        with_store(
+            4,
+            |s| async move { suite::device_tokens::run_all(&s).await },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn lease() {
-        with_store(4, |s| async move { suite::lease::run_all(&s, &suite::tokio_sleep).await })
-            .await;
+        with_store(4, |s| async move {
+            suite::lease::run_all(&s, &suite::tokio_sleep).await
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn predictions() {
-        with_store(4, |s| async move { suite::predictions::run_all(&s, &s).await }).await;
+        with_store(
+            4,
+            |s| async move { suite::predictions::run_all(&s, &s).await },
+        )
+        .await;
     }
 
     #[tokio::test]

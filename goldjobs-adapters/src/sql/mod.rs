@@ -29,11 +29,12 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use chrono::{DateTime, Utc};
+#[cfg(any(feature = "sqlite", test))]
+use goldjobs_core::verify::accuracy_rate;
 use goldjobs_core::{
     BoxError, Error, NewsArticle, OutboxPayload, PredictionVerified, RecordSummary, Result,
     Verdict, VerificationOutcome, VerificationRecord,
 };
-use rust_decimal::{Decimal, RoundingStrategy};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -132,19 +133,6 @@ fn chrono_duration(d: Duration) -> Result<chrono::Duration> {
 fn add_duration(at: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
     at.checked_add_signed(chrono_duration(d)?)
         .ok_or_else(|| Error::invalid(format!("{at} + {d:?} out of range")))
-}
-
-#[cfg(any(feature = "sqlite", test))]
-/// `correct / total × 100`, 2 places, half away from zero (as SQL `ROUND`), exact decimal.
-fn accuracy_rate(correct: i64, total: i64) -> Decimal {
-    if total <= 0 {
-        return Decimal::ZERO;
-    }
-    let ratio = Decimal::from(correct)
-        .checked_mul(Decimal::ONE_HUNDRED)
-        .and_then(|x| x.checked_div(Decimal::from(total)))
-        .unwrap_or(Decimal::ZERO);
-    ratio.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
 /// Articles deduplicated within a batch by `canonical_url` and by `id` (first one wins).
@@ -346,21 +334,12 @@ fn fold_votes(
 mod tests {
     use super::*;
     use goldjobs_core::UserStats;
-    use std::str::FromStr;
 
-    fn sequential(old: &UserStats, results: &[bool]) -> UserStats {
+    fn sequential(old: &UserStats, results: &[bool], now: DateTime<Utc>) -> UserStats {
         let mut s = old.clone();
         for ok in results {
-            s.total_participations += 1;
-            if *ok {
-                s.correct_count += 1;
-                s.current_streak += 1;
-                s.max_streak = s.max_streak.max(s.current_streak);
-            } else {
-                s.current_streak = 0;
-            }
+            goldjobs_core::verify::apply_result(&mut s, *ok, now);
         }
-        s.accuracy_rate = accuracy_rate(s.correct_count, s.total_participations);
         s
     }
 
@@ -381,8 +360,7 @@ mod tests {
                         updated_at: now,
                     };
                     let delta = StatsDelta::from_results("u".into(), &results, now);
-                    let mut expected = sequential(&old, &results);
-                    expected.updated_at = now;
+                    let expected = sequential(&old, &results, now);
                     if results.is_empty() {
                         continue;
                     }
@@ -390,17 +368,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn accuracy_rounds_half_away_from_zero() {
-        // 1/8 = 12.5 %, 1/3 = 33.333.. %, 2/3 = 66.666.. %, 1/16 = 6.25 %, 1/32 = 3.125 %
-        assert_eq!(accuracy_rate(1, 8), Decimal::from_str("12.50").unwrap());
-        assert_eq!(accuracy_rate(1, 3), Decimal::from_str("33.33").unwrap());
-        assert_eq!(accuracy_rate(2, 3), Decimal::from_str("66.67").unwrap());
-        assert_eq!(accuracy_rate(1, 32), Decimal::from_str("3.13").unwrap());
-        assert_eq!(accuracy_rate(0, 0), Decimal::ZERO);
-        assert_eq!(accuracy_rate(7, 7), Decimal::ONE_HUNDRED);
     }
 
     #[test]
