@@ -429,3 +429,35 @@ async fn time_series_auth_error_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, Error::Backend { .. }));
 }
+
+#[tokio::test]
+async fn provider_429_fills_the_window_so_the_next_call_waits() {
+    for status in [429u16, 200] {
+        let server = MockServer::start().await;
+        Mock::given(path("/quote"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_raw(ERROR_429.as_bytes().to_vec(), "application/json"),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let td = client_with(&server, |c| c.with_credits_per_minute(8));
+        let err = td.quotes(&gold_silver()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::RateLimited {
+                    retry_after: Some(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(td.credits_available(), 0);
+        // No second request: the client waits for its window.
+        let err = td.quotes(&gold_silver()).await.unwrap_err();
+        assert!(matches!(err, Error::RateLimited { .. }));
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+}

@@ -230,3 +230,16 @@ async fn survives_client_kill_of_its_own_connection() {
     assert_ne!(new_id, id, "a new connection replaced the killed one");
     cleanup(&mut admin, &cache, &["XAUUSD"]).await;
 }
+
+#[tokio::test]
+async fn conformance_suite() {
+    let Some(conn) = redis_or_skip("conformance_suite").await else {
+        return;
+    };
+    let cache = RedisQuoteCache::new(conn, prefix());
+    goldjobs_core::conformance::quote_cache::run_all(
+        &cache,
+        &goldjobs_core::conformance::tokio_sleep,
+    )
+    .await;
+}

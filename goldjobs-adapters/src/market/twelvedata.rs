@@ -328,8 +328,36 @@ impl TwelveDataMarketData {
         Ok((picked, wait))
     }
 
-    /// GET with the auth header; maps HTTP-level errors; returns the parsed JSON body.
+    /// The provider says we ran out of credits (its count can differ from ours, e.g. another
+    /// client shares the key): treat the window as full so the next calls wait instead of
+    /// hammering it. The wait is the provider's `Retry-After` or, else, until our oldest spending
+    /// leaves the window.
+    fn exhaust(&self, retry_after: Option<Duration>) -> Option<Duration> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let left = state.budget.available(now);
+        state.budget.spend(now, left);
+        retry_after.or_else(|| state.budget.wait_for(now, 1))
+    }
+
+    /// GET with the auth header; returns the parsed JSON body. HTTP errors and an in-body
+    /// `429` also mark the credit window full (see [`Self::exhaust`]).
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        match self.get_json_once(path, query).await {
+            Err(Error::RateLimited {
+                backend,
+                message,
+                retry_after,
+            }) => Err(Error::RateLimited {
+                backend,
+                message,
+                retry_after: self.exhaust(retry_after),
+            }),
+            other => other,
+        }
+    }
+
+    async fn get_json_once(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
         let timeout = self.config.timeout;
         let resp = self
             .client
@@ -357,13 +385,20 @@ impl TwelveDataMarketData {
                 other => other,
             });
         }
-        serde_json::from_slice::<Value>(&body).map_err(|e| {
+        let value = serde_json::from_slice::<Value>(&body).map_err(|e| {
             Error::backend(
                 BACKEND,
                 format!("malformed JSON from /{path}: {e}"),
                 Some(Box::new(e) as _),
             )
-        })
+        })?;
+        // `{"code":…,"message":…,"status":"error"}` with HTTP 200.
+        if let Value::Object(obj) = &value {
+            if let Some(err) = body_error(obj) {
+                return Err(err);
+            }
+        }
+        Ok(value)
     }
 
     async fn fetch_quotes(&self, asked: &[&str]) -> Result<Answer> {
@@ -380,9 +415,6 @@ impl TwelveDataMarketData {
                 None,
             ));
         };
-        if let Some(err) = body_error(&obj) {
-            return Err(err);
-        }
         if asked.len() == 1 {
             // The single form is the quote itself; accept the keyed form too.
             if let Some(Value::Object(entry)) = obj.get(asked[0]) {
