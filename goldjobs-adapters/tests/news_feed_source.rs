@@ -392,3 +392,61 @@ async fn no_feeds_is_an_empty_batch() {
     let batch = source.fetch().await.unwrap();
     assert!(batch.articles.is_empty() && batch.failures.is_empty());
 }
+
+/// A server that holds every request for a while and records the most requests in flight.
+async fn counting_server(hold: Duration) -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let active = Arc::new(AtomicU64::new(0));
+    let max = Arc::new(AtomicU64::new(0));
+    let max_out = max.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let active = active.clone();
+            let max = max.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|x| x == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(hold).await;
+                active.fetch_sub(1, Ordering::SeqCst);
+                let body = rss(&[("Gold", "https://news.example/g")]);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}"), max_out)
+}
+
+#[tokio::test]
+async fn at_most_the_configured_number_of_feeds_at_once() {
+    let (base, max) = counting_server(Duration::from_millis(150)).await;
+    let feeds: Vec<FeedConfig> = (0..8)
+        .map(|i| FeedConfig::new("gold", &format!("F{i}"), &format!("{base}/f{i}")).unwrap())
+        .collect();
+    let source = FeedSource::new(feeds, FeedSourceConfig::default().with_concurrency(3)).unwrap();
+    let batch = source.fetch().await.unwrap();
+    assert!(batch.failures.is_empty(), "{:?}", batch.failures);
+    assert_eq!(batch.articles.len(), 8);
+    // configured order is kept whatever order the answers came in
+    let sources: Vec<&str> = batch.articles.iter().map(|a| a.source.as_str()).collect();
+    assert_eq!(sources, ["F0", "F1", "F2", "F3", "F4", "F5", "F6", "F7"]);
+    let most = max.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&most), "most in flight: {most}");
+}
