@@ -272,4 +272,69 @@ mod tests {
         let long = "a".repeat(65);
         assert!(r.list(Some(&long), 20).await.is_err());
     }
+
+    #[tokio::test]
+    async fn served_from_cache_then_fresh_after_a_job_run_with_new_articles() {
+        use crate::jobs::{NewsFetcherJob, NewsJobConfig};
+        use crate::memory::{InMemoryNews, InMemoryNewsCache};
+        use crate::{Job, JobContext, MockNewsSource, NewsBatch, SystemClock};
+
+        let mut a = sample();
+        a.title = "first".into();
+        let mut b = sample();
+        b.title = "second".into();
+        b.canonical_url = "https://example.com/b".into();
+        b.id = "b".into();
+        b.published_at += chrono::Duration::hours(1);
+        let batches = std::sync::Mutex::new(vec![vec![b], vec![a]]);
+        let mut source = MockNewsSource::new();
+        source.expect_fetch().times(2).returning(move || {
+            let articles = batches.lock().unwrap().pop().unwrap_or_default();
+            Ok(NewsBatch {
+                articles,
+                ..Default::default()
+            })
+        });
+        let repo = Arc::new(InMemoryNews::new());
+        let cache = Arc::new(InMemoryNewsCache::new());
+        let job = NewsFetcherJob::new(
+            Arc::new(source),
+            repo.clone(),
+            cache.clone(),
+            NewsJobConfig::default(),
+        );
+        let reader = NewsReader::new(repo.clone(), cache.clone(), NewsReader::DEFAULT_TTL);
+        let ctx = JobContext {
+            cancel: tokio_util::sync::CancellationToken::new(),
+            clock: Arc::new(SystemClock),
+            attempt: 1,
+        };
+        let titles = |body: &Bytes| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            v["articles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["title"].as_str().unwrap().to_owned())
+                .collect()
+        };
+
+        job.run(&ctx).await.unwrap();
+        let body = reader.list(None, 20).await.unwrap();
+        assert_eq!(titles(&body), ["first"]);
+        // cached: a write behind the cache's back is not seen
+        let mut hidden = sample();
+        hidden.canonical_url = "https://example.com/hidden".into();
+        hidden.id = "hidden".into();
+        hidden.title = "hidden".into();
+        hidden.published_at -= chrono::Duration::hours(1);
+        repo.insert_articles(&[hidden]).await.unwrap();
+        assert_eq!(reader.list(None, 20).await.unwrap(), body);
+        // a run with a new article invalidates: the next read is fresh
+        job.run(&ctx).await.unwrap();
+        assert_eq!(
+            titles(&reader.list(None, 20).await.unwrap()),
+            ["second", "first", "hidden"]
+        );
+    }
 }
