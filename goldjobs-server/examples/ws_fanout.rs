@@ -571,8 +571,7 @@ async fn run(args: Args) -> Result<()> {
     }
     let expected = connected * args.ticks;
     let delivery_deadline = Instant::now() + Duration::from_secs(10).max(args.interval * 4);
-    while shared.received.load(Ordering::Relaxed) < expected && Instant::now() < delivery_deadline
-    {
+    while shared.received.load(Ordering::Relaxed) < expected && Instant::now() < delivery_deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let tick_phase = ticks_started.elapsed();
@@ -598,7 +597,7 @@ async fn run(args: Args) -> Result<()> {
         shared.closed_by_server.load(Ordering::Relaxed),
         shared.close_codes.lock().unwrap_or_else(|e| e.into_inner()),
     );
-    if h.len() > 0 {
+    if !h.is_empty() {
         println!(
             "latency tick → client: p50 {}, p90 {}, p99 {}, max {} (min {}, mean {})",
             ms(h.value_at_quantile(0.50)),

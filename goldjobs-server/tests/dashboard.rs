@@ -99,7 +99,10 @@ fn run_browser(chromium: &Path, profile: &Path, url: &str, extra: &[&str]) -> St
             // Timers and sockets run; the page is dumped after 4 s of virtual time.
             "--virtual-time-budget=4000",
         ])
-        .arg(format!("--user-data-dir={}", profile.join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.join("profile").display()
+        ))
         .args(extra)
         .arg(url)
         .stdin(Stdio::null())
@@ -201,7 +204,11 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
 
     let browser_dir = tempfile::tempdir().unwrap();
     let dom = {
-        let (chromium, profile, url) = (chromium.clone(), browser_dir.path().to_owned(), base.clone());
+        let (chromium, profile, url) = (
+            chromium.clone(),
+            browser_dir.path().to_owned(),
+            base.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             run_browser(&chromium, &profile, &format!("{url}/"), &["--dump-dom"])
         })
@@ -209,7 +216,11 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
         .unwrap()
     };
     if let Ok(path) = std::env::var("GOLDJOBS_DASHBOARD_SCREENSHOT") {
-        let (chromium, profile, url) = (chromium.clone(), browser_dir.path().to_owned(), base.clone());
+        let (chromium, profile, url) = (
+            chromium.clone(),
+            browser_dir.path().to_owned(),
+            base.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             let shot = format!("--screenshot={path}");
             run_browser(
@@ -238,7 +249,10 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
     for symbol in ["XAGUSD", "EURUSD", "BTCUSD"] {
         let price = cell_after(prices, symbol)
             .unwrap_or_else(|| panic!("no {symbol} row in the prices table:\n{prices}"));
-        assert!(is_decimal(&price), "{symbol} price {price:?} is not a decimal");
+        assert!(
+            is_decimal(&price),
+            "{symbol} price {price:?} is not a decimal"
+        );
     }
     assert!(
         dom.contains(r#"<span id="ws" class="badge ok">live</span>"#),
@@ -249,7 +263,10 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
     let jobs = element(&dom, r#"<tbody id="jobs">"#, "</tbody>")
         .unwrap_or_else(|| panic!("no jobs table in the page:\n{dom}"));
     for job in ["PriceFetcherJob", "NewsFetcherJob", "PredictionVerifierJob"] {
-        assert!(jobs.contains(job), "{job} missing from the jobs table:\n{jobs}");
+        assert!(
+            jobs.contains(job),
+            "{job} missing from the jobs table:\n{jobs}"
+        );
     }
 
     // The verification announcement over the WebSocket.
