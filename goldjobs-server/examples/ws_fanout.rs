@@ -161,36 +161,43 @@ async fn serve_child(clients: usize) -> Result<()> {
             }
         }
     });
-    let mut seq = 0u64;
-    let base = Decimal::new(265_850, 2);
-    while let Some(cmd) = rx.recv().await {
-        let mut out = std::io::stdout().lock();
-        match cmd.trim() {
-            "tick" => {
-                seq += 1;
-                let started = Instant::now();
-                let update = Event::PriceUpdate(PriceUpdate {
-                    symbol_code: SYMBOL.to_owned(),
-                    price: base + Decimal::new(seq as i64 % 100, 2),
-                    change: Decimal::new(seq as i64 % 100, 2),
-                    change_percent: Decimal::new(1, 2),
-                    timestamp: Utc::now(),
-                    seq,
-                });
-                let b = update.to_broadcast()?;
-                app.hub().publish_now(&[b]);
-                writeln!(out, "published {seq} {}", started.elapsed().as_micros())?;
+    // The commands run on a runtime worker, as the PriceFetcherJob does (waking the connection
+    // tasks from a worker is cheaper than from the `block_on` thread).
+    let hub = app.hub().clone();
+    let commands = tokio::spawn(async move {
+        let mut seq = 0u64;
+        let base = Decimal::new(265_850, 2);
+        while let Some(cmd) = rx.recv().await {
+            let mut out = std::io::stdout().lock();
+            match cmd.trim() {
+                "tick" => {
+                    seq += 1;
+                    let started = Instant::now();
+                    let update = Event::PriceUpdate(PriceUpdate {
+                        symbol_code: SYMBOL.to_owned(),
+                        price: base + Decimal::new(seq as i64 % 100, 2),
+                        change: Decimal::new(seq as i64 % 100, 2),
+                        change_percent: Decimal::new(1, 2),
+                        timestamp: Utc::now(),
+                        seq,
+                    });
+                    let b = update.to_broadcast()?;
+                    hub.publish_now(&[b]);
+                    writeln!(out, "published {seq} {}", started.elapsed().as_micros())?;
+                }
+                "count" => writeln!(out, "clients {}", hub.client_count())?,
+                "quit" => break,
+                other => writeln!(out, "error unknown command {other:?}")?,
             }
-            "count" => writeln!(out, "clients {}", app.hub().client_count())?,
-            "quit" => break,
-            other => writeln!(out, "error unknown command {other:?}")?,
+            out.flush()?;
         }
-        out.flush()?;
-    }
+        Ok::<(), anyhow::Error>(())
+    });
+    let result = commands.await;
     tokio::time::timeout(Duration::from_secs(10), app.shutdown())
         .await
         .ok();
-    Ok(())
+    result?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,8 +289,8 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
-/// User + system CPU time of a process (`/proc/<pid>/stat`), in clock ticks (1/100 s).
-fn cpu_ticks(pid: u32) -> Result<u64> {
+/// User and system CPU time of a process (`/proc/<pid>/stat`), in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> Result<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the `(comm)`; utime and stime are fields 14 and 15 of the whole line.
     let rest = stat
@@ -293,7 +300,13 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
     let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(utime + stime)
+    Ok((utime, stime))
+}
+
+/// CPU ticks used since `since`: (user, system).
+fn cpu_since(pid: u32, since: (u64, u64)) -> Result<(u64, u64)> {
+    let now = cpu_ticks(pid)?;
+    Ok((now.0.saturating_sub(since.0), now.1.saturating_sub(since.1)))
 }
 
 /// What the client tasks share.
@@ -575,8 +588,9 @@ async fn run(args: Args) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let tick_phase = ticks_started.elapsed();
-    let cpu_server = cpu_ticks(pid)?.saturating_sub(cpu_server_0);
-    let cpu_self = cpu_ticks(std::process::id())?.saturating_sub(cpu_self_0);
+    let (server_user, server_sys) = cpu_since(pid, cpu_server_0)?;
+    let (self_user, self_sys) = cpu_since(std::process::id(), cpu_self_0)?;
+    let (cpu_server, cpu_self) = (server_user + server_sys, self_user + self_sys);
     let rss_after = rss_kib(pid)?;
 
     // Stop.
@@ -639,13 +653,20 @@ async fn run(args: Args) -> Result<()> {
         );
     }
     let secs = tick_phase.as_secs_f64();
+    let per_msg = |ticks: u64| ticks as f64 * 10_000.0 / received.max(1) as f64;
     println!(
-        "CPU during the tick phase ({secs:.2} s): server {:.2} s ({:.0} %), clients {:.2} s ({:.0} %) of {} cores",
+        "CPU during the tick phase ({secs:.2} s; 100 % = one core of {}): server {:.2} s ({:.0} %; user {:.2} s, system {:.2} s; {:.1} µs per delivered message), clients {:.2} s ({:.0} %; user {:.2} s, system {:.2} s; {:.1} µs per message)",
+        std::thread::available_parallelism().map_or(1, |p| p.get()),
         cpu_server as f64 / 100.0,
         cpu_server as f64 / secs,
+        server_user as f64 / 100.0,
+        server_sys as f64 / 100.0,
+        per_msg(cpu_server),
         cpu_self as f64 / 100.0,
         cpu_self as f64 / secs,
-        std::thread::available_parallelism().map_or(1, |p| p.get()),
+        self_user as f64 / 100.0,
+        self_sys as f64 / 100.0,
+        per_msg(cpu_self),
     );
     println!(
         "server RSS after the ticks: {:.1} MiB; run duration {:.1} s",
