@@ -183,7 +183,7 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
     let base = format!("http://{}", app.local_addr());
     wait_for_gold(&base).await;
 
-    // A verification announcement every 200 ms, so the page sees one while it is connected.
+    // A verification announcement every 50 ms, so the page sees one while it is connected.
     let hub = app.hub().clone();
     let announcer = tokio::spawn(async move {
         let event = Event::PredictionVerified(PredictionVerified {
@@ -198,7 +198,7 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
         let b = event.to_broadcast().unwrap();
         loop {
             hub.publish_now(std::slice::from_ref(&b));
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
 
