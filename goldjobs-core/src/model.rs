@@ -254,6 +254,7 @@ pub struct Prediction {
 
 impl Prediction {
     /// A new active prediction with nothing verified yet.
+    #[allow(clippy::too_many_arguments)]
     pub fn new_active(
         id: impl Into<String>,
         symbol_code: impl Into<String>,
