@@ -332,6 +332,14 @@ impl App {
     }
 }
 
+/// Quote cache, news cache, broadcaster and how to describe them.
+type CacheWiring = (
+    Arc<dyn QuoteCache>,
+    Arc<dyn NewsCache>,
+    Arc<dyn Broadcaster>,
+    String,
+);
+
 /// Build everything from `cfg` and start serving.
 pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let metrics = Arc::new(Metrics::new());
@@ -352,12 +360,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         std::process::id(),
         rand::random::<u32>()
     );
-    let (quote_cache, news_cache, broadcaster, cache_label): (
-        Arc<dyn QuoteCache>,
-        Arc<dyn NewsCache>,
-        Arc<dyn Broadcaster>,
-        String,
-    ) = match &cfg.redis_url {
+    let (quote_cache, news_cache, broadcaster, cache_label): CacheWiring = match &cfg.redis_url {
         None => (
             Arc::new(InMemoryQuoteCache::new()),
             Arc::new(InMemoryNewsCache::new()),
