@@ -5,7 +5,6 @@
 //! and shuts everything down in order ([`App::shutdown`]).
 
 use crate::config::{Config, MarketDataKind};
-use crate::fanout::{run_subscriber, RedisFanout, EVENTS_CHANNEL};
 use crate::http::HttpState;
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
@@ -14,10 +13,13 @@ use goldjobs_adapters::market::{
     TwelveDataMarketData,
 };
 use goldjobs_adapters::news::{FeedConfig, FeedSource, FeedSourceConfig};
+use goldjobs_adapters::notify::fcm::{FcmConfig as FcmNotifierConfig, FcmNotifier, ServiceAccount};
+use goldjobs_adapters::notify::webhook::{WebhookConfig as WebhookNotifierConfig, WebhookNotifier};
+use goldjobs_adapters::redis::events::{RedisEventBus, RedisEventBusHandle, DEFAULT_CHANNEL};
 use goldjobs_adapters::redis::{RedisNewsCache, RedisQuoteCache};
 use goldjobs_adapters::sql::{PgStore, SqliteStore};
 use goldjobs_core::jobs::{NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob};
-use goldjobs_core::memory::{InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
+use goldjobs_core::memory::{FanoutNotifier, InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::{JobManager, JobObserver, RunOutcome, RunStatus};
 use goldjobs_core::verify::{
@@ -259,6 +261,7 @@ pub struct App {
     shutdown: CancellationToken,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
+    event_bus: Option<RedisEventBusHandle>,
     stop_grace: Duration,
 }
 
@@ -319,12 +322,23 @@ impl App {
             tracing::warn!(error = %e, "HTTP server task ended badly");
         }
         let report = self.jobs.stop_all(self.stop_grace).await;
+        if let Some(bus) = self.event_bus {
+            bus.shutdown().await;
+        }
         if !report.all_stopped() {
             tracing::warn!(not_stopped = ?report.not_stopped, "some jobs did not stop in time");
         }
         tracing::info!("goldjobs stopped");
     }
 }
+
+/// Quote cache, news cache, broadcaster and how to describe them.
+type CacheWiring = (
+    Arc<dyn QuoteCache>,
+    Arc<dyn NewsCache>,
+    Arc<dyn Broadcaster>,
+    String,
+);
 
 /// Build everything from `cfg` and start serving.
 pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
@@ -339,12 +353,14 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let hub = Hub::new(opts.hub.clone(), metrics.clone());
     let shutdown = CancellationToken::new();
     let mut background: Vec<JoinHandle<()>> = Vec::new();
-    let (quote_cache, news_cache, broadcaster, cache_label): (
-        Arc<dyn QuoteCache>,
-        Arc<dyn NewsCache>,
-        Arc<dyn Broadcaster>,
-        String,
-    ) = match &cfg.redis_url {
+    let mut event_bus: Option<RedisEventBusHandle> = None;
+    let instance_id = format!(
+        "{}-{}-{:08x}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned()),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let (quote_cache, news_cache, broadcaster, cache_label): CacheWiring = match &cfg.redis_url {
         None => (
             Arc::new(InMemoryQuoteCache::new()),
             Arc::new(InMemoryNewsCache::new()),
@@ -359,28 +375,23 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
             let conn = goldjobs_adapters::redis::connect(url.expose())
                 .await
                 .map_err(redis_setup)?;
-            let client = redis::Client::open(url.expose()).map_err(|_| {
-                redis_setup(goldjobs_core::Error::invalid(
-                    "REDIS_URL is not a valid Redis URL",
-                ))
-            })?;
-            let channel = format!("{}{}", opts.redis_key_prefix, EVENTS_CHANNEL);
-            background.push(tokio::spawn(run_subscriber(
-                client,
-                channel.clone(),
-                hub.clone(),
-                shutdown.child_token(),
-            )));
+            let channel = format!("{}{}", opts.redis_key_prefix, DEFAULT_CHANNEL);
+            let (bus, handle) = RedisEventBus::connect(
+                url.expose(),
+                instance_id.clone(),
+                Arc::new(hub.clone()),
+                channel,
+            )
+            .await
+            .map_err(redis_setup)?;
+            event_bus = Some(handle);
             (
                 Arc::new(RedisQuoteCache::new(
                     conn.clone(),
                     opts.redis_key_prefix.clone(),
                 )),
-                Arc::new(RedisNewsCache::new(
-                    conn.clone(),
-                    opts.redis_key_prefix.clone(),
-                )),
-                Arc::new(RedisFanout::new(conn, channel, hub.clone())),
+                Arc::new(RedisNewsCache::new(conn, opts.redis_key_prefix.clone())),
+                Arc::new(bus),
                 format!("redis {}", url.redacted()),
             )
         }
@@ -419,15 +430,38 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         })?,
     );
 
-    // Notifier.
-    let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier::new());
+    // Notifiers: the log always, FCM and the webhook when configured.
+    let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier::new())];
+    let notify_setup = |source| AppError::Setup {
+        what: "notifier",
+        source,
+    };
+    if let Some(fcm) = &cfg.fcm {
+        let account = ServiceAccount::from_file(&fcm.credentials_file).map_err(notify_setup)?;
+        let mut config = FcmNotifierConfig::new(fcm.project_id.clone());
+        config.base_url = fcm.base_url.clone();
+        notifiers.push(Arc::new(
+            FcmNotifier::new(config, account, repos.device_tokens.clone()).map_err(notify_setup)?,
+        ));
+    }
+    if let Some(hook) = &cfg.webhook {
+        notifiers.push(Arc::new(
+            WebhookNotifier::new(WebhookNotifierConfig::new(
+                hook.url.clone(),
+                hook.secret.expose(),
+            ))
+            .map_err(notify_setup)?,
+        ));
+    }
+    let notifier_label: Vec<&str> = notifiers.iter().map(|n| n.name()).collect();
+    let notifier_label = notifier_label.join(" + ");
+    let notifier: Arc<dyn Notifier> = if notifiers.len() == 1 {
+        notifiers.remove(0)
+    } else {
+        Arc::new(FanoutNotifier::new(notifiers))
+    };
 
     // Jobs.
-    let instance_id = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned()),
-        std::process::id()
-    );
     let jobs = Arc::new(
         JobManager::new(Arc::new(SystemClock), repos.lease.clone(), instance_id)
             .with_observer(Arc::new(MetricsObserver(metrics.clone()))),
@@ -536,7 +570,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     }
 
     tracing::info!(
-        "goldjobs listening on {addr} (database: {}, cache: {cache_label}, market data: {}, news: {news_label})",
+        "goldjobs listening on {addr} (database: {}, cache: {cache_label}, market data: {}, news: {news_label}, notifications: {notifier_label})",
         cfg.describe_database(),
         describe_market(&cfg),
     );
@@ -550,6 +584,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         shutdown,
         server,
         background,
+        event_bus,
         stop_grace: opts.stop_grace,
     })
 }

@@ -924,3 +924,124 @@ async fn with_postgres_the_server_migrates_fetches_and_verifies() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_are_dropped_after_a_missed_pong() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let opts = AppOptions {
+        start_jobs: false,
+        hub: HubConfig {
+            ping_interval: Duration::from_millis(200),
+            ..HubConfig::default()
+        },
+        ..AppOptions::default()
+    };
+    let server = TestServer::start(&[], opts).await;
+
+    // A live client: tokio-tungstenite answers pings while it reads.
+    let mut live = ws_connect(&server.ws_url).await;
+    let live_reader = tokio::spawn(async move { while let Some(Ok(_)) = live.next().await {} });
+
+    // A dead one: completes the handshake, then never reads or writes again.
+    let mut dead = TcpStream::connect(server.app.local_addr()).await.unwrap();
+    dead.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 512];
+    let n = dead.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+
+    let mut saw_two = false;
+    for _ in 0..100 {
+        let n = server.app.hub().client_count();
+        if n == 2 {
+            saw_two = true;
+        }
+        if saw_two && n == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_two);
+    assert_eq!(
+        server.app.hub().client_count(),
+        1,
+        "the silent client is gone"
+    );
+    // The live one stays, several ping intervals later.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(server.app.hub().client_count(), 1);
+    assert!(!live_reader.is_finished());
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_are_notified_through_the_signed_webhook() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let url = format!("{}/hook", hook.uri());
+    let server = TestServer::start(
+        &[
+            ("GOLDJOBS_WEBHOOK_URL", &url),
+            ("GOLDJOBS_WEBHOOK_SECRET", "hook-secret"),
+            ("GOLDJOBS_LOCALE", "en"),
+        ],
+        AppOptions::default(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+    let repo = server.app.repos().predictions.clone();
+    repo.insert_prediction(&prediction("w-1", goldjobs_core::VerifyRule::Manual, None))
+        .await
+        .unwrap();
+    repo.insert_votes(&votes("w-1")).await.unwrap();
+    let resp = client
+        .post(server.url("/admin/predictions/w-1/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mut requests = Vec::new();
+    for _ in 0..100 {
+        requests = hook.received_requests().await.unwrap();
+        if requests.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(requests.len(), 2, "one notification per voter");
+    let mut users = Vec::new();
+    for r in &requests {
+        let sig = r
+            .headers
+            .get("x-goldjobs-signature")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(goldjobs_adapters::notify::webhook::verify_signature(
+            b"hook-secret",
+            &r.body,
+            sig
+        ));
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        users.push(body["user_id"].as_str().unwrap().to_owned());
+    }
+    users.sort();
+    assert_eq!(users, vec!["u1", "u2"]);
+    server.app.shutdown().await;
+}
