@@ -27,6 +27,22 @@
 //! The report also shows where the time goes: the hub's own fan-out time (`publish_now`, i.e.
 //! queueing the shared bytes for every subscriber), the spread between the first and the last
 //! client of a tick, and the CPU time both processes used during the tick phase.
+//!
+//! Measured 2026-11-29 on the 2-core development machine (release build, server and clients on
+//! the same machine, other engineers' builds running: load average about 4), defaults
+//! (20 ticks every 250 ms):
+//!
+//! | clients | connected | server RSS / idle connection | delivered | p50 | p99 | max |
+//! |---|---|---|---|---|---|---|
+//! | 1 000 | 1 000 | 9.6 KiB | 20 000 / 20 000, no gaps | 12.6 ms | 88.8 ms | 89.6 ms |
+//! | 10 000 | 10 000 | 8.4 KiB | 200 000 / 200 000, no gaps | 157 ms | 494 ms | 604 ms |
+//!
+//! Where the time goes at 10 000: every delivery costs about 15 µs of server CPU (60 % of it in
+//! the kernel: one loopback TCP write per client and message) plus about 8 µs in the client, so
+//! one tick to 10 000 clients is about 0.23 s of CPU, at least 115 ms of wall time on two idle
+//! cores; `Hub::publish_now` alone (queueing and waking 10 000 connection tasks under the hub
+//! lock) takes 8–50 ms. The 20 ms p99 goal at 10 000 clients is out of reach on this machine;
+//! the 10 KiB per idle connection goal is met (kernel socket buffers are not in RSS).
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
