@@ -13,10 +13,13 @@ use goldjobs_adapters::market::{
     TwelveDataMarketData,
 };
 use goldjobs_adapters::news::{FeedConfig, FeedSource, FeedSourceConfig};
+use goldjobs_adapters::notify::fcm::{FcmConfig as FcmNotifierConfig, FcmNotifier, ServiceAccount};
+use goldjobs_adapters::notify::webhook::{WebhookConfig as WebhookNotifierConfig, WebhookNotifier};
+use goldjobs_adapters::redis::events::{RedisEventBus, RedisEventBusHandle, DEFAULT_CHANNEL};
 use goldjobs_adapters::redis::{RedisNewsCache, RedisQuoteCache};
 use goldjobs_adapters::sql::{PgStore, SqliteStore};
 use goldjobs_core::jobs::{NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob};
-use goldjobs_core::memory::{InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
+use goldjobs_core::memory::{FanoutNotifier, InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::{JobManager, JobObserver, RunOutcome, RunStatus};
 use goldjobs_core::verify::{
@@ -70,6 +73,9 @@ pub struct AppOptions {
     pub start_jobs: bool,
     /// How long shutdown waits for jobs (10 s).
     pub stop_grace: Duration,
+    /// Prefix of every Redis key and of the events channel (empty in production; tests use a
+    /// random one to share a Redis).
+    pub redis_key_prefix: String,
 }
 
 impl Default for AppOptions {
@@ -79,6 +85,7 @@ impl Default for AppOptions {
             demo_seed: 42,
             start_jobs: true,
             stop_grace: Duration::from_secs(10),
+            redis_key_prefix: String::new(),
         }
     }
 }
@@ -253,7 +260,8 @@ pub struct App {
     repos: Repos,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
-    refresher: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    event_bus: Option<RedisEventBusHandle>,
     stop_grace: Duration,
 }
 
@@ -305,19 +313,32 @@ impl App {
     /// Stop accepting, close WebSockets with 1001, stop the jobs (10 s by default).
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        self.refresher.abort();
+        for task in &self.background {
+            task.abort();
+        }
         let hub_closing = self.hub.shutdown(Duration::from_secs(3));
         let (_, server) = tokio::join!(hub_closing, self.server);
         if let Err(e) = server {
             tracing::warn!(error = %e, "HTTP server task ended badly");
         }
         let report = self.jobs.stop_all(self.stop_grace).await;
+        if let Some(bus) = self.event_bus {
+            bus.shutdown().await;
+        }
         if !report.all_stopped() {
             tracing::warn!(not_stopped = ?report.not_stopped, "some jobs did not stop in time");
         }
         tracing::info!("goldjobs stopped");
     }
 }
+
+/// Quote cache, news cache, broadcaster and how to describe them.
+type CacheWiring = (
+    Arc<dyn QuoteCache>,
+    Arc<dyn NewsCache>,
+    Arc<dyn Broadcaster>,
+    String,
+);
 
 /// Build everything from `cfg` and start serving.
 pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
@@ -328,36 +349,57 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     store.migrate().await?;
     let repos = store.repos();
 
-    // Caches: in-process unless REDIS_URL is set.
-    let (quote_cache, news_cache, cache_label): (Arc<dyn QuoteCache>, Arc<dyn NewsCache>, String) =
-        match &cfg.redis_url {
-            None => (
-                Arc::new(InMemoryQuoteCache::new()),
-                Arc::new(InMemoryNewsCache::new()),
-                "in-process".to_owned(),
-            ),
-            Some(url) => {
-                let conn = goldjobs_adapters::redis::connect(url.expose())
-                    .await
-                    .map_err(|source| AppError::Setup {
-                        what: "redis",
-                        source,
-                    })?;
-                (
-                    Arc::new(RedisQuoteCache::new(conn.clone(), "")),
-                    Arc::new(RedisNewsCache::new(conn, "")),
-                    format!("redis {}", url.redacted()),
-                )
-            }
-        };
+    // Caches and event fan-out: in-process unless REDIS_URL is set.
+    let hub = Hub::new(opts.hub.clone(), metrics.clone());
+    let shutdown = CancellationToken::new();
+    let mut background: Vec<JoinHandle<()>> = Vec::new();
+    let mut event_bus: Option<RedisEventBusHandle> = None;
+    let instance_id = format!(
+        "{}-{}-{:08x}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned()),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let (quote_cache, news_cache, broadcaster, cache_label): CacheWiring = match &cfg.redis_url {
+        None => (
+            Arc::new(InMemoryQuoteCache::new()),
+            Arc::new(InMemoryNewsCache::new()),
+            Arc::new(hub.clone()),
+            "in-process".to_owned(),
+        ),
+        Some(url) => {
+            let redis_setup = |source| AppError::Setup {
+                what: "redis",
+                source,
+            };
+            let conn = goldjobs_adapters::redis::connect(url.expose())
+                .await
+                .map_err(redis_setup)?;
+            let channel = format!("{}{}", opts.redis_key_prefix, DEFAULT_CHANNEL);
+            let (bus, handle) = RedisEventBus::connect(
+                url.expose(),
+                instance_id.clone(),
+                Arc::new(hub.clone()),
+                channel,
+            )
+            .await
+            .map_err(redis_setup)?;
+            event_bus = Some(handle);
+            (
+                Arc::new(RedisQuoteCache::new(
+                    conn.clone(),
+                    opts.redis_key_prefix.clone(),
+                )),
+                Arc::new(RedisNewsCache::new(conn, opts.redis_key_prefix.clone())),
+                Arc::new(bus),
+                format!("redis {}", url.redacted()),
+            )
+        }
+    };
     let quote_cache: Arc<dyn QuoteCache> =
         Arc::new(MeteredQuoteCache::new(quote_cache, metrics.clone()));
     let news_cache: Arc<dyn NewsCache> =
         Arc::new(MeteredNewsCache::new(news_cache, metrics.clone()));
-
-    // The hub is the in-process broadcaster.
-    let hub = Hub::new(opts.hub.clone(), metrics.clone());
-    let broadcaster: Arc<dyn Broadcaster> = Arc::new(hub.clone());
 
     // Market data.
     let market = market_data(&cfg, opts.demo_seed)?;
@@ -388,15 +430,38 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         })?,
     );
 
-    // Notifier.
-    let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier::new());
+    // Notifiers: the log always, FCM and the webhook when configured.
+    let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier::new())];
+    let notify_setup = |source| AppError::Setup {
+        what: "notifier",
+        source,
+    };
+    if let Some(fcm) = &cfg.fcm {
+        let account = ServiceAccount::from_file(&fcm.credentials_file).map_err(notify_setup)?;
+        let mut config = FcmNotifierConfig::new(fcm.project_id.clone());
+        config.base_url = fcm.base_url.clone();
+        notifiers.push(Arc::new(
+            FcmNotifier::new(config, account, repos.device_tokens.clone()).map_err(notify_setup)?,
+        ));
+    }
+    if let Some(hook) = &cfg.webhook {
+        notifiers.push(Arc::new(
+            WebhookNotifier::new(WebhookNotifierConfig::new(
+                hook.url.clone(),
+                hook.secret.expose(),
+            ))
+            .map_err(notify_setup)?,
+        ));
+    }
+    let notifier_label: Vec<&str> = notifiers.iter().map(|n| n.name()).collect();
+    let notifier_label = notifier_label.join(" + ");
+    let notifier: Arc<dyn Notifier> = if notifiers.len() == 1 {
+        notifiers.remove(0)
+    } else {
+        Arc::new(FanoutNotifier::new(notifiers))
+    };
 
     // Jobs.
-    let instance_id = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned()),
-        std::process::id()
-    );
     let jobs = Arc::new(
         JobManager::new(Arc::new(SystemClock), repos.lease.clone(), instance_id)
             .with_observer(Arc::new(MetricsObserver(metrics.clone()))),
@@ -454,7 +519,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         Ok(symbols) => hub.set_known_symbols(symbols.into_iter().map(|s| s.code)),
         Err(e) => return Err(AppError::Database(e)),
     }
-    let refresher = {
+    background.push({
         let hub = hub.clone();
         let symbols = repos.symbols.clone();
         tokio::spawn(async move {
@@ -468,7 +533,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
                 }
             }
         })
-    };
+    });
 
     // HTTP.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -493,7 +558,6 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         cors_origins: cfg.cors_origins.clone(),
         market_data: market_name.to_owned(),
     });
-    let shutdown = CancellationToken::new();
     let server = tokio::spawn(crate::http::serve(
         listener,
         state,
@@ -506,7 +570,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     }
 
     tracing::info!(
-        "goldjobs listening on {addr} (database: {}, cache: {cache_label}, market data: {}, news: {news_label})",
+        "goldjobs listening on {addr} (database: {}, cache: {cache_label}, market data: {}, news: {news_label}, notifications: {notifier_label})",
         cfg.describe_database(),
         describe_market(&cfg),
     );
@@ -519,7 +583,8 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         repos,
         shutdown,
         server,
-        refresher,
+        background,
+        event_bus,
         stop_grace: opts.stop_grace,
     })
 }

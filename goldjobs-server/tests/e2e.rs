@@ -774,3 +774,274 @@ async fn predictions_are_verified_and_broadcast() {
 
     server.app.shutdown().await;
 }
+
+/// `GOLDJOBS_TEST_REDIS_URL`, or `None` (skip) — a failure when `GOLDJOBS_REQUIRE_SERVICES=1`.
+fn test_redis_url() -> Option<String> {
+    match std::env::var("GOLDJOBS_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("GOLDJOBS_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("GOLDJOBS_TEST_REDIS_URL is not set but GOLDJOBS_REQUIRE_SERVICES=1");
+            }
+            eprintln!("skipped: GOLDJOBS_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_quotes_are_shared_and_events_reach_every_instance() {
+    let Some(redis_url) = test_redis_url() else {
+        return;
+    };
+    let prefix = format!("test-{:016x}:", rand_u64());
+    let leader = TestServer::start(
+        &[("REDIS_URL", &redis_url)],
+        AppOptions {
+            redis_key_prefix: prefix.clone(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    // A second instance that runs no job: everything it shows comes through Redis.
+    let follower = TestServer::start(
+        &[("REDIS_URL", &redis_url)],
+        AppOptions {
+            redis_key_prefix: prefix.clone(),
+            start_jobs: false,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let health: Value = client
+        .get(follower.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["cache"], "ok", "{health}");
+    follower.wait_for_quotes(&client).await;
+
+    let mut ws = ws_connect(&follower.ws_url).await;
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": ["XAUUSD"]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["type"], "subscribed");
+    let mut last = None;
+    for _ in 0..3 {
+        let m = next_json(&mut ws).await;
+        assert_eq!(m["type"], "price_update");
+        let seq = m["payload"]["seq"].as_u64().unwrap();
+        if let Some(prev) = last {
+            assert_eq!(seq, prev + 1);
+        }
+        last = Some(seq);
+    }
+    leader.app.shutdown().await;
+    follower.app.shutdown().await;
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_the_server_migrates_fetches_and_verifies() {
+    let base = match std::env::var("GOLDJOBS_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            if std::env::var("GOLDJOBS_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("GOLDJOBS_TEST_DATABASE_URL is not set but GOLDJOBS_REQUIRE_SERVICES=1");
+            }
+            eprintln!("skipped: GOLDJOBS_TEST_DATABASE_URL is not set");
+            return;
+        }
+    };
+    // An own schema, so that other tests sharing the database are not disturbed.
+    let schema = format!("gj_server_{:016x}", rand_u64());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let server = TestServer::start(&[("DATABASE_URL", &url)], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    let health: Value = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["database"], "ok", "{health}");
+    server.wait_for_quotes(&client).await;
+    let ticks: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.price_ticks"))
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(ticks >= 6, "{ticks} ticks");
+
+    let repo = server.app.repos().predictions.clone();
+    repo.insert_prediction(&prediction(
+        "pg-m-1",
+        goldjobs_core::VerifyRule::Manual,
+        None,
+    ))
+    .await
+    .unwrap();
+    repo.insert_votes(&votes("pg-m-1")).await.unwrap();
+    let resp = client
+        .post(server.url("/admin/predictions/pg-m-1/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], "ended");
+    assert_eq!(p["correct_option"], "B");
+
+    server.app.shutdown().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_are_dropped_after_a_missed_pong() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let opts = AppOptions {
+        start_jobs: false,
+        hub: HubConfig {
+            ping_interval: Duration::from_millis(200),
+            ..HubConfig::default()
+        },
+        ..AppOptions::default()
+    };
+    let server = TestServer::start(&[], opts).await;
+
+    // A live client: tokio-tungstenite answers pings while it reads.
+    let mut live = ws_connect(&server.ws_url).await;
+    let live_reader = tokio::spawn(async move { while let Some(Ok(_)) = live.next().await {} });
+
+    // A dead one: completes the handshake, then never reads or writes again.
+    let mut dead = TcpStream::connect(server.app.local_addr()).await.unwrap();
+    dead.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 512];
+    let n = dead.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+
+    let mut saw_two = false;
+    for _ in 0..100 {
+        let n = server.app.hub().client_count();
+        if n == 2 {
+            saw_two = true;
+        }
+        if saw_two && n == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_two);
+    assert_eq!(
+        server.app.hub().client_count(),
+        1,
+        "the silent client is gone"
+    );
+    // The live one stays, several ping intervals later.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(server.app.hub().client_count(), 1);
+    assert!(!live_reader.is_finished());
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_are_notified_through_the_signed_webhook() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let url = format!("{}/hook", hook.uri());
+    let server = TestServer::start(
+        &[
+            ("GOLDJOBS_WEBHOOK_URL", &url),
+            ("GOLDJOBS_WEBHOOK_SECRET", "hook-secret"),
+            ("GOLDJOBS_LOCALE", "en"),
+        ],
+        AppOptions::default(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+    let repo = server.app.repos().predictions.clone();
+    repo.insert_prediction(&prediction("w-1", goldjobs_core::VerifyRule::Manual, None))
+        .await
+        .unwrap();
+    repo.insert_votes(&votes("w-1")).await.unwrap();
+    let resp = client
+        .post(server.url("/admin/predictions/w-1/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mut requests = Vec::new();
+    for _ in 0..100 {
+        requests = hook.received_requests().await.unwrap();
+        if requests.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(requests.len(), 2, "one notification per voter");
+    let mut users = Vec::new();
+    for r in &requests {
+        let sig = r
+            .headers
+            .get("x-goldjobs-signature")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(goldjobs_adapters::notify::webhook::verify_signature(
+            b"hook-secret",
+            &r.body,
+            sig
+        ));
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        users.push(body["user_id"].as_str().unwrap().to_owned());
+    }
+    users.sort();
+    assert_eq!(users, vec!["u1", "u2"]);
+    server.app.shutdown().await;
+}
