@@ -40,6 +40,12 @@ pub enum ConditionSetError {
         /// The option name.
         option: String,
     },
+    /// An option name is empty or only whitespace (it could never be voted for or shown).
+    #[error("option {option:?}: option names must not be blank")]
+    BlankOption {
+        /// The option name.
+        option: String,
+    },
     /// An option's condition does not parse.
     #[error("option {option:?}: {error}")]
     Condition {
@@ -62,7 +68,7 @@ impl ConditionSet {
     /// Parses a JSON object `{"A": "price_change_percent >= 1.0", "B": …}`, keeping the key
     /// order. Rejects anything that is not an object, an empty object, non-string values,
     /// duplicate keys and conditions that do not parse (the error names the option and the
-    /// position). The first problem found is returned; [`validate`](super::validate) lists all.
+    /// position) and blank option names. The first problem found is returned; [`validate`](super::validate) lists all.
     pub fn from_json(json: &str) -> Result<ConditionSet, ConditionSetError> {
         let mut options = Vec::new();
         for (option, value) in raw_entries(json)? {
@@ -72,6 +78,9 @@ impl ConditionSet {
                     return Err(ConditionSetError::NotAString { option, found })
                 }
             };
+            if option.trim().is_empty() {
+                return Err(ConditionSetError::BlankOption { option });
+            }
             if options.iter().any(|(o, _)| *o == option) {
                 return Err(ConditionSetError::DuplicateOption { option });
             }
@@ -84,10 +93,14 @@ impl ConditionSet {
     }
 
     /// Builds a set from already parsed options. `None` when `options` is empty or has a
-    /// duplicate name.
+    /// duplicate or blank name.
     pub fn new(options: Vec<(String, Condition)>) -> Option<ConditionSet> {
         let mut seen = HashSet::new();
-        if options.is_empty() || !options.iter().all(|(o, _)| seen.insert(o.as_str())) {
+        if options.is_empty()
+            || !options
+                .iter()
+                .all(|(o, _)| !o.trim().is_empty() && seen.insert(o.as_str()))
+        {
             return None;
         }
         Some(ConditionSet { options })

@@ -627,6 +627,14 @@ fn condition_set_rejections() {
             r#"option "A" appears more than once"#,
         ),
         (
+            r#"{"": "1 = 1"}"#,
+            r#"option "": option names must not be blank"#,
+        ),
+        (
+            r#"{"A": "1 = 2", " ": "1 = 1"}"#,
+            r#"option " ": option names must not be blank"#,
+        ),
+        (
             r#"{"A": "price_change_percent >= 1", "B": "price_change_percent >= "}"#,
             r#"option "B": expected a number or variable at 24, found end of input"#,
         ),

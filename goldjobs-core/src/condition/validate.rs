@@ -135,6 +135,13 @@ pub fn validate(json: &str) -> ValidationReport {
     let mut options: Vec<(String, Condition)> = Vec::new();
     let mut broken = false;
     for (option, value) in entries {
+        if option.trim().is_empty() {
+            problems.push(Problem::Invalid(ConditionSetError::BlankOption {
+                option: option.clone(),
+            }));
+            broken = true;
+            continue;
+        }
         if !seen.insert(option.clone()) {
             problems.push(Problem::Invalid(ConditionSetError::DuplicateOption {
                 option: option.clone(),

@@ -1344,3 +1344,25 @@ mod mocked {
         assert_eq!(got.status, PredictionStatus::Ended);
     }
 }
+
+#[tokio::test]
+async fn a_blank_option_name_sends_only_that_prediction_to_review() {
+    let w = World::new(History::Nothing);
+    w.insert(prediction("bad", t0(), "2650", r#"{"": "1 = 1"}"#))
+        .await;
+    w.insert(prediction("good", t0(), "2650", AB)).await;
+    w.ticks
+        .insert_ticks(&[PriceTick {
+            symbol_code: "XAUUSD".into(),
+            price: d("2680.00"),
+            ts: t0() + secs(1),
+        }])
+        .await
+        .unwrap();
+    w.clock.set(t0() + secs(60));
+    w.run().await;
+    let bad = w.get("bad").await;
+    assert_eq!(bad.status, PredictionStatus::NeedsReview);
+    assert!(bad.review_reason.unwrap().contains("must not be blank"));
+    assert_eq!(w.get("good").await.status, PredictionStatus::Ended);
+}
