@@ -42,6 +42,8 @@ pub async fn run_all(repo: &dyn PredictionRepository, outbox: &dyn OutboxReposit
     release_claims(repo).await;
     record_verified(repo, outbox).await;
     stats_apply_in_record_order(repo, outbox).await;
+    accuracy_rounds_half_away_from_zero(repo, outbox).await;
+    streak_continues_into_a_batch(repo, outbox).await;
     record_needs_review(repo, outbox).await;
     skip_when_not_eligible(repo, outbox).await;
     manual_resolution(repo, outbox).await;
@@ -566,6 +568,106 @@ pub async fn stats_apply_in_record_order(
     );
     assert_eq!(s.accuracy_rate, dec("80"));
     assert_eq!(s.updated_at, at + secs(1));
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// Accuracy rounds half away from zero at a midpoint: 1 correct of 32 is 3.125 % → `3.13`
+/// (a half-to-even or truncating store would give 3.12), all applied in one call.
+pub async fn accuracy_rounds_half_away_from_zero(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let prefix = format!("cf-acc-{u}-");
+    let base = past_window();
+    let user = format!("cf-acc-user-{u}");
+    let ids: Vec<String> = (0..32).map(|i| format!("{prefix}{i:02}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| auto_prediction(id, "XAUUSD", base + secs(i as i64), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let votes: Vec<Vote> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| vote(id, &user, if i == 0 { "A" } else { "B" }, base - secs(30)))
+        .collect();
+    repo.insert_votes(&votes).await.expect("votes");
+    let at = base + secs(60);
+    let records: Vec<VerificationRecord> = ids
+        .iter()
+        .map(|id| verified(id, "A", "2660", "0.38", base, at))
+        .collect();
+    repo.record_verifications(&records).await.expect("record");
+    let s = repo
+        .user_stats(std::slice::from_ref(&user))
+        .await
+        .expect("user_stats");
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].total_participations, s[0].correct_count),
+        (32, 1),
+        "counts"
+    );
+    assert_eq!(
+        s[0].accuracy_rate,
+        dec("3.13"),
+        "1/32 = 3.125 % rounds to 3.13"
+    );
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// A batch that starts with correct results continues the stored streak before a wrong one:
+/// stored C C C, then [C, W] in one call → max streak 4, current 0.
+pub async fn streak_continues_into_a_batch(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let prefix = format!("cf-lead-{u}-");
+    let base = past_window();
+    let user = format!("cf-lead-user-{u}");
+    let ids: Vec<String> = (0..5).map(|i| format!("{prefix}{i}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| auto_prediction(id, "XAUUSD", base + secs(i as i64), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let votes: Vec<Vote> = ids
+        .iter()
+        .map(|id| vote(id, &user, "A", base - secs(30)))
+        .collect();
+    repo.insert_votes(&votes).await.expect("votes");
+    let at = base + secs(60);
+    let first: Vec<VerificationRecord> = ids[..3]
+        .iter()
+        .map(|id| verified(id, "A", "2660", "0.38", base, at))
+        .collect();
+    repo.record_verifications(&first).await.expect("first");
+    repo.record_verifications(&[
+        verified(&ids[3], "A", "2660", "0.38", base, at + secs(1)),
+        verified(&ids[4], "B", "2640", "-0.38", base, at + secs(1)),
+    ])
+    .await
+    .expect("second");
+    let s = repo
+        .user_stats(std::slice::from_ref(&user))
+        .await
+        .expect("user_stats");
+    let s = &s[0];
+    assert_eq!(
+        (
+            s.total_participations,
+            s.correct_count,
+            s.current_streak,
+            s.max_streak
+        ),
+        (5, 4, 0, 4),
+        "stats after C C C | C W"
+    );
+    assert_eq!(s.accuracy_rate, dec("80"));
     deliver_rows_of(outbox, &ids).await;
 }
 
