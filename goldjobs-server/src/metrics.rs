@@ -35,6 +35,15 @@ pub struct ProviderLabels {
     pub outcome: String,
 }
 
+/// Label set `{route="/quotes/{symbol}",status="200"}` (routes are patterns, never raw paths).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route pattern.
+    pub route: String,
+    /// The status code.
+    pub status: String,
+}
+
 /// Label set `{cache="quotes|news"}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabel {
@@ -68,6 +77,7 @@ pub struct Metrics {
     provider_requests: Family<ProviderLabels, Counter>,
     cache_hits: Family<CacheLabel, Counter>,
     cache_misses: Family<CacheLabel, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,6 +102,7 @@ impl Metrics {
         let provider_requests = Family::<ProviderLabels, Counter>::default();
         let cache_hits = Family::<CacheLabel, Counter>::default();
         let cache_misses = Family::<CacheLabel, Counter>::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
 
         registry.register("job_runs", "Job runs finished", job_runs.clone());
         registry.register("job_failures", "Job runs that failed", job_failures.clone());
@@ -132,6 +143,11 @@ impl Metrics {
         );
         registry.register("cache_hits", "Cache hits", cache_hits.clone());
         registry.register("cache_misses", "Cache misses", cache_misses.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
 
         Metrics {
             registry,
@@ -146,7 +162,18 @@ impl Metrics {
             provider_requests,
             cache_hits,
             cache_misses,
+            http_requests,
         }
+    }
+
+    /// Record an answered HTTP request.
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
     }
 
     /// Record a finished job run: `ok` = it succeeded, `failed` = it counts as a failure

@@ -280,6 +280,12 @@ async fn http_routes_answer_with_the_contract_shapes() {
             .any(|k| k.starts_with("goldjobs_cache_hits_total")),
         "{text}"
     );
+    assert!(
+        samples.contains_key(
+            "goldjobs_http_requests_total{route=\"/quotes/{symbol}\",status=\"404\"}"
+        ),
+        "{text}"
+    );
 
     server.app.shutdown().await;
 }
