@@ -68,8 +68,8 @@ pub struct AppOptions {
     pub hub: HubConfig,
     /// Seed of the demo random walk.
     pub demo_seed: u64,
-    /// Whether to start the jobs' schedules (tests may drive them with `run_now` only... which
-    /// needs them started; set `false` to keep every job idle).
+    /// Whether to start the jobs' schedules (default `true`); `false` keeps every job idle, for
+    /// tests that publish into the hub themselves.
     pub start_jobs: bool,
     /// How long shutdown waits for jobs (10 s).
     pub stop_grace: Duration,

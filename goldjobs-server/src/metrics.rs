@@ -17,7 +17,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Label set `{job="..."}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -329,22 +329,6 @@ impl NewsCache for MeteredNewsCache {
 
     async fn invalidate_lists(&self) -> Result<()> {
         self.inner.invalidate_lists().await
-    }
-}
-
-/// Measures one job run: `let t = RunTimer::start(); ...; metrics.job_finished(.., t.elapsed(), ..)`.
-#[derive(Debug, Clone, Copy)]
-pub struct RunTimer(Instant);
-
-impl RunTimer {
-    /// Start now.
-    pub fn start() -> Self {
-        RunTimer(Instant::now())
-    }
-
-    /// Time since start.
-    pub fn elapsed(&self) -> Duration {
-        self.0.elapsed()
     }
 }
 
