@@ -518,3 +518,60 @@ async fn survives_a_redis_outage_local_first_then_reconnects() {
     assert_eq!(b.bus.stats().dropped_malformed, 0);
     proxy.down().await;
 }
+
+/// A local hub that holds every publish until permits are added, then counts deliveries.
+struct GatedHub {
+    gate: tokio::sync::Semaphore,
+    delivered: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Broadcaster for GatedHub {
+    async fn publish(&self, messages: &[Broadcast]) -> goldjobs_core::Result<()> {
+        self.gate.acquire().await.unwrap().forget();
+        self.delivered
+            .fetch_add(messages.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_local_hub_makes_the_relay_drop_not_grow() {
+    let Some((client, _admin)) = redis().await else {
+        return;
+    };
+    let tag = random_tag();
+    let channel = format!("goldjobs-test:{tag}:events");
+    let a = node(&client, &format!("test-{tag}-a"), &channel).await;
+    let hub = Arc::new(GatedHub {
+        gate: tokio::sync::Semaphore::new(0),
+        delivered: 0.into(),
+    });
+    let config = RedisEventBusConfig::new(format!("test-{tag}-b"))
+        .with_channel(&channel)
+        .with_queue_capacity(4);
+    let (b, _b_handle) = RedisEventBus::start_with_config(client.clone(), config, hub.clone())
+        .await
+        .unwrap();
+
+    // The relay takes one message and is stuck on it; 4 wait in the queue; the rest is dropped.
+    let burst: Vec<Broadcast> = (0..20).map(msg).collect();
+    a.bus.publish(&burst).await.unwrap();
+    wait_stats(&b, "b to drop the overflow", |s| s.dropped_overflow >= 15).await;
+
+    hub.gate.add_permits(1000);
+    wait_stats(&b, "b to relay what it kept", |s| {
+        s.relayed + s.dropped_overflow == 20
+    })
+    .await;
+    let s = b.stats();
+    assert!((15..=16).contains(&s.dropped_overflow), "{s:?}");
+    assert_eq!(
+        hub.delivered.load(std::sync::atomic::Ordering::SeqCst) as u64,
+        s.relayed
+    );
+
+    // And it keeps relaying afterwards.
+    a.bus.publish(&[sentinel("after-overflow")]).await.unwrap();
+    wait_stats(&b, "b to relay again", |t| t.relayed == s.relayed + 1).await;
+}

@@ -21,6 +21,30 @@
 //! `seq` shows the gap). The subscriber needs RESP3 (Redis ≥ 6); the client's URL may say either
 //! protocol, the subscriber connection always speaks RESP3.
 //!
+//! # Wiring
+//!
+//! ```no_run
+//! # async fn wire() -> goldjobs_core::Result<()> {
+//! use std::sync::Arc;
+//! use goldjobs_adapters::redis::events::{RedisEventBus, DEFAULT_CHANNEL};
+//! use goldjobs_core::memory::LocalBroadcaster;
+//!
+//! let hub = LocalBroadcaster::new(); // the WebSocket hub subscribes here
+//! let (bus, handle) = RedisEventBus::connect(
+//!     "redis://127.0.0.1:6379",
+//!     "web-1",
+//!     Arc::new(hub.clone()),
+//!     DEFAULT_CHANNEL,
+//! )
+//! .await?;
+//! // give `bus` (as `Arc<dyn Broadcaster>`) to the jobs and the outbox;
+//! // on shutdown:
+//! handle.shutdown().await;
+//! # drop(bus);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Envelope
 //!
 //! A compact binary frame (no JSON escaping of the payload, which is already serialized JSON):
@@ -401,8 +425,9 @@ impl RedisEventBus {
         local: Arc<dyn Broadcaster>,
         channel: impl Into<String>,
     ) -> Result<(Self, RedisEventBusHandle)> {
-        let client =
-            Client::open(redis_url).map_err(|e| Error::invalid(format!("bad redis URL: {e}")))?;
+        // The URL may hold a password: name only the kind of problem.
+        let client = Client::open(redis_url)
+            .map_err(|e| Error::invalid(format!("not a valid Redis URL ({:?})", e.kind())))?;
         Self::start(client, instance_id, local, channel).await
     }
 
@@ -544,7 +569,7 @@ fn resp3_client(client: &Client) -> Result<Client> {
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
     Client::open(info.set_redis_settings(settings))
-        .map_err(|e| Error::invalid(format!("bad redis connection info: {e}")))
+        .map_err(|e| Error::invalid(format!("bad Redis connection info ({:?})", e.kind())))
 }
 
 /// Exponential backoff: `min`, `2·min`, … capped at `max`, back to `min` after a success.
