@@ -553,7 +553,7 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
     let opts = AppOptions {
         start_jobs: false,
         hub: HubConfig {
-            queue_capacity: 16,
+            queue_capacity: 64,
             close_timeout: Duration::from_secs(10),
             ..HubConfig::default()
         },
@@ -623,7 +623,7 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
             })
             .collect();
         hub.publish_now(&batch);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(hub.client_count(), 1, "the slow client was dropped");
 
