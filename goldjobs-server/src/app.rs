@@ -9,8 +9,8 @@ use crate::http::HttpState;
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
 use goldjobs_adapters::market::{
-    BinanceConfig, BinanceMarketData, DemoMarketData, FallbackMarketData, TwelveDataConfig,
-    TwelveDataMarketData,
+    check_budget, BinanceConfig, BinanceMarketData, DemoMarketData, FallbackMarketData,
+    TwelveDataConfig, TwelveDataMarketData,
 };
 use goldjobs_adapters::news::{FeedConfig, FeedSource, FeedSourceConfig};
 use goldjobs_adapters::notify::fcm::{FcmConfig as FcmNotifierConfig, FcmNotifier, ServiceAccount};
@@ -68,8 +68,8 @@ pub struct AppOptions {
     pub hub: HubConfig,
     /// Seed of the demo random walk.
     pub demo_seed: u64,
-    /// Whether to start the jobs' schedules (tests may drive them with `run_now` only... which
-    /// needs them started; set `false` to keep every job idle).
+    /// Whether to start the jobs' schedules (default `true`); `false` keeps every job idle, for
+    /// tests that publish into the hub themselves.
     pub start_jobs: bool,
     /// How long shutdown waits for jobs (10 s).
     pub stop_grace: Duration,
@@ -515,10 +515,21 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     .map_err(setup_job)?;
 
     // Known symbols for the hub, refreshed every 30 s.
-    match repos.symbols.active_symbols().await {
-        Ok(symbols) => hub.set_known_symbols(symbols.into_iter().map(|s| s.code)),
-        Err(e) => return Err(AppError::Database(e)),
+    let active = repos
+        .symbols
+        .active_symbols()
+        .await
+        .map_err(AppError::Database)?;
+    if cfg.market_data.contains(&MarketDataKind::TwelveData) {
+        if let Some(warning) = check_budget(
+            cfg.price_interval,
+            active.len(),
+            cfg.twelvedata_credits_per_minute,
+        ) {
+            tracing::warn!("{warning}");
+        }
     }
+    hub.set_known_symbols(active.into_iter().map(|s| s.code));
     background.push({
         let hub = hub.clone();
         let symbols = repos.symbols.clone();
