@@ -137,12 +137,14 @@ impl Walk {
 
     fn quote(&self, code: &str, at: DateTime<Utc>) -> Quote {
         let change = self.current - self.open;
-        let change_percent = if self.open.is_zero() {
+        let mut change_percent = if self.open.is_zero() {
             Decimal::ZERO
         } else {
             (change / self.open * Decimal::ONE_HUNDRED)
                 .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
         };
+        // Always two places ("0.00", not "0"), like the provider's percentages.
+        change_percent.rescale(2);
         Quote {
             symbol_code: code.to_owned(),
             price: self.current,
