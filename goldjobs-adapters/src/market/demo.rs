@@ -143,7 +143,10 @@ impl Walk {
             (change / self.open * Decimal::ONE_HUNDRED)
                 .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
         };
-        // Always two places ("0.00", not "0"), like the provider's percentages.
+        // Always two places ("0.00", not "0" or "-0.00"), like the provider's percentages.
+        if change_percent.is_zero() {
+            change_percent = Decimal::ZERO;
+        }
         change_percent.rescale(2);
         Quote {
             symbol_code: code.to_owned(),
