@@ -1,5 +1,6 @@
 //! Redis adapters: quote cache, news-list cache, cross-instance events.
 
+pub mod events;
 pub mod news_cache;
 pub mod quote_cache;
 
