@@ -5,6 +5,7 @@
 //! and shuts everything down in order ([`App::shutdown`]).
 
 use crate::config::{Config, MarketDataKind};
+use crate::fanout::{run_subscriber, RedisFanout, EVENTS_CHANNEL};
 use crate::http::HttpState;
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
@@ -70,6 +71,9 @@ pub struct AppOptions {
     pub start_jobs: bool,
     /// How long shutdown waits for jobs (10 s).
     pub stop_grace: Duration,
+    /// Prefix of every Redis key and of the events channel (empty in production; tests use a
+    /// random one to share a Redis).
+    pub redis_key_prefix: String,
 }
 
 impl Default for AppOptions {
@@ -79,6 +83,7 @@ impl Default for AppOptions {
             demo_seed: 42,
             start_jobs: true,
             stop_grace: Duration::from_secs(10),
+            redis_key_prefix: String::new(),
         }
     }
 }
@@ -253,7 +258,7 @@ pub struct App {
     repos: Repos,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
-    refresher: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     stop_grace: Duration,
 }
 
@@ -305,7 +310,9 @@ impl App {
     /// Stop accepting, close WebSockets with 1001, stop the jobs (10 s by default).
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        self.refresher.abort();
+        for task in &self.background {
+            task.abort();
+        }
         let hub_closing = self.hub.shutdown(Duration::from_secs(3));
         let (_, server) = tokio::join!(hub_closing, self.server);
         if let Err(e) = server {
@@ -328,36 +335,60 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     store.migrate().await?;
     let repos = store.repos();
 
-    // Caches: in-process unless REDIS_URL is set.
-    let (quote_cache, news_cache, cache_label): (Arc<dyn QuoteCache>, Arc<dyn NewsCache>, String) =
-        match &cfg.redis_url {
-            None => (
-                Arc::new(InMemoryQuoteCache::new()),
-                Arc::new(InMemoryNewsCache::new()),
-                "in-process".to_owned(),
-            ),
-            Some(url) => {
-                let conn = goldjobs_adapters::redis::connect(url.expose())
-                    .await
-                    .map_err(|source| AppError::Setup {
-                        what: "redis",
-                        source,
-                    })?;
-                (
-                    Arc::new(RedisQuoteCache::new(conn.clone(), "")),
-                    Arc::new(RedisNewsCache::new(conn, "")),
-                    format!("redis {}", url.redacted()),
-                )
-            }
-        };
+    // Caches and event fan-out: in-process unless REDIS_URL is set.
+    let hub = Hub::new(opts.hub.clone(), metrics.clone());
+    let shutdown = CancellationToken::new();
+    let mut background: Vec<JoinHandle<()>> = Vec::new();
+    let (quote_cache, news_cache, broadcaster, cache_label): (
+        Arc<dyn QuoteCache>,
+        Arc<dyn NewsCache>,
+        Arc<dyn Broadcaster>,
+        String,
+    ) = match &cfg.redis_url {
+        None => (
+            Arc::new(InMemoryQuoteCache::new()),
+            Arc::new(InMemoryNewsCache::new()),
+            Arc::new(hub.clone()),
+            "in-process".to_owned(),
+        ),
+        Some(url) => {
+            let redis_setup = |source| AppError::Setup {
+                what: "redis",
+                source,
+            };
+            let conn = goldjobs_adapters::redis::connect(url.expose())
+                .await
+                .map_err(redis_setup)?;
+            let client = redis::Client::open(url.expose()).map_err(|_| {
+                redis_setup(goldjobs_core::Error::invalid(
+                    "REDIS_URL is not a valid Redis URL",
+                ))
+            })?;
+            let channel = format!("{}{}", opts.redis_key_prefix, EVENTS_CHANNEL);
+            background.push(tokio::spawn(run_subscriber(
+                client,
+                channel.clone(),
+                hub.clone(),
+                shutdown.child_token(),
+            )));
+            (
+                Arc::new(RedisQuoteCache::new(
+                    conn.clone(),
+                    opts.redis_key_prefix.clone(),
+                )),
+                Arc::new(RedisNewsCache::new(
+                    conn.clone(),
+                    opts.redis_key_prefix.clone(),
+                )),
+                Arc::new(RedisFanout::new(conn, channel, hub.clone())),
+                format!("redis {}", url.redacted()),
+            )
+        }
+    };
     let quote_cache: Arc<dyn QuoteCache> =
         Arc::new(MeteredQuoteCache::new(quote_cache, metrics.clone()));
     let news_cache: Arc<dyn NewsCache> =
         Arc::new(MeteredNewsCache::new(news_cache, metrics.clone()));
-
-    // The hub is the in-process broadcaster.
-    let hub = Hub::new(opts.hub.clone(), metrics.clone());
-    let broadcaster: Arc<dyn Broadcaster> = Arc::new(hub.clone());
 
     // Market data.
     let market = market_data(&cfg, opts.demo_seed)?;
@@ -454,7 +485,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         Ok(symbols) => hub.set_known_symbols(symbols.into_iter().map(|s| s.code)),
         Err(e) => return Err(AppError::Database(e)),
     }
-    let refresher = {
+    background.push({
         let hub = hub.clone();
         let symbols = repos.symbols.clone();
         tokio::spawn(async move {
@@ -468,7 +499,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
                 }
             }
         })
-    };
+    });
 
     // HTTP.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -493,7 +524,6 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         cors_origins: cfg.cors_origins.clone(),
         market_data: market_name.to_owned(),
     });
-    let shutdown = CancellationToken::new();
     let server = tokio::spawn(crate::http::serve(
         listener,
         state,
@@ -519,7 +549,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         repos,
         shutdown,
         server,
-        refresher,
+        background,
         stop_grace: opts.stop_grace,
     })
 }

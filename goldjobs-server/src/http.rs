@@ -151,10 +151,10 @@ fn core_error(e: &Error, what: &str) -> HttpResponse {
     }
 }
 
-/// Check `Authorization: Bearer <token>` in constant time.
-fn check_admin(state: &HttpState, req: &Request<Incoming>) -> Result<(), HttpResponse> {
+/// Check `Authorization: Bearer <token>` in constant time; `Some(answer)` when refused.
+fn check_admin(state: &HttpState, req: &Request<Incoming>) -> Option<HttpResponse> {
     let Some(expected) = &state.admin_token else {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "admin endpoints are disabled (GOLDJOBS_ADMIN_TOKEN is not set)",
         ));
@@ -170,12 +170,12 @@ fn check_admin(state: &HttpState, req: &Request<Incoming>) -> Result<(), HttpRes
         .map(str::trim);
     let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.expose().as_bytes())));
     if ok {
-        Ok(())
+        None
     } else {
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        Err(r)
+        Some(r)
     }
 }
 
@@ -289,15 +289,15 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         ["health"] if get => health(state).await,
         ["jobs", "status"] if get => json(StatusCode::OK, &state.jobs.status()),
         ["jobs", name, "run"] if post => match check_admin(state, &req) {
-            Err(r) => r,
-            Ok(()) => run_job(state, &decode(name)),
+            Some(refused) => refused,
+            None => run_job(state, &decode(name)),
         },
         ["quotes"] if get => quotes(state).await,
         ["quotes", symbol] if get => quote(state, &decode(symbol)).await,
         ["news"] if get => news(state, req.uri().query()).await,
         ["admin", "predictions", id, "resolve"] if post => match check_admin(state, &req) {
-            Err(r) => r,
-            Ok(()) => {
+            Some(refused) => refused,
+            None => {
                 let id = decode(id);
                 match read_body(req).await {
                     Err(r) => r,

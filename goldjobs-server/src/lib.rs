@@ -9,6 +9,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod fanout;
 pub mod http;
 pub mod hub;
 pub mod metrics;

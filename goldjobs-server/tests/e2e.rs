@@ -774,3 +774,153 @@ async fn predictions_are_verified_and_broadcast() {
 
     server.app.shutdown().await;
 }
+
+/// `GOLDJOBS_TEST_REDIS_URL`, or `None` (skip) — a failure when `GOLDJOBS_REQUIRE_SERVICES=1`.
+fn test_redis_url() -> Option<String> {
+    match std::env::var("GOLDJOBS_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("GOLDJOBS_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("GOLDJOBS_TEST_REDIS_URL is not set but GOLDJOBS_REQUIRE_SERVICES=1");
+            }
+            eprintln!("skipped: GOLDJOBS_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_quotes_are_shared_and_events_reach_every_instance() {
+    let Some(redis_url) = test_redis_url() else {
+        return;
+    };
+    let prefix = format!("test-{:016x}:", rand_u64());
+    let leader = TestServer::start(
+        &[("REDIS_URL", &redis_url)],
+        AppOptions {
+            redis_key_prefix: prefix.clone(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    // A second instance that runs no job: everything it shows comes through Redis.
+    let follower = TestServer::start(
+        &[("REDIS_URL", &redis_url)],
+        AppOptions {
+            redis_key_prefix: prefix.clone(),
+            start_jobs: false,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let health: Value = client
+        .get(follower.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["cache"], "ok", "{health}");
+    follower.wait_for_quotes(&client).await;
+
+    let mut ws = ws_connect(&follower.ws_url).await;
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": ["XAUUSD"]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["type"], "subscribed");
+    let mut last = None;
+    for _ in 0..3 {
+        let m = next_json(&mut ws).await;
+        assert_eq!(m["type"], "price_update");
+        let seq = m["payload"]["seq"].as_u64().unwrap();
+        if let Some(prev) = last {
+            assert_eq!(seq, prev + 1);
+        }
+        last = Some(seq);
+    }
+    leader.app.shutdown().await;
+    follower.app.shutdown().await;
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_the_server_migrates_fetches_and_verifies() {
+    let base = match std::env::var("GOLDJOBS_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            if std::env::var("GOLDJOBS_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("GOLDJOBS_TEST_DATABASE_URL is not set but GOLDJOBS_REQUIRE_SERVICES=1");
+            }
+            eprintln!("skipped: GOLDJOBS_TEST_DATABASE_URL is not set");
+            return;
+        }
+    };
+    // An own schema, so that other tests sharing the database are not disturbed.
+    let schema = format!("gj_server_{:016x}", rand_u64());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let server = TestServer::start(&[("DATABASE_URL", &url)], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    let health: Value = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["database"], "ok", "{health}");
+    server.wait_for_quotes(&client).await;
+    let ticks: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.price_ticks"))
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(ticks >= 6, "{ticks} ticks");
+
+    let repo = server.app.repos().predictions.clone();
+    repo.insert_prediction(&prediction(
+        "pg-m-1",
+        goldjobs_core::VerifyRule::Manual,
+        None,
+    ))
+    .await
+    .unwrap();
+    repo.insert_votes(&votes("pg-m-1")).await.unwrap();
+    let resp = client
+        .post(server.url("/admin/predictions/pg-m-1/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], "ended");
+    assert_eq!(p["correct_option"], "B");
+
+    server.app.shutdown().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}

@@ -19,7 +19,12 @@
 //! - a `Verified` record writes one `PredictionVerified` outbox row and one `Notify` row per
 //!   voter; a `NeedsReview` record writes no outbox row and touches no vote and no statistics;
 //! - new outbox rows are pending, with 0 attempts, due at once (no later than the record's
-//!   `verified_at`).
+//!   `verified_at`);
+//! - `RecordSummary` lists ids in any order;
+//! - two `record_verifications` calls over the same ids at the same time (in opposite orders)
+//!   both succeed, and each prediction is verified once (an SQL adapter locks rows in a fixed
+//!   order, e.g. by id, or retries its transaction on a deadlock/serialization failure);
+//! - two `claim_due` calls at the same time never hand out the same prediction.
 
 use crate::model::*;
 use crate::ports::{OutboxRepository, PredictionRepository};
@@ -41,6 +46,8 @@ pub async fn run_all(repo: &dyn PredictionRepository, outbox: &dyn OutboxReposit
     skip_when_not_eligible(repo, outbox).await;
     manual_resolution(repo, outbox).await;
     recent_verified_newest_first(repo, outbox).await;
+    concurrent_claims_are_disjoint(repo).await;
+    concurrent_records_apply_once(repo, outbox).await;
 }
 
 /// A fresh random suffix for ids.
@@ -59,6 +66,12 @@ pub(crate) fn past_window() -> DateTime<Utc> {
 
 pub(crate) fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).expect("decimal literal")
+}
+
+/// Summaries list ids in no particular order.
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
 }
 
 pub(crate) fn secs(n: i64) -> ChronoDuration {
@@ -534,7 +547,7 @@ pub async fn stats_apply_in_record_order(
         .map(|(id, opt)| verified(id, opt, "2660", "0.38", base + secs(5), at + secs(1)))
         .collect();
     let summary = repo.record_verifications(&records).await.expect("batch");
-    assert_eq!(summary.verified, ids[1..].to_vec());
+    assert_eq!(sorted(summary.verified), ids[1..].to_vec());
     let s = repo
         .user_stats(std::slice::from_ref(&user))
         .await
@@ -730,7 +743,10 @@ pub async fn manual_resolution(repo: &dyn PredictionRepository, outbox: &dyn Out
         v.price_source = PriceSource::Manual;
     }
     let summary = repo.record_verifications(&[r1, r2]).await.expect("manual");
-    assert_eq!(summary.verified, vec![rid.clone(), mid.clone()]);
+    assert_eq!(
+        sorted(summary.verified),
+        sorted(vec![rid.clone(), mid.clone()])
+    );
     let got = repo
         .get_prediction(&rid)
         .await
@@ -802,5 +818,102 @@ pub async fn recent_verified_newest_first(
     assert!(recent.iter().all(|p| p.status == PredictionStatus::Ended));
     let one = repo.recent_verified(1).await.expect("recent 1");
     assert!(one.len() <= 1);
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// Two claimers at the same instant never get the same prediction.
+pub async fn concurrent_claims_are_disjoint(repo: &dyn PredictionRepository) {
+    let u = unique();
+    let prefix = format!("cf-cclaim-{u}-");
+    let base = past_window();
+    let ids: Vec<String> = (0..40).map(|i| format!("{prefix}{i:02}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| auto_prediction(id, "XAUUSD", base + secs(i as i64), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let now = base + secs(100);
+    let claim_for = Duration::from_secs(60);
+    let mut mine: Vec<String> = Vec::new();
+    for _ in 0..10 {
+        let (a, b) = futures::join!(
+            claim_ours(repo, now, 5, claim_for, &prefix),
+            claim_ours(repo, now, 5, claim_for, &prefix)
+        );
+        assert!(
+            a.iter().all(|id| !b.contains(id)),
+            "both claimers got {a:?} / {b:?}"
+        );
+        mine.extend(a);
+        mine.extend(b);
+    }
+    let n = mine.len();
+    mine.sort();
+    mine.dedup();
+    assert_eq!(mine.len(), n, "a prediction was claimed twice");
+    repo.release_claims(&ids).await.expect("release");
+    retire(repo, &ids, now).await;
+}
+
+/// Two verifiers recording the same decisions at the same time: each prediction is verified
+/// once, every vote counted once.
+pub async fn concurrent_records_apply_once(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let base = past_window();
+    let user = format!("cf-crec-user-{u}");
+    let ids: Vec<String> = (0..20).map(|i| format!("cf-crec-{u}-{i:02}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| auto_prediction(id, "XAUUSD", base + secs(i as i64), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let votes: Vec<Vote> = ids.iter().map(|id| vote(id, &user, "A", base)).collect();
+    repo.insert_votes(&votes).await.expect("votes");
+    let at = base + secs(100);
+    let records: Vec<VerificationRecord> = ids
+        .iter()
+        .map(|id| verified(id, "A", "2680.00", "1.13", base, at))
+        .collect();
+    let mut reversed = records.clone();
+    reversed.reverse();
+    let (a, b) = futures::join!(
+        repo.record_verifications(&records),
+        repo.record_verifications(&reversed)
+    );
+    let (a, b) = (a.expect("record a"), b.expect("record b"));
+    let mut verified_ids: Vec<String> = a.verified.into_iter().chain(b.verified).collect();
+    verified_ids.sort();
+    assert_eq!(verified_ids, ids, "each verified exactly once");
+    assert_eq!(a.skipped.len() + b.skipped.len(), ids.len());
+    assert_eq!(a.votes_marked + b.votes_marked, ids.len() as u64);
+    let s = repo
+        .user_stats(std::slice::from_ref(&user))
+        .await
+        .expect("stats");
+    assert_eq!(
+        (
+            s[0].total_participations,
+            s[0].correct_count,
+            s[0].current_streak
+        ),
+        (20, 20, 20)
+    );
+    let rows: Vec<OutboxRow> = outbox
+        .outbox_rows()
+        .await
+        .expect("outbox_rows")
+        .into_iter()
+        .filter(|r| ids.iter().any(|id| id == payload_prediction_id(&r.payload)))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        40,
+        "one broadcast and one notice per prediction"
+    );
     deliver_rows_of(outbox, &ids).await;
 }

@@ -68,6 +68,9 @@ pub struct PriceFetcherJob {
     config: PriceFetcherConfig,
     seqs: RwLock<HashMap<String, AtomicU64>>,
     last: Mutex<HashMap<String, Quote>>,
+    /// One run at a time (a manual `POST /jobs/…/run` may overlap a scheduled one), so that
+    /// updates of a symbol are published in `seq` order and last quotes never go back in time.
+    run_lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for PriceFetcherJob {
@@ -98,6 +101,7 @@ impl PriceFetcherJob {
             config,
             seqs: RwLock::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
+            run_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -143,8 +147,14 @@ impl PriceFetcherJob {
     }
 
     /// Cache, record and publish quotes already in hand (the second half of a run); returns
-    /// the problems. Exposed for benchmarks and for callers that bring their own quotes.
+    /// the problems. Exposed for benchmarks and for callers that bring their own quotes; waits
+    /// for a run in progress.
     pub async fn distribute(&self, quotes: &[Quote]) -> Vec<String> {
+        let _one_at_a_time = self.run_lock.lock().await;
+        self.distribute_locked(quotes).await
+    }
+
+    async fn distribute_locked(&self, quotes: &[Quote]) -> Vec<String> {
         let mut problems = Vec::new();
         if quotes.is_empty() {
             return problems;
@@ -203,6 +213,10 @@ impl Job for PriceFetcherJob {
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {
+        let _one_at_a_time = tokio::select! {
+            g = self.run_lock.lock() => g,
+            () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+        };
         let symbols = tokio::select! {
             r = self.symbols.active_symbols() => r?,
             () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
@@ -262,7 +276,7 @@ impl Job for PriceFetcherJob {
             tracing::debug!(symbol = %f.symbol_code, error = %f.error, "symbol not priced");
         }
 
-        problems.extend(self.distribute(&quotes).await);
+        problems.extend(self.distribute_locked(&quotes).await);
         let failed = symbols.len() - quotes.len();
         Ok(RunReport {
             summary: format!("{} quotes, {failed} failed", quotes.len()),
@@ -558,5 +572,114 @@ mod tests {
         ticks.expect_insert_ticks().returning(|_| Ok(()));
         let (job, _) = job(market, cache, ticks, &["ZZZ1"]);
         job.run(&ctx()).await.unwrap();
+    }
+}
+
+/// The job over the real in-memory adapters (no mocks).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod memory_tests {
+    use super::*;
+    use crate::memory::{InMemoryQuoteCache, InMemorySymbols, InMemoryTicks, LocalBroadcaster};
+    use crate::{PricePoint, QuoteBatch, Symbol, SymbolFailure, SystemClock};
+    use chrono::{DateTime, Utc};
+    use rust_decimal::Decimal;
+    use std::sync::atomic::AtomicUsize;
+    use tokio_util::sync::CancellationToken;
+
+    /// Prices every symbol at 100 + call number, except codes starting with `BAD`.
+    #[derive(Default)]
+    struct Counting {
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl MarketData for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) as i64 + 1;
+            let mut batch = QuoteBatch::default();
+            for s in symbols {
+                if s.code.starts_with("BAD") {
+                    batch.failures.push(SymbolFailure {
+                        symbol_code: s.code.clone(),
+                        error: Error::backend("counting", "unknown symbol", None),
+                    });
+                } else {
+                    batch.quotes.push(Quote {
+                        symbol_code: s.code.clone(),
+                        price: Decimal::from(100 + n),
+                        change: Decimal::ONE,
+                        change_percent: Decimal::ONE,
+                        timestamp: Utc::now(),
+                    });
+                }
+            }
+            Ok(batch)
+        }
+        async fn price_at(&self, _: &Symbol, _: DateTime<Utc>) -> Result<Option<PricePoint>> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_cache_record_and_publish_with_growing_seq() {
+        let mut symbols = Symbol::defaults();
+        symbols.push(Symbol::new("BADSYM", "broken", "BAD/SYM"));
+        let mut inactive = Symbol::new("OFFSYM", "inactive", "OFF/SYM");
+        inactive.active = false;
+        symbols.push(inactive);
+        let market = Arc::new(Counting::default());
+        let cache = Arc::new(InMemoryQuoteCache::new());
+        let ticks = Arc::new(InMemoryTicks::new());
+        let hub = Arc::new(LocalBroadcaster::new());
+        let mut rx = hub.subscribe();
+        let job = PriceFetcherJob::new(
+            Arc::new(InMemorySymbols::with_symbols(symbols)),
+            market.clone(),
+            cache.clone(),
+            ticks.clone(),
+            hub.clone(),
+            PriceFetcherConfig::default(),
+        );
+        let ctx = JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(SystemClock),
+            attempt: 1,
+        };
+        for _ in 0..3 {
+            let report = job.run(&ctx).await.unwrap();
+            assert_eq!(report.summary, "6 quotes, 1 failed");
+            assert_eq!(report.problems.len(), 1);
+            assert!(report.problems[0].starts_with("BADSYM"));
+        }
+        assert_eq!(
+            market.calls.load(Ordering::SeqCst),
+            3,
+            "one provider call per run"
+        );
+        let codes: Vec<String> = Symbol::defaults().into_iter().map(|s| s.code).collect();
+        let cached = cache.get_quotes(&codes).await.unwrap();
+        assert_eq!(cached.len(), 6);
+        assert!(cached.iter().all(|q| q.price == Decimal::from(103)));
+        assert_eq!(ticks.ticks_of("XAUUSD").len(), 3);
+        assert!(ticks.ticks_of("OFFSYM").is_empty());
+        let mut gold_seqs = Vec::new();
+        let mut messages = 0;
+        while let Ok(b) = rx.try_recv() {
+            messages += 1;
+            let v: serde_json::Value = serde_json::from_slice(&b.payload).unwrap();
+            if v["payload"]["symbol_code"] == "XAUUSD" {
+                gold_seqs.push(v["payload"]["seq"].as_u64().unwrap());
+                // Decimals travel as JSON strings.
+                assert!(v["payload"]["price"].is_string());
+            }
+        }
+        assert_eq!(messages, 18);
+        assert_eq!(gold_seqs, vec![1, 2, 3]);
+        assert_eq!(job.last_quotes().len(), 6);
+        assert!(job.last_quote("BADSYM").is_none());
     }
 }
