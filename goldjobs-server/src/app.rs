@@ -5,7 +5,7 @@
 //! and shuts everything down in order ([`App::shutdown`]).
 
 use crate::config::{Config, MarketDataKind};
-use crate::fanout::{run_subscriber, RedisFanout, EVENTS_CHANNEL};
+use crate::fanout::EVENTS_CHANNEL;
 use crate::http::HttpState;
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
@@ -14,6 +14,7 @@ use goldjobs_adapters::market::{
     TwelveDataMarketData,
 };
 use goldjobs_adapters::news::{FeedConfig, FeedSource, FeedSourceConfig};
+use goldjobs_adapters::redis::events::RedisEventBus;
 use goldjobs_adapters::redis::{RedisNewsCache, RedisQuoteCache};
 use goldjobs_adapters::sql::{PgStore, SqliteStore};
 use goldjobs_core::jobs::{NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob};
@@ -326,6 +327,20 @@ impl App {
     }
 }
 
+/// A process-unique id for the event bus envelope (`host-pid-n`), so that several [`App`]s in
+/// one process (tests) still tell their own messages from the others'.
+fn event_bus_instance_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned());
+    let mut id = format!("{host}-{}-{n}", std::process::id());
+    // The envelope allows at most 255 bytes of origin id.
+    while id.len() > 255 {
+        id.remove(0);
+    }
+    id
+}
+
 /// Build everything from `cfg` and start serving.
 pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let metrics = Arc::new(Metrics::new());
@@ -364,23 +379,27 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
                     "REDIS_URL is not a valid Redis URL",
                 ))
             })?;
+            // Cross-instance fan-out (CONTRACT §5): the bus delivers into this instance's hub
+            // first, PUBLISHes on the channel, and relays the other instances' messages into
+            // the hub (never its own), resubscribing by itself after a Redis outage.
             let channel = format!("{}{}", opts.redis_key_prefix, EVENTS_CHANNEL);
-            background.push(tokio::spawn(run_subscriber(
-                client,
-                channel.clone(),
-                hub.clone(),
-                shutdown.child_token(),
-            )));
+            let bus_id = event_bus_instance_id();
+            let local: Arc<dyn Broadcaster> = Arc::new(hub.clone());
+            let (bus, bus_handle) = RedisEventBus::start(client, bus_id, local, channel)
+                .await
+                .map_err(redis_setup)?;
+            let bus_stop = shutdown.child_token();
+            background.push(tokio::spawn(async move {
+                bus_stop.cancelled().await;
+                bus_handle.shutdown().await;
+            }));
             (
                 Arc::new(RedisQuoteCache::new(
                     conn.clone(),
                     opts.redis_key_prefix.clone(),
                 )),
-                Arc::new(RedisNewsCache::new(
-                    conn.clone(),
-                    opts.redis_key_prefix.clone(),
-                )),
-                Arc::new(RedisFanout::new(conn, channel, hub.clone())),
+                Arc::new(RedisNewsCache::new(conn, opts.redis_key_prefix.clone())),
+                Arc::new(bus),
                 format!("redis {}", url.redacted()),
             )
         }
