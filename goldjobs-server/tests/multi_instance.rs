@@ -11,6 +11,10 @@
 //!   verifying leader is SIGKILLed mid-way → no partial state; after a restart everything is
 //!   verified, user stats equal a recomputation from the votes, one `prediction_verified` outbox
 //!   row per prediction and one notification per vote.
+//! - `postgres_outage_fails_runs_clearly_and_they_resume`: the instances reach PostgreSQL
+//!   through a loopback proxy that the test cuts (the shared server is never stopped) → runs fail
+//!   with a clear error in `/jobs/status`, `/health` answers 503, and runs succeed again once
+//!   the connection is back.
 //!
 //! Needs `GOLDJOBS_TEST_DATABASE_URL` and `GOLDJOBS_TEST_REDIS_URL` (skipped with a printed reason
 //! when unset, a failure when `GOLDJOBS_REQUIRE_SERVICES=1`) and a `redis-server` binary: pub/sub
@@ -23,6 +27,7 @@
 mod common_multi;
 
 use common_multi::*;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -208,6 +213,18 @@ async fn singleton_price_job_fan_out_redis_outage_and_failover() {
     // While Redis is down: the leader still records prices and its own clients get them.
     let leader_seqs = collect_seqs(&mut clients[leader], "XAUUSD", Duration::from_secs(3)).await;
     let ticks_during = tick_count(&schema.pool).await;
+    let quote = http
+        .get(inst[leader].url("/quotes/XAUUSD"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    let quote_status = quote.as_ref().map(|r| r.status().as_u16()).ok();
+    eprintln!("Redis down: GET /quotes/XAUUSD on the leader → {quote_status:?}");
+    assert_eq!(
+        quote_status,
+        Some(200),
+        "quotes not served while Redis was down"
+    );
     eprintln!(
         "Redis down: {} ticks recorded, leader's client got {} updates",
         ticks_during - ticks_before,
@@ -588,5 +605,88 @@ async fn ten_thousand_predictions_verified_exactly_once_despite_a_kill() {
         i.kill();
     }
     drop(redis);
+    schema.drop_now().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn num(v: &Value, field: &str) -> u64 {
+    v[field].as_u64().unwrap_or(0)
+}
+
+/// PostgreSQL "down" (the instances reach it through a proxy that is cut; the shared server is
+/// never touched) → the jobs' runs fail with a clear error, the HTTP side keeps answering, and
+/// the runs succeed again once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outage_fails_runs_clearly_and_they_resume() {
+    let Some((pg, redis)) = services() else {
+        return;
+    };
+    let schema = Schema::create(&pg).await;
+    let proxy = CutProxy::start(host_port(&pg)).await;
+    let logs = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+
+    let mut env = base_env(&schema.url, Some(&redis.url()));
+    set(&mut env, "GOLDJOBS_MARKET_DATA", "demo");
+    set(&mut env, "GOLDJOBS_PRICE_INTERVAL", "500ms");
+    set(&mut env, "GOLDJOBS_VERIFY_INTERVAL", "1s");
+    migrate(&env);
+    set(&mut env, "DATABASE_URL", &via(&schema.url, proxy.addr));
+    let inst = spawn_instances(&["A", "B"], &env, logs.path()).await;
+
+    let status = |i: usize| {
+        let (http, inst) = (&http, &inst);
+        async move {
+            inst[i]
+                .job_status(http, PRICE_JOB)
+                .await
+                .unwrap_or(Value::Null)
+        }
+    };
+    wait_until(Duration::from_secs(15), "successful price runs", || async {
+        price_leader(&http, &inst).await.len() == 1 && tick_count(&schema.pool).await >= 2
+    })
+    .await;
+    let leader = price_leader(&http, &inst).await[0];
+    let before = status(leader).await;
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    wait_until(Duration::from_secs(10), "a failed price run", || async {
+        let st = status(leader).await;
+        num(&st, "failures") > num(&before, "failures") && st["last_error"].is_string()
+    })
+    .await;
+    let st = status(leader).await;
+    eprintln!(
+        "PostgreSQL cut: after {:?} the price job reports failures={} last_error={}",
+        cut_at.elapsed(),
+        st["failures"],
+        st["last_error"]
+    );
+    let health = http.get(inst[leader].url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503, "health with the database down");
+    let health: Value = health.json().await.unwrap();
+    assert_ne!(health["database"], "ok", "{health}");
+
+    proxy.restore();
+    let ticks = tick_count(&schema.pool).await;
+    let took = wait_until(
+        Duration::from_secs(30),
+        "price runs to succeed again",
+        || async { tick_count(&schema.pool).await >= ticks + 3 },
+    )
+    .await;
+    eprintln!("PostgreSQL back: prices recorded again after {took:?}");
+    wait_until(
+        Duration::from_secs(20),
+        "one price leader again",
+        || async { price_leader(&http, &inst).await.len() == 1 },
+    )
+    .await;
+
+    drop(inst);
+    drop(proxy);
     schema.drop_now().await;
 }
