@@ -136,7 +136,11 @@ async fn singleton_price_job_fan_out_redis_outage_and_failover() {
     })
     .await;
     let leader = price_leader(&http, &inst).await[0];
-    let leader_id = inst[leader].instance_id();
+    let leader_id = inst[leader]
+        .job_status(&http, PRICE_JOB)
+        .await
+        .and_then(|st| st["leader"].as_str().map(str::to_owned))
+        .expect("the leader does not name itself");
     wait_until(
         Duration::from_secs(10),
         "every instance to show the same leader",
@@ -504,17 +508,26 @@ async fn ten_thousand_predictions_verified_exactly_once_despite_a_kill() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(seen > 0, "nothing verified within 30 s");
-    let holder: Option<String> = sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1")
-        .bind(VERIFY_JOB)
-        .fetch_optional(&schema.pool)
-        .await
-        .unwrap()
-        .flatten();
-    let holder = holder.expect("no verifier lease holder");
-    let victim = inst
-        .iter()
-        .position(|i| i.instance_id() == holder)
-        .unwrap_or_else(|| panic!("lease holder {holder} is none of the instances"));
+    // The verifier's leader, as the instances themselves report it (the holder id format is
+    // the server's business).
+    let http = reqwest::Client::new();
+    let mut victim = None;
+    let mut holder = String::new();
+    for _ in 0..50 {
+        for (k, i) in inst.iter().enumerate() {
+            if let Some(st) = i.job_status(&http, VERIFY_JOB).await {
+                if st["is_leader"] == true {
+                    victim = Some(k);
+                    holder = st["leader"].as_str().unwrap_or_default().to_owned();
+                }
+            }
+        }
+        if victim.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let victim = victim.expect("no instance reports itself as the verifier's leader");
     let killed_label = inst[victim].label.clone();
     inst[victim].kill();
     let at_kill = ended(&schema.pool).await;

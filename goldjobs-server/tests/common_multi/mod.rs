@@ -254,7 +254,7 @@ pub struct Instance {
     pub label: String,
     /// Its bound address.
     pub addr: SocketAddr,
-    /// Its pid (the jobs' instance id is `goldjobs-<pid>`).
+    /// Its pid.
     pub pid: u32,
     child: Option<Child>,
     /// Where its stderr (logs) go.
@@ -311,11 +311,6 @@ impl Instance {
         me
     }
 
-    /// The jobs' instance id (`HOSTNAME` is not passed, so `goldjobs-<pid>`).
-    pub fn instance_id(&self) -> String {
-        format!("goldjobs-{}", self.pid)
-    }
-
     /// `http://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -370,7 +365,7 @@ impl Instance {
     /// Whether `/jobs/status` shows this instance as leader of `job`.
     pub async fn leads(&self, http: &reqwest::Client, job: &str) -> bool {
         match self.job_status(http, job).await {
-            Some(j) => j["is_leader"] == true || j["leader"] == self.instance_id().as_str(),
+            Some(j) => j["is_leader"] == true,
             None => false,
         }
     }
