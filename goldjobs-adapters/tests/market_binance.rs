@@ -111,10 +111,39 @@ async fn invalid_symbol_is_permanent_and_5xx_temporary() {
 }
 
 #[tokio::test]
-async fn malformed_ticker_is_a_backend_error() {
+async fn truncated_ticker_is_a_backend_error() {
     let server = MockServer::start().await;
     Mock::given(path("/api/v3/ticker/24hr"))
-        .respond_with(json(200, r#"[{"symbol":"BTCUSDT","lastPrice":{"x":1}}"#))
+        .respond_with(json(200, &TICKER[..TICKER.len() / 2]))
+        .mount(&server)
+        .await;
+    let err = client(&server).quotes(&symbols()).await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }));
+}
+
+#[tokio::test]
+async fn wrong_types_fail_that_symbol_only() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(
+            200,
+            r#"[{"symbol":"BTCUSDT","lastPrice":{"x":1}},{"symbol":"ETHUSDT","lastPrice":"3588.01"}]"#,
+        ))
+        .mount(&server)
+        .await;
+    let batch = client(&server).quotes(&symbols()).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.quotes[0].symbol_code, "ETHUSD");
+    let btc = batch
+        .failures
+        .iter()
+        .find(|f| f.symbol_code == "BTCUSD")
+        .unwrap();
+    assert!(matches!(&btc.error, Error::Backend { message, .. } if message.contains("lastPrice")));
+
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(200, r#""not a list""#))
         .mount(&server)
         .await;
     let err = client(&server).quotes(&symbols()).await.unwrap_err();

@@ -461,3 +461,23 @@ async fn provider_429_fills_the_window_so_the_next_call_waits() {
         assert_eq!(server.received_requests().await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_comma_in_a_provider_symbol_is_refused_without_spending() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quote"))
+        .and(query_param("symbol", "XAU/USD"))
+        .respond_with(json(QUOTE_SINGLE))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let td = client_with(&server, |c| c.with_credits_per_minute(8));
+    let symbols = vec![
+        Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        Symbol::new("EVIL", "Evil", "A/B,C/D"),
+    ];
+    let batch = td.quotes(&symbols).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.failures[0].symbol_code, "EVIL");
+    assert_eq!(td.credits_available(), 7);
+}

@@ -588,6 +588,17 @@ impl MarketData for TwelveDataMarketData {
         let mut codes_of: HashMap<&str, Vec<&str>> = HashMap::new();
         for s in symbols {
             let ps = provider_symbol(s);
+            if ps.contains(',') {
+                // It would split the batch into other symbols (and cost their credits).
+                batch.failures.push(SymbolFailure {
+                    symbol_code: s.code.clone(),
+                    error: Error::invalid(format!(
+                        "{}: provider symbol {ps:?} contains a comma",
+                        s.code
+                    )),
+                });
+                continue;
+            }
             let codes = codes_of.entry(ps).or_default();
             if codes.is_empty() {
                 wanted.push(ps);

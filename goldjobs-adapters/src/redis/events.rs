@@ -21,6 +21,30 @@
 //! `seq` shows the gap). The subscriber needs RESP3 (Redis ≥ 6); the client's URL may say either
 //! protocol, the subscriber connection always speaks RESP3.
 //!
+//! # Wiring
+//!
+//! ```no_run
+//! # async fn wire() -> goldjobs_core::Result<()> {
+//! use std::sync::Arc;
+//! use goldjobs_adapters::redis::events::{RedisEventBus, DEFAULT_CHANNEL};
+//! use goldjobs_core::memory::LocalBroadcaster;
+//!
+//! let hub = LocalBroadcaster::new(); // the WebSocket hub subscribes here
+//! let (bus, handle) = RedisEventBus::connect(
+//!     "redis://127.0.0.1:6379",
+//!     "web-1",
+//!     Arc::new(hub.clone()),
+//!     DEFAULT_CHANNEL,
+//! )
+//! .await?;
+//! // give `bus` (as `Arc<dyn Broadcaster>`) to the jobs and the outbox;
+//! // on shutdown:
+//! handle.shutdown().await;
+//! # drop(bus);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Envelope
 //!
 //! A compact binary frame (no JSON escaping of the payload, which is already serialized JSON):
@@ -65,6 +89,7 @@ const BACKEND: &str = "redis";
 #[derive(Debug, Clone)]
 pub struct RedisEventBusConfig {
     /// This instance's id (1..=255 bytes of UTF-8); messages carrying it are not relayed.
+    /// Must differ between instances (e.g. hostname + pid), or they ignore each other.
     pub instance_id: String,
     /// The pub/sub channel. Default [`DEFAULT_CHANNEL`].
     pub channel: String,
@@ -76,7 +101,8 @@ pub struct RedisEventBusConfig {
     pub publish_timeout: Duration,
     /// Received messages buffered between the connection and the relay. Default 4096.
     pub queue_capacity: usize,
-    /// How often an idle subscriber connection is checked with `PING`. Default 15 s.
+    /// How often the subscriber connection is checked with `PING` (at least 100 ms).
+    /// Default 15 s.
     pub health_check_interval: Duration,
 }
 
@@ -158,6 +184,7 @@ impl RedisEventBusConfig {
 
 /// Counters of a [`RedisEventBus`] (monotonic since start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EventBusStats {
     /// Messages `PUBLISH`ed on the channel.
     pub published: u64,
@@ -398,8 +425,9 @@ impl RedisEventBus {
         local: Arc<dyn Broadcaster>,
         channel: impl Into<String>,
     ) -> Result<(Self, RedisEventBusHandle)> {
-        let client =
-            Client::open(redis_url).map_err(|e| Error::invalid(format!("bad redis URL: {e}")))?;
+        // The URL may hold a password: name only the kind of problem.
+        let client = Client::open(redis_url)
+            .map_err(|e| Error::invalid(format!("not a valid Redis URL ({:?})", e.kind())))?;
         Self::start(client, instance_id, local, channel).await
     }
 
@@ -541,7 +569,37 @@ fn resp3_client(client: &Client) -> Result<Client> {
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
     Client::open(info.set_redis_settings(settings))
-        .map_err(|e| Error::invalid(format!("bad redis connection info: {e}")))
+        .map_err(|e| Error::invalid(format!("bad Redis connection info ({:?})", e.kind())))
+}
+
+/// Exponential backoff: `min`, `2·min`, … capped at `max`, back to `min` after a success.
+#[derive(Debug)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        let min = min.max(Duration::from_millis(1));
+        let max = max.max(min);
+        Self {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = self.next.saturating_mul(2).min(self.max);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
 }
 
 /// One live subscription: the connection and a token cancelled when it is lost.
@@ -574,7 +632,9 @@ impl Subscriber {
                 PushKind::Disconnection => lost_signal.cancel(),
                 PushKind::Message => match info.data.into_iter().nth(1) {
                     Some(Value::BulkString(bytes)) => {
-                        if tx.try_send(Bytes::from(bytes)).is_err() {
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            tx.try_send(Bytes::from(bytes))
+                        {
                             add(&sink_inner.counters.dropped_overflow, 1);
                         }
                     }
@@ -604,24 +664,27 @@ impl Subscriber {
 
     async fn run(mut self, first: Live) {
         let mut live = Some(first);
-        let mut delay = self.inner.config.reconnect_min;
+        let mut backoff = Backoff::new(
+            self.inner.config.reconnect_min,
+            self.inner.config.reconnect_max,
+        );
         loop {
             let current = match live.take() {
                 Some(l) => l,
                 None => match Self::connect(&self.client, &self.inner, self.tx.clone()).await {
                     Ok(l) => {
                         tracing::info!(channel = %self.inner.config.channel, "event bus resubscribed");
-                        delay = self.inner.config.reconnect_min;
+                        backoff.reset();
                         l
                     }
                     Err(e) => {
                         add(&self.inner.counters.connect_failures, 1);
+                        let delay = backoff.next_delay();
                         tracing::warn!(error = %e, retry_in = ?delay, "event bus subscriber cannot reach redis");
                         tokio::select! {
                             _ = self.cancel.cancelled() => return,
                             _ = tokio::time::sleep(delay) => {}
                         }
-                        delay = (delay * 2).min(self.inner.config.reconnect_max);
                         continue;
                     }
                 },
@@ -639,7 +702,13 @@ impl Subscriber {
 
     /// Relay until the connection is lost (`true`) or the bus is shut down (`false`).
     async fn serve(&mut self, mut live: Live) -> bool {
-        let mut health = tokio::time::interval(self.inner.config.health_check_interval);
+        // `interval` panics on a zero period.
+        let period = self
+            .inner
+            .config
+            .health_check_interval
+            .max(Duration::from_millis(100));
+        let mut health = tokio::time::interval(period);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         health.tick().await;
         loop {
@@ -777,6 +846,23 @@ mod tests {
         for n in 0..frame.len() {
             let _ = decode_envelope(&frame[..n]);
         }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(5000));
+        let seen: Vec<_> = (0..9).map(|_| b.next_delay()).collect();
+        assert_eq!(
+            seen,
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000].map(ms)
+        );
+        b.reset();
+        assert_eq!(b.next_delay(), ms(100));
+        // Degenerate settings still make progress and never exceed the cap.
+        let mut b = Backoff::new(Duration::ZERO, Duration::ZERO);
+        assert_eq!(b.next_delay(), ms(1));
+        assert_eq!(b.next_delay(), ms(1));
     }
 
     #[test]

@@ -203,11 +203,15 @@ impl State {
                         let correct = vote.selected_option == v.correct_option;
                         vote.is_correct = Some(correct);
                         marked += 1;
-                        let stats = self
-                            .stats
-                            .entry(vote.user_id.clone())
-                            .or_insert_with(|| UserStats::empty(&vote.user_id, record.verified_at));
-                        apply_result(stats, correct, record.verified_at);
+                        // Look up before inserting: no key allocation for known users.
+                        match self.stats.get_mut(&vote.user_id) {
+                            Some(stats) => apply_result(stats, correct, record.verified_at),
+                            None => {
+                                let mut stats = UserStats::empty(&vote.user_id, record.verified_at);
+                                apply_result(&mut stats, correct, record.verified_at);
+                                self.stats.insert(vote.user_id.clone(), stats);
+                            }
+                        }
                         notices.push(VoterNotice {
                             user_id: vote.user_id.clone(),
                             prediction_id: record.prediction_id.clone(),

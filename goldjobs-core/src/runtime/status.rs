@@ -73,8 +73,8 @@ pub struct RunOutcome {
     pub status: RunStatus,
     /// What started it.
     pub trigger: RunTrigger,
-    /// Wall time of the run from its start to its end (all attempts and backoffs);
-    /// zero for a skipped tick.
+    /// Time of the run from its start to its end (all attempts and backoffs), on the
+    /// monotonic (tokio) clock; zero for a skipped tick.
     pub duration: Duration,
     /// Attempts made (1 = no retry; 0 for a skipped tick).
     pub attempts: u32,

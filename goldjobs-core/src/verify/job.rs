@@ -105,6 +105,9 @@ struct PriceFound {
 struct RunCache {
     symbols: Option<HashMap<String, Symbol>>,
     history: HashMap<(String, DateTime<Utc>), Option<PricePoint>>,
+    /// Set after a temporary provider error: the rest of the run does not ask again (a rate
+    /// limited provider is not hammered; those predictions wait for the next run).
+    provider_down: bool,
 }
 
 impl Ports {
@@ -116,27 +119,49 @@ impl Ports {
         Ok(cache.symbols.as_ref().and_then(|m| m.get(code)).cloned())
     }
 
-    /// The provider's price of `code` at `at`: `Ok(None)` when the symbol is unknown or the
-    /// provider has none; errors as the provider gave them.
+    /// The provider's price of `code` at `at`. `Err` only when the symbol table cannot be
+    /// read; the provider's own answer (including its errors) is a [`History`].
     async fn history(
         &self,
         cache: &mut RunCache,
         code: &str,
         at: DateTime<Utc>,
-    ) -> Result<std::result::Result<Option<PricePoint>, String>> {
+    ) -> Result<History> {
         let Some(symbol) = self.symbol(cache, code).await? else {
-            return Ok(Err(format!(
-                "symbol {code} is unknown or inactive, so the provider's history cannot be asked"
-            )));
+            return Ok(History::UnknownSymbol);
         };
         let key = (code.to_owned(), at);
         if let Some(found) = cache.history.get(&key) {
-            return Ok(Ok(found.clone()));
+            return Ok(found.clone().map_or(History::NoPrice, History::Point));
         }
-        let found = self.market.price_at(&symbol, at).await?;
-        cache.history.insert(key, found.clone());
-        Ok(Ok(found))
+        if cache.provider_down {
+            return Ok(History::Failed(Error::unavailable(
+                "market data",
+                format!("provider {} failed earlier in this run", self.market.name()),
+                None,
+            )));
+        }
+        match self.market.price_at(&symbol, at).await {
+            Ok(found) => {
+                cache.history.insert(key, found.clone());
+                Ok(found.map_or(History::NoPrice, History::Point))
+            }
+            Err(e) => {
+                if e.is_temporary() {
+                    cache.provider_down = true;
+                }
+                Ok(History::Failed(e))
+            }
+        }
     }
+}
+
+/// The provider's answer for a historical price.
+enum History {
+    Point(PricePoint),
+    NoPrice,
+    UnknownSymbol,
+    Failed(Error),
 }
 
 /// Verifies due predictions (CONTRACT.md §6), exactly once, in `verify_time` order.
@@ -284,33 +309,38 @@ impl PredictionVerifierJob {
                         p.symbol_code, self.config.max_lag, p.verify_time
                     ),
                 };
+                let provider = self.ports.market.name();
                 match self
                     .ports
                     .history(cache, &p.symbol_code, p.verify_time)
-                    .await
+                    .await?
                 {
-                    Ok(Ok(Some(pp))) => PriceFound {
+                    History::Point(pp) => PriceFound {
                         price: pp.price,
                         source: PriceSource::ProviderHistory,
                         ts: pp.ts,
                     },
-                    Ok(Ok(None)) => {
+                    History::NoPrice => {
                         return Ok(review(format!(
-                            "{why}, and provider {} has no price at that time",
-                            self.ports.market.name()
+                            "{why}, and provider {provider} has no price at that time"
                         )))
                     }
-                    Ok(Err(unknown)) => return Ok(review(format!("{why}, and {unknown}"))),
-                    Err(e) if e.is_temporary() => {
+                    History::UnknownSymbol => {
+                        return Ok(review(format!(
+                            "{why}, and symbol {} is unknown or inactive, so the provider's \
+                             history cannot be asked",
+                            p.symbol_code
+                        )))
+                    }
+                    History::Failed(e) if e.is_temporary() => {
                         return Ok(Decision::Wait(Some(format!(
                             "prediction {}: provider history unavailable, retrying next run: {e}",
                             p.id
                         ))))
                     }
-                    Err(e) => {
+                    History::Failed(e) => {
                         return Ok(review(format!(
-                            "{why}, and provider {} failed: {e}",
-                            self.ports.market.name()
+                            "{why}, and provider {provider} failed: {e}"
                         )))
                     }
                 }
@@ -637,27 +667,21 @@ impl ManualResolver {
             return Ok((t.price, t.ts));
         }
         let mut cache = RunCache::default();
-        match self
+        let provider = self.ports.market.name();
+        let why = match self
             .ports
             .history(&mut cache, &p.symbol_code, p.verify_time)
             .await?
         {
-            Ok(Some(pp)) => Ok((pp.price, pp.ts)),
-            Ok(None) => Err(Error::unavailable(
-                "market data",
-                format!(
-                    "no price of {} is known: no tick and provider {} has no history at {}",
-                    p.symbol_code,
-                    self.ports.market.name(),
-                    p.verify_time
-                ),
-                None,
-            )),
-            Err(unknown) => Err(Error::unavailable(
-                "market data",
-                format!("no tick of {}, and {unknown}", p.symbol_code),
-                None,
-            )),
-        }
+            History::Point(pp) => return Ok((pp.price, pp.ts)),
+            History::NoPrice => format!("provider {provider} has no price at {}", p.verify_time),
+            History::UnknownSymbol => format!("symbol {} is unknown or inactive", p.symbol_code),
+            History::Failed(e) => return Err(e),
+        };
+        Err(Error::unavailable(
+            "market data",
+            format!("no price of {} is known: no tick, and {why}", p.symbol_code),
+            None,
+        ))
     }
 }

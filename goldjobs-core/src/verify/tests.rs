@@ -558,6 +558,64 @@ async fn unknown_symbol_needs_review_when_history_is_needed() {
 }
 
 #[tokio::test]
+async fn a_temporary_provider_error_is_not_repeated_within_a_run() {
+    let w = World::new(History::Temporary);
+    for i in 0..5 {
+        w.insert(prediction(&format!("p{i}"), t0() + secs(i), "2650", AB))
+            .await;
+    }
+    w.clock.set(t0() + secs(3600));
+    let report = w.run().await;
+    assert!(report.summary.contains("5 waiting"), "{report:?}");
+    assert_eq!(
+        w.market.calls.load(Ordering::SeqCst),
+        1,
+        "asked once, then waits"
+    );
+    // The next run asks again.
+    w.run().await;
+    assert_eq!(w.market.calls.load(Ordering::SeqCst), 2);
+}
+
+struct BrokenSymbols;
+
+#[async_trait]
+impl SymbolRepository for BrokenSymbols {
+    async fn active_symbols(&self) -> Result<Vec<Symbol>> {
+        Err(Error::backend(
+            "postgres",
+            "relation \"symbols\" does not exist",
+            None,
+        ))
+    }
+    async fn upsert_symbols(&self, _symbols: &[Symbol]) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_symbol_store_error_fails_the_run_and_leaves_predictions_active() {
+    let w = World::new(History::Price("2700"));
+    w.insert(prediction("p", t0(), "2650", AB)).await;
+    w.clock.set(t0() + secs(3600));
+    let job = PredictionVerifierJob::new(
+        w.repo.clone(),
+        w.ticks.clone(),
+        w.market.clone(),
+        Arc::new(BrokenSymbols),
+    );
+    assert!(job.run(&w.ctx()).await.is_err());
+    assert_eq!(w.get("p").await.status, PredictionStatus::Active);
+    // Its claim was given back.
+    let again = w
+        .repo
+        .claim_due(w.clock_now(), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+}
+
+#[tokio::test]
 async fn manual_predictions_stay_active() {
     let w = World::new(History::Price("2700"));
     let mut p = prediction("m", t0(), "2650", AB);
