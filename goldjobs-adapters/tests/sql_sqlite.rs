@@ -156,3 +156,18 @@ mod conformance {
         suite::outbox::run_all(&s, &s).await;
     }
 }
+
+#[tokio::test]
+async fn verifier_job_end_to_end() {
+    let (store, _dir) = store().await;
+    sql_shared::verifier_job_end_to_end(std::sync::Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn unopenable_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // a directory where the database file should be
+    let url = format!("sqlite://{}", dir.path().display());
+    assert!(SqliteStore::connect(&url).await.is_err());
+    assert!(SqliteStore::connect("mysql://nope").await.is_err());
+}

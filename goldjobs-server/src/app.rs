@@ -5,20 +5,21 @@
 //! and shuts everything down in order ([`App::shutdown`]).
 
 use crate::config::{Config, MarketDataKind};
-use crate::fanout::EVENTS_CHANNEL;
 use crate::http::HttpState;
 use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
 use goldjobs_adapters::market::{
-    BinanceConfig, BinanceMarketData, DemoMarketData, FallbackMarketData, TwelveDataConfig,
-    TwelveDataMarketData,
+    check_budget, BinanceConfig, BinanceMarketData, DemoMarketData, FallbackMarketData,
+    TwelveDataConfig, TwelveDataMarketData,
 };
 use goldjobs_adapters::news::{FeedConfig, FeedSource, FeedSourceConfig};
-use goldjobs_adapters::redis::events::RedisEventBus;
+use goldjobs_adapters::notify::fcm::{FcmConfig as FcmNotifierConfig, FcmNotifier, ServiceAccount};
+use goldjobs_adapters::notify::webhook::{WebhookConfig as WebhookNotifierConfig, WebhookNotifier};
+use goldjobs_adapters::redis::events::{RedisEventBus, RedisEventBusHandle, DEFAULT_CHANNEL};
 use goldjobs_adapters::redis::{RedisNewsCache, RedisQuoteCache};
 use goldjobs_adapters::sql::{PgStore, SqliteStore};
 use goldjobs_core::jobs::{NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob};
-use goldjobs_core::memory::{InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
+use goldjobs_core::memory::{FanoutNotifier, InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::{JobManager, JobObserver, RunOutcome, RunStatus};
 use goldjobs_core::verify::{
@@ -67,8 +68,8 @@ pub struct AppOptions {
     pub hub: HubConfig,
     /// Seed of the demo random walk.
     pub demo_seed: u64,
-    /// Whether to start the jobs' schedules (tests may drive them with `run_now` only... which
-    /// needs them started; set `false` to keep every job idle).
+    /// Whether to start the jobs' schedules (default `true`); `false` keeps every job idle, for
+    /// tests that publish into the hub themselves.
     pub start_jobs: bool,
     /// How long shutdown waits for jobs (10 s).
     pub stop_grace: Duration,
@@ -260,6 +261,7 @@ pub struct App {
     shutdown: CancellationToken,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
+    event_bus: Option<RedisEventBusHandle>,
     stop_grace: Duration,
 }
 
@@ -320,6 +322,9 @@ impl App {
             tracing::warn!(error = %e, "HTTP server task ended badly");
         }
         let report = self.jobs.stop_all(self.stop_grace).await;
+        if let Some(bus) = self.event_bus {
+            bus.shutdown().await;
+        }
         if !report.all_stopped() {
             tracing::warn!(not_stopped = ?report.not_stopped, "some jobs did not stop in time");
         }
@@ -327,19 +332,13 @@ impl App {
     }
 }
 
-/// A process-unique id for the event bus envelope (`host-pid-n`), so that several [`App`]s in
-/// one process (tests) still tell their own messages from the others'.
-fn event_bus_instance_id() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned());
-    let mut id = format!("{host}-{}-{n}", std::process::id());
-    // The envelope allows at most 255 bytes of origin id.
-    while id.len() > 255 {
-        id.remove(0);
-    }
-    id
-}
+/// Quote cache, news cache, broadcaster and how to describe them.
+type CacheWiring = (
+    Arc<dyn QuoteCache>,
+    Arc<dyn NewsCache>,
+    Arc<dyn Broadcaster>,
+    String,
+);
 
 /// Build everything from `cfg` and start serving.
 pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
@@ -354,12 +353,14 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let hub = Hub::new(opts.hub.clone(), metrics.clone());
     let shutdown = CancellationToken::new();
     let mut background: Vec<JoinHandle<()>> = Vec::new();
-    let (quote_cache, news_cache, broadcaster, cache_label): (
-        Arc<dyn QuoteCache>,
-        Arc<dyn NewsCache>,
-        Arc<dyn Broadcaster>,
-        String,
-    ) = match &cfg.redis_url {
+    let mut event_bus: Option<RedisEventBusHandle> = None;
+    let instance_id = format!(
+        "{}-{}-{:08x}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned()),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let (quote_cache, news_cache, broadcaster, cache_label): CacheWiring = match &cfg.redis_url {
         None => (
             Arc::new(InMemoryQuoteCache::new()),
             Arc::new(InMemoryNewsCache::new()),
@@ -374,25 +375,16 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
             let conn = goldjobs_adapters::redis::connect(url.expose())
                 .await
                 .map_err(redis_setup)?;
-            let client = redis::Client::open(url.expose()).map_err(|_| {
-                redis_setup(goldjobs_core::Error::invalid(
-                    "REDIS_URL is not a valid Redis URL",
-                ))
-            })?;
-            // Cross-instance fan-out (CONTRACT §5): the bus delivers into this instance's hub
-            // first, PUBLISHes on the channel, and relays the other instances' messages into
-            // the hub (never its own), resubscribing by itself after a Redis outage.
-            let channel = format!("{}{}", opts.redis_key_prefix, EVENTS_CHANNEL);
-            let bus_id = event_bus_instance_id();
-            let local: Arc<dyn Broadcaster> = Arc::new(hub.clone());
-            let (bus, bus_handle) = RedisEventBus::start(client, bus_id, local, channel)
-                .await
-                .map_err(redis_setup)?;
-            let bus_stop = shutdown.child_token();
-            background.push(tokio::spawn(async move {
-                bus_stop.cancelled().await;
-                bus_handle.shutdown().await;
-            }));
+            let channel = format!("{}{}", opts.redis_key_prefix, DEFAULT_CHANNEL);
+            let (bus, handle) = RedisEventBus::connect(
+                url.expose(),
+                instance_id.clone(),
+                Arc::new(hub.clone()),
+                channel,
+            )
+            .await
+            .map_err(redis_setup)?;
+            event_bus = Some(handle);
             (
                 Arc::new(RedisQuoteCache::new(
                     conn.clone(),
@@ -438,15 +430,38 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         })?,
     );
 
-    // Notifier.
-    let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier::new());
+    // Notifiers: the log always, FCM and the webhook when configured.
+    let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier::new())];
+    let notify_setup = |source| AppError::Setup {
+        what: "notifier",
+        source,
+    };
+    if let Some(fcm) = &cfg.fcm {
+        let account = ServiceAccount::from_file(&fcm.credentials_file).map_err(notify_setup)?;
+        let mut config = FcmNotifierConfig::new(fcm.project_id.clone());
+        config.base_url = fcm.base_url.clone();
+        notifiers.push(Arc::new(
+            FcmNotifier::new(config, account, repos.device_tokens.clone()).map_err(notify_setup)?,
+        ));
+    }
+    if let Some(hook) = &cfg.webhook {
+        notifiers.push(Arc::new(
+            WebhookNotifier::new(WebhookNotifierConfig::new(
+                hook.url.clone(),
+                hook.secret.expose(),
+            ))
+            .map_err(notify_setup)?,
+        ));
+    }
+    let notifier_label: Vec<&str> = notifiers.iter().map(|n| n.name()).collect();
+    let notifier_label = notifier_label.join(" + ");
+    let notifier: Arc<dyn Notifier> = if notifiers.len() == 1 {
+        notifiers.remove(0)
+    } else {
+        Arc::new(FanoutNotifier::new(notifiers))
+    };
 
     // Jobs.
-    let instance_id = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "goldjobs".to_owned()),
-        std::process::id()
-    );
     let jobs = Arc::new(
         JobManager::new(Arc::new(SystemClock), repos.lease.clone(), instance_id)
             .with_observer(Arc::new(MetricsObserver(metrics.clone()))),
@@ -500,10 +515,21 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     .map_err(setup_job)?;
 
     // Known symbols for the hub, refreshed every 30 s.
-    match repos.symbols.active_symbols().await {
-        Ok(symbols) => hub.set_known_symbols(symbols.into_iter().map(|s| s.code)),
-        Err(e) => return Err(AppError::Database(e)),
+    let active = repos
+        .symbols
+        .active_symbols()
+        .await
+        .map_err(AppError::Database)?;
+    if cfg.market_data.contains(&MarketDataKind::TwelveData) {
+        if let Some(warning) = check_budget(
+            cfg.price_interval,
+            active.len(),
+            cfg.twelvedata_credits_per_minute,
+        ) {
+            tracing::warn!("{warning}");
+        }
     }
+    hub.set_known_symbols(active.into_iter().map(|s| s.code));
     background.push({
         let hub = hub.clone();
         let symbols = repos.symbols.clone();
@@ -555,7 +581,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     }
 
     tracing::info!(
-        "goldjobs listening on {addr} (database: {}, cache: {cache_label}, market data: {}, news: {news_label})",
+        "goldjobs listening on {addr} (database: {}, cache: {cache_label}, market data: {}, news: {news_label}, notifications: {notifier_label})",
         cfg.describe_database(),
         describe_market(&cfg),
     );
@@ -569,6 +595,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         shutdown,
         server,
         background,
+        event_bus,
         stop_grace: opts.stop_grace,
     })
 }

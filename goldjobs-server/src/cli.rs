@@ -12,7 +12,7 @@ use std::str::FromStr;
 pub struct CheckOutcome {
     /// Lines for standard output.
     pub output: String,
-    /// 0 = ok (or an option was chosen), 1 = problems (or `none`), 2 = bad `--at` value.
+    /// 0 = ok (or an option was chosen); 1 = problems, `none`, or a bad `--at` value.
     pub code: i32,
 }
 
@@ -38,7 +38,7 @@ pub fn check_conditions(json: &str, at: Option<&str>) -> CheckOutcome {
                         output: format!(
                         "invalid --at value {raw:?}: expected a decimal number like 1.25 or -0.5"
                     ),
-                        code: 2,
+                        code: 1,
                     }
                 }
             };
@@ -210,6 +210,6 @@ mod tests {
         assert_eq!(check_conditions(SET, Some("0.985")).output, "B");
         let none = check_conditions(r#"{"A": "price_change_percent > 5"}"#, Some("1"));
         assert_eq!((none.output.as_str(), none.code), ("none", 1));
-        assert_eq!(check_conditions(SET, Some("abc")).code, 2);
+        assert_eq!(check_conditions(SET, Some("abc")).code, 1);
     }
 }

@@ -219,6 +219,28 @@ fn is_read_endpoint(path: &str) -> bool {
         || path == "/metrics"
 }
 
+/// The route pattern of a path, for metrics (bounded set of values).
+fn route_pattern(path: &str) -> &'static str {
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segments.as_slice() {
+        [] => "/",
+        ["health"] => "/health",
+        ["jobs", "status"] => "/jobs/status",
+        ["jobs", _, "run"] => "/jobs/{name}/run",
+        ["quotes"] => "/quotes",
+        ["quotes", _] => "/quotes/{symbol}",
+        ["news"] => "/news",
+        ["admin", "predictions", _, "resolve"] => "/admin/predictions/{id}/resolve",
+        ["metrics"] => "/metrics",
+        ["ws"] => "/ws",
+        _ => "other",
+    }
+}
+
 /// The CORS origin to allow for this request, if any.
 fn cors_origin(state: &HttpState, req: &Request<Incoming>) -> Option<HeaderValue> {
     if state.cors_origins.is_empty() || !is_read_endpoint(req.uri().path()) {
@@ -242,6 +264,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
     let cors = cors_origin(&state, &req);
+    let route_label = route_pattern(req.uri().path());
     let preflight = req.method() == Method::OPTIONS;
     let mut resp = if preflight && cors.is_some() {
         let mut r = respond(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
@@ -267,6 +290,9 @@ pub async fn handle(
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
+    state
+        .metrics
+        .http_request(route_label, resp.status().as_u16());
     Ok(resp)
 }
 
@@ -615,5 +641,11 @@ mod tests {
         assert!(is_read_endpoint("/quotes/XAUUSD"));
         assert!(!is_read_endpoint("/admin/predictions/1/resolve"));
         assert!(!is_read_endpoint("/jobs/PriceFetcherJob/run"));
+        assert_eq!(route_pattern("/quotes/XAUUSD"), "/quotes/{symbol}");
+        assert_eq!(
+            route_pattern("/admin/predictions/x/resolve"),
+            "/admin/predictions/{id}/resolve"
+        );
+        assert_eq!(route_pattern("/a/b/c/d/e"), "other");
     }
 }

@@ -9,7 +9,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod fanout;
 pub mod http;
 pub mod hub;
 pub mod metrics;

@@ -147,14 +147,10 @@ fn check_conditions(file: &str, at: Option<&str>) -> ExitCode {
     };
     if let Err(e) = read {
         eprintln!("goldjobs-server: cannot read {file}: {e}");
-        return ExitCode::from(2);
+        return ExitCode::from(1);
     }
     let outcome = cli::check_conditions(&json, at);
-    if outcome.code == 2 {
-        eprintln!("goldjobs-server: {}", outcome.output);
-    } else {
-        println!("{}", outcome.output);
-    }
+    println!("{}", outcome.output);
     ExitCode::from(outcome.code as u8)
 }
 

@@ -17,7 +17,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Label set `{job="..."}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,6 +33,15 @@ pub struct ProviderLabels {
     pub provider: String,
     /// `ok` or `error`.
     pub outcome: String,
+}
+
+/// Label set `{route="/quotes/{symbol}",status="200"}` (routes are patterns, never raw paths).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route pattern.
+    pub route: String,
+    /// The status code.
+    pub status: String,
 }
 
 /// Label set `{cache="quotes|news"}`.
@@ -68,6 +77,7 @@ pub struct Metrics {
     provider_requests: Family<ProviderLabels, Counter>,
     cache_hits: Family<CacheLabel, Counter>,
     cache_misses: Family<CacheLabel, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,6 +102,7 @@ impl Metrics {
         let provider_requests = Family::<ProviderLabels, Counter>::default();
         let cache_hits = Family::<CacheLabel, Counter>::default();
         let cache_misses = Family::<CacheLabel, Counter>::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
 
         registry.register("job_runs", "Job runs finished", job_runs.clone());
         registry.register("job_failures", "Job runs that failed", job_failures.clone());
@@ -132,6 +143,11 @@ impl Metrics {
         );
         registry.register("cache_hits", "Cache hits", cache_hits.clone());
         registry.register("cache_misses", "Cache misses", cache_misses.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
 
         Metrics {
             registry,
@@ -146,7 +162,18 @@ impl Metrics {
             provider_requests,
             cache_hits,
             cache_misses,
+            http_requests,
         }
+    }
+
+    /// Record an answered HTTP request.
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
     }
 
     /// Record a finished job run: `ok` = it succeeded, `failed` = it counts as a failure
@@ -302,22 +329,6 @@ impl NewsCache for MeteredNewsCache {
 
     async fn invalidate_lists(&self) -> Result<()> {
         self.inner.invalidate_lists().await
-    }
-}
-
-/// Measures one job run: `let t = RunTimer::start(); ...; metrics.job_finished(.., t.elapsed(), ..)`.
-#[derive(Debug, Clone, Copy)]
-pub struct RunTimer(Instant);
-
-impl RunTimer {
-    /// Start now.
-    pub fn start() -> Self {
-        RunTimer(Instant::now())
-    }
-
-    /// Time since start.
-    pub fn elapsed(&self) -> Duration {
-        self.0.elapsed()
     }
 }
 

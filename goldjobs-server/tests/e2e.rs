@@ -280,6 +280,12 @@ async fn http_routes_answer_with_the_contract_shapes() {
             .any(|k| k.starts_with("goldjobs_cache_hits_total")),
         "{text}"
     );
+    assert!(
+        samples.contains_key(
+            "goldjobs_http_requests_total{route=\"/quotes/{symbol}\",status=\"404\"}"
+        ),
+        "{text}"
+    );
 
     server.app.shutdown().await;
 }
@@ -547,7 +553,7 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
     let opts = AppOptions {
         start_jobs: false,
         hub: HubConfig {
-            queue_capacity: 16,
+            queue_capacity: 64,
             close_timeout: Duration::from_secs(10),
             ..HubConfig::default()
         },
@@ -617,7 +623,7 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
             })
             .collect();
         hub.publish_now(&batch);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(hub.client_count(), 1, "the slow client was dropped");
 
@@ -923,4 +929,258 @@ async fn with_postgres_the_server_migrates_fetches_and_verifies() {
         .execute(&admin)
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_are_dropped_after_a_missed_pong() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let opts = AppOptions {
+        start_jobs: false,
+        hub: HubConfig {
+            ping_interval: Duration::from_millis(200),
+            ..HubConfig::default()
+        },
+        ..AppOptions::default()
+    };
+    let server = TestServer::start(&[], opts).await;
+
+    // A live client: tokio-tungstenite answers pings while it reads.
+    let mut live = ws_connect(&server.ws_url).await;
+    let live_reader = tokio::spawn(async move { while let Some(Ok(_)) = live.next().await {} });
+
+    // A dead one: completes the handshake, then never reads or writes again.
+    let mut dead = TcpStream::connect(server.app.local_addr()).await.unwrap();
+    dead.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 512];
+    let n = dead.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+
+    let mut saw_two = false;
+    for _ in 0..100 {
+        let n = server.app.hub().client_count();
+        if n == 2 {
+            saw_two = true;
+        }
+        if saw_two && n == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_two);
+    assert_eq!(
+        server.app.hub().client_count(),
+        1,
+        "the silent client is gone"
+    );
+    // The live one stays, several ping intervals later.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(server.app.hub().client_count(), 1);
+    assert!(!live_reader.is_finished());
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_are_notified_through_the_signed_webhook() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let url = format!("{}/hook", hook.uri());
+    let server = TestServer::start(
+        &[
+            ("GOLDJOBS_WEBHOOK_URL", &url),
+            ("GOLDJOBS_WEBHOOK_SECRET", "hook-secret"),
+            ("GOLDJOBS_LOCALE", "en"),
+        ],
+        AppOptions::default(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+    let repo = server.app.repos().predictions.clone();
+    repo.insert_prediction(&prediction("w-1", goldjobs_core::VerifyRule::Manual, None))
+        .await
+        .unwrap();
+    repo.insert_votes(&votes("w-1")).await.unwrap();
+    let resp = client
+        .post(server.url("/admin/predictions/w-1/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"correct_option": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mut requests = Vec::new();
+    for _ in 0..100 {
+        requests = hook.received_requests().await.unwrap();
+        if requests.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(requests.len(), 2, "one notification per voter");
+    let mut users = Vec::new();
+    for r in &requests {
+        let sig = r
+            .headers
+            .get("x-goldjobs-signature")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(goldjobs_adapters::notify::webhook::verify_signature(
+            b"hook-secret",
+            &r.body,
+            sig
+        ));
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        users.push(body["user_id"].as_str().unwrap().to_owned());
+    }
+    users.sort();
+    assert_eq!(users, vec!["u1", "u2"]);
+    server.app.shutdown().await;
+}
+
+/// A quote cache that is down.
+struct DownCache;
+
+#[async_trait::async_trait]
+impl goldjobs_core::QuoteCache for DownCache {
+    async fn put_quotes(
+        &self,
+        _quotes: &[goldjobs_core::Quote],
+        _ttl: Duration,
+    ) -> goldjobs_core::Result<()> {
+        Err(goldjobs_core::Error::unavailable(
+            "redis",
+            "connection refused",
+            None,
+        ))
+    }
+    async fn get_quotes(
+        &self,
+        _codes: &[String],
+    ) -> goldjobs_core::Result<Vec<goldjobs_core::Quote>> {
+        Err(goldjobs_core::Error::unavailable(
+            "redis",
+            "connection refused",
+            None,
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
+    use goldjobs_core::memory::{
+        InMemoryNews, InMemoryNewsCache, InMemoryPredictions, InMemorySymbols, InMemoryTicks,
+        SoleLeader,
+    };
+    use goldjobs_server::http::{serve, HttpState};
+    use goldjobs_server::hub::Hub;
+    use goldjobs_server::metrics::Metrics;
+    use std::sync::Arc;
+
+    let metrics = Arc::new(Metrics::new());
+    let hub = Hub::new(HubConfig::default(), metrics.clone());
+    hub.set_known_symbols(["XAUUSD", "XAGUSD"]);
+    let symbols = Arc::new(InMemorySymbols::with_symbols(vec![
+        goldjobs_core::Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        goldjobs_core::Symbol::new("XAGUSD", "Silver", "XAG/USD"),
+    ]));
+    let resolver = goldjobs_core::verify::ManualResolver::new(
+        Arc::new(InMemoryPredictions::new()),
+        Arc::new(InMemoryTicks::new()),
+        Arc::new(goldjobs_adapters::market::DemoMarketData::new(1)),
+        symbols.clone(),
+    );
+    let state = Arc::new(HttpState {
+        hub: hub.clone(),
+        jobs: Arc::new(goldjobs_core::runtime::JobManager::new(
+            Arc::new(goldjobs_core::SystemClock),
+            Arc::new(SoleLeader::new()),
+            "test",
+        )),
+        metrics,
+        symbols,
+        quote_cache: Arc::new(DownCache),
+        news: goldjobs_core::news::NewsReader::new(
+            Arc::new(InMemoryNews::new()),
+            Arc::new(InMemoryNewsCache::new()),
+            Duration::from_secs(60),
+        ),
+        resolver: Arc::new(resolver),
+        admin_token: None,
+        cors_origins: Vec::new(),
+        market_data: "demo".into(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(serve(listener, state, stop.clone(), Duration::from_secs(2)));
+    let client = reqwest::Client::new();
+
+    let resp = client.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let health: Value = resp.json().await.unwrap();
+    assert_eq!(health["database"], "ok");
+    assert_eq!(health["cache"], "unavailable");
+    assert!(
+        !health.to_string().contains("connection refused"),
+        "no internals: {health}"
+    );
+
+    // No last value yet: empty; after a published update: served from the hub.
+    let q: Value = client
+        .get(format!("{base}/quotes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(q["quotes"], json!([]));
+    let update = goldjobs_core::Event::PriceUpdate(goldjobs_core::PriceUpdate {
+        symbol_code: "XAUUSD".into(),
+        price: "2658.50".parse().unwrap(),
+        change: "28.30".parse().unwrap(),
+        change_percent: "1.08".parse().unwrap(),
+        timestamp: chrono::Utc::now(),
+        seq: 42,
+    })
+    .to_broadcast()
+    .unwrap();
+    hub.publish_now(&[update]);
+    let q: Value = client
+        .get(format!("{base}/quotes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(q["quotes"][0]["symbol_code"], "XAUUSD");
+    assert_eq!(q["quotes"][0]["price"], "2658.50");
+    let one: Value = client
+        .get(format!("{base}/quotes/XAUUSD"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["change_percent"], "1.08");
+
+    stop.cancel();
+    server.await.unwrap();
 }

@@ -109,7 +109,9 @@ CREATE TABLE outbox (
     claimed_until   TEXT NULL,
     created_at      TEXT NOT NULL
 ) STRICT;
-CREATE INDEX outbox_state_next_idx ON outbox (state, next_attempt_at, id);
+-- due pending rows, claimed in id order: a partial index on the pending rows only, walked
+-- in id order with next_attempt_at at hand; delivered and failed rows cost nothing here
+CREATE INDEX outbox_pending_idx ON outbox (id, next_attempt_at) WHERE state = 'pending';
 
 CREATE TABLE leases (
     name       TEXT PRIMARY KEY,

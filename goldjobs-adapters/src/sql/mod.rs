@@ -7,7 +7,29 @@
 //! applied with `PgStore::migrate` / `SqliteStore::migrate`.
 //!
 //! Verification is set-based: [`PredictionRepository::record_verifications`] runs a fixed number
-//! of statements per batch in one transaction, whatever the number of votes or voters.
+//! of statements per batch in one transaction, whatever the number of votes or voters:
+//!
+//! 1. (PostgreSQL) lock the batch's predictions in id order;
+//! 2. update the still-eligible predictions (`status = 'active'`, or also `needs_review` for
+//!    manual records), `RETURNING` the ones actually updated — the others are `skipped`;
+//! 3. mark every vote of the verified ones, `RETURNING` `(prediction, user, is_correct)`;
+//! 4. fold those results per user in record order (one user may have several predictions in a
+//!    batch; streaks follow CONTRACT.md §6.6 in that order) into one row per user, and apply
+//!    them with one statement (PostgreSQL: create missing rows, lock rows in user order, one
+//!    `UPDATE … FROM UNNEST` whose streaks depend on the stored streak; SQLite: read, compute
+//!    with goldjobs-core's rules, one upsert);
+//! 5. insert the outbox with one `INSERT … SELECT`: per prediction its `prediction_verified`
+//!    row, then one `notify` row per voter built from the votes in SQL.
+//!
+//! Concurrent recorders serialize on the prediction rows (PostgreSQL) or on the write lock
+//! (`BEGIN IMMEDIATE`, SQLite); a late one finds the predictions no longer eligible.
+//!
+//! Representation: PostgreSQL uses `NUMERIC`, `TIMESTAMPTZ`, plain `JSON` for
+//! `auto_verify_conditions` (key order kept) and `TEXT[]` for `related_symbols`. SQLite keeps
+//! exact decimal strings in `TEXT` (never `REAL`), instants as RFC 3339 UTC text with exactly six
+//! fractional digits and `Z` (text order is time order; microseconds, like PostgreSQL), JSON as
+//! text; its batches travel as one JSON parameter unpacked by `json_each`, so no statement hits
+//! the 32766-parameter limit.
 //!
 //! [`SymbolRepository`]: goldjobs_core::SymbolRepository
 //! [`PriceTickRepository`]: goldjobs_core::PriceTickRepository

@@ -862,17 +862,21 @@ impl NewsRepository for PgStore {
         category: Option<&'a str>,
         limit: u32,
     ) -> Result<Vec<NewsArticle>> {
-        let rows = sqlx::query(
-            "SELECT id, title, summary, content, url, canonical_url, source, category, \
-             thumbnail_url, published_at, related_symbols, created_at FROM news_articles \
-             WHERE ($1::text IS NULL OR category = $1) \
-             ORDER BY published_at DESC, id LIMIT $2",
-        )
-        .bind(category)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        const COLUMNS: &str = "SELECT id, title, summary, content, url, canonical_url, source, \
+            category, thumbnail_url, published_at, related_symbols, created_at FROM news_articles";
+        // two statements rather than `$1 IS NULL OR category = $1`, so each has a plan that
+        // walks its index
+        let sql = match category {
+            Some(_) => {
+                format!("{COLUMNS} WHERE category = $2 ORDER BY published_at DESC, id LIMIT $1")
+            }
+            None => format!("{COLUMNS} ORDER BY published_at DESC, id LIMIT $1"),
+        };
+        let mut query = sqlx::query(&sql).bind(i64::from(limit));
+        if let Some(category) = category {
+            query = query.bind(category);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db)?;
         rows.iter().map(article_from_row).collect()
     }
 }

@@ -502,7 +502,9 @@ impl PredictionRepository for SqliteStore {
         // BEGIN IMMEDIATE takes the write lock now: no upgrade deadlock, writers serialize
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
 
-        // 1. the still-eligible predictions; RETURNING tells which ones
+        // 1. the still-eligible predictions; RETURNING tells which ones. (`+status` keeps the
+        //    planner on the primary key: the status index would scan every active prediction
+        //    once per record.)
         let rows = sqlx::query(
             "UPDATE predictions SET \
                  status = d.r_status, \
@@ -521,7 +523,8 @@ impl PredictionRepository for SqliteStore {
                           json_extract(value, '$[8]') AS r_reason, json_extract(value, '$[9]') AS r_manual \
                    FROM json_each(?1)) AS d \
              WHERE predictions.id = d.r_id \
-               AND (predictions.status = 'active' OR (d.r_manual AND predictions.status = 'needs_review')) \
+               AND (+predictions.status = 'active' \
+                    OR (d.r_manual AND +predictions.status = 'needs_review')) \
              RETURNING id, status, symbol_code",
         )
         .bind(batch(decisions))
@@ -898,17 +901,21 @@ impl NewsRepository for SqliteStore {
         category: Option<&'a str>,
         limit: u32,
     ) -> Result<Vec<NewsArticle>> {
-        let rows = sqlx::query(
-            "SELECT id, title, summary, content, url, canonical_url, source, category, \
-             thumbnail_url, published_at, related_symbols, created_at FROM news_articles \
-             WHERE (?1 IS NULL OR category = ?1) \
-             ORDER BY published_at DESC, id LIMIT ?2",
-        )
-        .bind(category)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        const COLUMNS: &str = "SELECT id, title, summary, content, url, canonical_url, source, \
+            category, thumbnail_url, published_at, related_symbols, created_at FROM news_articles";
+        // two statements rather than `?1 IS NULL OR category = ?1`, so each has a plan that
+        // walks its index
+        let sql = match category {
+            Some(_) => {
+                format!("{COLUMNS} WHERE category = ?2 ORDER BY published_at DESC, id LIMIT ?1")
+            }
+            None => format!("{COLUMNS} ORDER BY published_at DESC, id LIMIT ?1"),
+        };
+        let mut query = sqlx::query(&sql).bind(i64::from(limit));
+        if let Some(category) = category {
+            query = query.bind(category);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db)?;
         rows.iter().map(article_from_row).collect()
     }
 }

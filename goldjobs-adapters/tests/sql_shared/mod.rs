@@ -764,3 +764,95 @@ where
     assert_eq!(summary.verified.len(), 5);
     assert_eq!(stored_stats(s, 4).await, expected_stats(s, &records).await);
 }
+
+/// A market data provider without history (the verifier here only needs ticks).
+struct NoHistory;
+
+#[async_trait::async_trait]
+impl goldjobs_core::MarketData for NoHistory {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    async fn quotes(
+        &self,
+        _symbols: &[Symbol],
+    ) -> goldjobs_core::Result<goldjobs_core::QuoteBatch> {
+        Ok(goldjobs_core::QuoteBatch::default())
+    }
+    async fn price_at(
+        &self,
+        _symbol: &Symbol,
+        _at: DateTime<Utc>,
+    ) -> goldjobs_core::Result<Option<goldjobs_core::PricePoint>> {
+        Ok(None)
+    }
+}
+
+/// The real `PredictionVerifierJob` of goldjobs-core on this store: a due prediction with a
+/// tick is verified from it (votes, stats, outbox), one without a tick yet stays active and
+/// claimable.
+pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
+    use goldjobs_core::verify::PredictionVerifierJob;
+    use goldjobs_core::{Job, JobContext, ManualClock};
+    let conditions = r#"{"UP": "price_change_percent > 0", "DOWN": "price_change_percent <= 0"}"#;
+    let mut p1 = prediction("e1", 100);
+    p1.auto_verify_conditions = Some(conditions.into());
+    let mut p2 = prediction("e2", 120);
+    p2.auto_verify_conditions = Some(conditions.into());
+    s.insert_prediction(&p1).await.unwrap();
+    s.insert_prediction(&p2).await.unwrap();
+    s.insert_votes(&[vote("e1", "u1", "UP"), vote("e1", "u2", "DOWN")])
+        .await
+        .unwrap();
+    s.insert_ticks(&[
+        PriceTick {
+            symbol_code: "XAUUSD".into(),
+            price: d("2640.00"),
+            ts: t(99),
+        },
+        PriceTick {
+            symbol_code: "XAUUSD".into(),
+            price: d("2680.00"),
+            ts: t(110),
+        },
+    ])
+    .await
+    .unwrap();
+
+    let job = PredictionVerifierJob::new(
+        s.clone(),
+        s.clone(),
+        std::sync::Arc::new(NoHistory),
+        s.clone(),
+    );
+    let ctx = JobContext {
+        cancel: tokio_util::sync::CancellationToken::new(),
+        clock: std::sync::Arc::new(ManualClock::new(t(160))),
+        attempt: 1,
+    };
+    job.run(&ctx).await.unwrap();
+
+    let e1 = s.get_prediction("e1").await.unwrap().unwrap();
+    assert_eq!(e1.status, PredictionStatus::Ended);
+    assert_eq!(e1.correct_option.as_deref(), Some("UP"));
+    assert_eq!(e1.price_at_verify, Some(d("2680.00")));
+    // (2680 − 2650) / 2650 × 100 = 1.1320.. → 1.13
+    assert_eq!(e1.price_change_percent, Some(d("1.13")));
+    assert_eq!(e1.price_source, Some(PriceSource::Tick));
+    assert_eq!(e1.price_at_verify_ts, Some(t(110)));
+    let stats = s.user_stats(&["u1".into(), "u2".into()]).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    assert_eq!((stats[0].correct_count, stats[0].current_streak), (1, 1));
+    assert_eq!((stats[1].correct_count, stats[1].current_streak), (0, 0));
+    assert_eq!(s.outbox_rows().await.unwrap().len(), 3);
+
+    // no tick at or after e2's verify_time yet: still active, and its claim was given back
+    let e2 = s.get_prediction("e2").await.unwrap().unwrap();
+    assert_eq!(e2.status, PredictionStatus::Active);
+    let again = s
+        .claim_due(t(161), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, "e2");
+}
