@@ -470,16 +470,24 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         what: "jobs",
         source,
     };
-    jobs.register(Arc::new(PriceFetcherJob::new(
-        repos.symbols.clone(),
-        market.clone(),
-        quote_cache.clone(),
-        repos.ticks.clone(),
-        broadcaster.clone(),
-        PriceFetcherConfig::default()
-            .with_interval(cfg.price_interval)
-            .with_quote_ttl(cfg.quote_ttl),
-    )))
+    jobs.register(Arc::new(
+        PriceFetcherJob::new(
+            repos.symbols.clone(),
+            market.clone(),
+            quote_cache.clone(),
+            repos.ticks.clone(),
+            broadcaster.clone(),
+            PriceFetcherConfig::default()
+                .with_interval(cfg.price_interval)
+                .with_quote_ttl(cfg.quote_ttl),
+        )
+        .with_seq_floor({
+            // After a failover the new leader continues each symbol's seq after the last one its
+            // hub relayed from the previous leader (CONTRACT §4: seq only grows).
+            let hub = hub.clone();
+            Arc::new(move |code: &str| hub.last_seq(code))
+        }),
+    ))
     .map_err(setup_job)?;
     jobs.register(Arc::new(NewsFetcherJob::new(
         news_source,

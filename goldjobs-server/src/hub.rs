@@ -245,6 +245,17 @@ impl Hub {
         self.inner.shutdown.is_cancelled()
     }
 
+    /// The `seq` of the last `price_update` of `code` this hub saw (published here or relayed
+    /// from another instance); 0 when none. A new price leader continues after it.
+    pub fn last_seq(&self, code: &str) -> u64 {
+        let text = self.lock().last.get(code).cloned();
+        text.and_then(|t| match serde_json::from_str::<Event>(t.as_str()) {
+            Ok(Event::PriceUpdate(p)) => Some(p.seq),
+            _ => None,
+        })
+        .unwrap_or(0)
+    }
+
     /// The last published quotes of these codes (from the kept `price_update` messages), in the
     /// given order; for `GET /quotes` when the cache is down.
     pub fn last_quotes(&self, codes: &[String]) -> Vec<Quote> {

@@ -4,4 +4,4 @@ mod news;
 pub mod price;
 
 pub use news::{NewsFetcherJob, NewsJobConfig};
-pub use price::{PriceFetcherConfig, PriceFetcherJob, PRICE_FETCHER_JOB};
+pub use price::{PriceFetcherConfig, PriceFetcherJob, SeqFloor, PRICE_FETCHER_JOB};

@@ -48,6 +48,10 @@ impl PriceFetcherConfig {
     }
 }
 
+/// Tells the [`PriceFetcherJob`] the highest `seq` of a symbol already published elsewhere
+/// (see [`PriceFetcherJob::with_seq_floor`]).
+pub type SeqFloor = Arc<dyn Fn(&str) -> u64 + Send + Sync>;
+
 /// Fetches the quotes of every active symbol in one provider call per run, then — concurrently —
 /// writes them to the quote cache (one call), records them as price ticks (one call) and
 /// publishes one `price_update` per symbol (one call).
@@ -67,6 +71,7 @@ pub struct PriceFetcherJob {
     broadcaster: Arc<dyn Broadcaster>,
     config: PriceFetcherConfig,
     seqs: RwLock<HashMap<String, AtomicU64>>,
+    seq_floor: Option<SeqFloor>,
     last: Mutex<HashMap<String, Quote>>,
     /// One run at a time (a manual `POST /jobs/…/run` may overlap a scheduled one), so that
     /// updates of a symbol are published in `seq` order and last quotes never go back in time.
@@ -100,9 +105,20 @@ impl PriceFetcherJob {
             broadcaster,
             config,
             seqs: RwLock::new(HashMap::new()),
+            seq_floor: None,
             last: Mutex::new(HashMap::new()),
             run_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Continue each symbol's `seq` after the highest one already seen elsewhere.
+    ///
+    /// With several instances, the leader that takes over after a failover starts with empty
+    /// counters; `floor(code)` tells it the last `seq` its hub relayed from the previous leader,
+    /// so clients keep seeing `seq` grow instead of starting again at 1.
+    pub fn with_seq_floor(mut self, floor: SeqFloor) -> Self {
+        self.seq_floor = Some(floor);
+        self
     }
 
     /// The configuration.
@@ -131,19 +147,25 @@ impl PriceFetcherJob {
         seqs.get(code).map_or(0, |s| s.load(Ordering::SeqCst))
     }
 
-    /// The next sequence number of `code` (1 for its first update).
+    /// The next sequence number of `code`: one past the larger of its last `seq` and the
+    /// floor (1 for its first update when there is no floor).
     fn next_seq(&self, code: &str) -> u64 {
+        let floor = self.seq_floor.as_ref().map_or(0, |f| f(code));
+        let bump = |s: &AtomicU64| {
+            s.fetch_max(floor, Ordering::SeqCst);
+            s.fetch_add(1, Ordering::SeqCst) + 1
+        };
         {
             let seqs = self.seqs.read().unwrap_or_else(|e| e.into_inner());
             if let Some(s) = seqs.get(code) {
-                return s.fetch_add(1, Ordering::SeqCst) + 1;
+                return bump(s);
             }
         }
         let mut seqs = self.seqs.write().unwrap_or_else(|e| e.into_inner());
-        seqs.entry(code.to_owned())
-            .or_insert_with(|| AtomicU64::new(0))
-            .fetch_add(1, Ordering::SeqCst)
-            + 1
+        bump(
+            seqs.entry(code.to_owned())
+                .or_insert_with(|| AtomicU64::new(0)),
+        )
     }
 
     /// Cache, record and publish quotes already in hand (the second half of a run); returns
@@ -681,5 +703,47 @@ mod memory_tests {
         assert_eq!(gold_seqs, vec![1, 2, 3]);
         assert_eq!(job.last_quotes().len(), 6);
         assert!(job.last_quote("BADSYM").is_none());
+    }
+    #[tokio::test]
+    async fn a_new_leader_continues_seq_after_the_floor() {
+        let hub = Arc::new(LocalBroadcaster::new());
+        let mut rx = hub.subscribe();
+        // What this instance's hub last relayed from the previous leader.
+        let floor = Arc::new(AtomicU64::new(41));
+        let f = floor.clone();
+        let job = PriceFetcherJob::new(
+            Arc::new(InMemorySymbols::with_symbols(vec![Symbol::new(
+                "XAUUSD", "Gold", "XAU/USD",
+            )])),
+            Arc::new(Counting::default()),
+            Arc::new(InMemoryQuoteCache::new()),
+            Arc::new(InMemoryTicks::new()),
+            hub.clone(),
+            PriceFetcherConfig::default(),
+        )
+        .with_seq_floor(Arc::new(move |code| {
+            if code == "XAUUSD" {
+                f.load(Ordering::SeqCst)
+            } else {
+                0
+            }
+        }));
+        let ctx = JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(SystemClock),
+            attempt: 1,
+        };
+        job.run(&ctx).await.unwrap();
+        job.run(&ctx).await.unwrap();
+        // Another instance published up to 100 meanwhile (e.g. a split brain that healed).
+        floor.store(100, Ordering::SeqCst);
+        job.run(&ctx).await.unwrap();
+        let mut seqs = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_slice(&b.payload).unwrap();
+            seqs.push(v["payload"]["seq"].as_u64().unwrap());
+        }
+        assert_eq!(seqs, vec![42, 43, 101]);
+        assert_eq!(job.seq("XAUUSD"), 101);
     }
 }

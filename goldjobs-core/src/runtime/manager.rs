@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Default time-to-live of a singleton job's lease.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 /// Default time a timed-out run gets, after its cancel token fired, to wind down before it is
 /// aborted.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(1);
@@ -170,7 +170,8 @@ impl JobManager {
         self
     }
 
-    /// Time-to-live of the leases of singleton jobs (default [`DEFAULT_LEASE_TTL`], 15 s);
+    /// Time-to-live of the leases of singleton jobs (default [`DEFAULT_LEASE_TTL`], 10 s, so that a standby
+    /// takes over within ttl + ttl/3 ≈ 13.3 s after a leader dies);
     /// they are renewed every `ttl / 3`.
     pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
         Arc::make_mut(&mut self.env).lease_ttl = ttl.max(Duration::from_millis(3));

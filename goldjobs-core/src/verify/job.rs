@@ -23,8 +23,9 @@ pub struct VerifierConfig {
     /// `verify_time + max_lag` means the price job was down, and the provider's history is
     /// asked instead (§6.2).
     pub max_lag: Duration,
-    /// How long claimed predictions are hidden from other verifiers (default 5 min); a verifier
-    /// that dies mid-run leaves its claims to the next one after this.
+    /// How long claimed predictions are hidden from other verifiers (default 60 s, far longer
+    /// than one batch takes); a verifier that dies mid-run leaves its claims to the next one
+    /// after this.
     pub claim_for: Duration,
 }
 
@@ -34,7 +35,7 @@ impl Default for VerifierConfig {
             interval: Duration::from_secs(60),
             batch_size: 500,
             max_lag: Duration::from_secs(300),
-            claim_for: Duration::from_secs(300),
+            claim_for: Duration::from_secs(60),
         }
     }
 }

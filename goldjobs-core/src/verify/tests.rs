@@ -1091,7 +1091,7 @@ mod mocked {
         m.repo
             .expect_claim_due()
             .times(1)
-            .withf(|_, limit, claim_for| *limit == 3 && *claim_for == Duration::from_secs(300))
+            .withf(|_, limit, claim_for| *limit == 3 && *claim_for == Duration::from_secs(60))
             .returning(move |_, _, _| Ok(claimed.clone()));
         m.ticks
             .expect_first_ticks_at_or_after()
