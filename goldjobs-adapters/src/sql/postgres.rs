@@ -578,24 +578,40 @@ impl PredictionRepository for PgStore {
                 .map_err(db)?;
             }
 
-            // 7. the outbox: per prediction its broadcast, then one notification per voter
+            // 7. the outbox: per prediction its broadcast, then one notification per voter. The
+            //    notification text is what `json_build_object` printed, spelled out: escaping the
+            //    prediction's id and question once per prediction (OFFSET 0 keeps that subquery
+            //    from being flattened into the per-vote projection) and concatenating is about
+            //    twice as fast as building two JSON objects per vote. The ORDER BY sorts about
+            //    300 bytes per vote: with the default 4 MB work_mem a batch of 100,000 votes
+            //    spills to disk, so this transaction alone sorts in memory (SET LOCAL ends with it).
+            sqlx::query("SET LOCAL work_mem = '64MB'")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             sqlx::query(
-                "INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at) \
-                 SELECT kind, payload, 'pending', 0, vat, vat FROM ( \
-                     SELECT x.i, 0 AS grp, '' AS user_id, 'prediction_verified' AS kind, \
-                            x.payload, x.vat AS vat \
-                     FROM UNNEST($1::text[], $2::timestamptz[]) WITH ORDINALITY AS x(payload, vat, i) \
-                     UNION ALL \
-                     SELECT d.i, 1, v.user_id, 'notify', \
-                            json_build_object('kind', 'notify', 'data', json_build_object( \
-                                'user_id', v.user_id, 'prediction_id', v.prediction_id, \
-                                'question', p.question, 'selected_option', v.selected_option, \
-                                'is_correct', v.is_correct))::text, \
-                            d.vat \
-                     FROM UNNEST($3::text[], $2::timestamptz[]) WITH ORDINALITY AS d(id, vat, i) \
-                     JOIN predictions p ON p.id = d.id \
-                     JOIN prediction_votes v ON v.prediction_id = d.id \
-                 ) rows ORDER BY i, grp, user_id",
+                r#"INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at)
+                 SELECT kind, payload, 'pending', 0, vat, vat FROM (
+                     SELECT x.i, 0 AS grp, '' AS user_id, 'prediction_verified' AS kind,
+                            x.payload, x.vat AS vat
+                     FROM UNNEST($1::text[], $2::timestamptz[]) WITH ORDINALITY AS x(payload, vat, i)
+                     UNION ALL
+                     SELECT d.i, 1, v.user_id, 'notify',
+                            '{"kind" : "notify", "data" : {"user_id" : ' || to_json(v.user_id)::text
+                            || ', "prediction_id" : ' || d.id_json || ', "question" : ' || d.question_json
+                            || ', "selected_option" : ' || to_json(v.selected_option)::text
+                            || ', "is_correct" : ' || CASE WHEN v.is_correct THEN 'true'
+                                WHEN NOT v.is_correct THEN 'false' ELSE 'null' END || '}}',
+                            d.vat
+                     FROM (
+                         SELECT d.id, d.vat, d.i, to_json(d.id)::text AS id_json,
+                                to_json(p.question)::text AS question_json
+                         FROM UNNEST($3::text[], $2::timestamptz[]) WITH ORDINALITY AS d(id, vat, i)
+                         JOIN predictions p ON p.id = d.id
+                         OFFSET 0
+                     ) d
+                     JOIN prediction_votes v ON v.prediction_id = d.id
+                 ) rows ORDER BY i, grp, user_id"#,
             )
             .bind(&payloads)
             .bind(&v_at)
