@@ -618,6 +618,9 @@ impl Hub {
                                     .await;
                                     close_code = Some(1009);
                                 }
+                                // A text frame that is not UTF-8: "invalid frame payload
+                                // data" (RFC 6455 §7.4.1).
+                                WsError::Utf8(_) => close_code = Some(1007),
                                 _ => close_code = None,
                             }
                             break;
