@@ -169,6 +169,31 @@ pub trait NewsCache: Send + Sync {
     async fn put_list(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()>;
     /// Invalidate every cached list in O(1) (never `KEYS`).
     async fn invalidate_lists(&self) -> Result<()>;
+
+    /// Like [`get_list`](Self::get_list), and also the cache generation the lookup saw (it
+    /// changes with every [`invalidate_lists`](Self::invalidate_lists)). A read-through reader
+    /// passes it back to [`put_list_at`](Self::put_list_at), so that a list read from the
+    /// database before an invalidation is never served after it.
+    ///
+    /// The default (for caches without generations) answers generation 0.
+    async fn get_list_at(&self, key: &str) -> Result<(Option<Bytes>, u64)> {
+        Ok((self.get_list(key).await?, 0))
+    }
+
+    /// Store a list read while the cache was at `generation`; if the lists were invalidated
+    /// since, nothing is stored (the list may be stale).
+    ///
+    /// The default stores unconditionally with [`put_list`](Self::put_list).
+    async fn put_list_at(
+        &self,
+        key: &str,
+        generation: u64,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<()> {
+        let _ = generation;
+        self.put_list(key, value, ttl).await
+    }
 }
 
 /// Publishes serialized events to connected clients (and other instances).

@@ -330,6 +330,24 @@ impl NewsCache for MeteredNewsCache {
     async fn invalidate_lists(&self) -> Result<()> {
         self.inner.invalidate_lists().await
     }
+
+    async fn get_list_at(&self, key: &str) -> Result<(Option<Bytes>, u64)> {
+        let r = self.inner.get_list_at(key).await?;
+        let hit = r.0.is_some();
+        self.metrics
+            .cache_lookup("news", u64::from(hit), u64::from(!hit));
+        Ok(r)
+    }
+
+    async fn put_list_at(
+        &self,
+        key: &str,
+        generation: u64,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<()> {
+        self.inner.put_list_at(key, generation, value, ttl).await
+    }
 }
 
 #[cfg(test)]

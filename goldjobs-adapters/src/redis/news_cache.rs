@@ -34,6 +34,22 @@ redis.call('SET', ARGV[1] .. v .. ':' .. ARGV[2], ARGV[3], 'PX', ARGV[4])
 return v
 ";
 
+/// `get_list_at`: the generation and the list of it, in one round trip (`[version, value|nil]`).
+const GET_AT_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1]) or '0'
+return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}
+";
+
+/// `put_list_at`: store only if the generation is still the one the caller read in.
+const PUT_AT_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1]) or '0'
+if v ~= ARGV[5] then
+  return 0
+end
+redis.call('SET', ARGV[1] .. v .. ':' .. ARGV[2], ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
 /// The news-list cache in Redis; cheap to clone (the connection manager is shared).
 #[derive(Clone)]
 pub struct RedisNewsCache {
@@ -107,6 +123,54 @@ impl NewsCache for RedisNewsCache {
             .arg(key)
             .arg(value.as_ref())
             .arg(millis)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error("write", e))?;
+        Ok(())
+    }
+
+    async fn get_list_at(&self, key: &str) -> Result<(Option<Bytes>, u64)> {
+        let mut conn = self.conn.clone();
+        let (version, value): (String, Option<Vec<u8>>) = redis::cmd("EVAL")
+            .arg(GET_AT_SCRIPT)
+            .arg(1)
+            .arg(&self.version_key)
+            .arg(&self.list_prefix)
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error("read", e))?;
+        let version = version.parse::<u64>().map_err(|_| {
+            Error::backend(
+                BACKEND,
+                format!("news cache version {version:?} is not a number"),
+                None,
+            )
+        })?;
+        Ok((value.map(Bytes::from), version))
+    }
+
+    async fn put_list_at(
+        &self,
+        key: &str,
+        generation: u64,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<()> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        if millis == 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let _stored: i64 = redis::cmd("EVAL")
+            .arg(PUT_AT_SCRIPT)
+            .arg(1)
+            .arg(&self.version_key)
+            .arg(&self.list_prefix)
+            .arg(key)
+            .arg(value.as_ref())
+            .arg(millis)
+            .arg(generation.to_string())
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_error("write", e))?;

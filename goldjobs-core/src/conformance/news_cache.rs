@@ -12,6 +12,7 @@ use std::time::Duration;
 pub async fn run_all(cache: &dyn NewsCache, sleep: &Sleep) {
     round_trip(cache).await;
     invalidate_misses_every_list(cache).await;
+    stale_read_is_not_stored(cache).await;
     ttl_expiry(cache, sleep).await;
 }
 
@@ -76,6 +77,39 @@ pub async fn invalidate_misses_every_list(cache: &dyn NewsCache) {
     );
     ok(cache.invalidate_lists().await, "invalidate_lists (twice)");
     assert_eq!(ok(cache.get_list(&k1).await, "get_list"), None);
+}
+
+/// A list read before an invalidation is not stored after it (`get_list_at` / `put_list_at`),
+/// while a list read in the current generation is. Invalidates every list of `cache`, like
+/// [`invalidate_misses_every_list`].
+pub async fn stale_read_is_not_stored(cache: &dyn NewsCache) {
+    let k = unique("news-list");
+    let (hit, generation) = ok(cache.get_list_at(&k).await, "get_list_at");
+    assert_eq!(hit, None, "not cached yet");
+    // New articles arrive while the reader queries the database.
+    ok(cache.invalidate_lists().await, "invalidate_lists");
+    ok(
+        cache.put_list_at(&k, generation, list("stale"), LONG).await,
+        "put_list_at (old generation)",
+    );
+    let (hit, now) = ok(cache.get_list_at(&k).await, "get_list_at");
+    assert_eq!(
+        hit, None,
+        "a list read before the invalidation must not be served"
+    );
+    assert_ne!(now, generation, "invalidation changes the generation");
+    ok(
+        cache.put_list_at(&k, now, list("fresh"), LONG).await,
+        "put_list_at (current generation)",
+    );
+    assert_eq!(
+        ok(cache.get_list(&k).await, "get_list"),
+        Some(list("fresh"))
+    );
+    assert_eq!(
+        ok(cache.get_list_at(&k).await, "get_list_at"),
+        (Some(list("fresh")), now)
+    );
 }
 
 /// A list expires `ttl` after it was written; a longer-lived one stays.

@@ -92,31 +92,15 @@ impl InMemoryNewsCache {
     pub fn version(&self) -> u64 {
         lock(&self.inner).version
     }
-}
 
-#[async_trait]
-impl NewsCache for InMemoryNewsCache {
-    async fn get_list(&self, key: &str) -> Result<Option<Bytes>> {
+    /// Store `value` under `(version, key)`, evicting the oldest entries past the bound.
+    fn put_at(&self, version: u64, key: &str, value: Bytes, ttl: Duration) {
         let now = Instant::now();
         let mut inner = lock(&self.inner);
-        let k = (inner.version, key.to_owned());
-        match inner.entries.get(&k) {
-            Some(e) if e.expires > now => Ok(Some(e.value.clone())),
-            Some(_) => {
-                inner.remove(&k);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
-    }
-
-    async fn put_list(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
-        let now = Instant::now();
-        let mut inner = lock(&self.inner);
-        let k = (inner.version, key.to_owned());
+        let k = (version, key.to_owned());
         inner.remove(&k);
         if ttl.is_zero() {
-            return Ok(());
+            return;
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -137,12 +121,67 @@ impl NewsCache for InMemoryNewsCache {
                 None => break,
             }
         }
+    }
+}
+
+#[async_trait]
+impl NewsCache for InMemoryNewsCache {
+    async fn get_list(&self, key: &str) -> Result<Option<Bytes>> {
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let k = (inner.version, key.to_owned());
+        match inner.entries.get(&k) {
+            Some(e) if e.expires > now => Ok(Some(e.value.clone())),
+            Some(_) => {
+                inner.remove(&k);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put_list(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        let version = lock(&self.inner).version;
+        self.put_at(version, key, value, ttl);
         Ok(())
     }
 
     async fn invalidate_lists(&self) -> Result<()> {
         let mut inner = lock(&self.inner);
         inner.version = inner.version.wrapping_add(1);
+        Ok(())
+    }
+
+    async fn get_list_at(&self, key: &str) -> Result<(Option<Bytes>, u64)> {
+        // One lock for both, so the generation is the one the lookup used.
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let version = inner.version;
+        let k = (version, key.to_owned());
+        let value = match inner.entries.get(&k) {
+            Some(e) if e.expires > now => Some(e.value.clone()),
+            Some(_) => {
+                inner.remove(&k);
+                None
+            }
+            None => None,
+        };
+        Ok((value, version))
+    }
+
+    async fn put_list_at(
+        &self,
+        key: &str,
+        generation: u64,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<()> {
+        if lock(&self.inner).version != generation {
+            return Ok(());
+        }
+        // Invalidation between the check and the write is harmless: the entry lands under the
+        // generation it was read in, which nobody reads any more.
+        self.put_at(generation, key, value, ttl);
         Ok(())
     }
 }

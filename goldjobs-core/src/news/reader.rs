@@ -54,17 +54,27 @@ impl NewsReader {
     pub async fn list(&self, category: Option<&str>, limit: u32) -> Result<Bytes> {
         validate(category, limit)?;
         let key = list_cache_key(category, limit);
-        match self.cache.get_list(&key).await {
-            Ok(Some(body)) => return Ok(body),
-            Ok(None) => {}
+        // The generation seen by the lookup goes back with the write: if new articles
+        // invalidated the lists while we read the repository, our (maybe stale) list is not
+        // cached.
+        let generation = match self.cache.get_list_at(&key).await {
+            Ok((Some(body), _)) => return Ok(body),
+            Ok((None, generation)) => Some(generation),
             Err(e) => {
-                tracing::warn!(error = %e, key = %key, "news cache read failed; reading the repository")
+                tracing::warn!(error = %e, key = %key, "news cache read failed; reading the repository");
+                None
             }
-        }
+        };
         let articles = self.repo.latest_articles(category, limit).await?;
         let body = list_body(&articles)?;
-        if let Err(e) = self.cache.put_list(&key, body.clone(), self.ttl).await {
-            tracing::warn!(error = %e, key = %key, "news cache write failed");
+        if let Some(generation) = generation {
+            if let Err(e) = self
+                .cache
+                .put_list_at(&key, generation, body.clone(), self.ttl)
+                .await
+            {
+                tracing::warn!(error = %e, key = %key, "news cache write failed");
+            }
         }
         Ok(body)
     }
@@ -186,10 +196,10 @@ mod tests {
     async fn cache_hit_skips_the_repository() {
         let mut cache = MockNewsCache::new();
         cache
-            .expect_get_list()
+            .expect_get_list_at()
             .withf(|k| k == "list:cat:gold:20")
             .times(1)
-            .returning(|_| Ok(Some(Bytes::from_static(b"cached"))));
+            .returning(|_| Ok((Some(Bytes::from_static(b"cached")), 3)));
         let mut repo = MockNewsRepository::new();
         repo.expect_latest_articles().never();
         let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
@@ -199,16 +209,20 @@ mod tests {
     #[tokio::test]
     async fn miss_reads_the_repository_and_fills_the_cache() {
         let mut cache = MockNewsCache::new();
-        cache.expect_get_list().times(1).returning(|_| Ok(None));
         cache
-            .expect_put_list()
-            .withf(|k, v, ttl| {
+            .expect_get_list_at()
+            .times(1)
+            .returning(|_| Ok((None, 4)));
+        cache
+            .expect_put_list_at()
+            .withf(|k, generation, v, ttl| {
                 k == "list:all:5"
+                    && *generation == 4
                     && v.starts_with(b"{\"articles\":[")
                     && *ttl == Duration::from_secs(7)
             })
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let mut repo = MockNewsRepository::new();
         repo.expect_latest_articles()
             .withf(|c, l| c.is_none() && *l == 5)
@@ -223,11 +237,10 @@ mod tests {
     async fn cache_failures_fall_back_to_the_repository() {
         let mut cache = MockNewsCache::new();
         cache
-            .expect_get_list()
+            .expect_get_list_at()
             .returning(|_| Err(Error::unavailable("redis", "down", None)));
-        cache
-            .expect_put_list()
-            .returning(|_, _, _| Err(Error::unavailable("redis", "down", None)));
+        // Without a generation nothing is written back.
+        cache.expect_put_list_at().never();
         let mut repo = MockNewsRepository::new();
         repo.expect_latest_articles()
             .times(1)
@@ -242,8 +255,8 @@ mod tests {
     #[tokio::test]
     async fn repository_errors_are_returned() {
         let mut cache = MockNewsCache::new();
-        cache.expect_get_list().returning(|_| Ok(None));
-        cache.expect_put_list().never();
+        cache.expect_get_list_at().returning(|_| Ok((None, 0)));
+        cache.expect_put_list_at().never();
         let mut repo = MockNewsRepository::new();
         repo.expect_latest_articles()
             .returning(|_, _| Err(Error::unavailable("postgres", "down", None)));
@@ -254,7 +267,7 @@ mod tests {
     #[tokio::test]
     async fn bad_requests_are_invalid_input() {
         let mut cache = MockNewsCache::new();
-        cache.expect_get_list().never();
+        cache.expect_get_list_at().never();
         let mut repo = MockNewsRepository::new();
         repo.expect_latest_articles().never();
         let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
