@@ -171,3 +171,50 @@ async fn unopenable_file_is_an_error_not_a_panic() {
     assert!(SqliteStore::connect(&url).await.is_err());
     assert!(SqliteStore::connect("mysql://nope").await.is_err());
 }
+
+/// Other programs writing instants in another spelling are refused: text order must stay time
+/// order (`2026-03-01 23:00:00Z` would otherwise sort before `2026-03-01T12:00:00.000000Z` and be
+/// claimed 11 hours early).
+#[tokio::test]
+async fn foreign_instant_formats_are_refused() {
+    use goldjobs_core::{PredictionRepository, TickQuery};
+    let (store, _dir) = store().await;
+    let pool = store.pool().clone();
+    let bad_prediction = sqlx::query(
+        "INSERT INTO predictions (id, symbol_code, question, price_at_create, verify_time, \
+         verify_rule, auto_verify_conditions, created_at) \
+         VALUES ('foreign', 'XAUUSD', 'q', '2650', '2026-03-01 23:00:00Z', 'auto', \
+         '{\"A\":\"1 = 1\"}', '2026-03-01T00:00:00.000000Z')",
+    )
+    .execute(&pool)
+    .await;
+    let e = bad_prediction.unwrap_err().to_string();
+    assert!(e.contains("six fractional digits"), "{e}");
+    let bad_tick = sqlx::query(
+        "INSERT INTO price_ticks (symbol_code, price, ts) VALUES ('XAUUSD', '2650', '2026-03-01T12:00:00Z')",
+    )
+    .execute(&pool)
+    .await;
+    assert!(bad_tick.is_err());
+    // The canonical spelling is accepted, and nothing foreign got in.
+    sqlx::query(
+        "INSERT INTO price_ticks (symbol_code, price, ts) VALUES ('XAUUSD', '2650', '2026-03-01T12:00:00.000000Z')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(store.get_prediction("foreign").await.unwrap().is_none());
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let first = goldjobs_core::PriceTickRepository::first_ticks_at_or_after(
+        &store,
+        &[TickQuery {
+            symbol_code: "XAUUSD".into(),
+            at,
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(first[0].as_ref().unwrap().price.to_string(), "2650");
+}
