@@ -156,6 +156,8 @@ enum DeviceOutcome {
     Sent,
     DeadToken,
     Failed(Error),
+    /// FCM refused our access token (HTTP 401): drop the cached token; retry later.
+    Unauthorized(Error),
 }
 
 #[derive(Debug, Deserialize)]
@@ -380,7 +382,7 @@ fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> DeviceOu
             },
             None => Error::unavailable(BACKEND, text, None),
         }),
-        _ if status == 401 => DeviceOutcome::Failed(Error::unavailable(
+        _ if status == 401 => DeviceOutcome::Unauthorized(Error::unavailable(
             BACKEND,
             format!("{text} (access token refreshed)"),
             None,
@@ -417,12 +419,13 @@ impl Notifier for FcmNotifier {
             .get("prediction_id")
             .cloned()
             .unwrap_or_else(|| n.body.clone());
+        let sent_key = format!("{}|{id}", n.user_id);
         let todo: Vec<String> = {
             let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
             devices
                 .into_iter()
                 .map(|d| d.token)
-                .filter(|t| !sent.contains(&(format!("{}|{id}", n.user_id), t.clone())))
+                .filter(|t| !sent.contains(&(sent_key.clone(), t.clone())))
                 .collect()
         };
         if todo.is_empty() {
@@ -441,6 +444,12 @@ impl Notifier for FcmNotifier {
             .collect()
             .await;
 
+        if outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, DeviceOutcome::Unauthorized(_)))
+        {
+            self.forget_access_token().await;
+        }
         let mut dead = Vec::new();
         let mut temporary: Option<Error> = None;
         let mut permanent: Option<Error> = None;
@@ -450,13 +459,9 @@ impl Notifier for FcmNotifier {
                     .sent
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert((format!("{}|{id}", n.user_id), token)),
+                    .insert((sent_key.clone(), token)),
                 DeviceOutcome::DeadToken => dead.push(token),
-                DeviceOutcome::Failed(e) if e.is_temporary() => {
-                    if matches!(&e, Error::Unavailable { message, .. } if message.contains("HTTP 401"))
-                    {
-                        self.forget_access_token().await;
-                    }
+                DeviceOutcome::Unauthorized(e) | DeviceOutcome::Failed(e) if e.is_temporary() => {
                     // Keep the temporary error asking for the longest wait.
                     let keep = match &temporary {
                         Some(prev) => e.retry_after() > prev.retry_after(),
@@ -466,7 +471,7 @@ impl Notifier for FcmNotifier {
                         temporary = Some(e);
                     }
                 }
-                DeviceOutcome::Failed(e) => permanent = Some(e),
+                DeviceOutcome::Unauthorized(e) | DeviceOutcome::Failed(e) => permanent = Some(e),
             }
         }
         if !dead.is_empty() {
@@ -533,6 +538,14 @@ mod tests {
                 assert!(e.is_temporary());
                 assert_eq!(e.retry_after(), None);
             }
+            o => panic!("{o:?}"),
+        }
+        match classify(
+            401,
+            br#"{"error":{"message":"bad token","status":"UNAUTHENTICATED"}}"#,
+            None,
+        ) {
+            DeviceOutcome::Unauthorized(e) => assert!(e.is_temporary()),
             o => panic!("{o:?}"),
         }
         match classify(502, b"<html>bad gateway", None) {
