@@ -104,6 +104,7 @@ pg_tests!(
     record_verifications,
     streaks_across_batches,
     outbox,
+    outbox_fanout_pages,
     news,
     device_tokens,
     lease,
@@ -309,7 +310,30 @@ async fn racing_claimers_verify_once() {
             .filter(|r| matches!(r.payload, OutboxPayload::PredictionVerified(_)))
             .count();
         assert_eq!(broadcasts, 60);
-        assert_eq!(rows.len() - broadcasts, votes);
+        // one notification per vote: the fan-out rows expand into exactly one per voter
+        let mut notices = HashSet::new();
+        loop {
+            let batch = store
+                .claim_outbox(
+                    sql_shared::t(10_000),
+                    100,
+                    std::time::Duration::from_secs(600),
+                )
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                if let OutboxPayload::Notify(n) = m.payload {
+                    assert!(
+                        notices.insert((n.prediction_id.clone(), n.user_id.clone())),
+                        "{n:?} twice"
+                    );
+                }
+            }
+        }
+        assert_eq!(notices.len(), votes);
 
         // counts and accuracy are order-free; streaks depend on which racer committed first
         let stored = sql_shared::stored_stats(&store, 8).await;
@@ -373,6 +397,65 @@ mod conformance {
     async fn outbox() {
         with_store(4, |s| async move { suite::outbox::run_all(&s, &s).await }).await;
     }
+}
+
+/// Two dispatchers draining at the same time: the fan-out rows (locked with SKIP LOCKED while
+/// one of them expands them) turn into exactly one notification per voter between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_dispatchers_expand_once() {
+    with_store(6, |store| async move {
+        use goldjobs_core::{OutboxPayload, OutboxRepository, PredictionRepository};
+        use std::collections::HashSet;
+        let mut records = Vec::new();
+        for i in 0..40 {
+            let id = format!("f{i:02}");
+            store
+                .insert_prediction(&sql_shared::prediction(&id, 10 + i))
+                .await
+                .unwrap();
+            let votes: Vec<_> = (0..30)
+                .map(|u| sql_shared::vote(&id, &format!("user{u:02}"), "A"))
+                .collect();
+            store.insert_votes(&votes).await.unwrap();
+            records.push(sql_shared::verified(&id, "A", 10 + i));
+        }
+        store.record_verifications(&records).await.unwrap();
+        let drain = |store: PgStore| async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store
+                    .claim_outbox(
+                        sql_shared::t(10_000),
+                        25,
+                        std::time::Duration::from_secs(600),
+                    )
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                for m in batch {
+                    match m.payload {
+                        OutboxPayload::Notify(n) => got.push((n.prediction_id, n.user_id)),
+                        OutboxPayload::PredictionVerified(_) => {}
+                        other => panic!("claim_outbox handed out {other:?}"),
+                    }
+                }
+            }
+        };
+        let (a, b) = tokio::join!(
+            tokio::spawn(drain(store.clone())),
+            tokio::spawn(drain(store.clone())),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        eprintln!("dispatchers: {} and {} notices", a.len(), b.len());
+        let mut seen = HashSet::new();
+        for n in a.iter().chain(b.iter()) {
+            assert!(seen.insert(n.clone()), "{n:?} twice");
+        }
+        assert_eq!(seen.len(), 40 * 30);
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ sqlite_tests!(
     record_verifications,
     streaks_across_batches,
     outbox,
+    outbox_fanout_pages,
     news,
     device_tokens,
     lease,

@@ -520,6 +520,26 @@ pub enum OutboxPayload {
     PredictionVerified(PredictionVerified),
     /// Notify one voter.
     Notify(VoterNotice),
+    /// Notify every voter of a verified prediction: one [`Notify`](Self::Notify) per vote
+    /// marked in the verification's transaction.
+    ///
+    /// A store may record the per-voter notifications of a verification as one such row
+    /// instead of one row per voter (the SQL stores do: it keeps the verification's
+    /// transaction independent of the number of voters). The row and the marked votes, committed
+    /// together, are the durable record of every voter's notification; the store's
+    /// [`claim_outbox`](crate::ports::OutboxRepository::claim_outbox) expands it into
+    /// per-voter rows a page at a time, each page in one transaction with the progress it
+    /// makes, and never hands the fan-out row itself to a dispatcher. It shows up in
+    /// [`outbox_rows`](crate::ports::OutboxRepository::outbox_rows): `pending` until fully
+    /// expanded, then `delivered`.
+    NotifyVoters(VotersFanout),
+}
+
+/// The prediction whose voters an [`OutboxPayload::NotifyVoters`] row notifies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VotersFanout {
+    /// The verified prediction.
+    pub prediction_id: String,
 }
 
 /// A claimed outbox row.

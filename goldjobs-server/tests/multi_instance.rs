@@ -9,8 +9,9 @@
 //! - `ten_thousand_predictions_verified_exactly_once_despite_a_kill`: 10,000 due predictions
 //!   with 100,000 votes of 1,000 users, verified exactly once across the three instances; the
 //!   verifying leader is SIGKILLed mid-way → no partial state; after a restart everything is
-//!   verified, user stats equal a recomputation from the votes, one `prediction_verified` outbox
-//!   row per prediction and one notification per vote.
+//!   verified, user stats equal a recomputation from the votes, one `prediction_verified` and
+//!   one `notify_voters` outbox row per prediction, expanded by the instances' dispatchers into
+//!   exactly one notification per vote.
 //! - `postgres_outage_fails_runs_clearly_and_they_resume`: the instances reach PostgreSQL
 //!   through a loopback proxy that the test cuts (the shared server is never stopped) → runs fail
 //!   with a clear error in `/jobs/status`, `/health` answers 503, and runs succeed again once
@@ -423,9 +424,18 @@ async fn inconsistencies(pool: &sqlx::PgPool) -> Vec<String> {
                  substring(o.payload from '\"prediction_id\" *: *\"([^\"]+)\"'))",
         ),
         (
-            "notification rows that are not one per marked vote",
-            "SELECT ABS((SELECT COUNT(*) FROM outbox WHERE kind = 'notify') - \
-                        (SELECT COUNT(*) FROM prediction_votes WHERE is_correct IS NOT NULL))",
+            "predictions whose notify_voters outbox rows are not exactly one (ended, with votes) or zero",
+            "SELECT COUNT(*) FROM predictions p LEFT JOIN ( \
+                 SELECT fanout_prediction_id AS id, COUNT(*) AS n \
+                 FROM outbox WHERE kind = 'notify_voters' GROUP BY 1) o ON o.id = p.id \
+             WHERE COALESCE(o.n, 0) <> CASE WHEN p.status = 'ended' AND EXISTS ( \
+                 SELECT 1 FROM prediction_votes v WHERE v.prediction_id = p.id) THEN 1 ELSE 0 END",
+        ),
+        (
+            "notification rows repeated, or more than the marked votes",
+            "SELECT (SELECT COUNT(*) - COUNT(DISTINCT payload) FROM outbox WHERE kind = 'notify') \
+                  + GREATEST(0, (SELECT COUNT(*) FROM outbox WHERE kind = 'notify') \
+                      - (SELECT COUNT(*) FROM prediction_votes WHERE is_correct IS NOT NULL))",
         ),
         (
             "user stats differing from a recomputation from the votes",
@@ -578,15 +588,19 @@ async fn ten_thousand_predictions_verified_exactly_once_despite_a_kill() {
     );
     let problems = inconsistencies(&schema.pool).await;
     assert!(problems.is_empty(), "after verification: {problems:?}");
-    let (pv, notify): (i64, i64) = sqlx::query_as(
+    let (pv, fanouts): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*) FILTER (WHERE kind = 'prediction_verified'), \
-                COUNT(*) FILTER (WHERE kind = 'notify') FROM outbox",
+                COUNT(*) FILTER (WHERE kind = 'notify_voters') FROM outbox",
     )
     .fetch_one(&schema.pool)
     .await
     .unwrap();
     assert_eq!(pv, PREDICTIONS);
-    assert_eq!(notify, PREDICTIONS * VOTES_PER_PREDICTION);
+    assert_eq!(
+        fanouts, PREDICTIONS,
+        "one fan-out row per verified prediction"
+    );
+    let notify = PREDICTIONS * VOTES_PER_PREDICTION;
     let (users, total): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(total_participations), 0)::bigint FROM user_prediction_stats",
     )
@@ -603,28 +617,31 @@ async fn ten_thousand_predictions_verified_exactly_once_despite_a_kill() {
     .unwrap();
     assert_eq!(ended_by, vec![("tick".to_owned(), PREDICTIONS)]);
 
-    // Shared outbox delivery (claimed with SKIP LOCKED by every instance): everything but what
-    // the killed instance may have claimed (one batch of 100, hidden for 60 s) gets delivered,
-    // and no row is attempted twice.
-    let total = pv + notify;
-    wait_until(Duration::from_secs(30), "outbox delivery", || async {
-        let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'")
-            .fetch_one(&schema.pool)
-            .await
-            .unwrap();
-        d >= total - 100
+    // Shared outbox delivery (claimed with SKIP LOCKED by every instance): the fan-out rows
+    // expand into exactly one notification per vote, everything but what the killed instance
+    // may have claimed (one batch of 100, hidden for 60 s) gets delivered, and no row is
+    // attempted twice.
+    let total = pv + fanouts + notify;
+    wait_until(Duration::from_secs(60), "outbox delivery", || async {
+        let (d, n): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE state = 'delivered'), \
+                    COUNT(*) FILTER (WHERE kind = 'notify') FROM outbox",
+        )
+        .fetch_one(&schema.pool)
+        .await
+        .unwrap();
+        d >= total - 100 && n == notify
     })
     .await;
+    let problems = inconsistencies(&schema.pool).await;
+    assert!(problems.is_empty(), "after delivery: {problems:?}");
     let (delivered, multi): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*) FILTER (WHERE state = 'delivered'), COUNT(*) FILTER (WHERE attempts > 1) FROM outbox",
     )
     .fetch_one(&schema.pool)
     .await
     .unwrap();
-    eprintln!(
-        "outbox: {delivered} of {} rows delivered so far",
-        pv + notify
-    );
+    eprintln!("outbox: {delivered} of {total} rows delivered so far");
     assert_eq!(multi, 0, "outbox rows attempted more than once");
 
     for i in &mut inst {

@@ -55,7 +55,7 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::verify::accuracy_rate;
 use goldjobs_core::{
     BoxError, Error, NewsArticle, OutboxPayload, PredictionVerified, RecordSummary, Result,
-    Verdict, VerificationOutcome, VerificationRecord,
+    Verdict, VerificationOutcome, VerificationRecord, VotersFanout,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -246,6 +246,20 @@ fn verified_payload(prediction_id: &str, symbol_code: &str, verdict: &Verdict) -
     serde_json::to_string(&payload)
         .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
 }
+
+/// The `notify_voters` outbox payload of a verified prediction (CONTRACT.md §6.6: one
+/// notification per voter, expanded by `claim_outbox`).
+fn fanout_payload(prediction_id: &str) -> Result<String> {
+    let payload = OutboxPayload::NotifyVoters(VotersFanout {
+        prediction_id: prediction_id.to_owned(),
+    });
+    serde_json::to_string(&payload)
+        .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
+}
+
+/// Voter notices a fan-out row turns into per claim at most: a claim of `limit` rows expands
+/// up to `limit` notices, never more than this.
+const MAX_FANOUT_PAGE: u32 = 1_000;
 
 /// What one batch does to one user's statistics: the user's results in record order folded into
 /// numbers that can be applied to the stored row in one set-based statement.

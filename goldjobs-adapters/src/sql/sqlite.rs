@@ -8,8 +8,8 @@
 //! transactions, which SQLite serializes.
 
 use super::{
-    add_duration, decode_error, dedupe_articles, fold_votes, map_sqlx, prepare_records,
-    record_columns, summarize, verified_payload,
+    add_duration, decode_error, dedupe_articles, fanout_payload, fold_votes, map_sqlx,
+    prepare_records, record_columns, summarize, verified_payload, MAX_FANOUT_PAGE,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,7 +26,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::Row;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -207,6 +207,94 @@ impl SqliteStore {
     /// The pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Expand due `notify_voters` outbox rows into per-voter `notify` rows, up to `budget`
+    /// voters (at most [`MAX_FANOUT_PAGE`]) in all, due at `now`; each page in one `BEGIN
+    /// IMMEDIATE` transaction with the cursor it moves (as the PostgreSQL store does).
+    async fn expand_fanouts(&self, now: DateTime<Utc>, budget: u32) -> Result<()> {
+        let mut left = i64::from(budget.min(MAX_FANOUT_PAGE));
+        let now = ts(now);
+        for _ in 0..64 {
+            if left <= 0 {
+                break;
+            }
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+            let Some(row) = sqlx::query(
+                "SELECT id, fanout_prediction_id, fanout_cursor FROM outbox \
+                 WHERE state = 'pending' AND kind = 'notify_voters' AND next_attempt_at <= ?1 \
+                 ORDER BY id LIMIT 1",
+            )
+            .bind(&now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            else {
+                break;
+            };
+            let id: i64 = row.try_get("id").map_err(db)?;
+            // a fan-out row without a prediction id expands to nothing and is marked delivered
+            let prediction_id = get_opt(&row, "fanout_prediction_id")?;
+            let cursor = get_opt(&row, "fanout_cursor")?;
+            // the page: the next `left` marked votes after the cursor, in user_id order
+            let page = sqlx::query(
+                "SELECT count(*) AS n, max(user_id) AS last FROM ( \
+                     SELECT user_id FROM prediction_votes \
+                     WHERE prediction_id = ?1 AND is_correct IS NOT NULL \
+                       AND (?2 IS NULL OR user_id > ?2) \
+                     ORDER BY user_id LIMIT ?3)",
+            )
+            .bind(&prediction_id)
+            .bind(&cursor)
+            .bind(left)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            let n: i64 = page.try_get("n").map_err(db)?;
+            let last = get_opt(&page, "last")?;
+            if n > 0 {
+                sqlx::query(
+                    "INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at) \
+                     SELECT 'notify', json_object('kind', 'notify', 'data', json_object( \
+                                'user_id', v.user_id, 'prediction_id', p.id, \
+                                'question', p.question, 'selected_option', v.selected_option, \
+                                'is_correct', json(CASE WHEN v.is_correct THEN 'true' ELSE 'false' END))), \
+                            'pending', 0, ?4, ?4 \
+                     FROM prediction_votes AS v JOIN predictions AS p ON p.id = v.prediction_id \
+                     WHERE v.prediction_id = ?1 AND v.is_correct IS NOT NULL \
+                       AND (?2 IS NULL OR v.user_id > ?2) AND v.user_id <= ?3 \
+                     ORDER BY v.user_id",
+                )
+                .bind(&prediction_id)
+                .bind(&cursor)
+                .bind(&last)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            if n < left {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'delivered', \
+                     fanout_cursor = COALESCE(?2, fanout_cursor) WHERE id = ?1",
+                )
+                .bind(id)
+                .bind(&last)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            } else {
+                sqlx::query("UPDATE outbox SET fanout_cursor = ?2 WHERE id = ?1")
+                    .bind(id)
+                    .bind(&last)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            left -= n;
+        }
+        Ok(())
     }
 
     /// Apply the embedded migrations (`migrations/sqlite`) not applied yet.
@@ -558,11 +646,11 @@ impl PredictionRepository for SqliteStore {
                     .map(String::as_str)
                     .unwrap_or_default();
                 marks.push(json!([r.prediction_id, verdict.correct_option]));
-                outbox.push(json!([
-                    r.prediction_id,
+                outbox.push((
+                    r.prediction_id.as_str(),
                     verified_payload(&r.prediction_id, symbol, verdict)?,
-                    ts(r.verified_at)
-                ]));
+                    ts(r.verified_at),
+                ));
             }
 
             // 2. mark every vote; RETURNING feeds the stats fold
@@ -585,6 +673,12 @@ impl PredictionRepository for SqliteStore {
                     get_str(row, "user_id")?,
                     row.try_get::<bool, _>("is_correct").map_err(db)?,
                 ));
+            }
+            let mut with_votes: HashSet<String> = HashSet::with_capacity(verified.len());
+            for (pid, _, _) in &votes {
+                if !with_votes.contains(pid) {
+                    with_votes.insert(pid.clone());
+                }
             }
             let deltas = fold_votes(&verified, votes);
 
@@ -645,27 +739,26 @@ impl PredictionRepository for SqliteStore {
                 .map_err(db)?;
             }
 
-            // 5. the outbox: per prediction its broadcast, then one notification per voter
+            // 5. the outbox: per prediction its broadcast, then (if it has voters) one
+            //    `notify_voters` row standing for one notification per voter, expanded by
+            //    claim_outbox (see the PostgreSQL store)
+            let mut rows = Vec::with_capacity(2 * outbox.len());
+            for (id, payload, at) in outbox {
+                let fanout = with_votes.contains(id);
+                rows.push(json!(["prediction_verified", payload, at, null]));
+                if fanout {
+                    rows.push(json!(["notify_voters", fanout_payload(id)?, at, id]));
+                }
+            }
             sqlx::query(
-                "INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at) \
-                 SELECT kind, payload, 'pending', 0, vat, vat FROM ( \
-                     SELECT x.key AS i, 0 AS grp, '' AS uid, 'prediction_verified' AS kind, \
-                            json_extract(x.value, '$[1]') AS payload, \
-                            json_extract(x.value, '$[2]') AS vat \
-                     FROM json_each(?1) AS x \
-                     UNION ALL \
-                     SELECT d.key, 1, v.user_id, 'notify', \
-                            json_object('kind', 'notify', 'data', json_object( \
-                                'user_id', v.user_id, 'prediction_id', v.prediction_id, \
-                                'question', p.question, 'selected_option', v.selected_option, \
-                                'is_correct', json(CASE WHEN v.is_correct THEN 'true' ELSE 'false' END))), \
-                            json_extract(d.value, '$[2]') \
-                     FROM json_each(?1) AS d \
-                     JOIN predictions AS p ON p.id = json_extract(d.value, '$[0]') \
-                     JOIN prediction_votes AS v ON v.prediction_id = p.id \
-                 ) ORDER BY i, grp, uid",
+                "INSERT INTO outbox (kind, payload, fanout_prediction_id, state, attempts, \
+                                     next_attempt_at, created_at) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                        json_extract(value, '$[3]'), 'pending', 0, \
+                        json_extract(value, '$[2]'), json_extract(value, '$[2]') \
+                 FROM json_each(?1) ORDER BY key",
             )
-            .bind(batch(outbox))
+            .bind(batch(rows))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -739,10 +832,11 @@ impl OutboxRepository for SqliteStore {
             return Ok(Vec::new());
         }
         let until = add_duration(now, lease)?;
+        self.expand_fanouts(now, limit).await?;
         let rows = sqlx::query(
             "UPDATE outbox SET claimed_until = ?2 WHERE id IN ( \
                  SELECT id FROM outbox \
-                 WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                 WHERE state = 'pending' AND kind <> 'notify_voters' AND next_attempt_at <= ?1 \
                    AND (claimed_until IS NULL OR claimed_until <= ?1) \
                  ORDER BY id LIMIT ?3) \
              RETURNING id, payload, attempts, last_error",

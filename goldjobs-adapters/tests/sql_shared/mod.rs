@@ -351,9 +351,10 @@ pub async fn record_verifications(s: &dyn Store) {
     assert_eq!((u3.total_participations, u3.correct_count), (1, 0));
     assert_eq!(u3.accuracy_rate, Decimal::ZERO);
 
-    // outbox: per prediction its broadcast, then one notification per voter
+    // outbox: per prediction its broadcast, then one fan-out row standing for one notification
+    // per voter
     let rows = s.outbox_rows().await.unwrap();
-    assert_eq!(rows.len(), 3 + 6);
+    assert_eq!(rows.len(), 3 + 3);
     assert!(rows.iter().all(|r| r.state == OutboxState::Pending));
     match &rows[0].payload {
         OutboxPayload::PredictionVerified(v) => {
@@ -364,11 +365,27 @@ pub async fn record_verifications(s: &dyn Store) {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(rows[0].next_attempt_at, t(15));
-    let notices: Vec<_> = rows
+    for pair in rows.chunks(2) {
+        let (OutboxPayload::PredictionVerified(v), OutboxPayload::NotifyVoters(f)) =
+            (&pair[0].payload, &pair[1].payload)
+        else {
+            panic!("unexpected {pair:?}");
+        };
+        assert_eq!(v.prediction_id, f.prediction_id);
+        assert_eq!(pair[0].next_attempt_at, pair[1].next_attempt_at);
+    }
+    // claim_outbox expands them: one notification per voter, never the fan-out row itself
+    let claimed = s
+        .claim_outbox(t(1000), 100, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3 + 6, "{claimed:?}");
+    let notices: Vec<_> = claimed
         .iter()
-        .filter_map(|r| match &r.payload {
+        .filter_map(|m| match &m.payload {
             OutboxPayload::Notify(n) => Some(n.clone()),
-            _ => None,
+            OutboxPayload::PredictionVerified(_) => None,
+            other => panic!("unexpected {other:?}"),
         })
         .collect();
     assert_eq!(notices.len(), 6);
@@ -379,6 +396,12 @@ pub async fn record_verifications(s: &dyn Store) {
     assert!(!n.is_correct);
     assert_eq!(n.selected_option, "B");
     assert_eq!(n.question, "Will gold rise? (r2)");
+    let rows = s.outbox_rows().await.unwrap();
+    assert_eq!(rows.len(), 3 + 3 + 6);
+    assert!(rows
+        .iter()
+        .filter(|r| matches!(r.payload, OutboxPayload::NotifyVoters(_)))
+        .all(|r| r.state == OutboxState::Delivered));
 
     // a second recording of the same predictions changes nothing
     let again = s
@@ -388,7 +411,7 @@ pub async fn record_verifications(s: &dyn Store) {
     assert!(again.verified.is_empty());
     assert_eq!(again.skipped, ["r1", "r2"]);
     assert_eq!(again.votes_marked, 0);
-    assert_eq!(s.outbox_rows().await.unwrap().len(), 9);
+    assert_eq!(s.outbox_rows().await.unwrap().len(), 12);
     let u1_again = s.user_stats(&["u1".into()]).await.unwrap();
     assert_eq!(u1_again[0].total_participations, 3);
 
@@ -512,7 +535,16 @@ pub async fn outbox(s: &dyn Store) {
         .unwrap();
     s.mark_failed(rest[0].id, "invalid token").await.unwrap();
 
-    let rows = s.outbox_rows().await.unwrap();
+    // the broadcast and the two notices; the fan-out row they came from is done
+    let (fanouts, rows): (Vec<_>, Vec<_>) = s
+        .outbox_rows()
+        .await
+        .unwrap()
+        .into_iter()
+        .partition(|r| matches!(r.payload, OutboxPayload::NotifyVoters(_)));
+    assert_eq!(fanouts.len(), 1);
+    assert_eq!(fanouts[0].state, OutboxState::Delivered);
+    assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].state, OutboxState::Delivered);
     assert_eq!(rows[1].state, OutboxState::Pending);
     assert_eq!(rows[1].attempts, 1);
@@ -541,6 +573,84 @@ pub async fn outbox(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(after_lease.len(), 1);
+}
+
+/// A prediction with more voters than one claim takes: its fan-out row expands a page per
+/// claim, in user order, each voter exactly once, with hostile text decoded intact; a vote
+/// inserted after the verification (never marked) gets no notification; a prediction without
+/// voters gets no fan-out row.
+pub async fn outbox_fanout_pages(s: &dyn Store) {
+    let mut p = prediction("big", 10);
+    p.question = "He said \"gold\" \\ 金 ↑\n\t<b>&amp;</b> 💰".into();
+    s.insert_prediction(&p).await.unwrap();
+    s.insert_prediction(&prediction("lonely", 10))
+        .await
+        .unwrap();
+    let voters: Vec<String> = (0..250).map(|i| format!("u{i:03}\"'\\")).collect();
+    let votes: Vec<Vote> = voters
+        .iter()
+        .enumerate()
+        .map(|(i, u)| vote("big", u, if i % 3 == 0 { "B" } else { "A" }))
+        .collect();
+    s.insert_votes(&votes).await.unwrap();
+    let summary = s
+        .record_verifications(&[verified("big", "A", 10), verified("lonely", "A", 10)])
+        .await
+        .unwrap();
+    assert_eq!(summary.verified.len(), 2);
+    assert_eq!(summary.votes_marked, 250);
+    s.insert_votes(&[vote("big", "late-voter", "A")])
+        .await
+        .unwrap();
+    let rows = s.outbox_rows().await.unwrap();
+    let kinds: Vec<&str> = rows
+        .iter()
+        .map(|r| match &r.payload {
+            OutboxPayload::PredictionVerified(_) => "broadcast",
+            OutboxPayload::Notify(_) => "notify",
+            OutboxPayload::NotifyVoters(_) => "fanout",
+        })
+        .collect();
+    assert_eq!(kinds, ["broadcast", "fanout", "broadcast"]);
+
+    let mut notices = Vec::new();
+    let mut claims = 0;
+    let mut broadcasts = 0;
+    loop {
+        let batch = s
+            .claim_outbox(t(1000), 100, Duration::from_secs(30))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        claims += 1;
+        assert!(batch.len() <= 100);
+        let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+        for m in batch {
+            match m.payload {
+                OutboxPayload::Notify(n) => notices.push(n),
+                OutboxPayload::PredictionVerified(_) => broadcasts += 1,
+                other => panic!("claim_outbox handed out {other:?}"),
+            }
+        }
+        s.mark_delivered(&ids).await.unwrap();
+        assert!(claims < 20, "the outbox does not drain");
+    }
+    assert_eq!(broadcasts, 2);
+    assert!(claims >= 3, "250 notices came in {claims} claims of 100");
+    let users: Vec<&str> = notices.iter().map(|n| n.user_id.as_str()).collect();
+    let expected: Vec<&str> = voters.iter().map(String::as_str).collect();
+    assert_eq!(users, expected, "each voter once, in user order");
+    for (i, n) in notices.iter().enumerate() {
+        assert_eq!(n.prediction_id, "big");
+        assert_eq!(n.question, p.question);
+        assert_eq!(n.selected_option, if i % 3 == 0 { "B" } else { "A" });
+        assert_eq!(n.is_correct, i % 3 != 0);
+    }
+    let rows = s.outbox_rows().await.unwrap();
+    assert!(rows.iter().all(|r| r.state == OutboxState::Delivered));
+    assert_eq!(rows.len(), 3 + 250);
 }
 
 pub async fn news(s: &dyn Store) {
@@ -844,7 +954,8 @@ pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
     assert_eq!(stats.len(), 2);
     assert_eq!((stats[0].correct_count, stats[0].current_streak), (1, 1));
     assert_eq!((stats[1].correct_count, stats[1].current_streak), (0, 0));
-    assert_eq!(s.outbox_rows().await.unwrap().len(), 3);
+    // e1's broadcast and the fan-out row of its two voters
+    assert_eq!(s.outbox_rows().await.unwrap().len(), 2);
 
     // no tick at or after e2's verify_time yet: still active, and its claim was given back
     let e2 = s.get_prediction("e2").await.unwrap().unwrap();

@@ -16,8 +16,10 @@
 //! - claim order is `verify_time`, then `id`;
 //! - `record_verifications` skips unknown ids and ids that are not eligible (ended; or
 //!   `needs_review` unless the record is `manual`), listing them in `skipped`;
-//! - a `Verified` record writes one `PredictionVerified` outbox row and one `Notify` row per
-//!   voter; a `NeedsReview` record writes no outbox row and touches no vote and no statistics;
+//! - a `Verified` record writes one `PredictionVerified` outbox row and one notification per
+//!   voter: a `Notify` row per voter, or one `NotifyVoters` row (only if the prediction has
+//!   votes) that `claim_outbox` expands into exactly those `Notify` rows; a `NeedsReview`
+//!   record writes no outbox row and touches no vote and no statistics;
 //! - new outbox rows are pending, with 0 attempts, due at once (no later than the record's
 //!   `verified_at`);
 //! - `RecordSummary` lists ids in any order;
@@ -348,7 +350,55 @@ pub(crate) fn payload_prediction_id(p: &OutboxPayload) -> &str {
     match p {
         OutboxPayload::PredictionVerified(e) => &e.prediction_id,
         OutboxPayload::Notify(n) => &n.prediction_id,
+        OutboxPayload::NotifyVoters(f) => &f.prediction_id,
     }
+}
+
+/// The voter notices recorded for `prediction_id`: its `Notify` rows, or, where the store wrote
+/// a `NotifyVoters` row, the `Notify` messages its `claim_outbox` expands that row into
+/// (claimed here with a long lease; other due rows of a shared outbox get leased too, which
+/// the outbox tolerates).
+pub(crate) async fn notices_of(
+    outbox: &dyn OutboxRepository,
+    prediction_id: &str,
+) -> Vec<VoterNotice> {
+    let rows = rows_of(outbox, prediction_id).await;
+    let mut notices: Vec<VoterNotice> = rows
+        .iter()
+        .filter_map(|r| match &r.payload {
+            OutboxPayload::Notify(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    let fanout = rows.iter().any(|r| {
+        r.state == OutboxState::Pending && matches!(r.payload, OutboxPayload::NotifyVoters(_))
+    });
+    if !fanout {
+        return notices;
+    }
+    for _ in 0..100 {
+        let batch = outbox
+            .claim_outbox(Utc::now(), 500, Duration::from_secs(600))
+            .await
+            .expect("claim_outbox");
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            match m.payload {
+                OutboxPayload::NotifyVoters(_) => panic!("claim_outbox handed out a fan-out row"),
+                OutboxPayload::Notify(n) if n.prediction_id == prediction_id => notices.push(n),
+                _ => {}
+            }
+        }
+    }
+    let after = rows_of(outbox, prediction_id).await;
+    assert!(
+        after.iter().all(|r| !(r.state == OutboxState::Pending
+            && matches!(r.payload, OutboxPayload::NotifyVoters(_)))),
+        "a fully expanded fan-out row stays pending: {after:?}"
+    );
+    notices
 }
 
 /// Outbox rows (any state) that belong to `prediction_id`.
@@ -466,10 +516,13 @@ pub async fn record_verified(repo: &dyn PredictionRepository, outbox: &dyn Outbo
     assert_eq!(s2.accuracy_rate, Decimal::ZERO);
 
     let rows = rows_of(outbox, &id).await;
-    assert_eq!(
-        rows.len(),
-        4,
-        "one broadcast + one notice per voter: {rows:?}"
+    let fanouts = rows
+        .iter()
+        .filter(|r| matches!(r.payload, OutboxPayload::NotifyVoters(_)))
+        .count();
+    assert!(
+        rows.len() == 4 || (rows.len() == 2 && fanouts == 1),
+        "one broadcast + one notice per voter (or one fan-out row for them): {rows:?}"
     );
     for r in &rows {
         assert_eq!(r.state, OutboxState::Pending);
@@ -477,11 +530,15 @@ pub async fn record_verified(repo: &dyn PredictionRepository, outbox: &dyn Outbo
         assert!(r.last_error.is_none());
         assert!(r.next_attempt_at <= at, "new rows are due at once");
     }
+    assert!(
+        matches!(rows[0].payload, OutboxPayload::PredictionVerified(_)),
+        "the broadcast comes first"
+    );
     let events: Vec<&PredictionVerified> = rows
         .iter()
         .filter_map(|r| match &r.payload {
             OutboxPayload::PredictionVerified(e) => Some(e),
-            OutboxPayload::Notify(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(
@@ -496,18 +553,23 @@ pub async fn record_verified(repo: &dyn PredictionRepository, outbox: &dyn Outbo
             price_at_verify_ts: tick_ts,
         }]
     );
-    let notices: BTreeMap<String, &VoterNotice> = rows
+    let notices_list = notices_of(outbox, &id).await;
+    assert_eq!(
+        notices_list.len(),
+        3,
+        "one notice per voter: {notices_list:?}"
+    );
+    let notices: BTreeMap<String, &VoterNotice> = notices_list
         .iter()
-        .filter_map(|r| match &r.payload {
-            OutboxPayload::Notify(n) => Some((n.user_id.clone(), n)),
-            OutboxPayload::PredictionVerified(_) => None,
-        })
+        .map(|n| (n.user_id.clone(), n))
         .collect();
     assert_eq!(notices.len(), 3);
     assert!(notices[&u1].is_correct && !notices[&u2].is_correct && notices[&u3].is_correct);
     assert_eq!(notices[&u2].selected_option, "B");
     assert_eq!(notices[&u1].question, p.question);
+    assert_eq!(notices[&u1].prediction_id, id);
 
+    let rows = rows_of(outbox, &id).await;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     outbox.mark_delivered(&ids).await.expect("mark_delivered");
 }
@@ -1015,7 +1077,7 @@ pub async fn concurrent_records_apply_once(
     assert_eq!(
         rows.len(),
         40,
-        "one broadcast and one notice per prediction"
+        "one broadcast and one notice (or fan-out row) per prediction"
     );
     deliver_rows_of(outbox, &ids).await;
 }

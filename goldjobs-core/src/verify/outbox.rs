@@ -172,6 +172,15 @@ impl OutboxDispatcherJob {
                     }
                 }
                 OutboxPayload::Notify(_) => notices.push(m),
+                // The store's claim_outbox expands these; one handed out is a store bug, and
+                // delivering nothing for it must not pass for a delivery.
+                OutboxPayload::NotifyVoters(f) => {
+                    let err = Error::invalid(format!(
+                        "the outbox store handed out the unexpanded fan-out row of prediction {}",
+                        f.prediction_id
+                    ));
+                    failures.push(Failure::new(&m, &err));
+                }
             }
         }
         if !broadcasts.is_empty() {
@@ -185,7 +194,7 @@ impl OutboxDispatcherJob {
         let mut sends = futures::stream::iter(notices.into_iter().map(|m| async move {
             let result = match &m.payload {
                 OutboxPayload::Notify(n) => notifier.notify(&render_notice(locale, n)).await,
-                OutboxPayload::PredictionVerified(_) => Ok(()),
+                OutboxPayload::PredictionVerified(_) | OutboxPayload::NotifyVoters(_) => Ok(()),
             };
             (m, result)
         }))
@@ -684,5 +693,43 @@ mod tests {
         let s = job.schedule();
         assert_eq!(s.interval, Duration::from_secs(1));
         assert!(!s.singleton);
+    }
+
+    /// A store that hands out an unexpanded fan-out row (a store bug): the row is failed with
+    /// a clear reason, nothing is sent, and it does not pass for a delivery.
+    #[tokio::test]
+    async fn an_unexpanded_fanout_row_is_failed_not_delivered() {
+        let mut outbox = crate::ports::MockOutboxRepository::new();
+        let mut handed = Some(vec![OutboxMessage {
+            id: 7,
+            payload: OutboxPayload::NotifyVoters(VotersFanout {
+                prediction_id: "p9".into(),
+            }),
+            attempts: 0,
+            last_error: None,
+        }]);
+        outbox
+            .expect_claim_outbox()
+            .returning(move |_, _, _| Ok(handed.take().unwrap_or_default()));
+        outbox.expect_mark_delivered().never();
+        outbox
+            .expect_mark_failed()
+            .withf(|id, e| *id == 7 && e.contains("unexpanded fan-out row of prediction p9"))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let notifier = Arc::new(FakeNotifier::default());
+        let job = OutboxDispatcherJob::new(
+            Arc::new(outbox),
+            Arc::new(FakeBroadcaster::default()),
+            notifier.clone(),
+        );
+        let ctx = JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(ManualClock::new(t0())),
+            attempt: 1,
+        };
+        let report = job.run(&ctx).await.unwrap();
+        assert_eq!(report.summary, "0 delivered, 0 retried, 1 failed");
+        assert!(notifier.sent.lock().unwrap().is_empty());
     }
 }

@@ -969,6 +969,9 @@ async fn two_verifiers_racing_verify_each_prediction_once() {
                     *broadcasts.entry(e.prediction_id.clone()).or_default() += 1
                 }
                 OutboxPayload::Notify(_) => notices += 1,
+                OutboxPayload::NotifyVoters(_) => {
+                    panic!("the in-memory store writes one row per voter")
+                }
             }
         }
         assert_eq!(broadcasts.len(), 150, "round {round}");
