@@ -105,6 +105,7 @@ pg_tests!(
     streaks_across_batches,
     outbox,
     outbox_fanout_pages,
+    outbox_fanout_small_predictions_fill_claims,
     news,
     device_tokens,
     lease,
@@ -454,6 +455,49 @@ async fn racing_dispatchers_expand_once() {
             assert!(seen.insert(n.clone()), "{n:?} twice");
         }
         assert_eq!(seen.len(), 40 * 30);
+    })
+    .await;
+}
+
+/// The voter count kept on a fan-out row only sizes the work: a wrong count (here zero, as a
+/// foreign writer might leave it) costs extra passes, never a voter.
+#[tokio::test]
+async fn fanout_with_a_wrong_count_loses_no_voter() {
+    with_store(4, |store| async move {
+        use goldjobs_core::{OutboxPayload, OutboxRepository, PredictionRepository};
+        store
+            .insert_prediction(&sql_shared::prediction("w", 10))
+            .await
+            .unwrap();
+        let votes: Vec<_> = (0..5)
+            .map(|u| sql_shared::vote("w", &format!("v{u}"), "A"))
+            .collect();
+        store.insert_votes(&votes).await.unwrap();
+        store
+            .record_verifications(&[sql_shared::verified("w", "A", 10)])
+            .await
+            .unwrap();
+        sqlx::query("UPDATE outbox SET fanout_remaining = 0 WHERE kind = 'notify_voters'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let mut users = Vec::new();
+        for _ in 0..20 {
+            let batch = store
+                .claim_outbox(
+                    sql_shared::t(1000),
+                    100,
+                    std::time::Duration::from_secs(600),
+                )
+                .await
+                .unwrap();
+            for m in batch {
+                if let OutboxPayload::Notify(n) = m.payload {
+                    users.push(n.user_id);
+                }
+            }
+        }
+        assert_eq!(users, ["v0", "v1", "v2", "v3", "v4"]);
     })
     .await;
 }

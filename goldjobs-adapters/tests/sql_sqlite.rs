@@ -38,6 +38,7 @@ sqlite_tests!(
     streaks_across_batches,
     outbox,
     outbox_fanout_pages,
+    outbox_fanout_small_predictions_fill_claims,
     news,
     device_tokens,
     lease,

@@ -15,7 +15,7 @@ use goldjobs_core::{
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 const BACKEND: &str = "postgres";
@@ -59,26 +59,46 @@ impl PgStore {
 
     /// Expand due `notify_voters` outbox rows into per-voter `notify` rows, up to `budget`
     /// voters (at most [`MAX_FANOUT_PAGE`]) in all, due at `now`, in one statement (so
-    /// atomically): lock up to 32 due fan-out rows in id order (`SKIP LOCKED`: concurrent
-    /// dispatchers take different ones), take the next voters after each row's cursor (marked
-    /// votes only, in `user_id` order) until the budget is used, insert their rows in that
-    /// order, and move each cursor past what it gave, marking the rows with no voter left
-    /// delivered. A crash repeats nothing and loses nothing.
+    /// atomically): pick the due fan-out rows in id order whose remaining voters are needed to
+    /// fill the budget, lock them (`SKIP LOCKED`: concurrent dispatchers take different ones),
+    /// take the next voters after each row's cursor (marked votes only, in `user_id` order)
+    /// until the budget is used, insert their rows in that order, and move each cursor past
+    /// what it gave, marking the rows with no voter left delivered. A crash repeats nothing and
+    /// loses nothing.
     async fn expand_fanouts(&self, now: DateTime<Utc>, budget: u32) -> Result<()> {
         let budget = i64::from(budget.min(MAX_FANOUT_PAGE));
         if budget == 0 {
             return Ok(());
         }
-        // The notice text is what serde writes for OutboxPayload::Notify, spelled out with
-        // to_json escaping (the adapter tests decode it). A fan-out row without a prediction id
+        // Every outbox and predictions access goes through `= ANY(ARRAY(..))` so that it is an
+        // index lookup whatever the statistics say (a join let the planner scan the whole outbox
+        // on every claim). `fanout_remaining` (the marked votes not expanded yet) only chooses how many rows to
+        // lock and how far to read; whether a row is done is decided by looking one voter past
+        // that, so a wrong count costs an extra pass at most, never a lost voter. The
+        // notice text is what serde writes for OutboxPayload::Notify, spelled out with to_json
+        // escaping (the adapter tests decode it). A fan-out row without a prediction id
         // expands to nothing and is marked delivered.
         sqlx::query(
-            r#"WITH f AS (
-                   SELECT id, fanout_cursor AS cur, fanout_prediction_id AS pid
+            r#"WITH cand AS (
+                   SELECT id FROM (
+                       SELECT id, sum(GREATEST(fanout_remaining, 1)) OVER (ORDER BY id)
+                                  - GREATEST(fanout_remaining, 1) AS before
+                       FROM (SELECT id, fanout_remaining FROM outbox
+                             WHERE state = 'pending' AND kind = 'notify_voters'
+                               AND next_attempt_at <= $1
+                             ORDER BY id LIMIT $2) due) sized
+                   WHERE before < $2),
+               f AS (
+                   SELECT id, fanout_cursor AS cur, fanout_prediction_id AS pid,
+                          GREATEST(fanout_remaining, 0) AS rem
                    FROM outbox
-                   WHERE state = 'pending' AND kind = 'notify_voters' AND next_attempt_at <= $1
-                   ORDER BY id LIMIT 32
+                   WHERE id = ANY (ARRAY(SELECT id FROM cand))
+                     AND state = 'pending' AND kind = 'notify_voters'
+                   ORDER BY id
                    FOR UPDATE SKIP LOCKED),
+               q AS (
+                   SELECT id, to_json(id)::text AS id_json, to_json(question)::text AS question_json
+                   FROM predictions WHERE id = ANY (ARRAY(SELECT pid FROM f))),
                page AS (
                    SELECT f.id AS fid, f.pid, v.user_id, v.selected_option, v.is_correct,
                           row_number() OVER (ORDER BY f.id, v.user_id) AS rn
@@ -86,31 +106,39 @@ impl PgStore {
                        SELECT user_id, selected_option, is_correct FROM prediction_votes
                        WHERE prediction_id = f.pid AND is_correct IS NOT NULL
                          AND (f.cur IS NULL OR user_id > f.cur)
-                       ORDER BY user_id LIMIT $2 + 1) v),
+                       ORDER BY user_id LIMIT LEAST(f.rem, $2) + 1) v),
                take AS (SELECT * FROM page WHERE rn <= $2),
                ins AS (
                    INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at)
                    SELECT 'notify',
                           '{"kind":"notify","data":{"user_id":' || to_json(t.user_id)::text
-                          || ',"prediction_id":' || to_json(p.id)::text
-                          || ',"question":' || to_json(p.question)::text
+                          || ',"prediction_id":' || q.id_json
+                          || ',"question":' || q.question_json
                           || ',"selected_option":' || to_json(t.selected_option)::text
                           || ',"is_correct":' || CASE WHEN t.is_correct THEN 'true' ELSE 'false' END
                           || '}}',
                           'pending', 0, $1, $1
-                   FROM take t JOIN predictions p ON p.id = t.pid
+                   FROM take t JOIN q ON q.id = t.pid
                    ORDER BY t.rn
                    RETURNING 1),
+               agg AS (
+                   SELECT fid, max(user_id) FILTER (WHERE rn <= $2) AS last,
+                          count(*) FILTER (WHERE rn <= $2) AS given, count(*) AS seen
+                   FROM page GROUP BY fid),
                progress AS (
-                   SELECT f.id,
-                          (SELECT max(t.user_id) FROM take t WHERE t.fid = f.id) AS last,
-                          EXISTS (SELECT 1 FROM page g WHERE g.fid = f.id AND g.rn > $2) AS more
-                   FROM f),
+                   SELECT f.id, f.rem, a.last, COALESCE(a.given, 0) AS given,
+                          -- voters left: one was seen and not given, or the row gave as many
+                          -- as it was asked for (its count may be short)
+                          (COALESCE(a.seen, 0) > COALESCE(a.given, 0)
+                           OR COALESCE(a.seen, 0) = LEAST(f.rem, $2) + 1) AS more
+                   FROM f LEFT JOIN agg a ON a.fid = f.id),
                upd AS (
                    UPDATE outbox o SET
                        fanout_cursor = COALESCE(pr.last, o.fanout_cursor),
+                       fanout_remaining = GREATEST(pr.rem - pr.given, CASE WHEN pr.more THEN 1 ELSE 0 END),
                        state = CASE WHEN pr.more THEN 'pending' ELSE 'delivered' END
-                   FROM progress pr WHERE o.id = pr.id
+                   FROM progress pr
+                   WHERE o.id = ANY (ARRAY(SELECT id FROM f)) AND o.id = pr.id
                    RETURNING 1)
                SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS moved"#,
         )
@@ -577,10 +605,14 @@ impl PredictionRepository for PgStore {
                     row.try_get::<bool, _>(2).map_err(db)?,
                 ));
             }
-            let mut with_votes: HashSet<String> = HashSet::with_capacity(v_ids.len());
+            // marked votes per prediction: the size of its fan-out
+            let mut with_votes: HashMap<String, i64> = HashMap::with_capacity(v_ids.len());
             for (pid, _, _) in &votes {
-                if !with_votes.contains(pid) {
-                    with_votes.insert(pid.clone());
+                match with_votes.get_mut(pid) {
+                    Some(n) => *n += 1,
+                    None => {
+                        with_votes.insert(pid.clone(), 1);
+                    }
                 }
             }
             let deltas = fold_votes(&verified, votes);
@@ -658,29 +690,33 @@ impl PredictionRepository for PgStore {
             let mut texts: Vec<String> = Vec::with_capacity(2 * v_ids.len());
             let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(2 * v_ids.len());
             let mut fanouts: Vec<Option<&str>> = Vec::with_capacity(2 * v_ids.len());
+            let mut sizes: Vec<Option<i64>> = Vec::with_capacity(2 * v_ids.len());
             for ((id, payload), at) in v_ids.iter().zip(payloads).zip(&v_at) {
                 kinds.push("prediction_verified");
                 texts.push(payload);
                 fanouts.push(None);
+                sizes.push(None);
                 ats.push(*at);
-                if with_votes.contains(id.as_str()) {
+                if let Some(&n) = with_votes.get(id.as_str()) {
                     kinds.push("notify_voters");
                     texts.push(fanout_payload(id)?);
                     fanouts.push(Some(id.as_str()));
+                    sizes.push(Some(n));
                     ats.push(*at);
                 }
             }
             sqlx::query(
-                "INSERT INTO outbox (kind, payload, fanout_prediction_id, state, attempts, \
-                                     next_attempt_at, created_at) \
-                 SELECT kind, payload, fanout, 'pending', 0, vat, vat \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[]) WITH ORDINALITY \
-                      AS x(kind, payload, fanout, vat, i) \
+                "INSERT INTO outbox (kind, payload, fanout_prediction_id, fanout_remaining, \
+                                     state, attempts, next_attempt_at, created_at) \
+                 SELECT kind, payload, fanout, remaining, 'pending', 0, vat, vat \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[]) \
+                      WITH ORDINALITY AS x(kind, payload, fanout, remaining, vat, i) \
                  ORDER BY i",
             )
             .bind(&kinds)
             .bind(&texts)
             .bind(&fanouts)
+            .bind(&sizes)
             .bind(&ats)
             .execute(&mut *tx)
             .await

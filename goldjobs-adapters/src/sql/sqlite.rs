@@ -26,7 +26,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -215,7 +215,8 @@ impl SqliteStore {
     async fn expand_fanouts(&self, now: DateTime<Utc>, budget: u32) -> Result<()> {
         let mut left = i64::from(budget.min(MAX_FANOUT_PAGE));
         let now = ts(now);
-        for _ in 0..64 {
+        // each pass gives at least one voter or finishes a row
+        for _ in 0..=left {
             if left <= 0 {
                 break;
             }
@@ -275,7 +276,7 @@ impl SqliteStore {
             }
             if n < left {
                 sqlx::query(
-                    "UPDATE outbox SET state = 'delivered', \
+                    "UPDATE outbox SET state = 'delivered', fanout_remaining = 0, \
                      fanout_cursor = COALESCE(?2, fanout_cursor) WHERE id = ?1",
                 )
                 .bind(id)
@@ -284,12 +285,16 @@ impl SqliteStore {
                 .await
                 .map_err(db)?;
             } else {
-                sqlx::query("UPDATE outbox SET fanout_cursor = ?2 WHERE id = ?1")
-                    .bind(id)
-                    .bind(&last)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                sqlx::query(
+                    "UPDATE outbox SET fanout_cursor = ?2, \
+                     fanout_remaining = max(coalesce(fanout_remaining, 0) - ?3, 1) WHERE id = ?1",
+                )
+                .bind(id)
+                .bind(&last)
+                .bind(n)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             }
             tx.commit().await.map_err(db)?;
             left -= n;
@@ -674,10 +679,14 @@ impl PredictionRepository for SqliteStore {
                     row.try_get::<bool, _>("is_correct").map_err(db)?,
                 ));
             }
-            let mut with_votes: HashSet<String> = HashSet::with_capacity(verified.len());
+            // marked votes per prediction: the size of its fan-out
+            let mut with_votes: HashMap<String, i64> = HashMap::with_capacity(verified.len());
             for (pid, _, _) in &votes {
-                if !with_votes.contains(pid) {
-                    with_votes.insert(pid.clone());
+                match with_votes.get_mut(pid) {
+                    Some(n) => *n += 1,
+                    None => {
+                        with_votes.insert(pid.clone(), 1);
+                    }
                 }
             }
             let deltas = fold_votes(&verified, votes);
@@ -744,17 +753,17 @@ impl PredictionRepository for SqliteStore {
             //    claim_outbox (see the PostgreSQL store)
             let mut rows = Vec::with_capacity(2 * outbox.len());
             for (id, payload, at) in outbox {
-                let fanout = with_votes.contains(id);
-                rows.push(json!(["prediction_verified", payload, at, null]));
-                if fanout {
-                    rows.push(json!(["notify_voters", fanout_payload(id)?, at, id]));
+                let fanout = with_votes.get(id).copied();
+                rows.push(json!(["prediction_verified", payload, at, null, null]));
+                if let Some(n) = fanout {
+                    rows.push(json!(["notify_voters", fanout_payload(id)?, at, id, n]));
                 }
             }
             sqlx::query(
-                "INSERT INTO outbox (kind, payload, fanout_prediction_id, state, attempts, \
-                                     next_attempt_at, created_at) \
+                "INSERT INTO outbox (kind, payload, fanout_prediction_id, fanout_remaining, \
+                                     state, attempts, next_attempt_at, created_at) \
                  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
-                        json_extract(value, '$[3]'), 'pending', 0, \
+                        json_extract(value, '$[3]'), json_extract(value, '$[4]'), 'pending', 0, \
                         json_extract(value, '$[2]'), json_extract(value, '$[2]') \
                  FROM json_each(?1) ORDER BY key",
             )

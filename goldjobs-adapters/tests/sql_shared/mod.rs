@@ -653,6 +653,40 @@ pub async fn outbox_fanout_pages(s: &dyn Store) {
     assert_eq!(rows.len(), 3 + 250);
 }
 
+/// Many predictions with one voter each: every claim is full until the outbox runs dry (a
+/// short claim ends a dispatcher's run, so expanding too little per claim would throttle
+/// delivery to one claim per tick).
+pub async fn outbox_fanout_small_predictions_fill_claims(s: &dyn Store) {
+    let mut records = Vec::new();
+    for i in 0..150 {
+        let id = format!("small{i:03}");
+        s.insert_prediction(&prediction(&id, 10)).await.unwrap();
+        s.insert_votes(&[vote(&id, "solo", "A")]).await.unwrap();
+        records.push(verified(&id, "A", 10));
+    }
+    s.record_verifications(&records).await.unwrap();
+    let mut sizes = Vec::new();
+    let mut notices = std::collections::HashSet::new();
+    loop {
+        let batch = s
+            .claim_outbox(t(1000), 100, Duration::from_secs(30))
+            .await
+            .unwrap();
+        sizes.push(batch.len());
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            if let OutboxPayload::Notify(n) = m.payload {
+                assert!(notices.insert(n.prediction_id));
+            }
+        }
+        assert!(sizes.len() < 10, "the outbox does not drain: {sizes:?}");
+    }
+    assert_eq!(notices.len(), 150);
+    assert_eq!(sizes, [100, 100, 100, 0], "150 broadcasts + 150 notices");
+}
+
 pub async fn news(s: &dyn Store) {
     let batch = vec![
         article("n1", "https://a.example/1", "gold", 10),
