@@ -216,7 +216,8 @@ impl SqliteStore {
         let mut left = i64::from(budget.min(MAX_FANOUT_PAGE));
         let now = ts(now);
         // each pass gives at least one voter or finishes a row
-        for _ in 0..=left {
+        let passes = left + 1;
+        for _ in 0..passes {
             if left <= 0 {
                 break;
             }
