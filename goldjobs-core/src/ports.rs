@@ -107,6 +107,11 @@ pub trait PredictionRepository: Send + Sync {
 #[async_trait]
 pub trait OutboxRepository: Send + Sync {
     /// Claim up to `limit` pending rows due at `now`, hiding them from other claimers for `lease`.
+    ///
+    /// A store that records a verification's notices as one
+    /// [`NotifyVoters`](crate::OutboxPayload::NotifyVoters) row first expands due ones into
+    /// per-voter [`Notify`](crate::OutboxPayload::Notify) rows, up to `limit` of them, each page
+    /// atomically with the progress it records; it never hands out a fan-out row itself.
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
