@@ -502,6 +502,59 @@ async fn fanout_with_a_wrong_count_loses_no_voter() {
     .await;
 }
 
+/// During a rolling deploy, instances of the previous release claim with their own query (no
+/// `kind` filter): fan-out rows are written claimed until the end of time, so such a claimer
+/// passes over them instead of failing them as undecodable, and the voters still get theirs.
+#[tokio::test]
+async fn a_previous_release_claimer_passes_over_fanout_rows() {
+    with_store(4, |store| async move {
+        use goldjobs_core::{OutboxPayload, OutboxRepository, PredictionRepository};
+        store
+            .insert_prediction(&sql_shared::prediction("old", 10))
+            .await
+            .unwrap();
+        store
+            .insert_votes(&[sql_shared::vote("old", "x", "A")])
+            .await
+            .unwrap();
+        store
+            .record_verifications(&[sql_shared::verified("old", "A", 10)])
+            .await
+            .unwrap();
+        // the claim statement of the release before fan-out rows
+        let kinds: Vec<String> = sqlx::query_scalar(
+            "WITH claimed AS ( \
+                 UPDATE outbox SET claimed_until = $2 WHERE id IN ( \
+                     SELECT id FROM outbox \
+                     WHERE state = 'pending' AND next_attempt_at <= $1 \
+                       AND (claimed_until IS NULL OR claimed_until <= $1) \
+                     ORDER BY id LIMIT 100 \
+                     FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, kind) \
+             SELECT kind FROM claimed ORDER BY id",
+        )
+        .bind(sql_shared::t(1000))
+        .bind(sql_shared::t(1000))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(kinds, ["prediction_verified"]);
+        let batch = store
+            .claim_outbox(sql_shared::t(2000), 100, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        let users: Vec<String> = batch
+            .into_iter()
+            .filter_map(|m| match m.payload {
+                OutboxPayload::Notify(n) => Some(n.user_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(users, ["x"]);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn verifier_job_end_to_end() {
     with_store(4, |store| async move {

@@ -429,7 +429,8 @@ async fn inconsistencies(pool: &sqlx::PgPool) -> Vec<String> {
                  SELECT fanout_prediction_id AS id, COUNT(*) AS n \
                  FROM outbox WHERE kind = 'notify_voters' GROUP BY 1) o ON o.id = p.id \
              WHERE COALESCE(o.n, 0) <> CASE WHEN p.status = 'ended' AND EXISTS ( \
-                 SELECT 1 FROM prediction_votes v WHERE v.prediction_id = p.id) THEN 1 ELSE 0 END",
+                 SELECT 1 FROM prediction_votes v \
+                 WHERE v.prediction_id = p.id AND v.is_correct IS NOT NULL) THEN 1 ELSE 0 END",
         ),
         (
             "notification rows repeated, or more than the marked votes",

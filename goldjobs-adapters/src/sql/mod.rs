@@ -257,8 +257,8 @@ fn fanout_payload(prediction_id: &str) -> Result<String> {
         .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
 }
 
-/// Voter notices a fan-out row turns into per claim at most: a claim of `limit` rows expands
-/// up to `limit` notices, never more than this.
+/// Voters one expansion statement (PostgreSQL) or transaction (SQLite) turns into `notify`
+/// rows at most; a claim of `limit` rows expands up to `limit` voters, page after page.
 const MAX_FANOUT_PAGE: u32 = 1_000;
 
 /// What one batch does to one user's statistics: the user's results in record order folded into

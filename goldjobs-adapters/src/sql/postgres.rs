@@ -58,44 +58,52 @@ impl PgStore {
     }
 
     /// Expand due `notify_voters` outbox rows into per-voter `notify` rows, up to `budget`
-    /// voters (at most [`MAX_FANOUT_PAGE`]) in all, due at `now`, in one statement (so
-    /// atomically): pick the due fan-out rows in id order whose remaining voters are needed to
-    /// fill the budget, lock them (`SKIP LOCKED`: concurrent dispatchers take different ones),
+    /// voters in all, due at `now`, in pages of at most [`MAX_FANOUT_PAGE`] voters, each page
+    /// one statement (so atomic): lock the due fan-out rows in id order (`SKIP LOCKED`:
+    /// concurrent dispatchers take different ones), keep those whose remaining voters are
+    /// needed to fill the budget,
     /// take the next voters after each row's cursor (marked votes only, in `user_id` order)
     /// until the budget is used, insert their rows in that order, and move each cursor past
     /// what it gave, marking the rows with no voter left delivered. A crash repeats nothing and
     /// loses nothing.
     async fn expand_fanouts(&self, now: DateTime<Utc>, budget: u32) -> Result<()> {
-        let budget = i64::from(budget.min(MAX_FANOUT_PAGE));
-        if budget == 0 {
-            return Ok(());
+        let mut left = i64::from(budget);
+        while left > 0 {
+            let page = left.min(i64::from(MAX_FANOUT_PAGE));
+            let inserted = self.expand_fanout_page(now, page).await?;
+            if inserted < page {
+                break;
+            }
+            left -= page;
         }
-        // Every outbox and predictions access goes through `= ANY(ARRAY(..))` so that it is an
-        // index lookup whatever the statistics say (a join let the planner scan the whole outbox
-        // on every claim). `fanout_remaining` (the marked votes not expanded yet) only chooses how many rows to
-        // lock and how far to read; whether a row is done is decided by looking one voter past
-        // that, so a wrong count costs an extra pass at most, never a lost voter. The
-        // notice text is what serde writes for OutboxPayload::Notify, spelled out with to_json
-        // escaping (the adapter tests decode it). A fan-out row without a prediction id
-        // expands to nothing and is marked delivered.
-        sqlx::query(
-            r#"WITH cand AS (
-                   SELECT id FROM (
-                       SELECT id, sum(GREATEST(fanout_remaining, 1)) OVER (ORDER BY id)
-                                  - GREATEST(fanout_remaining, 1) AS before
-                       FROM (SELECT id, fanout_remaining FROM outbox
-                             WHERE state = 'pending' AND kind = 'notify_voters'
-                               AND next_attempt_at <= $1
-                             ORDER BY id LIMIT $2) due) sized
-                   WHERE before < $2),
-               f AS (
-                   SELECT id, fanout_cursor AS cur, fanout_prediction_id AS pid,
-                          GREATEST(fanout_remaining, 0) AS rem
+        Ok(())
+    }
+
+    /// One page of [`expand_fanouts`](Self::expand_fanouts): up to `budget` voters; returns
+    /// how many `notify` rows it wrote.
+    async fn expand_fanout_page(&self, now: DateTime<Utc>, budget: i64) -> Result<i64> {
+        // Every outbox and predictions access is by index whatever the statistics say (`=
+        // ANY(ARRAY(..))`, no joins: a join let the planner scan the whole outbox on every
+        // claim). The due fan-out rows are locked first (`SKIP LOCKED`: rows another dispatcher
+        // is expanding are passed over, not counted), then the prefix whose voters fill the
+        // budget is taken. `fanout_remaining` (the marked votes not expanded yet) only sizes the
+        // work; whether a row is done is decided by looking one voter past it, so a wrong count
+        // costs extra passes, never a voter. The notice text is what serde writes for
+        // OutboxPayload::Notify, spelled out with to_json escaping (the adapter tests decode
+        // it). A fan-out row without a prediction id expands to nothing and is marked delivered.
+        let row = sqlx::query(
+            r#"WITH due AS (
+                   SELECT id, fanout_cursor AS cur, fanout_prediction_id AS pid, fanout_remaining AS n
                    FROM outbox
-                   WHERE id = ANY (ARRAY(SELECT id FROM cand))
-                     AND state = 'pending' AND kind = 'notify_voters'
-                   ORDER BY id
+                   WHERE state = 'pending' AND kind = 'notify_voters' AND next_attempt_at <= $1
+                   ORDER BY id LIMIT $2
                    FOR UPDATE SKIP LOCKED),
+               f AS (
+                   SELECT id, cur, pid, GREATEST(n, 0) AS rem FROM (
+                       SELECT id, cur, pid, n,
+                              sum(GREATEST(n, 1)) OVER (ORDER BY id) - GREATEST(n, 1) AS before
+                       FROM due) sized
+                   WHERE before < $2),
                q AS (
                    SELECT id, to_json(id)::text AS id_json, to_json(question)::text AS question_json
                    FROM predictions WHERE id = ANY (ARRAY(SELECT pid FROM f))),
@@ -135,7 +143,9 @@ impl PgStore {
                upd AS (
                    UPDATE outbox o SET
                        fanout_cursor = COALESCE(pr.last, o.fanout_cursor),
-                       fanout_remaining = GREATEST(pr.rem - pr.given, CASE WHEN pr.more THEN 1 ELSE 0 END),
+                       fanout_remaining = CASE WHEN pr.more
+                                               THEN GREATEST(pr.rem - pr.given, pr.given, 1)
+                                               ELSE 0 END,
                        state = CASE WHEN pr.more THEN 'pending' ELSE 'delivered' END
                    FROM progress pr
                    WHERE o.id = ANY (ARRAY(SELECT id FROM f)) AND o.id = pr.id
@@ -147,7 +157,7 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        Ok(())
+        row.try_get("inserted").map_err(db)
     }
 
     /// A cheap round trip, for health checks.
@@ -707,8 +717,10 @@ impl PredictionRepository for PgStore {
             }
             sqlx::query(
                 "INSERT INTO outbox (kind, payload, fanout_prediction_id, fanout_remaining, \
-                                     state, attempts, next_attempt_at, created_at) \
-                 SELECT kind, payload, fanout, remaining, 'pending', 0, vat, vat \
+                                     claimed_until, state, attempts, next_attempt_at, created_at) \
+                 SELECT kind, payload, fanout, remaining, \
+                        CASE WHEN kind = 'notify_voters' THEN 'infinity'::timestamptz END, \
+                        'pending', 0, vat, vat \
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[]) \
                       WITH ORDINALITY AS x(kind, payload, fanout, remaining, vat, i) \
                  ORDER BY i",

@@ -210,24 +210,39 @@ impl SqliteStore {
     }
 
     /// Expand due `notify_voters` outbox rows into per-voter `notify` rows, up to `budget`
-    /// voters (at most [`MAX_FANOUT_PAGE`]) in all, due at `now`; each page in one `BEGIN
-    /// IMMEDIATE` transaction with the cursor it moves (as the PostgreSQL store does).
+    /// voters in all, due at `now`, in pages of at most [`MAX_FANOUT_PAGE`] voters, each page
+    /// one `BEGIN IMMEDIATE` transaction with the cursors it moves (as the PostgreSQL store
+    /// does): a crash repeats nothing and loses nothing.
     async fn expand_fanouts(&self, now: DateTime<Utc>, budget: u32) -> Result<()> {
-        let mut left = i64::from(budget.min(MAX_FANOUT_PAGE));
         let now = ts(now);
+        let mut left = i64::from(budget);
+        while left > 0 {
+            let page = left.min(i64::from(MAX_FANOUT_PAGE));
+            let given = self.expand_fanout_page(&now, page).await?;
+            if given < page {
+                break;
+            }
+            left -= page;
+        }
+        Ok(())
+    }
+
+    /// One page of [`expand_fanouts`](Self::expand_fanouts); returns how many voters it gave.
+    async fn expand_fanout_page(&self, now: &str, budget: i64) -> Result<i64> {
+        let mut left = budget;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         // each pass gives at least one voter or finishes a row
         let passes = left + 1;
         for _ in 0..passes {
             if left <= 0 {
                 break;
             }
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
             let Some(row) = sqlx::query(
                 "SELECT id, fanout_prediction_id, fanout_cursor FROM outbox \
                  WHERE state = 'pending' AND kind = 'notify_voters' AND next_attempt_at <= ?1 \
                  ORDER BY id LIMIT 1",
             )
-            .bind(&now)
+            .bind(now)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?
@@ -270,7 +285,7 @@ impl SqliteStore {
                 .bind(&prediction_id)
                 .bind(&cursor)
                 .bind(&last)
-                .bind(&now)
+                .bind(now)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -297,10 +312,10 @@ impl SqliteStore {
                 .await
                 .map_err(db)?;
             }
-            tx.commit().await.map_err(db)?;
             left -= n;
         }
-        Ok(())
+        tx.commit().await.map_err(db)?;
+        Ok(budget - left)
     }
 
     /// Apply the embedded migrations (`migrations/sqlite`) not applied yet.
@@ -762,9 +777,11 @@ impl PredictionRepository for SqliteStore {
             }
             sqlx::query(
                 "INSERT INTO outbox (kind, payload, fanout_prediction_id, fanout_remaining, \
-                                     state, attempts, next_attempt_at, created_at) \
+                                     claimed_until, state, attempts, next_attempt_at, created_at) \
                  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
-                        json_extract(value, '$[3]'), json_extract(value, '$[4]'), 'pending', 0, \
+                        json_extract(value, '$[3]'), json_extract(value, '$[4]'), \
+                        CASE WHEN json_extract(value, '$[0]') = 'notify_voters' \
+                             THEN '9999-12-31T23:59:59.999999Z' END, 'pending', 0, \
                         json_extract(value, '$[2]'), json_extract(value, '$[2]') \
                  FROM json_each(?1) ORDER BY key",
             )
