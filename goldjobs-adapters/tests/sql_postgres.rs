@@ -106,6 +106,7 @@ pg_tests!(
     outbox,
     outbox_fanout_pages,
     outbox_fanout_small_predictions_fill_claims,
+    outbox_retention,
     news,
     device_tokens,
     lease,

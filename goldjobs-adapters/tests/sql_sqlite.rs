@@ -39,6 +39,7 @@ sqlite_tests!(
     outbox,
     outbox_fanout_pages,
     outbox_fanout_small_predictions_fill_claims,
+    outbox_retention,
     news,
     device_tokens,
     lease,

@@ -126,6 +126,16 @@ pub trait OutboxRepository: Send + Sync {
     async fn mark_failed(&self, id: i64, error: &str) -> Result<()>;
     /// Every row (for inspection and tests), by id.
     async fn outbox_rows(&self) -> Result<Vec<OutboxRow>>;
+
+    /// Delete at most `limit` finished (delivered or failed) rows created before `before`;
+    /// returns how many went. Pending rows are never deleted.
+    ///
+    /// The default deletes nothing (for stores that bound their rows otherwise, like the
+    /// in-memory one).
+    async fn delete_finished_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let _ = (before, limit);
+        Ok(0)
+    }
 }
 
 /// Stored news.

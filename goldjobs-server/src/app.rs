@@ -18,7 +18,10 @@ use goldjobs_adapters::notify::webhook::{WebhookConfig as WebhookNotifierConfig,
 use goldjobs_adapters::redis::events::{RedisEventBus, RedisEventBusHandle, DEFAULT_CHANNEL};
 use goldjobs_adapters::redis::{RedisNewsCache, RedisQuoteCache};
 use goldjobs_adapters::sql::{PgStore, SqliteStore};
-use goldjobs_core::jobs::{NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob};
+use goldjobs_core::jobs::{
+    NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob, RetentionConfig,
+    RetentionJob,
+};
 use goldjobs_core::memory::{FanoutNotifier, InMemoryNewsCache, InMemoryQuoteCache, LogNotifier};
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::{JobManager, JobObserver, RunOutcome, RunStatus};
@@ -519,6 +522,15 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     jobs.register(Arc::new(
         OutboxDispatcherJob::new(repos.outbox.clone(), broadcaster.clone(), notifier)
             .with_config(outbox_config),
+    ))
+    .map_err(setup_job)?;
+
+    jobs.register(Arc::new(
+        RetentionJob::new(repos.ticks.clone(), repos.outbox.clone()).with_config(RetentionConfig {
+            tick_retention: cfg.tick_retention,
+            outbox_retention: cfg.outbox_retention,
+            ..RetentionConfig::default()
+        }),
     ))
     .map_err(setup_job)?;
 

@@ -207,6 +207,12 @@ pub struct Config {
     pub news_cache_ttl: Duration,
     /// `GOLDJOBS_VERIFY_MAX_LAG` (5 min).
     pub verify_max_lag: Duration,
+    /// `GOLDJOBS_TICK_RETENTION` (30 days; `off` keeps every tick): older price ticks are
+    /// deleted by `RetentionJob`.
+    pub tick_retention: Option<Duration>,
+    /// `GOLDJOBS_OUTBOX_RETENTION` (7 days; `off` keeps them): older delivered and failed outbox
+    /// rows are deleted by `RetentionJob`.
+    pub outbox_retention: Option<Duration>,
     /// `GOLDJOBS_ADMIN_TOKEN`; unset = admin endpoints answer 403.
     pub admin_token: Option<Secret>,
     /// `GOLDJOBS_CORS_ORIGINS`; empty = no CORS headers.
@@ -262,6 +268,8 @@ const SETTINGS: &[Setting] = &[
     s("GOLDJOBS_QUOTE_TTL", "quote_ttl", false),
     s("GOLDJOBS_NEWS_CACHE_TTL", "news_cache_ttl", false),
     s("GOLDJOBS_VERIFY_MAX_LAG", "verify_max_lag", false),
+    s("GOLDJOBS_TICK_RETENTION", "tick_retention", false),
+    s("GOLDJOBS_OUTBOX_RETENTION", "outbox_retention", false),
     s("GOLDJOBS_ADMIN_TOKEN", "admin_token", true),
     s("GOLDJOBS_CORS_ORIGINS", "cors_origins", false),
     s("FCM_PROJECT_ID", "fcm_project_id", false),
@@ -326,6 +334,25 @@ impl Raw {
                     "expected a positive duration like 500ms, 5s, 15m or 1h",
                 )),
             },
+        }
+    }
+
+    /// A positive duration, or `off` for none.
+    fn retention(
+        &self,
+        env: &'static str,
+        default: Duration,
+    ) -> Result<Option<Duration>, ConfigError> {
+        match self.get(env) {
+            Some(v) if v.trim().eq_ignore_ascii_case("off") => Ok(None),
+            Some(v) => match humantime::parse_duration(v.trim()) {
+                Ok(d) if !d.is_zero() => Ok(Some(d)),
+                _ => Err(self.err(
+                    env,
+                    "expected a positive duration like 7d or 30days, or off",
+                )),
+            },
+            None => Ok(Some(default)),
         }
     }
 
@@ -662,6 +689,14 @@ impl Config {
             quote_ttl: raw.duration("GOLDJOBS_QUOTE_TTL", Duration::from_secs(5))?,
             news_cache_ttl: raw.duration("GOLDJOBS_NEWS_CACHE_TTL", Duration::from_secs(5 * 60))?,
             verify_max_lag: raw.duration("GOLDJOBS_VERIFY_MAX_LAG", Duration::from_secs(5 * 60))?,
+            tick_retention: raw.retention(
+                "GOLDJOBS_TICK_RETENTION",
+                Duration::from_secs(30 * 24 * 3600),
+            )?,
+            outbox_retention: raw.retention(
+                "GOLDJOBS_OUTBOX_RETENTION",
+                Duration::from_secs(7 * 24 * 3600),
+            )?,
             admin_token: raw.get("GOLDJOBS_ADMIN_TOKEN").map(Secret::new),
             cors_origins,
             fcm,
@@ -732,6 +767,8 @@ mod tests {
         assert_eq!(c.quote_ttl, Duration::from_secs(5));
         assert_eq!(c.news_cache_ttl, Duration::from_secs(300));
         assert_eq!(c.verify_max_lag, Duration::from_secs(300));
+        assert_eq!(c.tick_retention, Some(Duration::from_secs(30 * 24 * 3600)));
+        assert_eq!(c.outbox_retention, Some(Duration::from_secs(7 * 24 * 3600)));
         assert_eq!(c.admin_token, None);
         assert!(c.cors_origins.is_empty());
         assert_eq!(c.fcm, None);
@@ -786,6 +823,8 @@ mod tests {
                 ("GOLDJOBS_QUOTE_TTL", "7s"),
                 ("GOLDJOBS_NEWS_CACHE_TTL", "1m"),
                 ("GOLDJOBS_VERIFY_MAX_LAG", "2m"),
+                ("GOLDJOBS_TICK_RETENTION", "90days"),
+                ("GOLDJOBS_OUTBOX_RETENTION", "off"),
                 ("GOLDJOBS_ADMIN_TOKEN", "tok"),
                 (
                     "GOLDJOBS_CORS_ORIGINS",
@@ -819,6 +858,8 @@ mod tests {
         assert_eq!(c.quote_ttl, Duration::from_secs(7));
         assert_eq!(c.news_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.verify_max_lag, Duration::from_secs(120));
+        assert_eq!(c.tick_retention, Some(Duration::from_secs(90 * 24 * 3600)));
+        assert_eq!(c.outbox_retention, None);
         assert_eq!(c.admin_token.as_ref().unwrap().expose(), "tok");
         assert_eq!(
             c.cors_origins,

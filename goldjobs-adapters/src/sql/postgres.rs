@@ -929,6 +929,23 @@ impl OutboxRepository for PgStore {
             })
             .collect()
     }
+
+    async fn delete_finished_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE id = ANY (ARRAY( \
+                 SELECT id FROM outbox WHERE state <> 'pending' AND created_at < $1 \
+                 ORDER BY created_at LIMIT $2))",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait]

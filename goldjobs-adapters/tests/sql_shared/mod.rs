@@ -687,6 +687,46 @@ pub async fn outbox_fanout_small_predictions_fill_claims(s: &dyn Store) {
     assert_eq!(sizes, [100, 100, 100, 0], "150 broadcasts + 150 notices");
 }
 
+/// Finished rows go by age, oldest first, at most `limit` per call; pending rows (fan-out rows
+/// included) stay whatever their age.
+pub async fn outbox_retention(s: &dyn Store) {
+    s.insert_prediction(&prediction("ret", 10)).await.unwrap();
+    s.insert_votes(&[vote("ret", "a", "A"), vote("ret", "b", "B")])
+        .await
+        .unwrap();
+    s.record_verifications(&[verified("ret", "A", 10)])
+        .await
+        .unwrap();
+    // broadcast and fan-out created at t(15); the two notices at the claim, t(100)
+    let claimed = s
+        .claim_outbox(t(100), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    s.mark_delivered(&[claimed[0].id, claimed[1].id])
+        .await
+        .unwrap();
+    s.mark_failed(claimed[2].id, "invalid token").await.unwrap();
+    s.insert_prediction(&prediction("ret2", 20)).await.unwrap();
+    s.insert_votes(&[vote("ret2", "c", "A")]).await.unwrap();
+    s.record_verifications(&[verified("ret2", "A", 20)])
+        .await
+        .unwrap();
+    assert_eq!(s.outbox_rows().await.unwrap().len(), 6);
+
+    assert_eq!(s.delete_finished_before(t(1000), 0).await.unwrap(), 0);
+    // before t(50): the delivered broadcast and the expanded fan-out row of "ret"
+    assert_eq!(s.delete_finished_before(t(50), 10).await.unwrap(), 2);
+    assert_eq!(s.delete_finished_before(t(50), 10).await.unwrap(), 0);
+    // later: the delivered and the failed notice, one per call with limit 1
+    assert_eq!(s.delete_finished_before(t(1000), 1).await.unwrap(), 1);
+    assert_eq!(s.delete_finished_before(t(1000), 10).await.unwrap(), 1);
+    assert_eq!(s.delete_finished_before(t(100_000), 10).await.unwrap(), 0);
+    let left = s.outbox_rows().await.unwrap();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|r| r.state == OutboxState::Pending));
+}
+
 pub async fn news(s: &dyn Store) {
     let batch = vec![
         article("n1", "https://a.example/1", "gold", 10),

@@ -1,0 +1,225 @@
+//! `RetentionJob`: deletes old price ticks and finished outbox rows in bounded batches, so the
+//! tables that grow with every tick and every notification stay bounded.
+
+use crate::ports::{OutboxRepository, PriceTickRepository};
+use crate::runtime::{Job, JobContext, RunReport, Schedule};
+use crate::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of the job in the `JobManager` and in `/jobs/status`.
+pub const RETENTION_JOB: &str = "RetentionJob";
+
+/// Settings of the [`RetentionJob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Period of the job (default 10 min).
+    pub interval: Duration,
+    /// Ticks older than this are deleted (default 30 days; `None` keeps them). Verification
+    /// reads the first tick at or after a prediction's `verify_time`, and an admin resolving a
+    /// `needs_review` prediction reads it too, so keep this well above how late that happens;
+    /// older instants fall back to the provider's history.
+    pub tick_retention: Option<Duration>,
+    /// Delivered and failed outbox rows created longer ago than this are deleted (default
+    /// 7 days; `None` keeps them). Pending rows are never deleted.
+    pub outbox_retention: Option<Duration>,
+    /// Rows deleted per statement (default 10,000).
+    pub batch: u32,
+    /// Statements per table and run at most (default 100); what is left waits for the next run.
+    pub max_batches: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            interval: Duration::from_secs(10 * 60),
+            tick_retention: Some(Duration::from_secs(30 * 24 * 3600)),
+            outbox_retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            batch: 10_000,
+            max_batches: 100,
+        }
+    }
+}
+
+/// Deletes ticks older than [`RetentionConfig::tick_retention`] with
+/// [`PriceTickRepository::delete_ticks_before`] and finished outbox rows older than
+/// [`RetentionConfig::outbox_retention`] with [`OutboxRepository::delete_finished_before`],
+/// each in batches of [`RetentionConfig::batch`] rows, so no statement holds locks for long.
+/// A singleton: one instance of a fleet does it.
+pub struct RetentionJob {
+    ticks: Arc<dyn PriceTickRepository>,
+    outbox: Arc<dyn OutboxRepository>,
+    config: RetentionConfig,
+}
+
+impl std::fmt::Debug for RetentionJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetentionJob")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetentionJob {
+    /// A job with the default [`RetentionConfig`].
+    pub fn new(ticks: Arc<dyn PriceTickRepository>, outbox: Arc<dyn OutboxRepository>) -> Self {
+        RetentionJob {
+            ticks,
+            outbox,
+            config: RetentionConfig::default(),
+        }
+    }
+
+    /// Replace the configuration.
+    pub fn with_config(mut self, config: RetentionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RetentionConfig {
+        &self.config
+    }
+}
+
+fn cutoff(now: DateTime<Utc>, keep: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(keep)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[async_trait]
+impl Job for RetentionJob {
+    fn name(&self) -> &str {
+        RETENTION_JOB
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::every(self.config.interval).with_singleton(true)
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<RunReport> {
+        let now = ctx.clock.now();
+        let batch = self.config.batch.max(1);
+        let mut ticks = 0u64;
+        let mut rows = 0u64;
+        let mut problems = Vec::new();
+        if let Some(keep) = self.config.tick_retention {
+            let before = cutoff(now, keep);
+            for _ in 0..self.config.max_batches {
+                if ctx.cancel.is_cancelled() {
+                    break;
+                }
+                let n = self.ticks.delete_ticks_before(before, batch).await?;
+                ticks += n;
+                if n < u64::from(batch) {
+                    break;
+                }
+            }
+        }
+        if let Some(keep) = self.config.outbox_retention {
+            let before = cutoff(now, keep);
+            for _ in 0..self.config.max_batches {
+                if ctx.cancel.is_cancelled() {
+                    break;
+                }
+                let n = self.outbox.delete_finished_before(before, batch).await?;
+                rows += n;
+                if n < u64::from(batch) {
+                    break;
+                }
+            }
+        }
+        if ctx.cancel.is_cancelled() {
+            problems.push("stopped early: the job was cancelled".to_owned());
+        }
+        Ok(RunReport {
+            summary: format!("{ticks} ticks and {rows} finished outbox rows deleted"),
+            problems,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ports::{MockOutboxRepository, MockPriceTickRepository};
+    use crate::ManualClock;
+    use mockall::predicate::eq;
+    use tokio_util::sync::CancellationToken;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-31T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn ctx() -> JobContext {
+        JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(ManualClock::new(t0())),
+            attempt: 1,
+        }
+    }
+
+    /// Batches until one comes back short, at the cutoffs of the configured ages.
+    #[tokio::test]
+    async fn deletes_in_batches_until_a_short_one() {
+        let mut ticks = MockPriceTickRepository::new();
+        let tick_cutoff = t0() - chrono::Duration::days(30);
+        let mut answers = vec![100u64, 100, 7].into_iter();
+        ticks
+            .expect_delete_ticks_before()
+            .with(eq(tick_cutoff), eq(100))
+            .times(3)
+            .returning(move |_, _| Ok(answers.next().unwrap_or(0)));
+        let mut outbox = MockOutboxRepository::new();
+        let outbox_cutoff = t0() - chrono::Duration::days(7);
+        outbox
+            .expect_delete_finished_before()
+            .with(eq(outbox_cutoff), eq(100))
+            .times(1)
+            .returning(|_, _| Ok(3));
+        let job =
+            RetentionJob::new(Arc::new(ticks), Arc::new(outbox)).with_config(RetentionConfig {
+                batch: 100,
+                ..RetentionConfig::default()
+            });
+        let report = job.run(&ctx()).await.unwrap();
+        assert_eq!(
+            report.summary,
+            "207 ticks and 3 finished outbox rows deleted"
+        );
+        assert!(report.problems.is_empty());
+    }
+
+    /// `max_batches` bounds a run; `None` leaves a table alone.
+    #[tokio::test]
+    async fn a_run_is_bounded_and_none_keeps_everything() {
+        let mut ticks = MockPriceTickRepository::new();
+        ticks
+            .expect_delete_ticks_before()
+            .times(2)
+            .returning(|_, limit| Ok(u64::from(limit)));
+        let mut outbox = MockOutboxRepository::new();
+        outbox.expect_delete_finished_before().never();
+        let job =
+            RetentionJob::new(Arc::new(ticks), Arc::new(outbox)).with_config(RetentionConfig {
+                batch: 10,
+                max_batches: 2,
+                outbox_retention: None,
+                ..RetentionConfig::default()
+            });
+        let report = job.run(&ctx()).await.unwrap();
+        assert_eq!(
+            report.summary,
+            "20 ticks and 0 finished outbox rows deleted"
+        );
+        assert_eq!(job.name(), RETENTION_JOB);
+        assert!(job.schedule().singleton);
+    }
+}
