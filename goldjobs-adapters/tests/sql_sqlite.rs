@@ -161,6 +161,12 @@ mod conformance {
 }
 
 #[tokio::test]
+async fn retention_job_end_to_end() {
+    let (store, _dir) = store().await;
+    sql_shared::retention_job_end_to_end(std::sync::Arc::new(store)).await;
+}
+
+#[tokio::test]
 async fn verifier_job_end_to_end() {
     let (store, _dir) = store().await;
     sql_shared::verifier_job_end_to_end(std::sync::Arc::new(store)).await;

@@ -1041,3 +1041,73 @@ pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, "e2");
 }
+
+/// `RetentionJob` on a real store: old ticks and old finished outbox rows go, in batches;
+/// recent ticks, the latest tick of every symbol that has recent ones, and pending rows stay.
+pub async fn retention_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
+    use goldjobs_core::jobs::{RetentionConfig, RetentionJob};
+    use goldjobs_core::{Job, JobContext, ManualClock};
+    // 25 old ticks (t(0)..t(24)) and 3 recent ones (days later)
+    let day = 24 * 3600;
+    let mut ticks: Vec<PriceTick> = (0..25)
+        .map(|i| PriceTick {
+            symbol_code: "XAUUSD".into(),
+            price: d("2650.00"),
+            ts: t(i),
+        })
+        .collect();
+    ticks.extend((0..3).map(|i| PriceTick {
+        symbol_code: "XAUUSD".into(),
+        price: d("2700.00"),
+        ts: t(10 * day + i),
+    }));
+    s.insert_ticks(&ticks).await.unwrap();
+    // a delivered broadcast created at t(15), and a pending one created at t(25)
+    s.insert_prediction(&prediction("delivered-old", 10))
+        .await
+        .unwrap();
+    s.insert_prediction(&prediction("still-pending", 20))
+        .await
+        .unwrap();
+    s.record_verifications(&[verified("delivered-old", "A", 10)])
+        .await
+        .unwrap();
+    let first = s
+        .claim_outbox(t(16), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    s.mark_delivered(&[first[0].id]).await.unwrap();
+    s.record_verifications(&[verified("still-pending", "A", 20)])
+        .await
+        .unwrap();
+
+    let job = RetentionJob::new(s.clone(), s.clone()).with_config(RetentionConfig {
+        tick_retention: Some(Duration::from_secs(5 * day as u64)),
+        outbox_retention: Some(Duration::from_secs(day as u64)),
+        batch: 10,
+        ..RetentionConfig::default()
+    });
+    let ctx = JobContext {
+        cancel: tokio_util::sync::CancellationToken::new(),
+        clock: std::sync::Arc::new(ManualClock::new(t(10 * day + 100))),
+        attempt: 1,
+    };
+    let report = job.run(&ctx).await.unwrap();
+    assert_eq!(
+        report.summary,
+        "25 ticks and 1 finished outbox rows deleted"
+    );
+    let latest = s.latest_tick("XAUUSD").await.unwrap().unwrap();
+    assert_eq!(latest.ts, t(10 * day + 2));
+    assert_eq!(
+        s.delete_ticks_before(t(10 * day), 100).await.unwrap(),
+        0,
+        "nothing old is left"
+    );
+    let rows = s.outbox_rows().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, OutboxState::Pending);
+    // a second run finds nothing more
+    let again = job.run(&ctx).await.unwrap();
+    assert_eq!(again.summary, "0 ticks and 0 finished outbox rows deleted");
+}
