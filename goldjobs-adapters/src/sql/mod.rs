@@ -257,9 +257,43 @@ fn fanout_payload(prediction_id: &str) -> Result<String> {
         .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
 }
 
+/// How many of `votes` (prediction id, user id, correct) each prediction has: the size of its
+/// fan-out row. One key allocation per prediction, not per vote.
+fn votes_per_prediction(votes: &[(String, String, bool)]) -> HashMap<String, i64> {
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for (pid, _, _) in votes {
+        match counts.get_mut(pid) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(pid.clone(), 1);
+            }
+        }
+    }
+    counts
+}
+
 /// Voters one expansion statement (PostgreSQL) or transaction (SQLite) turns into `notify`
 /// rows at most; a claim of `limit` rows expands up to `limit` voters, page after page.
 const MAX_FANOUT_PAGE: u32 = 1_000;
+
+/// Expand fan-out rows for up to `budget` voters with `page(size)` (one atomic page of at most
+/// [`MAX_FANOUT_PAGE`] voters, returning how many it gave), page after page, until the budget
+/// is covered or a page comes back short (nothing more is due).
+async fn expand_in_pages<F, Fut>(budget: u32, mut page: F) -> Result<()>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<i64>>,
+{
+    let mut left = i64::from(budget);
+    while left > 0 {
+        let size = left.min(i64::from(MAX_FANOUT_PAGE));
+        if page(size).await? < size {
+            break;
+        }
+        left -= size;
+    }
+    Ok(())
+}
 
 /// What one batch does to one user's statistics: the user's results in record order folded into
 /// numbers that can be applied to the stored row in one set-based statement.

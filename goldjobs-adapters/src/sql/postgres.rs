@@ -1,8 +1,9 @@
 //! PostgreSQL store.
 
 use super::{
-    add_duration, chrono_duration, decode_error, dedupe_articles, fanout_payload, fold_votes,
-    map_sqlx, prepare_records, record_columns, summarize, verified_payload, MAX_FANOUT_PAGE,
+    add_duration, chrono_duration, decode_error, dedupe_articles, expand_in_pages, fanout_payload,
+    fold_votes, map_sqlx, prepare_records, record_columns, summarize, verified_payload,
+    votes_per_prediction,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -58,25 +59,15 @@ impl PgStore {
     }
 
     /// Expand due `notify_voters` outbox rows into per-voter `notify` rows, up to `budget`
-    /// voters in all, due at `now`, in pages of at most [`MAX_FANOUT_PAGE`] voters, each page
+    /// voters in all, due at `now`, in pages of at most [`MAX_FANOUT_PAGE`](super::MAX_FANOUT_PAGE) voters, each page
     /// one statement (so atomic): lock the due fan-out rows in id order (`SKIP LOCKED`:
     /// concurrent dispatchers take different ones), keep those whose remaining voters are
-    /// needed to fill the budget,
-    /// take the next voters after each row's cursor (marked votes only, in `user_id` order)
-    /// until the budget is used, insert their rows in that order, and move each cursor past
-    /// what it gave, marking the rows with no voter left delivered. A crash repeats nothing and
-    /// loses nothing.
+    /// needed to fill the budget, take the next voters after each row's cursor (marked votes
+    /// only, in `user_id` order) until the budget is used, insert their rows in that order, and
+    /// move each cursor past what it gave, marking the rows with no voter left delivered. A
+    /// crash repeats nothing and loses nothing.
     async fn expand_fanouts(&self, now: DateTime<Utc>, budget: u32) -> Result<()> {
-        let mut left = i64::from(budget);
-        while left > 0 {
-            let page = left.min(i64::from(MAX_FANOUT_PAGE));
-            let inserted = self.expand_fanout_page(now, page).await?;
-            if inserted < page {
-                break;
-            }
-            left -= page;
-        }
-        Ok(())
+        expand_in_pages(budget, |size| self.expand_fanout_page(now, size)).await
     }
 
     /// One page of [`expand_fanouts`](Self::expand_fanouts): up to `budget` voters; returns
@@ -616,15 +607,7 @@ impl PredictionRepository for PgStore {
                 ));
             }
             // marked votes per prediction: the size of its fan-out
-            let mut with_votes: HashMap<String, i64> = HashMap::with_capacity(v_ids.len());
-            for (pid, _, _) in &votes {
-                match with_votes.get_mut(pid) {
-                    Some(n) => *n += 1,
-                    None => {
-                        with_votes.insert(pid.clone(), 1);
-                    }
-                }
-            }
+            let with_votes = votes_per_prediction(&votes);
             let deltas = fold_votes(&verified, votes);
 
             if !deltas.is_empty() {

@@ -8,8 +8,8 @@
 //! transactions, which SQLite serializes.
 
 use super::{
-    add_duration, decode_error, dedupe_articles, fanout_payload, fold_votes, map_sqlx,
-    prepare_records, record_columns, summarize, verified_payload, MAX_FANOUT_PAGE,
+    add_duration, decode_error, dedupe_articles, expand_in_pages, fanout_payload, fold_votes,
+    map_sqlx, prepare_records, record_columns, summarize, verified_payload, votes_per_prediction,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -210,21 +210,12 @@ impl SqliteStore {
     }
 
     /// Expand due `notify_voters` outbox rows into per-voter `notify` rows, up to `budget`
-    /// voters in all, due at `now`, in pages of at most [`MAX_FANOUT_PAGE`] voters, each page
+    /// voters in all, due at `now`, in pages of at most [`MAX_FANOUT_PAGE`](super::MAX_FANOUT_PAGE) voters, each page
     /// one `BEGIN IMMEDIATE` transaction with the cursors it moves (as the PostgreSQL store
     /// does): a crash repeats nothing and loses nothing.
     async fn expand_fanouts(&self, now: DateTime<Utc>, budget: u32) -> Result<()> {
         let now = ts(now);
-        let mut left = i64::from(budget);
-        while left > 0 {
-            let page = left.min(i64::from(MAX_FANOUT_PAGE));
-            let given = self.expand_fanout_page(&now, page).await?;
-            if given < page {
-                break;
-            }
-            left -= page;
-        }
-        Ok(())
+        expand_in_pages(budget, |size| self.expand_fanout_page(&now, size)).await
     }
 
     /// One page of [`expand_fanouts`](Self::expand_fanouts); returns how many voters it gave.
@@ -696,15 +687,7 @@ impl PredictionRepository for SqliteStore {
                 ));
             }
             // marked votes per prediction: the size of its fan-out
-            let mut with_votes: HashMap<String, i64> = HashMap::with_capacity(verified.len());
-            for (pid, _, _) in &votes {
-                match with_votes.get_mut(pid) {
-                    Some(n) => *n += 1,
-                    None => {
-                        with_votes.insert(pid.clone(), 1);
-                    }
-                }
-            }
+            let with_votes = votes_per_prediction(&votes);
             let deltas = fold_votes(&verified, votes);
 
             if !deltas.is_empty() {

@@ -28,13 +28,14 @@ pub async fn run_all(repo: &dyn PredictionRepository, outbox: &dyn OutboxReposit
     lifecycle(repo, outbox).await;
 }
 
-/// Claim until every row of `wanted` has been seen (or nothing more comes); returns the
-/// claimed messages of `wanted`.
-async fn claim_wanted(
+/// Claim until `want` messages matching `keep` have been seen (or nothing more comes); returns
+/// the claimed messages that match.
+async fn claim_matching(
     outbox: &dyn OutboxRepository,
     now: DateTime<Utc>,
     lease: Duration,
-    wanted: &BTreeSet<i64>,
+    want: usize,
+    keep: impl Fn(&OutboxMessage) -> bool,
 ) -> Vec<OutboxMessage> {
     let mut got = Vec::new();
     for _ in 0..100 {
@@ -44,12 +45,23 @@ async fn claim_wanted(
             .expect("claim_outbox");
         assert!(batch.len() <= 500, "claim_outbox exceeded limit");
         let empty = batch.is_empty();
-        got.extend(batch.into_iter().filter(|m| wanted.contains(&m.id)));
-        if empty || got.len() == wanted.len() {
+        got.extend(batch.into_iter().filter(|m| keep(m)));
+        if empty || got.len() >= want {
             break;
         }
     }
     got
+}
+
+/// Claim until every row of `wanted` has been seen (or nothing more comes); returns the
+/// claimed messages of `wanted`.
+async fn claim_wanted(
+    outbox: &dyn OutboxRepository,
+    now: DateTime<Utc>,
+    lease: Duration,
+    wanted: &BTreeSet<i64>,
+) -> Vec<OutboxMessage> {
+    claim_matching(outbox, now, lease, wanted.len(), |m| wanted.contains(&m.id)).await
 }
 
 /// Create three rows (a broadcast and two notices), then walk them through claim, lease,
@@ -79,23 +91,10 @@ pub async fn lifecycle(repo: &dyn PredictionRepository, outbox: &dyn OutboxRepos
     // one), pending, no attempts yet, in id order.
     let t = now + secs(1);
     let lease = Duration::from_secs(60);
-    let mut claimed = Vec::new();
-    for _ in 0..100 {
-        let batch = outbox
-            .claim_outbox(t, 500, lease)
-            .await
-            .expect("claim_outbox");
-        assert!(batch.len() <= 500, "claim_outbox exceeded limit");
-        let empty = batch.is_empty();
-        claimed.extend(
-            batch
-                .into_iter()
-                .filter(|m| payload_prediction_id(&m.payload) == id),
-        );
-        if empty || claimed.len() >= 3 {
-            break;
-        }
-    }
+    let claimed = claim_matching(outbox, t, lease, 3, |m| {
+        payload_prediction_id(&m.payload) == id
+    })
+    .await;
     assert_eq!(claimed.len(), 3, "{claimed:?}");
     let ids: Vec<i64> = claimed.iter().map(|m| m.id).collect();
     let mut sorted = ids.clone();

@@ -84,6 +84,30 @@ impl RetentionJob {
     }
 }
 
+impl RetentionJob {
+    /// Call `delete(batch)` until it deletes fewer than a batch, at most
+    /// [`RetentionConfig::max_batches`] times or until cancelled; returns how many went.
+    async fn in_batches<F, Fut>(&self, ctx: &JobContext, mut delete: F) -> Result<u64>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<u64>>,
+    {
+        let batch = self.config.batch.max(1);
+        let mut deleted = 0u64;
+        for _ in 0..self.config.max_batches {
+            if ctx.cancel.is_cancelled() {
+                break;
+            }
+            let n = delete(batch).await?;
+            deleted += n;
+            if n < u64::from(batch) {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
 fn cutoff(now: DateTime<Utc>, keep: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(keep)
         .ok()
@@ -103,35 +127,20 @@ impl Job for RetentionJob {
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {
         let now = ctx.clock.now();
-        let batch = self.config.batch.max(1);
-        let mut ticks = 0u64;
-        let mut rows = 0u64;
         let mut problems = Vec::new();
+        let mut ticks = 0u64;
         if let Some(keep) = self.config.tick_retention {
             let before = cutoff(now, keep);
-            for _ in 0..self.config.max_batches {
-                if ctx.cancel.is_cancelled() {
-                    break;
-                }
-                let n = self.ticks.delete_ticks_before(before, batch).await?;
-                ticks += n;
-                if n < u64::from(batch) {
-                    break;
-                }
-            }
+            ticks = self
+                .in_batches(ctx, |n| self.ticks.delete_ticks_before(before, n))
+                .await?;
         }
+        let mut rows = 0u64;
         if let Some(keep) = self.config.outbox_retention {
             let before = cutoff(now, keep);
-            for _ in 0..self.config.max_batches {
-                if ctx.cancel.is_cancelled() {
-                    break;
-                }
-                let n = self.outbox.delete_finished_before(before, batch).await?;
-                rows += n;
-                if n < u64::from(batch) {
-                    break;
-                }
-            }
+            rows = self
+                .in_batches(ctx, |n| self.outbox.delete_finished_before(before, n))
+                .await?;
         }
         if ctx.cancel.is_cancelled() {
             problems.push("stopped early: the job was cancelled".to_owned());
