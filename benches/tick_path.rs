@@ -36,6 +36,7 @@ fn quotes(n: usize) -> Vec<Quote> {
             change: Decimal::new(2_830, 2),
             change_percent: Decimal::new(108, 2),
             timestamp: Utc::now(),
+            source: None,
         })
         .collect()
 }

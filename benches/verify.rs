@@ -61,6 +61,7 @@ impl PriceTickRepository for IndexedTicks {
                         symbol_code: q.symbol_code.clone(),
                         price: *price,
                         ts: *ts,
+                        source: None,
                     })
             })
             .collect())
@@ -143,6 +144,7 @@ async fn build() -> World {
             symbol_code: "XAUUSD".into(),
             price: Decimal::new(265_000 + step * 26, 2),
             ts: vt,
+            source: None,
         });
         let votes: Vec<Vote> = (0..VOTES_PER_PREDICTION)
             .map(|v| Vote {

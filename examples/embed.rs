@@ -55,6 +55,7 @@ impl MarketData for HouseFeed {
                 change,
                 change_percent: (change / base * Decimal::ONE_HUNDRED).round_dp(2),
                 timestamp: Utc::now(),
+                source: None,
             });
         }
         Ok(batch)

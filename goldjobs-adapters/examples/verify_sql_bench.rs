@@ -107,6 +107,7 @@ async fn seed(
                 price_change_percent: Decimal::new(113, 2),
                 price_source: PriceSource::Tick,
                 price_at_verify_ts: verify_time,
+                price_provider: None,
             }),
             verified_at: verify_time + ChronoDuration::seconds(5),
             manual: false,

@@ -125,6 +125,7 @@ async fn three_voters_dead_token_deleted_503_retried_until_delivered() {
             price_change_percent: Decimal::new(113, 2),
             price_source: PriceSource::Tick,
             price_at_verify_ts: t0,
+            price_provider: None,
         }),
         verified_at: t0,
         manual: false,

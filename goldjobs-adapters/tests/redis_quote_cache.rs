@@ -50,6 +50,7 @@ fn quote(code: &str, price: &str, change: &str, pct: &str) -> Quote {
         change_percent: Decimal::from_str(pct).unwrap(),
         timestamp: Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap()
             + chrono::Duration::nanoseconds(123_456_789),
+        source: None,
     }
 }
 

@@ -221,6 +221,7 @@ async fn foreign_instant_formats_are_refused() {
         &[TickQuery {
             symbol_code: "XAUUSD".into(),
             at,
+            allow_demo: false,
         }],
     )
     .await

@@ -55,7 +55,14 @@ pub struct Quote {
     pub change_percent: Decimal,
     /// When the provider priced it.
     pub timestamp: DateTime<Utc>,
+    /// The provider that priced it ([`MarketData::name`](crate::ports::MarketData::name), e.g.
+    /// `twelvedata`); `None` when unknown (e.g. read back from a cache that does not keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
+
+/// The `source` of prices made up by the demo feed (`price_ticks.source`, CONTRACT.md §7).
+pub const DEMO_SOURCE: &str = "demo";
 
 /// One recorded price of a symbol (`price_ticks`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +73,32 @@ pub struct PriceTick {
     pub price: Decimal,
     /// The instant of the price.
     pub ts: DateTime<Utc>,
+    /// The provider of the price (`price_ticks.source`: `twelvedata`, `binance`, `demo`, …);
+    /// `None` for rows written by other programs or before 0.2, which count as a real provider.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl PriceTick {
+    /// A tick with its provider.
+    pub fn new(
+        symbol_code: impl Into<String>,
+        price: Decimal,
+        ts: DateTime<Utc>,
+        source: Option<&str>,
+    ) -> Self {
+        PriceTick {
+            symbol_code: symbol_code.into(),
+            price,
+            ts,
+            source: source.map(str::to_owned),
+        }
+    }
+
+    /// Whether the demo feed made this price up.
+    pub fn is_demo(&self) -> bool {
+        self.source.as_deref() == Some(DEMO_SOURCE)
+    }
 }
 
 impl From<&Quote> for PriceTick {
@@ -74,6 +107,7 @@ impl From<&Quote> for PriceTick {
             symbol_code: q.symbol_code.clone(),
             price: q.price,
             ts: q.timestamp,
+            source: q.source.clone(),
         }
     }
 }
@@ -150,6 +184,8 @@ pub enum PredictionStatus {
     Ended,
     /// Could not be verified automatically; an admin must resolve it.
     NeedsReview,
+    /// Voided by an admin (CONTRACT.md §6.7): counts for nobody. Final.
+    Void,
 }
 
 impl PredictionStatus {
@@ -159,6 +195,7 @@ impl PredictionStatus {
             PredictionStatus::Active => "active",
             PredictionStatus::Ended => "ended",
             PredictionStatus::NeedsReview => "needs_review",
+            PredictionStatus::Void => "void",
         }
     }
 }
@@ -170,8 +207,9 @@ impl std::str::FromStr for PredictionStatus {
             "active" => Ok(PredictionStatus::Active),
             "ended" => Ok(PredictionStatus::Ended),
             "needs_review" => Ok(PredictionStatus::NeedsReview),
+            "void" => Ok(PredictionStatus::Void),
             other => Err(crate::Error::invalid(format!(
-                "status {other:?}: expected active, ended or needs_review"
+                "status {other:?}: expected active, ended, needs_review or void"
             ))),
         }
     }
@@ -233,8 +271,9 @@ pub struct Prediction {
     pub verify_time: DateTime<Utc>,
     /// Auto or manual.
     pub verify_rule: VerifyRule,
-    /// The raw JSON object `{"A": "price_change_percent >= 1.0", ...}`, kept as text because the
-    /// key order matters (§6.4). Parse with `ConditionSet::from_json`.
+    /// The raw JSON object, kept as text because the key order matters (§6.4): the platform's
+    /// shape `{"A": {"condition": "price_change_percent >= 1.0"}, ...}` or plain strings
+    /// `{"A": "price_change_percent >= 1.0"}`. Parse with `ConditionSet::from_json`.
     pub auto_verify_conditions: Option<String>,
     /// The winning option, once verified.
     pub correct_option: Option<String>,
@@ -244,6 +283,10 @@ pub struct Prediction {
     pub review_reason: Option<String>,
     /// Where `price_at_verify` came from.
     pub price_source: Option<PriceSource>,
+    /// The market data provider of `price_at_verify` (`twelvedata`, `binance`, `demo`), when
+    /// known: the tick's `source` or the provider whose history answered.
+    #[serde(default)]
+    pub price_provider: Option<String>,
     /// The instant of `price_at_verify`.
     pub price_at_verify_ts: Option<DateTime<Utc>>,
     /// When it was verified.
@@ -279,6 +322,7 @@ impl Prediction {
             status: PredictionStatus::Active,
             review_reason: None,
             price_source: None,
+            price_provider: None,
             price_at_verify_ts: None,
             verified_at: None,
             created_at,
@@ -370,6 +414,9 @@ pub struct Verdict {
     pub price_change_percent: Decimal,
     /// Where the price came from.
     pub price_source: PriceSource,
+    /// The provider of that price, when known (`predictions.price_provider`).
+    #[serde(default)]
+    pub price_provider: Option<String>,
     /// The instant of that price.
     pub price_at_verify_ts: DateTime<Utc>,
 }
@@ -622,6 +669,9 @@ pub struct PricePoint {
     pub price: Decimal,
     /// Its instant.
     pub ts: DateTime<Utc>,
+    /// The provider that answered ([`MarketData::name`](crate::ports::MarketData::name)).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// A "first tick of `symbol_code` at or after `at`" question.
@@ -631,6 +681,33 @@ pub struct TickQuery {
     pub symbol_code: String,
     /// The instant.
     pub at: DateTime<Utc>,
+    /// Whether a tick of the demo feed (`source = 'demo'`) may answer. Only an instance that
+    /// runs on the demo feed alone asks with `true`: made-up prices never decide a prediction
+    /// of a real deployment (CONTRACT.md §6.2).
+    #[serde(default)]
+    pub allow_demo: bool,
+}
+
+impl TickQuery {
+    /// The first real (non-demo) tick of `symbol_code` at or after `at`.
+    pub fn new(symbol_code: impl Into<String>, at: DateTime<Utc>) -> Self {
+        TickQuery {
+            symbol_code: symbol_code.into(),
+            at,
+            allow_demo: false,
+        }
+    }
+
+    /// Let demo ticks answer too (an instance on the demo feed alone).
+    pub fn with_demo(mut self, allow: bool) -> Self {
+        self.allow_demo = allow;
+        self
+    }
+
+    /// Whether `tick` may answer this query.
+    pub fn admits(&self, tick: &PriceTick) -> bool {
+        self.allow_demo || !tick.is_demo()
+    }
 }
 
 /// Articles fetched from all news sources in one run.

@@ -54,10 +54,18 @@ pub fn check_conditions(json: &str, at: Option<&str>) -> CheckOutcome {
             };
             let percent = value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
             let create = Decimal::ONE_HUNDRED;
+            let Some(verify) = create.checked_add(value) else {
+                return CheckOutcome {
+                    output: format!(
+                        "invalid --at value {raw:?}: too large (100 + VALUE must fit a decimal)"
+                    ),
+                    code: 1,
+                };
+            };
             let vars = Vars {
                 price_change_percent: percent,
                 price_at_create: create,
-                price_at_verify: create + value,
+                price_at_verify: verify,
                 price_change: value,
             };
             match set.choose(&vars) {
@@ -104,7 +112,8 @@ pub async fn seed_demo(repos: &Repos) -> goldjobs_core::Result<SeedSummary> {
     repos.symbols.upsert_symbols(&symbols).await?;
     let now = Utc::now();
     let stamp = now.format("%Y%m%d%H%M%S").to_string();
-    let conditions = r#"{"A": "price_change_percent >= 0.05", "B": "price_change_percent > -0.05 AND price_change_percent < 0.05", "C": "price_change_percent <= -0.05"}"#;
+    // The platform's shape (CONTRACT.md §6.4): each option an object with its condition.
+    let conditions = r#"{"A": {"condition": "price_change_percent >= 0.05"}, "B": {"condition": "price_change_percent > -0.05 AND price_change_percent < 0.05"}, "C": {"condition": "price_change_percent <= -0.05"}}"#;
     let plan = [
         (
             "XAUUSD",
@@ -211,5 +220,42 @@ mod tests {
         let none = check_conditions(r#"{"A": "price_change_percent > 5"}"#, Some("1"));
         assert_eq!((none.output.as_str(), none.code), ("none", 1));
         assert_eq!(check_conditions(SET, Some("abc")).code, 1);
+    }
+
+    /// The platform writes each option as `{"condition": "…"}` (CONTRACT.md §6.4).
+    const PLATFORM: &str = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0", "label": "a little"}, "C": {"condition": "price_change_percent <= 0"}}"#;
+
+    #[test]
+    fn the_platforms_shape_is_checked_and_chosen_from() {
+        let ok = check_conditions(PLATFORM, None);
+        assert_eq!((ok.output.as_str(), ok.code), ("ok", 0));
+        assert_eq!(check_conditions(PLATFORM, Some("1.5")).output, "A");
+        assert_eq!(check_conditions(PLATFORM, Some("0.5")).output, "B");
+        assert_eq!(check_conditions(PLATFORM, Some("-2")).output, "C");
+        let one = check_conditions(
+            r#"{"A": {"condition": "price_change_percent >= 1.0"}}"#,
+            None,
+        );
+        assert_eq!(one.code, 1, "{}", one.output);
+        assert!(one.output.starts_with("gap at"), "{}", one.output);
+        // Byte positions stay relative to the condition string.
+        let bad = check_conditions(r#"{"A": {"condition": "price_change_percent >> 1"}}"#, None);
+        assert_eq!(bad.code, 1);
+        assert!(bad.output.contains("\"A\""), "{}", bad.output);
+        assert!(bad.output.contains(" at 22"), "{}", bad.output);
+        let missing = check_conditions(r#"{"A": {"text": "price_change_percent > 1"}}"#, None);
+        assert_eq!(missing.code, 1);
+        assert!(
+            missing.output.contains("without a \"condition\" key"),
+            "{}",
+            missing.output
+        );
+    }
+
+    #[test]
+    fn a_huge_at_value_is_an_error_not_a_panic() {
+        let out = check_conditions(PLATFORM, Some("79228162514264337593543950335"));
+        assert_eq!(out.code, 1);
+        assert!(out.output.contains("too large"), "{}", out.output);
     }
 }

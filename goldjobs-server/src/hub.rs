@@ -275,6 +275,7 @@ impl Hub {
                     change: p.change,
                     change_percent: p.change_percent,
                     timestamp: p.timestamp,
+                    source: None,
                 }),
                 _ => None,
             })

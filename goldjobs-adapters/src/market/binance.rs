@@ -184,6 +184,7 @@ fn parse_ticker(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<
         change,
         change_percent,
         timestamp,
+        source: Some(BACKEND.to_owned()),
     })
 }
 
@@ -321,7 +322,11 @@ impl MarketData for BinanceMarketData {
             .timestamp_millis_opt(open_time)
             .single()
             .ok_or_else(|| bad(format!("open time {open_time} out of range")))?;
-        Ok(Some(PricePoint { price: close, ts }))
+        Ok(Some(PricePoint {
+            price: close,
+            ts,
+            source: Some(BACKEND.to_owned()),
+        }))
     }
 }
 

@@ -154,6 +154,7 @@ impl Walk {
             change,
             change_percent,
             timestamp: at,
+            source: Some(goldjobs_core::DEMO_SOURCE.to_owned()),
         }
     }
 }
@@ -185,17 +186,10 @@ impl MarketData for DemoMarketData {
         Ok(batch)
     }
 
-    async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>> {
-        let today = self.clock.now().date_naive();
-        let mut state = self.lock();
-        let walk = state
-            .walks
-            .entry(symbol.code.clone())
-            .or_insert_with(|| Walk::new(&symbol.code, today));
-        Ok(Some(PricePoint {
-            price: walk.current,
-            ts: at,
-        }))
+    /// The demo feed has no history: a made-up price never stands in for a real one after
+    /// downtime (CONTRACT.md §6.2), so a prediction that needs history goes to review.
+    async fn price_at(&self, _symbol: &Symbol, _at: DateTime<Utc>) -> Result<Option<PricePoint>> {
+        Ok(None)
     }
 }
 
@@ -254,7 +248,7 @@ mod tests {
         let q = demo.quotes(&syms).await.unwrap().quotes.remove(0);
         // New day: the open is the last level of yesterday, so the change is one step.
         assert!(q.change.abs() <= prev * Decimal::new(7, 4));
-        let p = demo.price_at(&syms[0], Utc::now()).await.unwrap().unwrap();
-        assert_eq!(p.price, q.price);
+        // The demo feed never answers a history request (CONTRACT.md §6.2).
+        assert_eq!(demo.price_at(&syms[0], Utc::now()).await.unwrap(), None);
     }
 }

@@ -28,12 +28,23 @@ impl fmt::Debug for FallbackMarketData {
 }
 
 impl FallbackMarketData {
-    /// Primary first, then fallbacks. An empty list is refused.
+    /// Primary first, then fallbacks. An empty list is refused, and so is a list that mixes
+    /// the demo feed with a real provider: made-up prices never enter a real deployment
+    /// (CONTRACT.md §1).
     pub fn new(providers: Vec<Arc<dyn MarketData>>) -> Result<Self> {
         if providers.is_empty() {
             return Err(Error::invalid(
                 "GOLDJOBS_MARKET_DATA: at least one market data provider is needed",
             ));
+        }
+        let demo = providers.iter().filter(|p| p.is_demo()).count();
+        if demo > 0 && demo < providers.len() {
+            let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
+            return Err(Error::invalid(format!(
+                "GOLDJOBS_MARKET_DATA: {:?} mixes the demo feed with a real provider; demo is \
+                 allowed only alone",
+                names.join(",")
+            )));
         }
         Ok(FallbackMarketData { providers })
     }
@@ -52,7 +63,8 @@ impl MarketData for FallbackMarketData {
     }
 
     fn is_demo(&self) -> bool {
-        self.providers.iter().any(|p| p.is_demo())
+        // All or none (`new` refuses a mix).
+        self.providers.iter().all(|p| p.is_demo())
     }
 
     async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch> {

@@ -530,6 +530,7 @@ fn parse_quote(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<Q
         change,
         change_percent,
         timestamp,
+        source: Some(BACKEND.to_owned()),
     })
 }
 
@@ -722,7 +723,11 @@ impl MarketData for TwelveDataMarketData {
             }
             _ => return Err(bad("no datetime".to_owned())),
         };
-        Ok(Some(PricePoint { price, ts }))
+        Ok(Some(PricePoint {
+            price,
+            ts,
+            source: Some(BACKEND.to_owned()),
+        }))
     }
 }
 

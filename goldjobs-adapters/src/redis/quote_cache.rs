@@ -97,6 +97,7 @@ fn parse_hash(code: &str, mut hash: HashMap<String, String>) -> std::result::Res
         change,
         change_percent,
         timestamp,
+        source: None,
     })
 }
 

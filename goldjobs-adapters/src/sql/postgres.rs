@@ -28,7 +28,8 @@ fn db(err: sqlx::Error) -> Error {
 /// Columns of a prediction as [`prediction_from_row`] reads them.
 const PREDICTION_COLUMNS: &str = "id, symbol_code, question, price_at_create, price_at_verify, \
     price_change_percent, verify_time, verify_rule, auto_verify_conditions::text AS auto_verify_conditions, \
-    correct_option, status, review_reason, price_source, price_at_verify_ts, verified_at, created_at";
+    correct_option, status, review_reason, price_source, price_at_verify_ts, verified_at, created_at, \
+    price_provider";
 
 /// Every repository port and the lease on PostgreSQL.
 ///
@@ -184,6 +185,7 @@ fn prediction_from_row(row: &PgRow) -> Result<Prediction> {
         status: parse(&status)?,
         review_reason: row.try_get("review_reason").map_err(db)?,
         price_source: price_source.as_deref().map(parse).transpose()?,
+        price_provider: row.try_get("price_provider").map_err(db)?,
         price_at_verify_ts: row.try_get("price_at_verify_ts").map_err(db)?,
         verified_at: row.try_get("verified_at").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
@@ -195,6 +197,7 @@ fn tick_from_row(row: &PgRow) -> Result<PriceTick> {
         symbol_code: row.try_get("symbol_code").map_err(db)?,
         price: row.try_get("price").map_err(db)?,
         ts: row.try_get("ts").map_err(db)?,
+        source: row.try_get("source").map_err(db)?,
     })
 }
 
@@ -295,13 +298,15 @@ impl PriceTickRepository for PgStore {
         let codes: Vec<String> = ticks.iter().map(|t| t.symbol_code.clone()).collect();
         let prices: Vec<Decimal> = ticks.iter().map(|t| t.price).collect();
         let ts: Vec<DateTime<Utc>> = ticks.iter().map(|t| t.ts).collect();
+        let sources: Vec<Option<&str>> = ticks.iter().map(|t| t.source.as_deref()).collect();
         sqlx::query(
-            "INSERT INTO price_ticks (symbol_code, price, ts) \
-             SELECT * FROM UNNEST($1::text[], $2::numeric[], $3::timestamptz[])",
+            "INSERT INTO price_ticks (symbol_code, price, ts, source) \
+             SELECT * FROM UNNEST($1::text[], $2::numeric[], $3::timestamptz[], $4::text[])",
         )
         .bind(codes)
         .bind(prices)
         .bind(ts)
+        .bind(sources)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -317,17 +322,23 @@ impl PriceTickRepository for PgStore {
         }
         let codes: Vec<String> = queries.iter().map(|q| q.symbol_code.clone()).collect();
         let ats: Vec<DateTime<Utc>> = queries.iter().map(|q| q.at).collect();
+        let demo: Vec<bool> = queries.iter().map(|q| q.allow_demo).collect();
+        // A demo tick answers only a query that allows it (NULL sources are real providers).
         let rows = sqlx::query(
-            "SELECT q.i, t.symbol_code, t.price, t.ts \
-             FROM UNNEST($1::text[], $2::timestamptz[]) WITH ORDINALITY AS q(code, at_ts, i) \
+            "SELECT q.i, t.symbol_code, t.price, t.ts, t.source \
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::bool[]) \
+                  WITH ORDINALITY AS q(code, at_ts, allow_demo, i) \
              LEFT JOIN LATERAL ( \
-                 SELECT symbol_code, price, ts FROM price_ticks \
-                 WHERE symbol_code = q.code AND ts >= q.at_ts ORDER BY ts LIMIT 1 \
+                 SELECT symbol_code, price, ts, source FROM price_ticks \
+                 WHERE symbol_code = q.code AND ts >= q.at_ts \
+                   AND (q.allow_demo OR source IS DISTINCT FROM 'demo') \
+                 ORDER BY ts LIMIT 1 \
              ) t ON true \
              ORDER BY q.i",
         )
         .bind(codes)
         .bind(ats)
+        .bind(demo)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -344,7 +355,7 @@ impl PriceTickRepository for PgStore {
 
     async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
         let row = sqlx::query(
-            "SELECT symbol_code, price, ts FROM price_ticks WHERE symbol_code = $1 \
+            "SELECT symbol_code, price, ts, source FROM price_ticks WHERE symbol_code = $1 \
              ORDER BY ts DESC LIMIT 1",
         )
         .bind(symbol_code)
@@ -374,8 +385,9 @@ impl PredictionRepository for PgStore {
         sqlx::query(
             "INSERT INTO predictions (id, symbol_code, question, price_at_create, price_at_verify, \
              price_change_percent, verify_time, verify_rule, auto_verify_conditions, correct_option, \
-             status, review_reason, price_source, price_at_verify_ts, verified_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10, $11, $12, $13, $14, $15, $16)",
+             status, review_reason, price_source, price_at_verify_ts, verified_at, created_at, \
+             price_provider) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&p.id)
         .bind(&p.symbol_code)
@@ -393,6 +405,7 @@ impl PredictionRepository for PgStore {
         .bind(p.price_at_verify_ts)
         .bind(p.verified_at)
         .bind(p.created_at)
+        .bind(p.price_provider.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -489,6 +502,7 @@ impl PredictionRepository for PgStore {
         let mut pcts: Vec<Option<Decimal>> = Vec::with_capacity(n);
         let mut sources: Vec<Option<String>> = Vec::with_capacity(n);
         let mut price_ts: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut providers: Vec<Option<String>> = Vec::with_capacity(n);
         let mut verified_at = Vec::with_capacity(n);
         let mut reasons: Vec<Option<String>> = Vec::with_capacity(n);
         let mut manual = Vec::with_capacity(n);
@@ -501,6 +515,7 @@ impl PredictionRepository for PgStore {
             pcts.push(c.verdict.map(|v| v.price_change_percent));
             sources.push(c.verdict.map(|v| v.price_source.as_str().to_owned()));
             price_ts.push(c.verdict.map(|v| v.price_at_verify_ts));
+            providers.push(c.verdict.and_then(|v| v.price_provider.clone()));
             verified_at.push(r.verified_at);
             reasons.push(c.reason.map(str::to_owned));
             manual.push(r.manual);
@@ -527,11 +542,13 @@ impl PredictionRepository for PgStore {
                  price_source = CASE WHEN d.status = 'ended' THEN d.source ELSE p.price_source END, \
                  price_at_verify_ts = CASE WHEN d.status = 'ended' THEN d.price_ts ELSE p.price_at_verify_ts END, \
                  verified_at = CASE WHEN d.status = 'ended' THEN d.verified_at ELSE p.verified_at END, \
+                 price_provider = CASE WHEN d.status = 'ended' THEN d.provider ELSE p.price_provider END, \
                  review_reason = CASE WHEN d.status = 'needs_review' THEN d.reason ELSE p.review_reason END, \
                  claimed_until = NULL \
              FROM UNNEST($1::text[], $2::text[], $3::numeric[], $4::text[], $5::numeric[], $6::text[], \
-                         $7::timestamptz[], $8::timestamptz[], $9::text[], $10::bool[]) \
-                  AS d(id, status, price, correct, pct, source, price_ts, verified_at, reason, manual) \
+                         $7::timestamptz[], $8::timestamptz[], $9::text[], $10::bool[], $11::text[]) \
+                  AS d(id, status, price, correct, pct, source, price_ts, verified_at, reason, manual, \
+                       provider) \
              WHERE p.id = d.id \
                AND (p.status = 'active' OR (d.manual AND p.status = 'needs_review')) \
              RETURNING p.id, p.status, p.symbol_code",
@@ -546,6 +563,7 @@ impl PredictionRepository for PgStore {
         .bind(&verified_at)
         .bind(&reasons)
         .bind(&manual)
+        .bind(&providers)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;

@@ -82,7 +82,8 @@ fn get_opt_dec(row: &SqliteRow, col: &str) -> Result<Option<Decimal>> {
 
 const PREDICTION_COLUMNS: &str = "id, symbol_code, question, price_at_create, price_at_verify, \
     price_change_percent, verify_time, verify_rule, auto_verify_conditions, correct_option, \
-    status, review_reason, price_source, price_at_verify_ts, verified_at, created_at";
+    status, review_reason, price_source, price_at_verify_ts, verified_at, created_at, \
+    price_provider";
 
 fn prediction_from_row(row: &SqliteRow) -> Result<Prediction> {
     Ok(Prediction {
@@ -102,6 +103,7 @@ fn prediction_from_row(row: &SqliteRow) -> Result<Prediction> {
             .as_deref()
             .map(parse)
             .transpose()?,
+        price_provider: get_opt(row, "price_provider")?,
         price_at_verify_ts: get_opt_ts(row, "price_at_verify_ts")?,
         verified_at: get_opt_ts(row, "verified_at")?,
         created_at: get_ts(row, "created_at")?,
@@ -113,6 +115,7 @@ fn tick_from_row(row: &SqliteRow) -> Result<PriceTick> {
         symbol_code: get_str(row, "symbol_code")?,
         price: get_dec(row, "price")?,
         ts: get_ts(row, "ts")?,
+        source: get_opt(row, "source")?,
     })
 }
 
@@ -385,12 +388,12 @@ impl PriceTickRepository for SqliteStore {
         }
         let rows = ticks
             .iter()
-            .map(|t| json!([t.symbol_code, t.price.to_string(), ts(t.ts)]))
+            .map(|t| json!([t.symbol_code, t.price.to_string(), ts(t.ts), t.source]))
             .collect();
         sqlx::query(
-            "INSERT INTO price_ticks (symbol_code, price, ts) \
+            "INSERT INTO price_ticks (symbol_code, price, ts, source) \
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
-                    json_extract(value, '$[2]') FROM json_each(?1)",
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?1)",
         )
         .bind(batch(rows))
         .execute(&self.pool)
@@ -408,14 +411,16 @@ impl PriceTickRepository for SqliteStore {
         }
         let rows = queries
             .iter()
-            .map(|q| json!([q.symbol_code, ts(q.at)]))
+            .map(|q| json!([q.symbol_code, ts(q.at), q.allow_demo]))
             .collect();
+        // A demo tick answers only a query that allows it (NULL sources are real providers).
         let rows = sqlx::query(
-            "SELECT q.key AS i, t.symbol_code, t.price, t.ts FROM json_each(?1) AS q \
+            "SELECT q.key AS i, t.symbol_code, t.price, t.ts, t.source FROM json_each(?1) AS q \
              LEFT JOIN price_ticks AS t ON t.rowid = ( \
                  SELECT rowid FROM price_ticks \
                  WHERE symbol_code = json_extract(q.value, '$[0]') \
                    AND ts >= json_extract(q.value, '$[1]') \
+                   AND (json_extract(q.value, '$[2]') OR source IS NOT 'demo') \
                  ORDER BY ts LIMIT 1) \
              ORDER BY q.key",
         )
@@ -433,7 +438,7 @@ impl PriceTickRepository for SqliteStore {
 
     async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
         let row = sqlx::query(
-            "SELECT symbol_code, price, ts FROM price_ticks WHERE symbol_code = ?1 \
+            "SELECT symbol_code, price, ts, source FROM price_ticks WHERE symbol_code = ?1 \
              ORDER BY ts DESC LIMIT 1",
         )
         .bind(symbol_code)
@@ -462,7 +467,7 @@ impl PredictionRepository for SqliteStore {
     async fn insert_prediction(&self, p: &Prediction) -> Result<()> {
         sqlx::query(&format!(
             "INSERT INTO predictions ({PREDICTION_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ))
         .bind(&p.id)
         .bind(&p.symbol_code)
@@ -480,6 +485,7 @@ impl PredictionRepository for SqliteStore {
         .bind(p.price_at_verify_ts.map(ts))
         .bind(p.verified_at.map(ts))
         .bind(ts(p.created_at))
+        .bind(p.price_provider.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -595,6 +601,7 @@ impl PredictionRepository for SqliteStore {
                     ts(r.verified_at),
                     c.reason,
                     r.manual,
+                    c.verdict.and_then(|v| v.price_provider.clone()),
                 ])
             })
             .collect();
@@ -613,6 +620,7 @@ impl PredictionRepository for SqliteStore {
                  price_change_percent = CASE WHEN d.r_status = 'ended' THEN d.r_pct ELSE price_change_percent END, \
                  price_source = CASE WHEN d.r_status = 'ended' THEN d.r_source ELSE price_source END, \
                  price_at_verify_ts = CASE WHEN d.r_status = 'ended' THEN d.r_price_ts ELSE price_at_verify_ts END, \
+                 price_provider = CASE WHEN d.r_status = 'ended' THEN d.r_provider ELSE price_provider END, \
                  verified_at = CASE WHEN d.r_status = 'ended' THEN d.r_verified_at ELSE verified_at END, \
                  review_reason = CASE WHEN d.r_status = 'needs_review' THEN d.r_reason ELSE review_reason END, \
                  claimed_until = NULL \
@@ -620,7 +628,8 @@ impl PredictionRepository for SqliteStore {
                           json_extract(value, '$[2]') AS r_price, json_extract(value, '$[3]') AS r_correct, \
                           json_extract(value, '$[4]') AS r_pct, json_extract(value, '$[5]') AS r_source, \
                           json_extract(value, '$[6]') AS r_price_ts, json_extract(value, '$[7]') AS r_verified_at, \
-                          json_extract(value, '$[8]') AS r_reason, json_extract(value, '$[9]') AS r_manual \
+                          json_extract(value, '$[8]') AS r_reason, json_extract(value, '$[9]') AS r_manual, \
+                          json_extract(value, '$[10]') AS r_provider \
                    FROM json_each(?1)) AS d \
              WHERE predictions.id = d.r_id \
                AND (+predictions.status = 'active' \

@@ -79,6 +79,7 @@ pub fn verified(pid: &str, correct: &str, at: i64) -> VerificationRecord {
             price_change_percent: d("1.13"),
             price_source: PriceSource::Tick,
             price_at_verify_ts: t(at),
+            price_provider: None,
         }),
         verified_at: t(at + 5),
         manual: false,
@@ -142,6 +143,7 @@ pub async fn ticks(s: &dyn Store) {
         symbol_code: code.into(),
         price: d(price),
         ts: t(at),
+        source: None,
     };
     s.insert_ticks(&[
         tick("XAUUSD", "2650.10", 10),
@@ -156,6 +158,7 @@ pub async fn ticks(s: &dyn Store) {
     let q = |code: &str, at: i64| TickQuery {
         symbol_code: code.into(),
         at: t(at),
+        allow_demo: false,
     };
     let got = s
         .first_ticks_at_or_after(&[
@@ -993,11 +996,13 @@ pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
             symbol_code: "XAUUSD".into(),
             price: d("2640.00"),
             ts: t(99),
+            source: None,
         },
         PriceTick {
             symbol_code: "XAUUSD".into(),
             price: d("2680.00"),
             ts: t(110),
+            source: None,
         },
     ])
     .await
@@ -1054,12 +1059,14 @@ pub async fn retention_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) 
             symbol_code: "XAUUSD".into(),
             price: d("2650.00"),
             ts: t(i),
+            source: None,
         })
         .collect();
     ticks.extend((0..3).map(|i| PriceTick {
         symbol_code: "XAUUSD".into(),
         price: d("2700.00"),
         ts: t(10 * day + i),
+        source: None,
     }));
     s.insert_ticks(&ticks).await.unwrap();
     // a delivered broadcast created at t(15), and a pending one created at t(25)

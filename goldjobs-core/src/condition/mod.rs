@@ -1,14 +1,18 @@
 //! The safe condition language of `auto_verify_conditions` (CONTRACT.md §6.4–6.5).
 //!
 //! A prediction with `verify_rule = 'auto'` carries a JSON object mapping option names to
-//! conditions, e.g.
+//! conditions. The platform writes each option as an object with a `condition` member (other
+//! members are ignored):
 //!
 //! ```json
-//! {"A": "price_change_percent >= 1.0",
-//!  "B": "price_change_percent > 0 AND price_change_percent < 1.0",
-//!  "C": "price_change_percent >= -0.5 AND price_change_percent <= 0",
-//!  "D": "price_change_percent < -0.5"}
+//! {"A": {"condition": "price_change_percent >= 1.0"},
+//!  "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"},
+//!  "C": {"condition": "price_change_percent >= -0.5 AND price_change_percent <= 0"},
+//!  "D": {"condition": "price_change_percent < -0.5"}}
 //! ```
+//!
+//! A plain condition string per option (`{"A": "price_change_percent >= 1.0"}`) is accepted
+//! as well, and the two shapes may be mixed.
 //!
 //! The options are tried in the object's key order and the first true condition wins
 //! ([`ConditionSet::choose`]). Conditions are parsed once into a small AST ([`Condition`]) and
@@ -20,9 +24,9 @@
 //! use rust_decimal::Decimal;
 //!
 //! let set = ConditionSet::from_json(
-//!     r#"{"up": "price_change_percent >= 1.0",
-//!         "flat": "NOT (price_change_percent >= 1.0 OR price_change_percent <= -1.0)",
-//!         "down": "price_change_percent <= -1.0"}"#,
+//!     r#"{"up": {"condition": "price_change_percent >= 1.0"},
+//!         "flat": {"condition": "NOT (price_change_percent >= 1.0 OR price_change_percent <= -1.0)"},
+//!         "down": {"condition": "price_change_percent <= -1.0"}}"#,
 //! )?;
 //! // 2650.00 → 2680.00 is +1.13 % (rounded to 2 places, half to even).
 //! let vars = Vars::new(Decimal::new(265_000, 2), Decimal::new(268_000, 2)).expect("price > 0");
@@ -33,7 +37,9 @@
 //! assert_eq!(c.to_string(), "price_change_percent > 0 AND NOT price_change < 5");
 //! assert!(c.eval(&vars)); // +1.13 % and a change of 30.00
 //!
-//! let report = validate(r#"{"up": "price_change_percent > 0", "down": "price_change_percent < 0"}"#);
+//! let report = validate(
+//!     r#"{"up": {"condition": "price_change_percent > 0"}, "down": "price_change_percent < 0"}"#,
+//! );
 //! assert_eq!(report.to_string(), "gap at price_change_percent = 0.00: no option is true");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -89,6 +95,6 @@ mod tests;
 
 pub use ast::{CmpOp, Condition, Expr, ExprError, Operand, Var};
 pub use parse::{ConditionError, MAX_CONDITION_LEN, MAX_DEPTH};
-pub use set::{ConditionSet, ConditionSetError};
+pub use set::{ConditionSet, ConditionSetError, MAX_OPTIONS};
 pub use validate::{validate, Problem, ValidationReport};
 pub use vars::Vars;

@@ -3,6 +3,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
+/// The most options an `auto_verify_conditions` object may have.
+pub const MAX_OPTIONS: usize = 64;
+
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::ast::Condition;
@@ -18,7 +21,10 @@ pub enum ConditionSetError {
     #[error("conditions are not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// The JSON is not an object.
-    #[error("conditions must be a JSON object of option → condition string, found {found}")]
+    #[error(
+        "conditions must be a JSON object of option → {{\"condition\": \"…\"}} (or → condition \
+         string), found {found}"
+    )]
     NotAnObject {
         /// The JSON type found (`an array`, `a string`, …).
         found: &'static str,
@@ -26,12 +32,21 @@ pub enum ConditionSetError {
     /// The object has no options.
     #[error("conditions object has no options")]
     Empty,
-    /// An option's value is not a string.
-    #[error("option {option:?}: condition must be a string, found {found}")]
+    /// The object has more than [`MAX_OPTIONS`] options.
+    #[error("conditions object has {found} options, at most {MAX_OPTIONS} are allowed")]
+    TooManyOptions {
+        /// How many there are.
+        found: usize,
+    },
+    /// An option's value is neither an object with a `"condition"` string (the platform's
+    /// shape) nor a plain condition string.
+    #[error(
+        "option {option:?}: expected {{\"condition\": \"…\"}} or a condition string, found {found}"
+    )]
     NotAString {
         /// The option name.
         option: String,
-        /// The JSON type found.
+        /// What was found instead (`a number`, `an object without a "condition" key`, …).
         found: &'static str,
     },
     /// The same option name appears twice (JSON allows it; the key order would be ambiguous).
@@ -65,13 +80,17 @@ pub struct ConditionSet {
 }
 
 impl ConditionSet {
-    /// Parses a JSON object `{"A": "price_change_percent >= 1.0", "B": …}`, keeping the key
-    /// order. Rejects anything that is not an object, an empty object, non-string values,
-    /// duplicate keys and conditions that do not parse (the error names the option and the
-    /// position) and blank option names. The first problem found is returned; [`validate`](super::validate) lists all.
+    /// Parses an `auto_verify_conditions` JSON object, keeping the key order. Each option's
+    /// value is either the platform's object `{"condition": "price_change_percent >= 1.0"}`
+    /// (other keys of that object, such as a label, are ignored) or a plain condition string;
+    /// both shapes may be mixed. Rejects anything that is not an object, an empty object, values
+    /// of neither shape, duplicate keys, conditions that do not parse (the error names the option
+    /// and the byte position in the condition string) and blank option names. The first problem found is returned; [`validate`](super::validate) lists all.
     pub fn from_json(json: &str) -> Result<ConditionSet, ConditionSetError> {
-        let mut options = Vec::new();
-        for (option, value) in raw_entries(json)? {
+        let entries = raw_entries(json)?;
+        let mut options = Vec::with_capacity(entries.len());
+        let mut seen = HashSet::with_capacity(entries.len());
+        for (option, value) in entries {
             let text = match value {
                 RawValue::Str(text) => text,
                 RawValue::Other(found) => {
@@ -81,7 +100,7 @@ impl ConditionSet {
             if option.trim().is_empty() {
                 return Err(ConditionSetError::BlankOption { option });
             }
-            if options.iter().any(|(o, _)| *o == option) {
+            if !seen.insert(option.clone()) {
                 return Err(ConditionSetError::DuplicateOption { option });
             }
             match Condition::parse(&text) {
@@ -92,11 +111,12 @@ impl ConditionSet {
         Ok(ConditionSet { options })
     }
 
-    /// Builds a set from already parsed options. `None` when `options` is empty or has a
-    /// duplicate or blank name.
+    /// Builds a set from already parsed options. `None` when `options` is empty, has more than
+    /// [`MAX_OPTIONS`] or has a duplicate or blank name.
     pub fn new(options: Vec<(String, Condition)>) -> Option<ConditionSet> {
         let mut seen = HashSet::new();
         if options.is_empty()
+            || options.len() > MAX_OPTIONS
             || !options
                 .iter()
                 .all(|(o, _)| !o.trim().is_empty() && seen.insert(o.as_str()))
@@ -146,12 +166,16 @@ impl fmt::Display for ConditionSet {
     }
 }
 
-/// One value of the object, before any checking.
+/// One value of the object, before any checking: the condition string (from either shape), or
+/// a description of what stood there instead.
 #[derive(Debug)]
 pub(super) enum RawValue {
     Str(String),
     Other(&'static str),
 }
+
+/// The key of the platform's `{"condition": "…"}` option objects.
+const CONDITION_KEY: &str = "condition";
 
 /// The object's entries in document order, duplicates included. Errors only for invalid JSON,
 /// a non-object or an empty object.
@@ -160,14 +184,18 @@ pub(super) fn raw_entries(json: &str) -> Result<Vec<(String, RawValue)>, Conditi
     let top = de.deserialize_any(TopVisitor)?;
     de.end()?;
     match top {
-        Top::Object(entries) if entries.is_empty() => Err(ConditionSetError::Empty),
-        Top::Object(entries) => Ok(entries),
+        Top::Object(entries, _) if entries.is_empty() => Err(ConditionSetError::Empty),
+        Top::Object(_, found) if found > MAX_OPTIONS => {
+            Err(ConditionSetError::TooManyOptions { found })
+        }
+        Top::Object(entries, _) => Ok(entries),
         Top::Other(found) => Err(ConditionSetError::NotAnObject { found }),
     }
 }
 
 enum Top {
-    Object(Vec<(String, RawValue)>),
+    /// The first [`MAX_OPTIONS`] entries (the rest are counted, not kept) and the count.
+    Object(Vec<(String, RawValue)>, usize),
     Other(&'static str),
 }
 
@@ -217,11 +245,17 @@ impl<'de> Visitor<'de> for TopVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::new();
+        let mut found = 0usize;
         while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(ValueSeed)?;
-            entries.push((key, value));
+            found += 1;
+            if entries.len() < MAX_OPTIONS {
+                let value = map.next_value_seed(ValueSeed)?;
+                entries.push((key, value));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
-        Ok(Top::Object(entries))
+        Ok(Top::Object(entries, found))
     }
 }
 
@@ -255,8 +289,71 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     other_visits!(RawValue::Other);
 
+    /// The platform's shape: the `"condition"` member is the condition, other members are
+    /// ignored.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut condition: Option<RawValue> = None;
+        let mut twice = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == CONDITION_KEY {
+                let value = map.next_value_seed(InnerSeed)?;
+                twice |= condition.is_some();
+                condition.get_or_insert(value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(match condition {
+            _ if twice => RawValue::Other("an object with \"condition\" more than once"),
+            Some(value) => value,
+            None => RawValue::Other("an object without a \"condition\" key"),
+        })
+    }
+}
+
+/// Deserializes the `"condition"` member of an option object: a string, or what stood there.
+struct InnerSeed;
+
+impl<'de> de::DeserializeSeed<'de> for InnerSeed {
+    type Value = RawValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(InnerVisitor)
+    }
+}
+
+struct InnerVisitor;
+
+macro_rules! inner_other {
+    ($what:literal) => {
+        RawValue::Other(concat!("an object whose \"condition\" is ", $what))
+    };
+}
+
+impl<'de> Visitor<'de> for InnerVisitor {
+    type Value = RawValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a condition string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(RawValue::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(RawValue::Str(v))
+    }
+
+    other_visits!(|what: &'static str| match what {
+        "a boolean" => inner_other!("a boolean"),
+        "a number" => inner_other!("a number"),
+        "null" => inner_other!("null"),
+        _ => inner_other!("an array"),
+    });
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(RawValue::Other("an object"))
+        Ok(inner_other!("an object"))
     }
 }

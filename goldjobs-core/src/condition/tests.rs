@@ -591,36 +591,56 @@ fn condition_set_rejections() {
         ),
         (
             "[]",
-            "conditions must be a JSON object of option → condition string, found an array",
+            "conditions must be a JSON object of option → {\"condition\": \"…\"} (or → condition string), found an array",
         ),
         (
             r#""A""#,
-            "conditions must be a JSON object of option → condition string, found a string",
+            "conditions must be a JSON object of option → {\"condition\": \"…\"} (or → condition string), found a string",
         ),
         (
             "null",
-            "conditions must be a JSON object of option → condition string, found null",
+            "conditions must be a JSON object of option → {\"condition\": \"…\"} (or → condition string), found null",
         ),
         (
             "1.5",
-            "conditions must be a JSON object of option → condition string, found a number",
+            "conditions must be a JSON object of option → {\"condition\": \"…\"} (or → condition string), found a number",
         ),
         ("{}", "conditions object has no options"),
         (
             r#"{"A": 1}"#,
-            r#"option "A": condition must be a string, found a number"#,
+            r#"option "A": expected {"condition": "…"} or a condition string, found a number"#,
         ),
         (
             r#"{"A": "1 = 1", "B": {"x": [1, 2]}}"#,
-            r#"option "B": condition must be a string, found an object"#,
+            r#"option "B": expected {"condition": "…"} or a condition string, found an object without a "condition" key"#,
         ),
         (
             r#"{"A": true}"#,
-            r#"option "A": condition must be a string, found a boolean"#,
+            r#"option "A": expected {"condition": "…"} or a condition string, found a boolean"#,
         ),
         (
             r#"{"A": ["1 = 1"]}"#,
-            r#"option "A": condition must be a string, found an array"#,
+            r#"option "A": expected {"condition": "…"} or a condition string, found an array"#,
+        ),
+        (
+            r#"{"A": {"condition": 1.5}}"#,
+            r#"option "A": expected {"condition": "…"} or a condition string, found an object whose "condition" is a number"#,
+        ),
+        (
+            r#"{"A": {"condition": {"condition": "1 = 1"}}}"#,
+            r#"option "A": expected {"condition": "…"} or a condition string, found an object whose "condition" is an object"#,
+        ),
+        (
+            r#"{"A": {"condition": null}}"#,
+            r#"option "A": expected {"condition": "…"} or a condition string, found an object whose "condition" is null"#,
+        ),
+        (
+            r#"{"A": {"condition": "1 = 1", "condition": "1 = 2"}}"#,
+            r#"option "A": expected {"condition": "…"} or a condition string, found an object with "condition" more than once"#,
+        ),
+        (
+            r#"{"A": {"condition": "price_change_percent >= 1"}, "B": {"condition": "price_change_percent >= "}}"#,
+            r#"option "B": expected a number or variable at 24, found end of input"#,
         ),
         (
             r#"{"A": "1 = 1", "A": "1 = 2"}"#,
@@ -660,6 +680,82 @@ fn condition_set_rejections() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The platform's shape (CONTRACT.md §6.4): `{"A": {"condition": "…"}, …}`.
+const PLATFORM: &str = r#"{"A": {"condition": "price_change_percent >= 1.0"},
+ "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0", "label": "up a little"},
+ "C": {"label": ["ignored", {"deep": true}], "condition": "price_change_percent >= -0.5 AND price_change_percent <= 0"},
+ "D": {"condition": "price_change_percent < -0.5"}}"#;
+
+#[test]
+fn the_platforms_shape_parses_in_key_order_like_plain_strings() {
+    let set = ConditionSet::from_json(PLATFORM).unwrap();
+    assert_eq!(set, ConditionSet::from_json(SEED).unwrap());
+    let names: Vec<&str> = set.options().map(|(o, _)| o).collect();
+    assert_eq!(names, ["A", "B", "C", "D"]);
+    assert_eq!(set.choose(&pcp("1.13")), Some("A"));
+    assert_eq!(set.choose(&pcp("0.99")), Some("B"));
+    assert_eq!(set.choose(&pcp("-0.50")), Some("C"));
+    assert_eq!(set.choose(&pcp("-0.51")), Some("D"));
+    // Key order, not sorted order, in the platform's shape too.
+    let set = ConditionSet::from_json(
+        r#"{"Z": {"condition": "price_change_percent >= 0"}, "b": {"condition": "price_change_percent < 0"}, "A": {"condition": "1 = 1"}}"#,
+    )
+    .unwrap();
+    let names: Vec<&str> = set.options().map(|(o, _)| o).collect();
+    assert_eq!(names, ["Z", "b", "A"]);
+    // The shapes may be mixed.
+    let mixed = ConditionSet::from_json(
+        r#"{"up": {"condition": "price_change_percent > 0"}, "rest": "1 = 1"}"#,
+    )
+    .unwrap();
+    assert_eq!(mixed.choose(&pcp("-1")), Some("rest"));
+    assert!(validate(PLATFORM).is_ok(), "{}", validate(PLATFORM));
+}
+
+#[test]
+fn the_platforms_shape_reports_positions_in_the_condition_string() {
+    let json = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"note": "x", "condition": "price_change_percent <> 1"}}"#;
+    match ConditionSet::from_json(json) {
+        Err(ConditionSetError::Condition { option, error }) => {
+            assert_eq!(option, "B");
+            // `>` of `<>` at byte 22 of the condition, not of the JSON text.
+            assert_eq!(error.position(), 22, "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let report = validate(json);
+    assert!(
+        matches!(&report.problems[..], [Problem::Parse { option, error }] if option == "B" && error.position() == 22),
+        "{report}"
+    );
+    // Every problem of the set is listed, in both shapes.
+    assert_eq!(
+        lines(r#"{"A": {"condition": 1}, "B": "1 = 1", "C": {}}"#),
+        [
+            r#"option "A": expected {"condition": "…"} or a condition string, found an object whose "condition" is a number"#,
+            r#"option "C": expected {"condition": "…"} or a condition string, found an object without a "condition" key"#,
+        ]
+    );
+}
+
+#[test]
+fn too_many_options_are_refused_without_keeping_them() {
+    let many: Vec<String> = (0..=MAX_OPTIONS)
+        .map(|i| format!(r#""o{i}": {{"condition": "1 = 1"}}"#))
+        .collect();
+    let json = format!("{{{}}}", many.join(", "));
+    match ConditionSet::from_json(&json) {
+        Err(ConditionSetError::TooManyOptions { found }) => assert_eq!(found, MAX_OPTIONS + 1),
+        other => panic!("{other:?}"),
+    }
+    assert!(!validate(&json).is_ok());
+    let fits: Vec<String> = (0..MAX_OPTIONS)
+        .map(|i| format!(r#""o{i}": "1 = 1""#))
+        .collect();
+    let set = ConditionSet::from_json(&format!("{{{}}}", fits.join(", "))).unwrap();
+    assert_eq!(set.len(), MAX_OPTIONS);
 }
 
 #[test]
@@ -818,14 +914,14 @@ fn validator_lists_every_parse_problem() {
         ),
         [
             r#"option "A": expected a number or variable at 23, found end of input"#,
-            r#"option "C": condition must be a string, found a number"#,
+            r#"option "C": expected {"condition": "…"} or a condition string, found a number"#,
             r#"option "B" appears more than once"#,
             r#"option "D": unknown variable `x` at 0 (known: price_change_percent, price_at_create, price_at_verify, price_change)"#,
         ]
     );
     assert_eq!(
         lines("[1]"),
-        ["conditions must be a JSON object of option → condition string, found an array"]
+        ["conditions must be a JSON object of option → {\"condition\": \"…\"} (or → condition string), found an array"]
     );
     assert_eq!(lines("{}"), ["conditions object has no options"]);
     let r = validate("not json");

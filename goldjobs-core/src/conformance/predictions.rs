@@ -127,6 +127,7 @@ pub(crate) fn verified(
             price_change_percent: dec(percent),
             price_source: PriceSource::Tick,
             price_at_verify_ts: ts,
+            price_provider: None,
         }),
         verified_at: at,
         manual: false,

@@ -19,6 +19,7 @@ fn quote(code: &str, price: i64) -> Quote {
         change: Decimal::new(-2_830, 2),
         change_percent: Decimal::new(-108, 2),
         timestamp: utc(2025, 11, 28, 14, 30, 5),
+        source: None,
     }
 }
 

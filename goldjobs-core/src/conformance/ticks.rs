@@ -24,6 +24,7 @@ fn tick(code: &str, secs: i64, price: Decimal) -> PriceTick {
         symbol_code: code.to_owned(),
         price,
         ts: base() + Duration::seconds(secs),
+        source: None,
     }
 }
 
@@ -31,6 +32,7 @@ fn q(code: &str, secs: i64) -> TickQuery {
     TickQuery {
         symbol_code: code.to_owned(),
         at: base() + Duration::seconds(secs),
+        allow_demo: false,
     }
 }
 
@@ -196,17 +198,20 @@ pub async fn delete_is_bounded(repo: &dyn PriceTickRepository) {
             symbol_code: s.clone(),
             price: dec(i + 1, 0),
             ts: utc(1971, 1, 1, 0, 0, i as u32),
+            source: None,
         })
         .collect();
     let at_cutoff = PriceTick {
         symbol_code: s.clone(),
         price: dec(10, 0),
         ts: cutoff,
+        source: None,
     };
     let after = PriceTick {
         symbol_code: s.clone(),
         price: dec(11, 0),
         ts: cutoff + Duration::seconds(1),
+        source: None,
     };
     ok(repo.insert_ticks(&old).await, "insert_ticks");
     ok(
@@ -249,6 +254,7 @@ pub async fn delete_is_bounded(repo: &dyn PriceTickRepository) {
         repo.first_ticks_at_or_after(&[TickQuery {
             symbol_code: s.clone(),
             at: utc(1970, 1, 1, 0, 0, 0),
+            allow_demo: false,
         }])
         .await,
         "first_ticks_at_or_after",
@@ -296,6 +302,7 @@ mod catches_bugs {
                 .map(|q| TickQuery {
                     symbol_code: q.symbol_code.clone(),
                     at: q.at + chrono::Duration::nanoseconds(1),
+                    allow_demo: false,
                 })
                 .collect();
             self.0.first_ticks_at_or_after(&shifted).await

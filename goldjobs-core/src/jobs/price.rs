@@ -335,6 +335,7 @@ mod tests {
             change: Decimal::from_str("1.5").unwrap(),
             change_percent: Decimal::from_str("0.06").unwrap(),
             timestamp: Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap(),
+            source: None,
         }
     }
 
@@ -636,6 +637,7 @@ mod memory_tests {
                         change: Decimal::ONE,
                         change_percent: Decimal::ONE,
                         timestamp: Utc::now(),
+                        source: None,
                     });
                 }
             }

@@ -89,6 +89,7 @@ async fn ticks_parallel_inserts_all_land() {
                             symbol_code: "XAUUSD".into(),
                             price: Decimal::new(w, 0),
                             ts: base + chrono::Duration::seconds(chunk * 100 + k),
+                            source: None,
                         })
                         .collect();
                     repo.insert_ticks(&ticks).await.unwrap();
@@ -103,6 +104,7 @@ async fn ticks_parallel_inserts_all_land() {
     let q = TickQuery {
         symbol_code: "XAUUSD".into(),
         at: base + chrono::Duration::seconds(500),
+        allow_demo: false,
     };
     let got = repo.first_ticks_at_or_after(&[q]).await.unwrap();
     assert_eq!(
@@ -189,6 +191,7 @@ async fn quote_expires_exactly_ttl_after_write() {
         change: Decimal::ZERO,
         change_percent: Decimal::ZERO,
         timestamp: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+        source: None,
     };
     let codes = ["XAUUSD".to_owned()];
     cache

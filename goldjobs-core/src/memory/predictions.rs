@@ -164,7 +164,7 @@ impl State {
         let eligible = match entry.prediction.status {
             PredictionStatus::Active => true,
             PredictionStatus::NeedsReview => record.manual,
-            PredictionStatus::Ended => false,
+            PredictionStatus::Ended | PredictionStatus::Void => false,
         };
         if !eligible {
             return None;

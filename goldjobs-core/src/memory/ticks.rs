@@ -1,12 +1,12 @@
 //! [`InMemoryTicks`]: a [`PriceTickRepository`] in memory.
 
 use super::{read, write};
-use crate::{PriceTick, PriceTickRepository, Result, TickQuery};
+use crate::{PriceTick, PriceTickRepository, Result, TickQuery, DEMO_SOURCE};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// Ticks kept per symbol by [`crate::memory::InMemoryBackend`]: about 5.8 days of one tick every
 /// 5 seconds.
@@ -14,13 +14,40 @@ pub const DEFAULT_TICK_RETENTION: usize = 100_000;
 
 /// Ticks of one symbol by `(ts, insertion number)`: the insertion number keeps ticks with equal
 /// timestamps apart and in the order they were inserted.
-type Series = BTreeMap<(DateTime<Utc>, u64), Decimal>;
+type Series = BTreeMap<(DateTime<Utc>, u64), Stored>;
+
+/// A stored tick's price and provider (interned: a handful of providers, millions of ticks).
+#[derive(Debug, Clone)]
+struct Stored {
+    price: Decimal,
+    source: Option<Arc<str>>,
+}
+
+impl Stored {
+    fn is_demo(&self) -> bool {
+        self.source.as_deref() == Some(DEMO_SOURCE)
+    }
+}
 
 #[derive(Debug, Default)]
 struct Inner {
     by_symbol: HashMap<String, Series>,
+    /// The distinct `source` values seen, shared by the stored ticks.
+    sources: Vec<Arc<str>>,
     next_seq: u64,
     len: usize,
+}
+
+impl Inner {
+    fn intern(&mut self, source: Option<&str>) -> Option<Arc<str>> {
+        let source = source?;
+        if let Some(known) = self.sources.iter().find(|s| &***s == source) {
+            return Some(known.clone());
+        }
+        let new: Arc<str> = Arc::from(source);
+        self.sources.push(new.clone());
+        Some(new)
+    }
 }
 
 /// Price ticks in memory, one ordered map per symbol, so "the first tick at or after `at`" is a
@@ -80,18 +107,19 @@ impl InMemoryTicks {
             .map(|series| {
                 series
                     .iter()
-                    .map(|(&(ts, _), &price)| tick(symbol_code, ts, price))
+                    .map(|(&(ts, _), v)| tick(symbol_code, ts, v))
                     .collect()
             })
             .unwrap_or_default()
     }
 }
 
-fn tick(symbol_code: &str, ts: DateTime<Utc>, price: Decimal) -> PriceTick {
+fn tick(symbol_code: &str, ts: DateTime<Utc>, v: &Stored) -> PriceTick {
     PriceTick {
         symbol_code: symbol_code.to_owned(),
-        price,
+        price: v.price,
         ts,
+        source: v.source.as_deref().map(str::to_owned),
     }
 }
 
@@ -103,8 +131,15 @@ impl PriceTickRepository for InMemoryTicks {
         for t in ticks {
             let seq = inner.next_seq;
             inner.next_seq += 1;
+            let source = inner.intern(t.source.as_deref());
             let series = inner.by_symbol.entry(t.symbol_code.clone()).or_default();
-            series.insert((t.ts, seq), t.price);
+            series.insert(
+                (t.ts, seq),
+                Stored {
+                    price: t.price,
+                    source,
+                },
+            );
             inner.len += 1;
             if let Some(cap) = self.retention {
                 while series.len() > cap {
@@ -128,8 +163,8 @@ impl PriceTickRepository for InMemoryTicks {
                 inner.by_symbol.get(&q.symbol_code).and_then(|series| {
                     series
                         .range((q.at, 0)..)
-                        .next()
-                        .map(|(&(ts, _), &price)| tick(&q.symbol_code, ts, price))
+                        .find(|(_, v)| q.allow_demo || !v.is_demo())
+                        .map(|(&(ts, _), v)| tick(&q.symbol_code, ts, v))
                 })
             })
             .collect())
@@ -140,7 +175,7 @@ impl PriceTickRepository for InMemoryTicks {
         Ok(inner.by_symbol.get(symbol_code).and_then(|series| {
             series
                 .last_key_value()
-                .map(|(&(ts, _), &price)| tick(symbol_code, ts, price))
+                .map(|(&(ts, _), v)| tick(symbol_code, ts, v))
         }))
     }
 
@@ -195,6 +230,7 @@ mod tests {
             symbol_code: code.into(),
             price: Decimal::new(price, 0),
             ts: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+            source: None,
         }
     }
 
@@ -233,6 +269,7 @@ mod tests {
         let q = TickQuery {
             symbol_code: "A".into(),
             at: t("A", 5, 0).ts,
+            allow_demo: false,
         };
         let got = repo.first_ticks_at_or_after(&[q]).await.unwrap();
         assert_eq!(got, vec![Some(t("A", 5, 1))]);

@@ -98,7 +98,19 @@ fn review(reason: impl Into<String>) -> Decision {
 struct PriceFound {
     price: rust_decimal::Decimal,
     source: PriceSource,
+    provider: Option<String>,
     ts: DateTime<Utc>,
+}
+
+impl PriceFound {
+    fn tick(t: PriceTick, source: PriceSource) -> Self {
+        PriceFound {
+            price: t.price,
+            source,
+            provider: t.source,
+            ts: t.ts,
+        }
+    }
 }
 
 /// Per-run lookups: the symbol table (loaded at most once) and provider answers.
@@ -112,6 +124,12 @@ struct RunCache {
 }
 
 impl Ports {
+    /// Whether the instance runs on the demo feed alone: only then may a demo tick decide a
+    /// prediction (CONTRACT.md §6.2).
+    fn demo_only(&self) -> bool {
+        self.market.is_demo()
+    }
+
     async fn symbol(&self, cache: &mut RunCache, code: &str) -> Result<Option<Symbol>> {
         if cache.symbols.is_none() {
             let all = self.symbols.active_symbols().await?;
@@ -293,11 +311,7 @@ impl PredictionVerifierJob {
         }
         let deadline = plus(p.verify_time, self.config.max_lag);
         let found = match tick {
-            Some(t) if t.ts <= deadline => PriceFound {
-                price: t.price,
-                source: PriceSource::Tick,
-                ts: t.ts,
-            },
+            Some(t) if t.ts <= deadline => PriceFound::tick(t.clone(), PriceSource::Tick),
             // §6.2: no such tick yet → stays active until the next run.
             None => return Ok(Decision::Wait(None)),
             Some(t) => {
@@ -314,6 +328,7 @@ impl PredictionVerifierJob {
                     History::Point(pp) => PriceFound {
                         price: pp.price,
                         source: PriceSource::ProviderHistory,
+                        provider: pp.source.or_else(|| Some(provider.to_owned())),
                         ts: pp.ts,
                     },
                     History::NoPrice => {
@@ -355,6 +370,7 @@ impl PredictionVerifierJob {
                 price_change_percent: vars.price_change_percent,
                 price_source: found.source,
                 price_at_verify_ts: found.ts,
+                price_provider: found.provider,
             })),
             None => review(format!(
                 "no condition matched price_change_percent = {}",
@@ -374,9 +390,8 @@ impl PredictionVerifierJob {
     ) -> Result<Vec<String>> {
         let queries: Vec<TickQuery> = claimed
             .iter()
-            .map(|p| TickQuery {
-                symbol_code: p.symbol_code.clone(),
-                at: p.verify_time,
+            .map(|p| {
+                TickQuery::new(&p.symbol_code, p.verify_time).with_demo(self.ports.demo_only())
             })
             .collect();
         let ticks = self.ports.ticks.first_ticks_at_or_after(&queries).await?;
@@ -610,8 +625,8 @@ impl ManualResolver {
                 }
             }
         }
-        let (price, ts) = self.price_for(&p).await?;
-        let vars = Vars::new(p.price_at_create, price).ok_or_else(|| {
+        let found = self.price_for(&p).await?;
+        let vars = Vars::new(p.price_at_create, found.price).ok_or_else(|| {
             Error::invalid(format!(
                 "prediction {id}: price_at_create is {} (must be > 0), price_change_percent is \
                  undefined",
@@ -622,10 +637,11 @@ impl ManualResolver {
             prediction_id: id.to_owned(),
             outcome: VerificationOutcome::Verified(Verdict {
                 correct_option: option.to_owned(),
-                price_at_verify: price,
+                price_at_verify: found.price,
                 price_change_percent: vars.price_change_percent,
-                price_source: PriceSource::Manual,
-                price_at_verify_ts: ts,
+                price_source: found.source,
+                price_at_verify_ts: found.ts,
+                price_provider: found.provider,
             }),
             verified_at: now,
             manual: true,
@@ -647,20 +663,21 @@ impl ManualResolver {
             .ok_or_else(|| Error::NotFound(format!("prediction {id}")))
     }
 
-    async fn price_for(&self, p: &Prediction) -> Result<(rust_decimal::Decimal, DateTime<Utc>)> {
+    async fn price_for(&self, p: &Prediction) -> Result<PriceFound> {
         let first = self
             .ports
             .ticks
-            .first_ticks_at_or_after(&[TickQuery {
-                symbol_code: p.symbol_code.clone(),
-                at: p.verify_time,
-            }])
+            .first_ticks_at_or_after(&[
+                TickQuery::new(&p.symbol_code, p.verify_time).with_demo(self.ports.demo_only())
+            ])
             .await?;
         if let Some(Some(t)) = first.into_iter().next() {
-            return Ok((t.price, t.ts));
+            return Ok(PriceFound::tick(t, PriceSource::Manual));
         }
         if let Some(t) = self.ports.ticks.latest_tick(&p.symbol_code).await? {
-            return Ok((t.price, t.ts));
+            if self.ports.demo_only() || !t.is_demo() {
+                return Ok(PriceFound::tick(t, PriceSource::Manual));
+            }
         }
         let mut cache = RunCache::default();
         let provider = self.ports.market.name();
@@ -669,7 +686,14 @@ impl ManualResolver {
             .history(&mut cache, &p.symbol_code, p.verify_time)
             .await?
         {
-            History::Point(pp) => return Ok((pp.price, pp.ts)),
+            History::Point(pp) => {
+                return Ok(PriceFound {
+                    price: pp.price,
+                    source: PriceSource::Manual,
+                    provider: pp.source.or_else(|| Some(provider.to_owned())),
+                    ts: pp.ts,
+                })
+            }
             History::NoPrice => format!("provider {provider} has no price at {}", p.verify_time),
             History::UnknownSymbol => format!("symbol {} is unknown or inactive", p.symbol_code),
             History::Failed(e) => return Err(e),

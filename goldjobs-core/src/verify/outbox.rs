@@ -411,6 +411,7 @@ mod tests {
                         price_change_percent: Decimal::from_str("1.13").unwrap(),
                         price_source: PriceSource::Tick,
                         price_at_verify_ts: t0(),
+                        price_provider: None,
                     }),
                     verified_at: t0(),
                     manual: false,

@@ -49,6 +49,7 @@ impl Ticks {
             symbol_code: symbol.into(),
             price: d(price),
             ts,
+            source: None,
         });
     }
 }
@@ -149,6 +150,7 @@ impl MarketData for Market {
             History::Price(p) => Ok(Some(PricePoint {
                 price: d(p),
                 ts: at,
+                source: None,
             })),
             History::Nothing => Ok(None),
             History::Temporary => Err(Error::unavailable("fake", "503", None)),
@@ -256,6 +258,7 @@ impl World {
                 symbol_code: "XAUUSD".into(),
                 price: d("2699"),
                 ts: t0() + secs(3000),
+                source: None,
             }])
             .await
             .unwrap();
@@ -1050,6 +1053,7 @@ mod mocked {
         fn new() -> Self {
             let mut market = MockMarketData::new();
             market.expect_name().return_const("mock");
+            market.expect_is_demo().return_const(false);
             Mocks {
                 repo: MockPredictionRepository::new(),
                 ticks: MockPriceTickRepository::new(),
@@ -1082,6 +1086,7 @@ mod mocked {
             symbol_code: "XAUUSD".into(),
             price: d(price),
             ts,
+            source: None,
         }
     }
 
@@ -1259,6 +1264,7 @@ mod mocked {
                 Ok(Some(PricePoint {
                     price: d("2625"),
                     ts: at - secs(1),
+                    source: None,
                 }))
             });
         m.repo
@@ -1317,6 +1323,7 @@ mod mocked {
                 Ok(Some(PricePoint {
                     price: d("2650"),
                     ts: at,
+                    source: None,
                 }))
             });
         m.repo
@@ -1359,6 +1366,7 @@ async fn a_blank_option_name_sends_only_that_prediction_to_review() {
             symbol_code: "XAUUSD".into(),
             price: d("2680.00"),
             ts: t0() + secs(1),
+            source: None,
         }])
         .await
         .unwrap();
