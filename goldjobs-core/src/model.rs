@@ -330,6 +330,56 @@ impl Prediction {
     }
 }
 
+/// Which predictions [`list_predictions`](crate::ports::PredictionRepository::list_predictions)
+/// answers (`GET /predictions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PredictionQuery {
+    /// Only this status.
+    pub status: Option<PredictionStatus>,
+    /// Only this symbol code.
+    pub symbol_code: Option<String>,
+    /// At most this many (callers keep it within 1–100).
+    pub limit: u32,
+}
+
+impl Default for PredictionQuery {
+    fn default() -> Self {
+        PredictionQuery {
+            status: None,
+            symbol_code: None,
+            limit: 20,
+        }
+    }
+}
+
+impl PredictionQuery {
+    /// Only predictions of this status.
+    pub fn with_status(mut self, status: PredictionStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+    /// Only predictions of this symbol.
+    pub fn with_symbol(mut self, symbol_code: impl Into<String>) -> Self {
+        self.symbol_code = Some(symbol_code.into());
+        self
+    }
+    /// At most `limit` predictions.
+    pub fn with_limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+/// How many votes one option of a prediction got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptionVotes {
+    /// The option, e.g. `A`.
+    pub option: String,
+    /// Votes for it.
+    pub votes: u64,
+}
+
 /// A user's vote on a prediction (`prediction_votes`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {

@@ -80,6 +80,12 @@ pub trait PredictionRepository: Send + Sync {
     async fn insert_votes(&self, votes: &[Vote]) -> Result<()>;
     /// One prediction by id.
     async fn get_prediction(&self, id: &str) -> Result<Option<Prediction>>;
+    /// Predictions matching `query`, most recently verified first; those never verified come
+    /// after them, latest `verify_time` first; ties by id. At most `query.limit`.
+    async fn list_predictions(&self, query: &PredictionQuery) -> Result<Vec<Prediction>>;
+    /// Votes per selected option of one prediction, by option name (options nobody chose are
+    /// left out).
+    async fn vote_counts(&self, prediction_id: &str) -> Result<Vec<OptionVotes>>;
     /// Claim up to `limit` due predictions (`status = 'active'`, `verify_rule = 'auto'`,
     /// `verify_time <= now`, not claimed by someone else in the last `claim_for`), oldest first.
     async fn claim_due(

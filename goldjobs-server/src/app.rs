@@ -584,6 +584,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         symbols: repos.symbols.clone(),
         quote_cache: quote_cache.clone(),
         news: NewsReader::new(repos.news.clone(), news_cache.clone(), cfg.news_cache_ttl),
+        predictions: goldjobs_core::verify::PredictionReader::new(repos.predictions.clone()),
         resolver,
         admin_token: cfg.admin_token.clone(),
         cors_origins: cfg.cors_origins.clone(),

@@ -10,7 +10,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::JobManager;
-use goldjobs_core::{Error, Prediction, QuoteCache, SymbolRepository};
+use goldjobs_core::verify::evidence::MAX_LIST_LIMIT;
+use goldjobs_core::verify::PredictionReader;
+use goldjobs_core::{
+    Error, Prediction, PredictionQuery, PredictionStatus, QuoteCache, SymbolRepository,
+};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -80,6 +84,8 @@ pub struct HttpState {
     pub quote_cache: Arc<dyn QuoteCache>,
     /// The `GET /news` reader.
     pub news: NewsReader,
+    /// `GET /predictions`, `GET /predictions/{id}`, `GET /users/{id}/stats`.
+    pub predictions: PredictionReader,
     /// Manual resolution.
     pub resolver: Arc<dyn Resolve>,
     /// `GOLDJOBS_ADMIN_TOKEN`.
@@ -217,6 +223,9 @@ fn is_read_endpoint(path: &str) -> bool {
         || path.starts_with("/quotes/")
         || path == "/news"
         || path == "/metrics"
+        || path == "/predictions"
+        || path.starts_with("/predictions/")
+        || (path.starts_with("/users/") && path.ends_with("/stats"))
 }
 
 /// The route pattern of a path, for metrics (bounded set of values).
@@ -234,6 +243,9 @@ fn route_pattern(path: &str) -> &'static str {
         ["quotes"] => "/quotes",
         ["quotes", _] => "/quotes/{symbol}",
         ["news"] => "/news",
+        ["predictions"] => "/predictions",
+        ["predictions", _] => "/predictions/{id}",
+        ["users", _, "stats"] => "/users/{id}/stats",
         ["admin", "predictions", _, "resolve"] => "/admin/predictions/{id}/resolve",
         ["metrics"] => "/metrics",
         ["ws"] => "/ws",
@@ -321,6 +333,9 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         ["quotes"] if get => quotes(state).await,
         ["quotes", symbol] if get => quote(state, &decode(symbol)).await,
         ["news"] if get => news(state, req.uri().query()).await,
+        ["predictions"] if get => predictions(state, req.uri().query()).await,
+        ["predictions", id] if get => prediction(state, &decode(id)).await,
+        ["users", id, "stats"] if get => user_stats(state, &decode(id)).await,
         ["admin", "predictions", id, "resolve"] if post => match check_admin(state, &req) {
             Some(refused) => refused,
             None => {
@@ -344,6 +359,9 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         | ["quotes"]
         | ["quotes", _]
         | ["news"]
+        | ["predictions"]
+        | ["predictions", _]
+        | ["users", _, "stats"]
         | ["admin", "predictions", _, "resolve"]
         | ["metrics"]
         | ["ws"] => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
@@ -478,6 +496,85 @@ async fn news(state: &HttpState, query: Option<&str>) -> HttpResponse {
     match state.news.list(category.as_deref(), limit).await {
         Ok(body) => respond(StatusCode::OK, "application/json", body),
         Err(e) => core_error(&e, "news list"),
+    }
+}
+
+/// The longest id or symbol accepted in a path or query.
+const MAX_ID_LEN: usize = 128;
+
+fn bad_id(what: &str) -> HttpResponse {
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!("{what}: expected 1 to {MAX_ID_LEN} characters"),
+    )
+}
+
+async fn predictions(state: &HttpState, query: Option<&str>) -> HttpResponse {
+    let mut q = PredictionQuery::default();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "status" => match v.parse::<PredictionStatus>() {
+                Ok(status) => q.status = Some(status),
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "status: expected active, ended, needs_review or void",
+                    )
+                }
+            },
+            "symbol" => {
+                let code = v.trim().to_ascii_uppercase();
+                if code.is_empty()
+                    || code.len() > 32
+                    || !code.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "symbol: expected a symbol code like XAUUSD",
+                    );
+                }
+                q.symbol_code = Some(code);
+            }
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => q.limit = n,
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "limit: expected a whole number from 1 to 100",
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+    match state.predictions.list(&q).await {
+        Ok(list) => json(StatusCode::OK, &serde_json::json!({ "predictions": list })),
+        Err(e) => core_error(&e, "list predictions"),
+    }
+}
+
+async fn prediction(state: &HttpState, id: &str) -> HttpResponse {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return bad_id("prediction id");
+    }
+    match state.predictions.get(id).await {
+        Ok(Some(evidence)) => json(StatusCode::OK, &evidence),
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no prediction {id:?}")),
+        Err(e) => core_error(&e, "read prediction"),
+    }
+}
+
+async fn user_stats(state: &HttpState, id: &str) -> HttpResponse {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return bad_id("user id");
+    }
+    match state.predictions.user_stats(id).await {
+        Ok(Some(stats)) => json(StatusCode::OK, &stats),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no statistics for user {id:?}"),
+        ),
+        Err(e) => core_error(&e, "read user statistics"),
     }
 }
 
@@ -642,6 +739,11 @@ mod tests {
         assert!(!is_read_endpoint("/admin/predictions/1/resolve"));
         assert!(!is_read_endpoint("/jobs/PriceFetcherJob/run"));
         assert_eq!(route_pattern("/quotes/XAUUSD"), "/quotes/{symbol}");
+        assert!(is_read_endpoint("/predictions"));
+        assert!(is_read_endpoint("/predictions/p1"));
+        assert!(is_read_endpoint("/users/u1/stats"));
+        assert_eq!(route_pattern("/predictions/p1"), "/predictions/{id}");
+        assert_eq!(route_pattern("/users/u1/stats"), "/users/{id}/stats");
         assert_eq!(
             route_pattern("/admin/predictions/x/resolve"),
             "/admin/predictions/{id}/resolve"

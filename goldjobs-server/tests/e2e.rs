@@ -1098,8 +1098,9 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
         goldjobs_core::Symbol::new("XAUUSD", "Gold", "XAU/USD"),
         goldjobs_core::Symbol::new("XAGUSD", "Silver", "XAG/USD"),
     ]));
+    let predictions = Arc::new(InMemoryPredictions::new());
     let resolver = goldjobs_core::verify::ManualResolver::new(
-        Arc::new(InMemoryPredictions::new()),
+        predictions.clone(),
         Arc::new(InMemoryTicks::new()),
         Arc::new(goldjobs_adapters::market::DemoMarketData::new(1)),
         symbols.clone(),
@@ -1119,6 +1120,7 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
             Arc::new(InMemoryNewsCache::new()),
             Duration::from_secs(60),
         ),
+        predictions: goldjobs_core::verify::PredictionReader::new(predictions),
         resolver: Arc::new(resolver),
         admin_token: None,
         cors_origins: Vec::new(),

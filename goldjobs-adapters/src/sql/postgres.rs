@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use goldjobs_core::{
     BoxError, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState, NewsArticle,
-    NewsRepository, OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow, OutboxState,
-    Prediction, PredictionRepository, PriceTick, PriceTickRepository, RecordSummary, Result,
-    Symbol, SymbolRepository, TickQuery, UserStats, VerificationRecord, Vote,
+    NewsRepository, OptionVotes, OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow,
+    OutboxState, Prediction, PredictionQuery, PredictionRepository, PriceTick, PriceTickRepository,
+    RecordSummary, Result, Symbol, SymbolRepository, TickQuery, UserStats, VerificationRecord,
+    Vote,
 };
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgPool, PgRow};
@@ -445,6 +446,40 @@ impl PredictionRepository for PgStore {
         .await
         .map_err(db)?;
         row.as_ref().map(prediction_from_row).transpose()
+    }
+
+    async fn list_predictions(&self, query: &PredictionQuery) -> Result<Vec<Prediction>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PREDICTION_COLUMNS} FROM predictions \
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR symbol_code = $2) \
+             ORDER BY verified_at DESC NULLS LAST, verify_time DESC, id LIMIT $3"
+        ))
+        .bind(query.status.map(|s| s.as_str()))
+        .bind(query.symbol_code.as_deref())
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(prediction_from_row).collect()
+    }
+
+    async fn vote_counts(&self, prediction_id: &str) -> Result<Vec<OptionVotes>> {
+        let rows = sqlx::query(
+            "SELECT selected_option, COUNT(*) AS votes FROM prediction_votes \
+             WHERE prediction_id = $1 GROUP BY selected_option ORDER BY selected_option",
+        )
+        .bind(prediction_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OptionVotes {
+                    option: r.try_get("selected_option").map_err(db)?,
+                    votes: u64::try_from(r.try_get::<i64, _>("votes").map_err(db)?).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     async fn claim_due(

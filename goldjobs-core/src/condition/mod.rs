@@ -95,6 +95,6 @@ mod tests;
 
 pub use ast::{CmpOp, Condition, Expr, ExprError, Operand, Var};
 pub use parse::{ConditionError, MAX_CONDITION_LEN, MAX_DEPTH};
-pub use set::{ConditionSet, ConditionSetError, MAX_OPTIONS};
+pub use set::{option_texts, ConditionSet, ConditionSetError, MAX_OPTIONS};
 pub use validate::{validate, Problem, ValidationReport};
 pub use vars::Vars;

@@ -131,12 +131,21 @@ impl ConditionSet {
         self.options.iter().map(|(o, c)| (o.as_str(), c))
     }
 
+    /// Every option with the value of its condition under `vars`, in key order. This is the
+    /// one evaluation behind both [`choose`](Self::choose) (the verdict) and the evidence shown
+    /// with a verdict, so the two can never disagree.
+    pub fn evaluate<'a, 'v>(
+        &'a self,
+        vars: &'v Vars,
+    ) -> impl Iterator<Item = (&'a str, bool)> + use<'a, 'v> {
+        self.options.iter().map(|(o, c)| (o.as_str(), c.eval(vars)))
+    }
+
     /// The first option, in key order, whose condition is true; `None` when none is.
     pub fn choose(&self, vars: &Vars) -> Option<&str> {
-        self.options
-            .iter()
-            .find(|(_, c)| c.eval(vars))
-            .map(|(o, _)| o.as_str())
+        self.evaluate(vars)
+            .find(|&(_, truth)| truth)
+            .map(|(option, _)| option)
     }
 
     /// The number of options (at least one).
@@ -164,6 +173,20 @@ impl fmt::Display for ConditionSet {
         }
         f.write_str("}")
     }
+}
+
+/// The options of an `auto_verify_conditions` object in key order, each with its condition text
+/// as written (from either shape; `None` where the value is of neither shape), without parsing
+/// the conditions — for showing a set, also one that does not parse. Errors only for invalid
+/// JSON, a non-object, an empty object or too many options.
+pub fn option_texts(json: &str) -> Result<Vec<(String, Option<String>)>, ConditionSetError> {
+    Ok(raw_entries(json)?
+        .into_iter()
+        .map(|(option, value)| match value {
+            RawValue::Str(text) => (option, Some(text)),
+            RawValue::Other(_) => (option, None),
+        })
+        .collect())
 }
 
 /// One value of the object, before any checking: the condition string (from either shape), or

@@ -50,6 +50,7 @@ pub async fn run_all(repo: &dyn PredictionRepository, outbox: &dyn OutboxReposit
     skip_when_not_eligible(repo, outbox).await;
     manual_resolution(repo, outbox).await;
     recent_verified_newest_first(repo, outbox).await;
+    list_and_vote_counts(repo, outbox).await;
     concurrent_claims_are_disjoint(repo).await;
     concurrent_records_apply_once(repo, outbox).await;
 }
@@ -96,10 +97,14 @@ pub(crate) fn auto_prediction(
         dec("2650.00"),
         verify_time,
         VerifyRule::Auto,
-        Some(r#"{"A": "price_change_percent >= 0", "B": "price_change_percent < 0"}"#.into()),
+        Some(PLATFORM_CONDITIONS.into()),
         created,
     )
 }
+
+/// Conditions in the platform's shape (CONTRACT.md §6.4), keys deliberately not in sorted order
+/// and with an extra key the verifier ignores: stores must keep the text as written.
+pub(crate) const PLATFORM_CONDITIONS: &str = r#"{"B": {"condition": "price_change_percent < 0", "label": "down"}, "A": {"condition": "price_change_percent >= 0"}}"#;
 
 pub(crate) fn vote(prediction_id: &str, user: &str, option: &str, at: DateTime<Utc>) -> Vote {
     Vote {
@@ -223,7 +228,27 @@ pub async fn insert_and_get(repo: &dyn PredictionRepository) {
     assert_eq!(got.verify_time, p.verify_time);
     assert_eq!(got.status, PredictionStatus::Active);
     assert_eq!(got.verify_rule, VerifyRule::Auto);
-    assert_eq!(got.auto_verify_conditions, p.auto_verify_conditions);
+    assert_eq!(
+        got.auto_verify_conditions.as_deref(),
+        Some(PLATFORM_CONDITIONS),
+        "the conditions' text (key order, nested objects) is kept as written"
+    );
+    // Plain condition strings are kept as written too.
+    let plain_id = format!("cf-ins-plain-{u}");
+    let mut plain = auto_prediction(&plain_id, "XAUUSD", base, base - secs(3600));
+    plain.auto_verify_conditions =
+        Some(r#"{"Z": "price_change_percent >= 0", "A": "price_change_percent < 0"}"#.into());
+    repo.insert_prediction(&plain).await.expect("insert plain");
+    let got_plain = repo
+        .get_prediction(&plain_id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        got_plain.auto_verify_conditions,
+        plain.auto_verify_conditions
+    );
+    retire(repo, std::slice::from_ref(&plain_id), base).await;
     assert!(matches!(
         repo.insert_prediction(&p).await,
         Err(crate::Error::Conflict(_))
@@ -984,6 +1009,119 @@ pub async fn recent_verified_newest_first(
     let one = repo.recent_verified(1).await.expect("recent 1");
     assert!(one.len() <= 1);
     deliver_rows_of(outbox, &ids).await;
+}
+
+/// `list_predictions` filters by status and symbol and answers most recently verified first,
+/// never-verified ones last (latest `verify_time` first), at most `limit`; `vote_counts` counts
+/// votes per option; the deciding price's provider is stored with the verdict.
+pub async fn list_and_vote_counts(repo: &dyn PredictionRepository, outbox: &dyn OutboxRepository) {
+    let _ = outbox;
+    let u = unique();
+    let base = past_window();
+    // A symbol of this run only, so other rows never show up in the listing.
+    let symbol = format!("L{}", &u[..8]).to_ascii_uppercase();
+    let id = |n: u32| format!("cf-list-{u}-{n}");
+    let ps: Vec<Prediction> = (0..4)
+        .map(|n| auto_prediction(&id(n), &symbol, base + secs(i64::from(n)), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let votes = [
+        vote(&id(0), &format!("cf-lu1-{u}"), "A", base - secs(30)),
+        vote(&id(0), &format!("cf-lu2-{u}"), "A", base - secs(30)),
+        vote(&id(0), &format!("cf-lu3-{u}"), "B", base - secs(30)),
+    ];
+    repo.insert_votes(&votes).await.expect("votes");
+    let mut first = verified(
+        &id(0),
+        "A",
+        "2680.00",
+        "1.13",
+        base + secs(5),
+        base + secs(100),
+    );
+    if let VerificationOutcome::Verified(v) = &mut first.outcome {
+        v.price_provider = Some("twelvedata".into());
+    }
+    let second = verified(
+        &id(1),
+        "B",
+        "2600.00",
+        "-1.89",
+        base + secs(6),
+        base + secs(200),
+    );
+    let summary = repo
+        .record_verifications(&[first, second])
+        .await
+        .expect("record");
+    assert_eq!(summary.verified.len(), 2);
+    repo.record_verifications(&[review(&id(2), "no price", base + secs(300))])
+        .await
+        .expect("review");
+
+    let listed = |q: PredictionQuery| async move {
+        repo.list_predictions(&q)
+            .await
+            .expect("list_predictions")
+            .into_iter()
+            .map(|p| p.id)
+            .collect::<Vec<String>>()
+    };
+    let all = PredictionQuery::default()
+        .with_symbol(&symbol)
+        .with_limit(100);
+    // Verified ones newest verified_at first, then the rest latest verify_time first.
+    assert_eq!(listed(all.clone()).await, [id(1), id(0), id(3), id(2)]);
+    assert_eq!(
+        listed(all.clone().with_status(PredictionStatus::Ended)).await,
+        [id(1), id(0)]
+    );
+    assert_eq!(
+        listed(all.clone().with_status(PredictionStatus::NeedsReview)).await,
+        [id(2)]
+    );
+    assert_eq!(listed(all.clone().with_limit(1)).await, [id(1)]);
+    assert!(listed(
+        PredictionQuery::default()
+            .with_symbol(format!("{symbol}X"))
+            .with_limit(5)
+    )
+    .await
+    .is_empty());
+
+    let got = repo
+        .get_prediction(&id(0))
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.price_provider.as_deref(), Some("twelvedata"));
+    let other = repo
+        .get_prediction(&id(1))
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(other.price_provider, None);
+
+    let counts = repo.vote_counts(&id(0)).await.expect("vote_counts");
+    assert_eq!(
+        counts,
+        vec![
+            OptionVotes {
+                option: "A".into(),
+                votes: 2
+            },
+            OptionVotes {
+                option: "B".into(),
+                votes: 1
+            },
+        ]
+    );
+    assert!(repo
+        .vote_counts(&id(3))
+        .await
+        .expect("vote_counts")
+        .is_empty());
+    retire(repo, &[id(3)], base).await;
 }
 
 /// Two claimers at the same instant never get the same prediction.

@@ -12,6 +12,7 @@ pub async fn run_all(repo: &dyn PriceTickRepository) {
     batch_answers_in_query_order(repo).await;
     latest(repo).await;
     decimals_round_trip(repo).await;
+    sources_and_demo_ticks(repo).await;
     delete_is_bounded(repo).await;
 }
 
@@ -159,6 +160,56 @@ pub async fn latest(repo: &dyn PriceTickRepository) {
     );
     assert_eq!(ok(repo.latest_tick(&s).await, "latest_tick"), Some(late));
     ok(repo.insert_ticks(&[]).await, "insert_ticks(&[])");
+}
+
+/// `source` round-trips (`None` included); a demo tick (`source = "demo"`) answers a first-tick
+/// query only when the query allows demo ticks, else the first real tick after it does (a tick
+/// without a source counts as real); `latest_tick` answers whatever came last.
+pub async fn sources_and_demo_ticks(repo: &dyn PriceTickRepository) {
+    let s = unique_code();
+    let with = |secs: i64, price: i64, source: Option<&str>| {
+        PriceTick::new(&s, dec(price, 0), base() + Duration::seconds(secs), source)
+    };
+    let demo = with(10, 1, Some(crate::DEMO_SOURCE));
+    let real = with(20, 2, Some("twelvedata"));
+    let unknown = with(30, 3, None);
+    let last_demo = with(40, 4, Some(crate::DEMO_SOURCE));
+    ok(
+        repo.insert_ticks(&[
+            demo.clone(),
+            real.clone(),
+            unknown.clone(),
+            last_demo.clone(),
+        ])
+        .await,
+        "insert_ticks",
+    );
+    let got = ok(
+        repo.first_ticks_at_or_after(&[
+            q(&s, 0),
+            q(&s, 0).with_demo(true),
+            q(&s, 25),
+            q(&s, 35),
+            q(&s, 35).with_demo(true),
+        ])
+        .await,
+        "first_ticks_at_or_after",
+    );
+    assert_eq!(
+        got,
+        vec![
+            Some(real.clone()),
+            Some(demo),
+            Some(unknown),
+            None,
+            Some(last_demo.clone())
+        ],
+        "demo ticks answer only queries that allow them; sources round-trip"
+    );
+    assert_eq!(
+        ok(repo.latest_tick(&s).await, "latest_tick"),
+        Some(last_demo)
+    );
 }
 
 /// Prices keep their value exactly (many digits, small and large values).

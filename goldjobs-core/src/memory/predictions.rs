@@ -69,6 +69,19 @@ fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// `list_predictions`' order: most recently verified first, never verified last (latest
+/// `verify_time` first), then id.
+fn listing_order(a: &Prediction, b: &Prediction) -> std::cmp::Ordering {
+    match (a.verified_at, b.verified_at) {
+        (Some(x), Some(y)) => y.cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+    .then_with(|| b.verify_time.cmp(&a.verify_time))
+    .then_with(|| a.id.cmp(&b.id))
+}
+
 fn is_due_candidate(p: &Prediction) -> bool {
     p.status == PredictionStatus::Active && p.verify_rule == VerifyRule::Auto
 }
@@ -184,6 +197,7 @@ impl State {
                 p.price_at_verify = Some(v.price_at_verify);
                 p.price_change_percent = Some(v.price_change_percent);
                 p.price_source = Some(v.price_source);
+                p.price_provider = v.price_provider.clone();
                 p.price_at_verify_ts = Some(v.price_at_verify_ts);
                 p.verified_at = Some(record.verified_at);
                 let event = PredictionVerified {
@@ -307,6 +321,48 @@ impl PredictionRepository for InMemoryPredictions {
             .predictions
             .get(id)
             .map(|e| e.prediction.clone()))
+    }
+
+    async fn list_predictions(&self, query: &PredictionQuery) -> Result<Vec<Prediction>> {
+        let st = self.lock();
+        let mut hits: Vec<&Prediction> = st
+            .predictions
+            .values()
+            .map(|e| &e.prediction)
+            .filter(|p| query.status.is_none_or(|s| p.status == s))
+            .filter(|p| {
+                query
+                    .symbol_code
+                    .as_deref()
+                    .is_none_or(|c| p.symbol_code == c)
+            })
+            .collect();
+        hits.sort_by(|a, b| listing_order(a, b));
+        Ok(hits
+            .into_iter()
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn vote_counts(&self, prediction_id: &str) -> Result<Vec<OptionVotes>> {
+        let st = self.lock();
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for v in st
+            .votes
+            .get(prediction_id)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            *counts.entry(v.selected_option.as_str()).or_default() += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(option, votes)| OptionVotes {
+                option: option.to_owned(),
+                votes,
+            })
+            .collect())
     }
 
     async fn claim_due(

@@ -5,7 +5,9 @@
 //! - [`ManualResolver`]: `POST /admin/predictions/{id}/resolve`.
 //! - [`OutboxDispatcherJob`]: delivers the broadcasts and notifications recorded in the outbox.
 //! - [`templates`]: notification texts (`zh-CN`, `en`).
+//! - [`evidence`]: why an option won, for `GET /predictions/{id}` ([`PredictionReader`]).
 
+pub mod evidence;
 mod job;
 pub mod outbox;
 pub mod stats;
@@ -13,6 +15,7 @@ pub mod templates;
 #[cfg(test)]
 mod tests;
 
+pub use evidence::{OptionEvidence, PredictionEvidence, PredictionReader, PredictionSummary};
 pub use job::{ManualResolver, PredictionVerifierJob, VerifierConfig};
 pub use outbox::{OutboxConfig, OutboxDispatcherJob};
 pub use stats::{accuracy_rate, apply_result, price_change_percent};

@@ -71,7 +71,7 @@ impl PriceTickRepository for Ticks {
             .map(|q| {
                 ticks
                     .iter()
-                    .filter(|t| t.symbol_code == q.symbol_code && t.ts >= q.at)
+                    .filter(|t| t.symbol_code == q.symbol_code && t.ts >= q.at && q.admits(t))
                     .min_by_key(|t| t.ts)
                     .cloned()
             })
@@ -125,6 +125,8 @@ pub(super) enum History {
 pub(super) struct Market {
     answer: Mutex<History>,
     pub(super) calls: AtomicUsize,
+    /// Whether it claims to be the demo feed.
+    pub(super) demo: bool,
 }
 
 impl Market {
@@ -132,6 +134,7 @@ impl Market {
         Market {
             answer: Mutex::new(answer),
             calls: AtomicUsize::new(0),
+            demo: false,
         }
     }
 }
@@ -140,6 +143,9 @@ impl Market {
 impl MarketData for Market {
     fn name(&self) -> &'static str {
         "fake"
+    }
+    fn is_demo(&self) -> bool {
+        self.demo
     }
     async fn quotes(&self, _symbols: &[Symbol]) -> Result<QuoteBatch> {
         Ok(QuoteBatch::default())
@@ -1376,4 +1382,116 @@ async fn a_blank_option_name_sends_only_that_prediction_to_review() {
     assert_eq!(bad.status, PredictionStatus::NeedsReview);
     assert!(bad.review_reason.unwrap().contains("must not be blank"));
     assert_eq!(w.get("good").await.status, PredictionStatus::Ended);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The platform's condition shape and honest prices (CONTRACT.md §6.2, §6.4)
+// ---------------------------------------------------------------------------------------------
+
+/// The platform writes options as `{"condition": "…"}` objects.
+const PLATFORM: &str = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"}, "C": {"condition": "price_change_percent <= 0", "label": "flat or down"}}"#;
+
+fn tick_from(source: Option<&str>, price: &str, ts: DateTime<Utc>) -> PriceTick {
+    PriceTick::new("XAUUSD", d(price), ts, source)
+}
+
+#[tokio::test]
+async fn the_platforms_conditions_are_verified_not_sent_to_review() {
+    let w = World::new(History::Nothing);
+    w.insert(prediction("p", t0(), "2650.00", PLATFORM)).await;
+    w.repo
+        .insert_votes(&[vote("p", "u1", "A"), vote("p", "u2", "C")])
+        .await
+        .unwrap();
+    w.ticks
+        .insert_ticks(&[tick_from(Some("twelvedata"), "2680.00", t0() + secs(2))])
+        .await
+        .unwrap();
+    w.clock.set(t0() + secs(10));
+    w.run().await;
+    let p = w.get("p").await;
+    assert_eq!(p.status, PredictionStatus::Ended, "{:?}", p.review_reason);
+    assert_eq!(p.correct_option.as_deref(), Some("A"));
+    assert_eq!(p.price_change_percent, Some(d("1.13")));
+    assert_eq!(p.price_provider.as_deref(), Some("twelvedata"));
+    assert_eq!(p.price_source, Some(PriceSource::Tick));
+    let votes = w.repo.votes_for("p").await.unwrap();
+    let marks: Vec<(&str, Option<bool>)> = votes
+        .iter()
+        .map(|v| (v.user_id.as_str(), v.is_correct))
+        .collect();
+    assert_eq!(marks, [("u1", Some(true)), ("u2", Some(false))]);
+}
+
+#[tokio::test]
+async fn a_demo_tick_never_decides_on_a_real_instance() {
+    let w = World::new(History::Nothing);
+    w.insert(prediction("p", t0(), "2650.00", PLATFORM)).await;
+    // A made-up price first (left from a demo run), the real one later.
+    w.ticks
+        .insert_ticks(&[
+            tick_from(Some(DEMO_SOURCE), "2600.00", t0()),
+            tick_from(Some("binance"), "2655.00", t0() + secs(4)),
+        ])
+        .await
+        .unwrap();
+    w.clock.set(t0() + secs(10));
+    w.run().await;
+    let p = w.get("p").await;
+    assert_eq!(p.status, PredictionStatus::Ended);
+    assert_eq!(
+        p.price_at_verify,
+        Some(d("2655.00")),
+        "the real tick decides"
+    );
+    assert_eq!(p.price_at_verify_ts, Some(t0() + secs(4)));
+    assert_eq!(p.price_provider.as_deref(), Some("binance"));
+    assert_eq!(p.correct_option.as_deref(), Some("B"));
+}
+
+#[tokio::test]
+async fn only_demo_ticks_leave_a_real_prediction_waiting() {
+    let w = World::new(History::Nothing);
+    w.insert(prediction("p", t0(), "2650.00", PLATFORM)).await;
+    w.ticks
+        .insert_ticks(&[tick_from(Some(DEMO_SOURCE), "2700.00", t0() + secs(1))])
+        .await
+        .unwrap();
+    w.clock.set(t0() + secs(10));
+    w.run().await;
+    assert_eq!(w.get("p").await.status, PredictionStatus::Active);
+}
+
+#[tokio::test]
+async fn a_demo_only_instance_decides_on_demo_ticks_and_says_so() {
+    let mut w = World::new(History::Nothing);
+    w.market = Arc::new(Market {
+        demo: true,
+        ..Market::new(History::Nothing)
+    });
+    w.insert(prediction("p", t0(), "2650.00", PLATFORM)).await;
+    w.ticks
+        .insert_ticks(&[tick_from(Some(DEMO_SOURCE), "2600.00", t0() + secs(1))])
+        .await
+        .unwrap();
+    w.clock.set(t0() + secs(10));
+    w.run().await;
+    let p = w.get("p").await;
+    assert_eq!(p.status, PredictionStatus::Ended);
+    assert_eq!(p.correct_option.as_deref(), Some("C"));
+    assert_eq!(p.price_provider.as_deref(), Some(DEMO_SOURCE));
+}
+
+#[tokio::test]
+async fn a_history_price_records_its_provider() {
+    let w = World::new(History::Price("2680.00"));
+    w.insert(prediction("p", t0(), "2650.00", PLATFORM)).await;
+    w.insert_late_tick().await;
+    w.clock.set(t0() + secs(4000));
+    w.run().await;
+    let p = w.get("p").await;
+    assert_eq!(p.status, PredictionStatus::Ended, "{:?}", p.review_reason);
+    assert_eq!(p.price_source, Some(PriceSource::ProviderHistory));
+    // The fake provider does not stamp its points: the verifier names it.
+    assert_eq!(p.price_provider.as_deref(), Some("fake"));
 }
