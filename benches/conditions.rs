@@ -14,10 +14,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use goldjobs::condition::{validate, Condition, ConditionSet, Vars};
 use rust_decimal::Decimal;
 
-const SEED: &str = r#"{"A": "price_change_percent >= 1.0",
- "B": "price_change_percent > 0 AND price_change_percent < 1.0",
- "C": "price_change_percent >= -0.5 AND price_change_percent <= 0",
- "D": "price_change_percent < -0.5"}"#;
+/// The platform's shape (CONTRACT.md §6.4).
+const SEED: &str = r#"{"A": {"condition": "price_change_percent >= 1.0"},
+ "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"},
+ "C": {"condition": "price_change_percent >= -0.5 AND price_change_percent <= 0"},
+ "D": {"condition": "price_change_percent < -0.5"}}"#;
 
 const CONDITION_B: &str = "price_change_percent > 0 AND price_change_percent < 1.0";
 

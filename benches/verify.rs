@@ -120,7 +120,8 @@ fn t0() -> DateTime<Utc> {
 async fn build() -> World {
     let repo = Arc::new(InMemoryPredictions::new());
     let ticks = Arc::new(IndexedTicks::default());
-    let conditions = r#"{"A": "price_change_percent >= 1.0", "B": "price_change_percent > 0 AND price_change_percent < 1.0", "C": "price_change_percent >= -0.5 AND price_change_percent <= 0", "D": "price_change_percent < -0.5"}"#;
+    // The platform's shape (CONTRACT.md §6.4).
+    let conditions = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"}, "C": {"condition": "price_change_percent >= -0.5 AND price_change_percent <= 0"}, "D": {"condition": "price_change_percent < -0.5"}}"#;
     let options = ["A", "B", "C", "D"];
     let mut tick_batch = Vec::with_capacity(PREDICTIONS);
     for i in 0..PREDICTIONS {

@@ -80,7 +80,7 @@ async fn seed(
                 verify_time,
                 VerifyRule::Auto,
                 Some(
-                    r#"{"A": "price_change_percent >= 0", "B": "price_change_percent < 0"}"#.into(),
+                    r#"{"A": {"condition": "price_change_percent >= 0"}, "B": {"condition": "price_change_percent < 0"}}"#.into(),
                 ),
                 t0,
             ))

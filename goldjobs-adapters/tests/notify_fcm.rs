@@ -101,7 +101,10 @@ async fn three_voters_dead_token_deleted_503_retried_until_delivered() {
         Decimal::new(265000, 2),
         t0,
         VerifyRule::Auto,
-        Some(r#"{"A":"price_change_percent > 0","B":"price_change_percent <= 0"}"#.into()),
+        Some(
+            r#"{"A":{"condition":"price_change_percent > 0"},"B":{"condition":"price_change_percent <= 0"}}"#
+                .into(),
+        ),
         t0,
     ))
     .await

@@ -228,3 +228,100 @@ async fn foreign_instant_formats_are_refused() {
     .unwrap();
     assert_eq!(first[0].as_ref().unwrap().price.to_string(), "2650");
 }
+
+/// A database of the previous release upgrades in place: the `predictions` rebuild of
+/// `20261201000001` keeps every prediction and vote (dropping the old table must not cascade
+/// into the votes), its indexes and format triggers, and allows `void`.
+#[tokio::test]
+async fn upgrade_from_0_1_keeps_predictions_and_votes() {
+    use goldjobs_core::{PredictionRepository, PredictionStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let old = SqliteStore::connect(&url).await.unwrap();
+    let mut migrator = sqlx::migrate!("./migrations/sqlite");
+    let before: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < 20261201000001)
+        .cloned()
+        .collect();
+    assert!(before.len() < migrator.migrations.len());
+    migrator.migrations = before.into();
+    migrator.run(old.pool()).await.unwrap();
+    for sql in [
+        "INSERT INTO predictions (id, symbol_code, question, price_at_create, verify_time, \
+         verify_rule, auto_verify_conditions, status, created_at) VALUES ('old-1', 'XAUUSD', 'q', \
+         '2650.00', '2026-03-01T12:00:00.000000Z', 'auto', \
+         '{\"B\": {\"condition\": \"price_change_percent < 0\"}, \"A\": {\"condition\": \"1 = 1\"}}', \
+         'active', '2026-03-01T00:00:00.000000Z')",
+        "INSERT INTO prediction_votes (prediction_id, user_id, selected_option, created_at) \
+         VALUES ('old-1', 'u1', 'A', '2026-03-01T01:00:00.000000Z'), \
+                ('old-1', 'u2', 'B', '2026-03-01T01:00:00.000000Z')",
+        "INSERT INTO price_ticks (symbol_code, price, ts) \
+         VALUES ('XAUUSD', '2651', '2026-03-01T12:00:01.000000Z')",
+    ] {
+        sqlx::query(sql).execute(old.pool()).await.unwrap();
+    }
+    old.pool().close().await;
+
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let p = store.get_prediction("old-1").await.unwrap().unwrap();
+    assert_eq!(p.status, PredictionStatus::Active);
+    assert_eq!(
+        p.auto_verify_conditions.as_deref(),
+        Some(r#"{"B": {"condition": "price_change_percent < 0"}, "A": {"condition": "1 = 1"}}"#)
+    );
+    assert_eq!(p.price_provider, None);
+    let votes = store.votes_for("old-1").await.unwrap();
+    assert_eq!(votes.len(), 2, "the rebuild kept the votes");
+    let pool = store.pool();
+    // Foreign keys still point at the new table and still cascade.
+    let orphan = sqlx::query(
+        "INSERT INTO prediction_votes (prediction_id, user_id, selected_option, created_at) \
+         VALUES ('missing', 'u3', 'A', '2026-03-01T01:00:00.000000Z')",
+    )
+    .execute(pool)
+    .await;
+    assert!(
+        orphan.is_err(),
+        "a vote for a missing prediction is refused"
+    );
+    // The format triggers came back with the table, and 'void' is allowed now.
+    let bad = sqlx::query(
+        "INSERT INTO predictions (id, symbol_code, question, price_at_create, verify_time, \
+         verify_rule, created_at) VALUES ('bad', 'XAUUSD', 'q', '1', '2026-03-01 12:00:00', \
+         'manual', '2026-03-01T00:00:00.000000Z')",
+    )
+    .execute(pool)
+    .await;
+    assert!(bad.is_err());
+    sqlx::query("UPDATE predictions SET status = 'void' WHERE id = 'old-1'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let indexes: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN \
+         ('predictions_due_idx', 'predictions_verified_idx', 'prediction_votes_user_idx') ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    let tick: (Option<String>,) = sqlx::query_as("SELECT source FROM price_ticks")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        tick.0, None,
+        "old ticks keep a NULL source (a real provider)"
+    );
+    sqlx::query("DELETE FROM predictions WHERE id = 'old-1'")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(
+        store.votes_for("old-1").await.unwrap().is_empty(),
+        "cascade"
+    );
+}

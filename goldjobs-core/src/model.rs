@@ -56,8 +56,9 @@ pub struct Quote {
     /// When the provider priced it.
     pub timestamp: DateTime<Utc>,
     /// The provider that priced it ([`MarketData::name`](crate::ports::MarketData::name), e.g.
-    /// `twelvedata`); `None` when unknown (e.g. read back from a cache that does not keep it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `twelvedata`), recorded as the tick's `source`. Not part of the wire shape (`/quotes`,
+    /// `quote:{SYMBOL}`), so read back from a cache it is `None`.
+    #[serde(skip)]
     pub source: Option<String>,
 }
 

@@ -547,8 +547,12 @@ async fn predictions(state: &HttpState, query: Option<&str>) -> HttpResponse {
             _ => {}
         }
     }
+    #[derive(Serialize)]
+    struct Listing {
+        predictions: Vec<goldjobs_core::verify::PredictionSummary>,
+    }
     match state.predictions.list(&q).await {
-        Ok(list) => json(StatusCode::OK, &serde_json::json!({ "predictions": list })),
+        Ok(predictions) => json(StatusCode::OK, &Listing { predictions }),
         Err(e) => core_error(&e, "list predictions"),
     }
 }

@@ -96,7 +96,14 @@ fn check(dir: &std::path::Path, json: &str, extra: &[&str]) -> (i32, String) {
 #[test]
 fn check_conditions_prints_ok_problems_and_choices() {
     let dir = tempfile::tempdir().unwrap();
-    let good = r#"{"A": "price_change_percent >= 1.0", "B": "price_change_percent > 0 AND price_change_percent < 1.0", "C": "price_change_percent <= 0"}"#;
+    // The platform's shape (CONTRACT.md §6.4); plain strings below.
+    let good = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"}, "C": {"condition": "price_change_percent <= 0"}}"#;
+    let plain = r#"{"A": "price_change_percent >= 1.0", "B": "price_change_percent > 0 AND price_change_percent < 1.0", "C": "price_change_percent <= 0"}"#;
+    assert_eq!(check(dir.path(), plain, &[]), (0, "ok".to_owned()));
+    assert_eq!(
+        check(dir.path(), plain, &["--at", "0.5"]),
+        (0, "B".to_owned())
+    );
     assert_eq!(check(dir.path(), good, &[]), (0, "ok".to_owned()));
     assert_eq!(
         check(dir.path(), good, &["--at", "1.5"]),

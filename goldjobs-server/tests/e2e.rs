@@ -749,8 +749,8 @@ async fn predictions_are_verified_and_broadcast() {
     assert_eq!(msg["payload"]["prediction_id"], "m-1");
     assert_eq!(msg["payload"]["correct_option"], "A");
 
-    // An auto prediction, verified by the job from the recorded ticks.
-    let conditions = r#"{"A": "price_change_percent >= 0", "B": "price_change_percent < 0"}"#;
+    // An auto prediction in the platform's shape, verified by the job from the recorded ticks.
+    let conditions = r#"{"A": {"condition": "price_change_percent >= 0"}, "B": {"condition": "price_change_percent < 0", "label": "down"}}"#;
     repo.insert_prediction(&prediction(
         "a-1",
         goldjobs_core::VerifyRule::Auto,
@@ -777,6 +777,66 @@ async fn predictions_are_verified_and_broadcast() {
         stats.iter().all(|s| s.total_participations == 2),
         "{stats:?}"
     );
+
+    // The evidence: why did the winning option win?
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let resp = client.get(path).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, e) = get(server.url("/predictions/a-1")).await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["status"], "ended");
+    assert_eq!(e["price_source"], "tick");
+    assert_eq!(e["price_provider"], "demo", "{e}");
+    assert!(e["price_at_verify"].is_string() && e["price_at_verify_ts"].is_string());
+    let winner = e["correct_option"].as_str().unwrap();
+    let options = e["options"].as_array().unwrap();
+    let names: Vec<&str> = options
+        .iter()
+        .map(|o| o["option"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["A", "B"], "key order");
+    assert_eq!(options[0]["condition"], "price_change_percent >= 0");
+    assert_eq!(options[1]["condition"], "price_change_percent < 0");
+    for o in options {
+        assert_eq!(o["votes"], 1, "{o}");
+        // The evidence agrees with the verdict: exactly the winner's condition is true here.
+        assert_eq!(o["result"].as_bool(), Some(o["option"] == winner), "{e}");
+    }
+    let (status, list) = get(server.url("/predictions?status=ended&symbol=xauusd&limit=10")).await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a-1", "m-1"], "most recently verified first");
+    assert!(list["predictions"][0].get("options").is_none());
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "status=done",
+        "symbol=%20",
+    ] {
+        let (status, body) = get(server.url(&format!("/predictions?{bad}"))).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let (status, _) = get(server.url("/predictions/nope")).await;
+    assert_eq!(status, 404);
+    let (status, st) = get(server.url("/users/u1/stats")).await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["user_id"], "u1");
+    assert_eq!(st["total_participations"], 2);
+    assert!(st["accuracy_rate"].is_string());
+    let (status, _) = get(server.url("/users/nobody/stats")).await;
+    assert_eq!(status, 404);
 
     server.app.shutdown().await;
 }

@@ -339,7 +339,7 @@ async fn seed(pool: &sqlx::PgPool) {
                 CASE WHEN i % 2 = 0 THEN 'XAUUSD' ELSE 'XAGUSD' END, \
                 'Will it rise? #' || i, 2000 + (i % 11), \
                 now() - interval '4 hours' + i * interval '1 second', 'auto', \
-                '{\"A\": \"price_change_percent > 0\", \"B\": \"price_change_percent <= 0\"}'::json, \
+                '{\"A\": {\"condition\": \"price_change_percent > 0\"}, \"B\": {\"condition\": \"price_change_percent <= 0\"}}'::json, \
                 'active', now() - interval '5 hours' \
          FROM generate_series(1, $1::bigint) AS i",
     )

@@ -1,12 +1,10 @@
--- no-transaction
 -- Verdicts that rest on real, dated prices (CONTRACT.md 0.2, §6.2, §6.7, §7).
 --
--- SQLite cannot change a CHECK constraint in place, so `predictions` is rebuilt (SQLite's
--- documented procedure): foreign keys off (outside a transaction; with them on, dropping the old
--- table would cascade into prediction_votes), then one transaction that copies the rows, swaps the
--- tables and recreates the indexes and triggers, then a foreign key check before they go back on.
-PRAGMA foreign_keys = OFF;
-BEGIN IMMEDIATE;
+-- SQLite cannot change a CHECK constraint in place, so `predictions` is rebuilt. The migration
+-- runs in a transaction with foreign keys on, where dropping `predictions` would cascade into
+-- `prediction_votes`; so `prediction_votes` is rebuilt beside it, referring to the new table,
+-- and the old child is dropped before the old parent. Renaming the new parent then rewrites the
+-- new child's reference to `predictions`.
 
 -- the provider of each tick ('twelvedata', 'binance', 'demo'); NULL counts as a real provider
 ALTER TABLE price_ticks ADD COLUMN source TEXT NULL;
@@ -41,8 +39,22 @@ SELECT id, symbol_code, question, price_at_create, price_at_verify, price_change
     verify_time, verify_rule, auto_verify_conditions, correct_option, status, review_reason,
     price_source, price_at_verify_ts, verified_at, created_at, claimed_until
 FROM predictions;
+CREATE TABLE prediction_votes_new (
+    prediction_id   TEXT NOT NULL REFERENCES predictions_new (id) ON DELETE CASCADE,
+    user_id         TEXT NOT NULL,
+    selected_option TEXT NOT NULL,
+    is_correct      INTEGER NULL,
+    created_at      TEXT NOT NULL,
+    -- its index also serves "votes by prediction_id"
+    UNIQUE (prediction_id, user_id)
+) STRICT;
+INSERT INTO prediction_votes_new (prediction_id, user_id, selected_option, is_correct, created_at)
+SELECT prediction_id, user_id, selected_option, is_correct, created_at FROM prediction_votes;
+
+DROP TABLE prediction_votes;
 DROP TABLE predictions;
 ALTER TABLE predictions_new RENAME TO predictions;
+ALTER TABLE prediction_votes_new RENAME TO prediction_votes;
 
 CREATE INDEX predictions_due_idx ON predictions (status, verify_time, id);
 CREATE INDEX predictions_verified_idx ON predictions (verified_at DESC) WHERE status = 'ended';
@@ -64,7 +76,3 @@ END;
 
 -- statistics recomputed from one user's verified votes (corrections, voids, recompute-stats)
 CREATE INDEX prediction_votes_user_idx ON prediction_votes (user_id);
-
-COMMIT;
-PRAGMA foreign_key_check;
-PRAGMA foreign_keys = ON;

@@ -44,8 +44,8 @@ pub fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
-pub const CONDITIONS: &str =
-    r#"{"B": "price_change_percent < 0", "A": "price_change_percent >= 0"}"#;
+/// The platform's shape (CONTRACT.md §6.4), keys not in sorted order.
+pub const CONDITIONS: &str = r#"{"B": {"condition": "price_change_percent < 0"}, "A": {"condition": "price_change_percent >= 0"}}"#;
 
 pub fn prediction(id: &str, verify_at: i64) -> Prediction {
     Prediction::new_active(
@@ -981,7 +981,8 @@ impl goldjobs_core::MarketData for NoHistory {
 pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
     use goldjobs_core::verify::PredictionVerifierJob;
     use goldjobs_core::{Job, JobContext, ManualClock};
-    let conditions = r#"{"UP": "price_change_percent > 0", "DOWN": "price_change_percent <= 0"}"#;
+    // The platform's shape, with an extra key the verifier ignores.
+    let conditions = r#"{"UP": {"condition": "price_change_percent > 0", "label": "up"}, "DOWN": {"condition": "price_change_percent <= 0"}}"#;
     let mut p1 = prediction("e1", 100);
     p1.auto_verify_conditions = Some(conditions.into());
     let mut p2 = prediction("e2", 120);
