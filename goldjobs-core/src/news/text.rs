@@ -6,21 +6,52 @@ pub const SUMMARY_MAX_CHARS: usize = 1_000;
 /// Default bound of titles, in characters.
 pub const TITLE_MAX_CHARS: usize = 500;
 
+/// The most HTML [`html_to_text`] and [`plain_text`] read, in bytes (1 MiB); the rest of a longer
+/// input is ignored. Every pass is linear in its input, so this bounds the work a hostile feed
+/// can cause per field.
+pub const MAX_INPUT_BYTES: usize = 1 << 20;
+
+/// `s` cut to at most [`MAX_INPUT_BYTES`], at a character boundary.
+fn bounded(s: &str) -> &str {
+    if s.len() <= MAX_INPUT_BYTES {
+        return s;
+    }
+    let mut end = MAX_INPUT_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Plain text of an HTML fragment: tags and comments removed (the content of `script`, `style`
 /// and similar elements too), character references decoded (`&amp;`, `&#8217;`, `&#x2014;`, the
 /// common named ones), runs of whitespace collapsed to one space, trimmed, and cut to at most
 /// `max_chars` characters (ending with `…` when cut).
 ///
-/// A `<` that does not start a tag (`a < b`) is kept as text. Never panics on malformed input.
+/// A `<` that does not start a tag (`a < b`) is kept as text. Never panics on malformed input;
+/// linear in the input, of which at most [`MAX_INPUT_BYTES`] are read.
 pub fn html_to_text(html: &str, max_chars: usize) -> String {
-    let stripped = strip_tags(html);
+    let stripped = strip_tags(bounded(html));
     let decoded = decode_entities(&stripped);
     collapse_and_cut(&decoded, max_chars)
 }
 
 /// Plain text already (no markup): whitespace collapsed, trimmed and cut like [`html_to_text`].
 pub fn plain_text(text: &str, max_chars: usize) -> String {
-    collapse_and_cut(text, max_chars)
+    collapse_and_cut(bounded(text), max_chars)
+}
+
+/// Byte index of the first ASCII-case-insensitive occurrence of `needle` in `haystack`: linear
+/// in the haystack for the short element names it is used with, and allocation-free.
+fn find_ignore_ascii_case(haystack: &str, needle: &str) -> Option<usize> {
+    let needle = needle.as_bytes();
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Elements whose content is not text for a reader.
@@ -94,10 +125,10 @@ fn strip_tags(html: &str) -> String {
             out.push(' ');
         }
         if !tag.starts_with('/') && !tag.ends_with('/') && SKIP_CONTENT.contains(&name.as_str()) {
-            // skip to the closing tag of this element
+            // skip to the closing tag of this element (searched without lowercasing the rest
+            // again for every such element, which made many of them quadratic)
             let close = format!("</{name}");
-            let lower = rest.to_ascii_lowercase();
-            rest = match lower.find(&close) {
+            rest = match find_ignore_ascii_case(rest, &close) {
                 Some(i) => {
                     let tail = &rest[i..];
                     tail.find('>').map_or("", |j| &tail[j + 1..])
@@ -259,6 +290,30 @@ mod tests {
         for (html, want) in cases {
             assert_eq!(html_to_text(html, 1000), *want, "{html:?}");
         }
+    }
+
+    #[test]
+    fn case_insensitive_search() {
+        assert_eq!(find_ignore_ascii_case("ab</ScRiPt>", "</script"), Some(2));
+        assert_eq!(find_ignore_ascii_case("ab", "</script"), None);
+        assert_eq!(find_ignore_ascii_case("é</SVG", "</svg"), Some(2));
+        assert_eq!(find_ignore_ascii_case("x", ""), Some(0));
+    }
+
+    #[test]
+    fn hostile_input_is_bounded() {
+        // Many unclosed skip elements, mixed case, past the input bound.
+        let hostile = "<Script>x</scrip".repeat(MAX_INPUT_BYTES / 8);
+        assert!(hostile.len() > MAX_INPUT_BYTES);
+        assert_eq!(html_to_text(&hostile, 100), "");
+        // Text after the bound is ignored, text before it is kept; no split character.
+        let mut long = "a".repeat(MAX_INPUT_BYTES - 1);
+        long.push('é');
+        long.push_str(" tail");
+        assert_eq!(bounded(&long).len(), MAX_INPUT_BYTES - 1);
+        assert_eq!(plain_text(&long, 5), "aaaa…");
+        let many = "<svg></SVG>word ".repeat(10_000);
+        assert_eq!(html_to_text(&many, 9), "word wor…");
     }
 
     #[test]
