@@ -274,3 +274,90 @@ async fn quota_exceeded_backs_off_at_least_a_minute_and_bad_key_is_rejected() {
     )
     .is_err());
 }
+
+/// One user's token registered; a notifier against `server` whose token endpoint answers
+/// `token_body`.
+async fn one_device_notifier(
+    server: &MockServer,
+    token_body: serde_json::Value,
+) -> (FcmNotifier, Arc<InMemoryDeviceTokens>) {
+    Mock::given(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_body))
+        .mount(server)
+        .await;
+    let tokens = Arc::new(InMemoryDeviceTokens::new());
+    tokens
+        .register_token(&DeviceToken {
+            user_id: "u".into(),
+            token: "tok".into(),
+            platform: "ios".into(),
+        })
+        .await
+        .unwrap();
+    let n = FcmNotifier::new(
+        FcmConfig {
+            base_url: server.uri(),
+            ..FcmConfig::new("p")
+        },
+        account(format!("{}/token", server.uri())),
+        tokens.clone(),
+    )
+    .unwrap();
+    (n, tokens)
+}
+
+fn note() -> goldjobs_core::Notification {
+    goldjobs_core::Notification {
+        user_id: "u".into(),
+        title: "t".into(),
+        body: "b".into(),
+        data: Default::default(),
+    }
+}
+
+/// A wrong FCM_PROJECT_ID or service account makes FCM answer SENDER_ID_MISMATCH for every
+/// token: that must never delete the users' tokens.
+#[tokio::test]
+async fn sender_id_mismatch_deletes_nothing_and_is_a_counted_configuration_error() {
+    use goldjobs_core::Notifier;
+    let server = MockServer::start().await;
+    let (n, tokens) = one_device_notifier(&server, json!({"access_token": "t"})).await;
+    let mismatch = json!({"error": {"code": 403, "message": "SenderId mismatch", "status": "PERMISSION_DENIED",
+        "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "SENDER_ID_MISMATCH"}]}});
+    Mock::given(path("/v1/projects/p/messages:send"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(mismatch))
+        .mount(&server)
+        .await;
+    let e = n.notify(&note()).await.unwrap_err();
+    assert!(
+        e.is_temporary(),
+        "kept pending until the configuration is fixed: {e}"
+    );
+    assert!(e.to_string().contains("FCM_PROJECT_ID"), "{e}");
+    assert_eq!(n.config_errors(), 1);
+    let left = tokens.tokens_for_users(&["u".into()]).await.unwrap();
+    assert_eq!(left.len(), 1, "no token deleted");
+}
+
+/// A hostile endpoint: a 20 MiB error body is read only up to the limit, and an `expires_in`
+/// of u64::MAX seconds neither panics nor caches the token forever.
+#[tokio::test]
+async fn huge_bodies_and_lifetimes_are_bounded() {
+    use goldjobs_core::Notifier;
+    let server = MockServer::start().await;
+    let (n, _tokens) = one_device_notifier(
+        &server,
+        json!({"access_token": "t", "expires_in": u64::MAX}),
+    )
+    .await;
+    Mock::given(path("/v1/projects/p/messages:send"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("x".repeat(20 << 20)))
+        .mount(&server)
+        .await;
+    let e = n.notify(&note()).await.unwrap_err();
+    assert!(e.is_temporary(), "{e}");
+    assert!(
+        e.to_string().len() < 1_000,
+        "the message quotes at most a prefix"
+    );
+}

@@ -7,11 +7,18 @@
 //! as Google's own libraries do, and is cached until shortly before it expires.
 //!
 //! Errors are read from `error.details[].errorCode`:
-//! - `UNREGISTERED`, `SENDER_ID_MISMATCH`, and `INVALID_ARGUMENT` about `message.token` → the
-//!   token is dead: it is deleted from `device_tokens` and not retried;
+//! - `UNREGISTERED` and `INVALID_ARGUMENT` about `message.token` → the token is dead: it is
+//!   deleted from `device_tokens` and not retried;
+//! - `SENDER_ID_MISMATCH` → a configuration error, not a dead token: the token belongs to
+//!   another sender than this `FCM_PROJECT_ID`/credentials, which with a wrong project would be
+//!   true of every user's tokens. Nothing is deleted; it is logged as an error, counted
+//!   ([`FcmNotifier::config_errors`]) and the notification stays pending (temporary error) until
+//!   the configuration is fixed or the outbox gives up;
 //! - `QUOTA_EXCEEDED` → temporary, retry after at least 60 s;
 //! - `UNAVAILABLE`, `INTERNAL` → temporary, honouring `Retry-After`, else the outbox's backoff;
 //! - anything else → permanent, with FCM's message kept.
+//!
+//! Response bodies (errors, the token endpoint's answer) are read up to [`MAX_BODY_BYTES`].
 //!
 //! When some devices of a user failed temporarily, the notification is retried by the outbox;
 //! devices that already received it are remembered (bounded) and not sent to again.
@@ -26,6 +33,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const BACKEND: &str = "fcm";
+/// The most bytes read of an FCM or OAuth response body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest access-token lifetime believed (a longer `expires_in` is cut to this).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 /// Minimum wait after `QUOTA_EXCEEDED`.
 pub const QUOTA_BACKOFF: Duration = Duration::from_secs(60);
@@ -139,6 +150,7 @@ pub struct FcmNotifier {
     tokens: Arc<dyn DeviceTokenRepository>,
     access: tokio::sync::Mutex<Option<CachedToken>>,
     sent: Mutex<SentMemory>,
+    config_errors: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for FcmNotifier {
@@ -158,6 +170,8 @@ enum DeviceOutcome {
     Failed(Error),
     /// FCM refused our access token (HTTP 401): drop the cached token; retry later.
     Unauthorized(Error),
+    /// The token belongs to another sender (`SENDER_ID_MISMATCH`): our configuration is wrong.
+    Misconfigured(Error),
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,7 +238,15 @@ impl FcmNotifier {
             tokens,
             access: tokio::sync::Mutex::new(None),
             sent: Mutex::new(SentMemory::default()),
+            config_errors: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many sends FCM refused as `SENDER_ID_MISMATCH` (a wrong `FCM_PROJECT_ID` or
+    /// credentials) since start.
+    pub fn config_errors(&self) -> u64 {
+        self.config_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn send_url(&self) -> String {
@@ -268,8 +290,7 @@ impl FcmNotifier {
             .await
             .map_err(|e| transport_error(e, self.config.timeout))?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let body = read_limited(response)
             .await
             .map_err(|e| transport_error(e, self.config.timeout))?;
         if !status.is_success() {
@@ -287,12 +308,14 @@ impl FcmNotifier {
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             Error::backend(BACKEND, format!("token response not understood: {e}"), None)
         })?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600));
+        let lifetime =
+            Duration::from_secs(token.expires_in.unwrap_or(3600)).min(MAX_TOKEN_LIFETIME);
         // Refresh a minute early (or halfway for very short lifetimes).
         let margin = Duration::from_secs(60).min(lifetime / 2);
+        let now = Instant::now();
         *guard = Some(CachedToken {
             value: token.access_token.clone(),
-            refresh_at: Instant::now() + lifetime - margin,
+            refresh_at: now.checked_add(lifetime - margin).unwrap_or(now),
         });
         Ok(token.access_token)
     }
@@ -326,13 +349,26 @@ impl FcmNotifier {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await.unwrap_or_default();
+        let bytes = read_limited(response).await.unwrap_or_default();
         classify(status.as_u16(), &bytes, retry_after)
     }
 
     async fn forget_access_token(&self) {
         *self.access.lock().await = None;
     }
+}
+
+/// The body of `response`, at most [`MAX_BODY_BYTES`] of it (the rest is not read).
+async fn read_limited(mut response: reqwest::Response) -> reqwest::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 /// Map one FCM error answer to what to do about it.
@@ -363,7 +399,15 @@ fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> DeviceOu
     let code = codes.first().cloned().unwrap_or_else(|| fcm_status.clone());
     let text = format!("HTTP {status} {code}: {message}");
     match code.as_str() {
-        "UNREGISTERED" | "SENDER_ID_MISMATCH" => DeviceOutcome::DeadToken,
+        "UNREGISTERED" => DeviceOutcome::DeadToken,
+        "SENDER_ID_MISMATCH" => DeviceOutcome::Misconfigured(Error::unavailable(
+            BACKEND,
+            format!(
+                "{text} — the device token belongs to another sender: check FCM_PROJECT_ID and \
+                 the service account (no token was deleted)"
+            ),
+            None,
+        )),
         "INVALID_ARGUMENT"
             if token_field || message.to_ascii_lowercase().contains("registration token") =>
         {
@@ -461,6 +505,16 @@ impl Notifier for FcmNotifier {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert((sent_key.clone(), token)),
                 DeviceOutcome::DeadToken => dead.push(token),
+                DeviceOutcome::Misconfigured(e) => {
+                    self.config_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(
+                        project = %self.config.project_id,
+                        error = %e,
+                        "FCM configuration error: SENDER_ID_MISMATCH; no device token deleted"
+                    );
+                    temporary.get_or_insert(e);
+                }
                 DeviceOutcome::Unauthorized(e) | DeviceOutcome::Failed(e) if e.is_temporary() => {
                     // Keep the temporary error asking for the longest wait.
                     let keep = match &temporary {
