@@ -11,7 +11,7 @@ pub use canonical::{
 };
 pub use reader::{list_body, list_cache_key, NewsReader, MAX_LIST_LIMIT};
 pub use tagging::related_symbols;
-pub use text::{html_to_text, plain_text, SUMMARY_MAX_CHARS, TITLE_MAX_CHARS};
+pub use text::{html_to_text, plain_text, MAX_INPUT_BYTES, SUMMARY_MAX_CHARS, TITLE_MAX_CHARS};
 pub use url::Url;
 
 use crate::NewsArticle;
