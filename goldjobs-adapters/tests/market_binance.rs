@@ -187,3 +187,71 @@ async fn empty_klines_are_none() {
         .unwrap();
     assert_eq!(p, None);
 }
+
+/// Hostile numbers fail their own symbol only, with a clear error and without a panic.
+#[tokio::test]
+async fn hostile_numbers_fail_only_their_symbol() {
+    let server = MockServer::start().await;
+    let ticker = |market: &str, price: &str, change: &str, percent: &str| {
+        format!(
+            r#"{{"symbol":"{market}","priceChange":"{change}","priceChangePercent":"{percent}",
+                "lastPrice":"{price}","closeTime":1795998240000}}"#
+        )
+    };
+    let body = format!(
+        "[{}]",
+        [
+            ticker("BTCUSDT", "97000.12000000", "1523.45", "1.596"),
+            ticker("ETHUSDT", "1e400", "1", "1"),
+            ticker("SOLUSDT", "-0", "1", "1"),
+            ticker("DOGEUSDT", "79228162514264337593543950336", "1", "1"),
+            ticker("ADAUSDT", "0.00000000", "0", "0"),
+            ticker("DOTUSDT", "5.1", "1", "1e400"),
+            ticker(
+                "XRPUSDT",
+                "79228162514264337593543950335",
+                "-79228162514264337593543950335",
+                "0.0000000000000000000000000001"
+            ),
+        ]
+        .join(",")
+    );
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(200, &body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let symbols: Vec<Symbol> = ["BTC", "ETH", "SOL", "DOGE", "ADA", "DOT", "XRP"]
+        .iter()
+        .map(|b| {
+            let code = format!("{b}USD");
+            Symbol::new(&code, b, &format!("{b}/USD"))
+        })
+        .collect();
+    let batch = client(&server).quotes(&symbols).await.unwrap();
+    let priced: Vec<&str> = batch
+        .quotes
+        .iter()
+        .map(|q| q.symbol_code.as_str())
+        .collect();
+    // Extreme but representable values are quotes (no arithmetic is done on them).
+    assert_eq!(priced, ["BTCUSD", "XRPUSD"], "{:?}", batch.failures);
+    assert_eq!(batch.quotes[1].price, Decimal::MAX);
+    let failed = |code: &str| {
+        let f = batch
+            .failures
+            .iter()
+            .find(|f| f.symbol_code == code)
+            .unwrap_or_else(|| panic!("{code} not among the failures {:?}", batch.failures));
+        assert!(!f.error.is_temporary());
+        let line = f.error.to_string();
+        assert!(line.contains(code) && !line.contains('\n'), "{line}");
+        line
+    };
+    assert!(failed("ETHUSD").contains("\"1e400\" is not a decimal number"));
+    assert!(failed("SOLUSD").contains("is not positive"));
+    assert!(failed("DOGEUSD").contains("is not a decimal number"));
+    assert!(failed("ADAUSD").contains("is not positive"));
+    assert!(failed("DOTUSD").contains("priceChangePercent"));
+    assert_eq!(batch.failures.len(), 5);
+}

@@ -117,7 +117,7 @@ async fn whole_call_failure_moves_everything_on_and_last_error_stays() {
 }
 
 #[tokio::test]
-async fn all_providers_failing_is_an_error_and_demo_rescues() {
+async fn all_providers_failing_is_an_error_and_demo_never_joins_a_chain() {
     let fb = FallbackMarketData::new(vec![
         Arc::new(Broken::default()) as Arc<dyn MarketData>,
         Arc::new(Broken::default()),
@@ -127,18 +127,25 @@ async fn all_providers_failing_is_an_error_and_demo_rescues() {
     assert!(fb.quotes(&symbols).await.unwrap_err().is_temporary());
     assert!(fb.price_at(&symbols[0], Utc::now()).await.is_err());
 
-    let fb = FallbackMarketData::new(vec![
-        Arc::new(Broken::default()) as Arc<dyn MarketData>,
-        Arc::new(DemoMarketData::new(3)),
-    ])
-    .unwrap();
-    let batch = fb.quotes(&symbols).await.unwrap();
-    assert_eq!(batch.quotes.len(), 6);
+    // Made-up prices never rescue a real provider (CONTRACT.md §1): the mix is refused.
+    for providers in [
+        vec![
+            Arc::new(Broken::default()) as Arc<dyn MarketData>,
+            Arc::new(DemoMarketData::new(3)),
+        ],
+        vec![
+            Arc::new(DemoMarketData::new(3)) as Arc<dyn MarketData>,
+            Arc::new(Broken::default()),
+        ],
+    ] {
+        let err = FallbackMarketData::new(providers).unwrap_err();
+        assert!(matches!(&err, Error::InvalidInput(m) if m.contains("demo is allowed only alone")));
+    }
+    // Demo alone is fine, and has no history.
+    let fb = FallbackMarketData::new(vec![Arc::new(DemoMarketData::new(3)) as Arc<dyn MarketData>])
+        .unwrap();
+    assert_eq!(fb.quotes(&symbols).await.unwrap().quotes.len(), 6);
     assert!(fb.is_demo());
-    assert!(fb
-        .price_at(&symbols[0], Utc::now())
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(fb.price_at(&symbols[0], Utc::now()).await.unwrap(), None);
     assert!(FallbackMarketData::new(vec![]).is_err());
 }

@@ -481,3 +481,74 @@ async fn a_comma_in_a_provider_symbol_is_refused_without_spending() {
     assert_eq!(batch.failures[0].symbol_code, "EVIL");
     assert_eq!(td.credits_available(), 7);
 }
+
+/// Hostile numbers fail their own symbol only, with a clear error and without a panic.
+#[tokio::test]
+async fn hostile_numbers_fail_only_their_symbol() {
+    let server = MockServer::start().await;
+    let body = r#"{
+        "XAU/USD": {"close": "2658.50000", "previous_close": "2630.20000"},
+        "XAG/USD": {"close": "1e400", "previous_close": "31.0"},
+        "EUR/USD": {"close": "-0", "previous_close": "1.08"},
+        "GBP/USD": {"close": "79228162514264337593543950335",
+                    "previous_close": "0.0000000000000000000000000001"},
+        "USD/JPY": {"close": -0},
+        "BTC/USD": {"close": "97000.12", "previous_close": "-0", "change": null},
+        "ETH/USD": {"close": "-3588.01"},
+        "SOL/USD": {"close": "79228162514264337593543950336"},
+        "DOT/USD": {"close": "5", "previous_close": "1e-28", "percent_change": "1e400"}
+    }"#;
+    Mock::given(path("/quote"))
+        .respond_with(json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let symbols: Vec<Symbol> = [
+        ("XAUUSD", "XAU/USD"),
+        ("XAGUSD", "XAG/USD"),
+        ("EURUSD", "EUR/USD"),
+        ("GBPUSD", "GBP/USD"),
+        ("USDJPY", "USD/JPY"),
+        ("BTCUSD", "BTC/USD"),
+        ("ETHUSD", "ETH/USD"),
+        ("SOLUSD", "SOL/USD"),
+        ("DOTUSD", "DOT/USD"),
+    ]
+    .iter()
+    .map(|(c, p)| Symbol::new(c, c, p))
+    .collect();
+    let batch = client(&server).quotes(&symbols).await.unwrap();
+    let priced: Vec<&str> = batch
+        .quotes
+        .iter()
+        .map(|q| q.symbol_code.as_str())
+        .collect();
+    assert_eq!(priced, ["XAUUSD", "BTCUSD"], "{:?}", batch.failures);
+    let gold = &batch.quotes[0];
+    assert_eq!(gold.change, dec("28.30000"));
+    assert_eq!(gold.change_percent, dec("1.07596"));
+    // A previous close of -0 is no reference: change unknown → 0.
+    assert_eq!(batch.quotes[1].change, Decimal::ZERO);
+    assert_eq!(batch.quotes[1].change_percent, Decimal::ZERO);
+
+    let failed = |code: &str| {
+        let f = batch
+            .failures
+            .iter()
+            .find(|f| f.symbol_code == code)
+            .unwrap_or_else(|| panic!("{code} not among the failures {:?}", batch.failures));
+        assert!(!f.error.is_temporary(), "{code}: {:?}", f.error);
+        let line = f.error.to_string();
+        assert!(line.contains(code), "{code}: {line}");
+        assert!(!line.contains('\n'), "{line}");
+        line
+    };
+    assert!(failed("XAGUSD").contains("\"1e400\" is not a decimal number"));
+    assert!(failed("EURUSD").contains("is not positive"));
+    assert!(failed("GBPUSD").contains("out of range"));
+    assert!(failed("USDJPY").contains("is not positive"));
+    assert!(failed("ETHUSD").contains("is not positive"));
+    assert!(failed("SOLUSD").contains("is not a decimal number"));
+    assert!(failed("DOTUSD").contains("percent_change"));
+    assert_eq!(batch.failures.len(), 7);
+}

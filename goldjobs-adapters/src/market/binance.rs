@@ -3,9 +3,11 @@
 //!
 //! Our `XXXUSD` codes map to Binance's `XXXUSDT` markets (`BTCUSD` ↔ `BTCUSDT`); codes of metals and
 //! fiat currencies (`XAUUSD`, `EURUSD`, …) and anything not quoted in USD cannot be served and go
-//! to the batch's failures. Quote fields: `price` = `lastPrice`, `change` = `priceChange`,
+//! to the batch's failures. Quote fields: `price` = `lastPrice` (it must pass
+//! [`goldjobs_core::validate_price`], > 0, else that symbol fails), `change` = `priceChange`,
 //! `change_percent` = `priceChangePercent` (both against the price 24 hours ago, which is what
-//! Binance offers), `timestamp` = `closeTime` (unix milliseconds).
+//! Binance offers), `timestamp` = `closeTime` (unix milliseconds). No arithmetic is done on
+//! Binance's numbers; one that does not fit a `Decimal` (`"1e400"`) fails that symbol.
 //!
 //! Errors: HTTP 429 and 418 (IP ban) → [`Error::RateLimited`] honouring `Retry-After` seconds;
 //! 5xx → [`Error::Unavailable`]; other statuses → [`Error::Backend`] with Binance's `msg`;
@@ -15,7 +17,7 @@ use super::http::{self, decimal_field, i64_field};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use goldjobs_core::{
-    Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol, SymbolFailure,
+    validate_price, Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol, SymbolFailure,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -165,6 +167,7 @@ fn parse_ticker(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<
     let price = decimal_field(entry, "lastPrice")
         .map_err(bad)?
         .ok_or_else(|| bad("no lastPrice".to_owned()))?;
+    validate_price(code, price)?;
     let change = decimal_field(entry, "priceChange")
         .map_err(bad)?
         .unwrap_or_default();

@@ -15,10 +15,16 @@
 //!
 //! # Quote fields
 //!
-//! * `price` = `close` (or `price`, the `/price` endpoint's field) — required.
+//! * `price` = `close` (or `price`, the `/price` endpoint's field) — required, and it must pass
+//!   [`goldjobs_core::validate_price`] (> 0); otherwise that symbol fails.
 //! * `change` = `change`; when null, `close − previous_close`; when that is unknown too, `0`.
 //! * `change_percent` = `percent_change`; when null, `(close − previous_close) / previous_close ×
-//!   100` rounded to 5 places (the provider's precision); when unknown, `0`.
+//!   100` rounded to 5 places (the provider's precision); when unknown, `0`. A `previous_close`
+//!   that is not positive counts as unknown.
+//! * Every computation on the provider's numbers is checked: a value out of `Decimal`'s range
+//!   (e.g. `close` near 7.9 × 10²⁸ against a `previous_close` of 10⁻²⁸) fails that symbol with an
+//!   [`Error::Backend`], never the batch and never with a panic. Numbers that do not fit a
+//!   `Decimal` at all (`"1e400"`) fail that symbol the same way.
 //! * `timestamp` = `last_quote_at` (unix seconds of the last minute candle, the freshest instant the
 //!   provider gives), else `timestamp` (unix seconds of the current candle — the *day's* open for a
 //!   daily quote), else `datetime` (`YYYY-MM-DD[ HH:MM:SS]`, UTC), else the time of the fetch.
@@ -40,7 +46,7 @@ use super::http::{self, decimal_field, i64_field};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use goldjobs_core::{
-    Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol, SymbolFailure,
+    validate_price, Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol, SymbolFailure,
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -511,16 +517,28 @@ fn parse_quote(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<Q
             .map_err(bad)?
             .ok_or_else(|| bad("no close or price".to_owned()))?,
     };
-    let previous_close = decimal_field(entry, "previous_close").map_err(bad)?;
+    validate_price(code, price)?;
+    // A previous close that is not positive is no reference for a change.
+    let previous_close = decimal_field(entry, "previous_close")
+        .map_err(bad)?
+        .filter(|p| *p > Decimal::ZERO);
+    let overflow = |what: &str, p: Decimal| {
+        bad(format!(
+            "{what} of close {price} against previous_close {p} is out of range"
+        ))
+    };
     let change = match decimal_field(entry, "change").map_err(bad)? {
         Some(c) => c,
-        None => previous_close.map(|p| price - p).unwrap_or(Decimal::ZERO),
+        None => match previous_close {
+            Some(p) => price.checked_sub(p).ok_or_else(|| overflow("change", p))?,
+            None => Decimal::ZERO,
+        },
     };
     let change_percent = match decimal_field(entry, "percent_change").map_err(bad)? {
         Some(c) => c,
         None => match previous_close {
-            Some(p) if !p.is_zero() => ((price - p) / p * Decimal::ONE_HUNDRED).round_dp(5),
-            _ => Decimal::ZERO,
+            Some(p) => percent_change(price, p).ok_or_else(|| overflow("percent change", p))?,
+            None => Decimal::ZERO,
         },
     };
     let timestamp = quote_time(entry).map_err(bad)?.unwrap_or(fetched_at);
@@ -532,6 +550,16 @@ fn parse_quote(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<Q
         timestamp,
         source: Some(BACKEND.to_owned()),
     })
+}
+
+/// `(price − previous) / previous × 100` rounded to 5 places (the provider's precision); `None`
+/// when any step overflows or `previous` is zero. Never panics, whatever the inputs.
+fn percent_change(price: Decimal, previous: Decimal) -> Option<Decimal> {
+    price
+        .checked_sub(previous)?
+        .checked_div(previous)?
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .map(|p| p.round_dp(5))
 }
 
 fn quote_time(entry: &Value) -> std::result::Result<Option<DateTime<Utc>>, String> {
@@ -803,6 +831,21 @@ mod tests {
         let w = check_budget(Duration::from_secs(5), 9, 8).unwrap();
         assert!(w.contains("only 8"), "{w}");
         assert_eq!(check_budget(Duration::from_secs(5), 0, 8), None);
+    }
+
+    #[test]
+    fn percent_change_never_panics() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(percent_change(d("110"), d("100")), Some(d("10")));
+        assert_eq!(percent_change(d("1"), Decimal::ZERO), None);
+        assert_eq!(
+            percent_change(Decimal::MAX, d("0.0000000000000000000000000001")),
+            None
+        );
+        assert_eq!(percent_change(Decimal::MIN, Decimal::MAX), None);
+        assert_eq!(percent_change(Decimal::ONE, Decimal::MAX), Some(d("-100")));
+        assert_eq!(percent_change(Decimal::MAX, Decimal::MIN), None);
+        assert_eq!(percent_change(Decimal::MAX, d("-1")), None);
     }
 
     #[test]
