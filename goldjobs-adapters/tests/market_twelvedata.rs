@@ -369,28 +369,164 @@ async fn credit_budget_is_never_exceeded() {
     assert_eq!(credits, 8, "exactly the budget, never more");
 }
 
-#[tokio::test]
-async fn time_series_gives_the_price_at() {
+/// A `/time_series` answer with these `(datetime, open)` candles, in this order.
+fn candles(values: &[(&str, &str)]) -> String {
+    let values: Vec<serde_json::Value> = values
+        .iter()
+        .map(|(dt, open)| {
+            serde_json::json!({"datetime": dt, "open": open, "high": open, "low": open,
+                "close": "1.00000"})
+        })
+        .collect();
+    serde_json::json!({"meta": {"symbol": "XAU/USD", "interval": "1min"}, "values": values,
+        "status": "ok"})
+    .to_string()
+}
+
+async fn history_answer(
+    body: &str,
+    at: chrono::DateTime<Utc>,
+) -> goldjobs_core::Result<Option<goldjobs_core::PricePoint>> {
     let server = MockServer::start().await;
+    Mock::given(path("/time_series"))
+        .respond_with(json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    client(&server).price_at(&gold_silver()[0], at).await
+}
+
+#[tokio::test]
+async fn history_is_the_open_of_the_candle_starting_exactly_at() {
+    let server = MockServer::start().await;
+    // The whole range around [at, at + 1 min], in UTC, ascending, every candle of it.
     Mock::given(path("/time_series"))
         .and(query_param("symbol", "XAU/USD"))
         .and(query_param("interval", "1min"))
-        .and(query_param("end_date", "2026-11-27 14:00:30"))
-        .and(query_param("outputsize", "1"))
+        .and(query_param("start_date", "2026-11-27 13:59:00"))
+        .and(query_param("end_date", "2026-11-27 14:02:00"))
+        .and(query_param("order", "asc"))
+        .and(query_param("outputsize", "5"))
         .and(query_param("timezone", "UTC"))
         .and(header("authorization", format!("apikey {KEY}").as_str()))
         .respond_with(json(TIME_SERIES))
         .expect(1)
         .mount(&server)
         .await;
-    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap();
     let p = client(&server)
         .price_at(&gold_silver()[0], at)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.price, dec("2658.50000"));
+    // The fixture's candle: open 2657.90000 (its close, 2658.50000, is a minute later).
+    assert_eq!(p.price, dec("2657.90000"));
+    assert_eq!(p.ts, at);
+    assert_eq!(p.source.as_deref(), Some("twelvedata"));
+}
+
+#[tokio::test]
+async fn history_takes_a_candle_starting_30_s_after() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 13, 59, 30).unwrap();
+    // Any order: the earliest candle starting at or after `at` wins, not the first listed.
+    let body = candles(&[
+        ("2026-11-27 14:01:00", "2659.00000"),
+        ("2026-11-27 14:00:00", "2657.90000"),
+        ("2026-11-27 13:59:00", "2655.00000"),
+    ]);
+    let p = history_answer(&body, at).await.unwrap().unwrap();
+    assert_eq!(p.price, dec("2657.90000"));
+    assert_eq!(p.ts, at + chrono::Duration::seconds(30));
+    // The fixture's own shape too.
+    let p = history_answer(TIME_SERIES, at).await.unwrap().unwrap();
     assert_eq!(p.ts, Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap());
+}
+
+#[tokio::test]
+async fn history_never_takes_a_candle_starting_before_at() {
+    // Only the candle that contains `at` (starts 30 s before it): no price.
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    assert_eq!(history_answer(TIME_SERIES, at).await.unwrap(), None);
+    let body = candles(&[
+        ("2026-11-27 13:59:00", "2655.00000"),
+        ("2026-11-27 14:00:00", "2657.90000"),
+    ]);
+    assert_eq!(history_answer(&body, at).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn history_of_a_first_candle_61_s_after_is_none() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 13, 58, 59).unwrap();
+    assert_eq!(history_answer(TIME_SERIES, at).await.unwrap(), None);
+    // 60 s after still counts.
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 13, 59, 0).unwrap();
+    let p = history_answer(TIME_SERIES, at).await.unwrap().unwrap();
+    assert_eq!(p.ts, at + chrono::Duration::seconds(60));
+}
+
+#[tokio::test]
+async fn malformed_history_is_a_backend_error_not_a_panic() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap();
+    for (body, says) in [
+        (
+            candles(&[("2026-11-27", "2657.9")]),
+            "is not YYYY-MM-DD HH:MM:SS",
+        ),
+        (
+            candles(&[("2026-11-27T14:00:00Z", "2657.9")]),
+            "is not YYYY-MM-DD HH:MM:SS",
+        ),
+        (
+            candles(&[("yesterday", "2657.9")]),
+            "is not YYYY-MM-DD HH:MM:SS",
+        ),
+        (
+            candles(&[("2026-11-27 14:00:00", "1e400")]),
+            "is not a decimal number",
+        ),
+        (
+            candles(&[("2026-11-27 14:00:00", "abc")]),
+            "is not a decimal number",
+        ),
+        (
+            r#"{"values":[{"datetime":"2026-11-27 14:00:00","close":"1"}]}"#.to_owned(),
+            "has no open",
+        ),
+        (r#"{"values":[{"open":"1"}]}"#.to_owned(), "no datetime"),
+        (
+            r#"{"values":[{"datetime":1795788000,"open":"1"}]}"#.to_owned(),
+            "datetime is a number",
+        ),
+        (
+            r#"{"values":{"datetime":"2026-11-27 14:00:00"}}"#.to_owned(),
+            "expected an array",
+        ),
+        (r#"[1,2,3]"#.to_owned(), "expected an object"),
+    ] {
+        let err = history_answer(&body, at).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { message, .. } if message.contains(says)),
+            "{body}: {err:?}"
+        );
+        assert!(!err.is_temporary());
+    }
+    for open in ["0", "-0", "-2657.9"] {
+        let err = history_answer(&candles(&[("2026-11-27 14:00:00", open)]), at)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains("not positive")),
+            "{open}: {err:?}"
+        );
+    }
+    // Truncated JSON.
+    let err = history_answer(&TIME_SERIES[..TIME_SERIES.len() / 2], at)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Backend { message, .. } if message.contains("malformed JSON")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

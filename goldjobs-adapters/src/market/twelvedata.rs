@@ -1,6 +1,20 @@
 //! Twelve Data (<https://twelvedata.com>) market data: `/quote` for the latest quotes (one batched
 //! request per call), `/time_series` for a historical 1-minute price.
 //!
+//! # History
+//!
+//! `price_at(symbol, at)` follows the tick rule (CONTRACT.md §6.2): the **open** of the first
+//! 1-minute candle that **starts** in `[at, at + 1 min]`, stamped with that start; none →
+//! `Ok(None)`. The request is `/time_series?interval=1min&timezone=UTC&order=asc` with
+//! `start_date = at − 1 min`, `end_date = at + 2 min` and `outputsize=5`: one minute of margin on
+//! either side and room for every candle of that range, so the answer holds the candles the rule
+//! needs whether the provider's bounds are inclusive or exclusive and whichever end it truncates;
+//! the rule itself is applied here, on the candles' `datetime`s, in any order. Without
+//! `timezone=UTC` those datetimes would be exchange-local; with it they are UTC in the documented
+//! intraday form `YYYY-MM-DD HH:MM:SS` (a candle in another form makes the answer malformed). "No
+//! data is available on the specified dates" (code 400) and an empty `values` → `Ok(None)`. One
+//! credit per request.
+//!
 //! # Wire shapes handled
 //!
 //! * Numbers arrive as strings (`"2658.50000"`) and are parsed straight into `Decimal`; JSON
@@ -46,7 +60,8 @@ use super::http::{self, decimal_field, i64_field};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use goldjobs_core::{
-    validate_price, Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol, SymbolFailure,
+    validate_price, Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol,
+    SymbolFailure, HISTORY_WINDOW,
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -694,15 +709,19 @@ impl MarketData for TwelveDataMarketData {
     }
 
     async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>> {
+        let Some((start_date, end_date)) = history_range(at) else {
+            return Ok(None);
+        };
         self.reserve(1)?;
-        let end_date = at.format("%Y-%m-%d %H:%M:%S").to_string();
         let ps = provider_symbol(symbol);
-        tracing::debug!(symbol = %symbol.code, %end_date, "twelvedata: GET /time_series");
+        tracing::debug!(symbol = %symbol.code, %start_date, %end_date, "twelvedata: GET /time_series");
         let query = [
             ("symbol", ps),
             ("interval", "1min"),
+            ("start_date", start_date.as_str()),
             ("end_date", end_date.as_str()),
-            ("outputsize", "1"),
+            ("order", "asc"),
+            ("outputsize", HISTORY_OUTPUTSIZE),
             ("timezone", "UTC"),
         ];
         let body = match self.get_json("time_series", &query).await {
@@ -710,53 +729,94 @@ impl MarketData for TwelveDataMarketData {
             Err(e) if is_no_data(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Value::Object(obj) = &body else {
-            return Err(Error::backend(
-                BACKEND,
-                format!(
-                    "/time_series answered {}, expected an object",
-                    http::json_type(&body)
-                ),
-                None,
-            ));
-        };
-        if let Some(e) = body_error(obj) {
-            return if is_no_data(&e) { Ok(None) } else { Err(e) };
-        }
-        let values = match obj.get("values") {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Array(values)) => values,
-            Some(other) => {
-                return Err(Error::backend(
-                    BACKEND,
-                    format!(
-                        "/time_series values is {}, expected an array",
-                        http::json_type(other)
-                    ),
-                    None,
-                ))
-            }
-        };
-        let Some(first) = values.first() else {
-            return Ok(None);
-        };
-        let bad =
-            |m: String| Error::backend(BACKEND, format!("{}: time_series: {m}", symbol.code), None);
-        let price = decimal_field(first, "close")
-            .map_err(bad)?
-            .ok_or_else(|| bad("no close".to_owned()))?;
-        let ts = match first.get("datetime") {
-            Some(Value::String(s)) => {
-                parse_datetime(s).ok_or_else(|| bad(format!("datetime {s:?} is not a date")))?
-            }
-            _ => return Err(bad("no datetime".to_owned())),
-        };
-        Ok(Some(PricePoint {
-            price,
-            ts,
-            source: Some(BACKEND.to_owned()),
-        }))
+        first_candle_at_or_after(&symbol.code, at, &body)
     }
+}
+
+/// `outputsize` of a history request: every 1-minute candle of the asked range (at most four
+/// start in it), so the answer does not depend on which end the provider truncates.
+const HISTORY_OUTPUTSIZE: &str = "5";
+
+/// `start_date` and `end_date` (UTC, `YYYY-MM-DD HH:MM:SS`) of the history request for `at`: one
+/// minute either side of `[at, at + 1 min]`, so that the candles the rule needs are in the
+/// answer whether the provider treats the bounds as inclusive or exclusive. `None` when `at` is
+/// at the edge of the representable time.
+fn history_range(at: DateTime<Utc>) -> Option<(String, String)> {
+    let start = at.checked_sub_signed(chrono::Duration::minutes(1))?;
+    let end = at.checked_add_signed(HISTORY_WINDOW + chrono::Duration::minutes(1))?;
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    Some((fmt(start), fmt(end)))
+}
+
+/// The open of the first 1-minute candle of a `/time_series` answer that starts in
+/// `[at, at + HISTORY_WINDOW]`, stamped with its start (CONTRACT.md §6.2); `None` when no candle
+/// starts there. The candles may come in any order; a candle whose `datetime` is not
+/// `YYYY-MM-DD HH:MM:SS`, or a chosen candle without a positive `open`, makes the answer
+/// malformed.
+fn first_candle_at_or_after(
+    code: &str,
+    at: DateTime<Utc>,
+    body: &Value,
+) -> Result<Option<PricePoint>> {
+    let bad = |m: String| Error::backend(BACKEND, format!("{code}: time_series: {m}"), None);
+    let Value::Object(obj) = body else {
+        return Err(bad(format!(
+            "answered {}, expected an object",
+            http::json_type(body)
+        )));
+    };
+    if let Some(e) = body_error(obj) {
+        return if is_no_data(&e) { Ok(None) } else { Err(e) };
+    }
+    let values = match obj.get("values") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(values)) => values,
+        Some(other) => {
+            return Err(bad(format!(
+                "values is {}, expected an array",
+                http::json_type(other)
+            )))
+        }
+    };
+    let latest = at.checked_add_signed(HISTORY_WINDOW);
+    let mut first: Option<(DateTime<Utc>, &Value)> = None;
+    for candle in values {
+        let start = match candle.get("datetime") {
+            Some(Value::String(s)) => parse_candle_start(s)
+                .ok_or_else(|| bad(format!("datetime {s:?} is not YYYY-MM-DD HH:MM:SS")))?,
+            Some(other) => {
+                return Err(bad(format!(
+                    "datetime is {}, expected a string",
+                    http::json_type(other)
+                )))
+            }
+            None => return Err(bad("a candle has no datetime".to_owned())),
+        };
+        let in_window = start >= at && latest.is_none_or(|l| start <= l);
+        if in_window && first.is_none_or(|(t, _)| start < t) {
+            first = Some((start, candle));
+        }
+    }
+    let Some((ts, candle)) = first else {
+        return Ok(None);
+    };
+    let price = decimal_field(candle, "open")
+        .map_err(bad)?
+        .ok_or_else(|| bad("the candle has no open".to_owned()))?;
+    validate_price(code, price)?;
+    Ok(Some(PricePoint {
+        price,
+        ts,
+        source: Some(BACKEND.to_owned()),
+    }))
+}
+
+/// A 1-minute candle's `datetime` with `timezone=UTC`: `2026-11-27 14:00:00` (the documented
+/// intraday form; a date alone is the daily form and no candle start).
+fn parse_candle_start(s: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|dt| dt.and_utc())
 }
 
 /// Twelve Data's "no data for these dates" (code 400).
