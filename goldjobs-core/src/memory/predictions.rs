@@ -184,6 +184,7 @@ impl State {
                 p.price_at_verify = Some(v.price_at_verify);
                 p.price_change_percent = Some(v.price_change_percent);
                 p.price_source = Some(v.price_source);
+                p.price_provider = v.price_provider.clone();
                 p.price_at_verify_ts = Some(v.price_at_verify_ts);
                 p.verified_at = Some(record.verified_at);
                 let event = PredictionVerified {
