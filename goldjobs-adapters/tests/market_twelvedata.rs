@@ -324,7 +324,10 @@ async fn credit_budget_is_never_exceeded() {
         .respond_with(json(all))
         .mount(&server)
         .await;
-    let td = client_with(&server, |c| c.with_credits_per_minute(8));
+    // No history reserve: the quotes may take the whole plan (see the next test for the reserve).
+    let td = client_with(&server, |c| {
+        c.with_credits_per_minute(8).with_history_reserve(0)
+    });
     let symbols = Symbol::defaults();
 
     // 1st call: all 6 fit.
@@ -527,6 +530,44 @@ async fn malformed_history_is_a_backend_error_not_a_panic() {
         matches!(&err, Error::Backend { message, .. } if message.contains("malformed JSON")),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn quotes_leave_the_history_reserve_to_price_at() {
+    let server = MockServer::start().await;
+    let all = r#"{"XAU/USD":{"close":"1"},"XAG/USD":{"close":"2"},"EUR/USD":{"close":"3"},
+        "GBP/USD":{"close":"4"},"USD/JPY":{"close":"5"},"BTC/USD":{"close":"6"}}"#;
+    Mock::given(path("/quote"))
+        .respond_with(json(all))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/time_series"))
+        .respond_with(json(TIME_SERIES))
+        .expect(2)
+        .mount(&server)
+        .await;
+    // The contract's default plan, the default reserve of 2.
+    let td = client_with(&server, |c| c.with_credits_per_minute(8));
+    let symbols = Symbol::defaults();
+    assert_eq!(td.quotes(&symbols).await.unwrap().quotes.len(), 6);
+    // The next quotes call finds only the reserve free: no request, rate limited.
+    let err = td.quotes(&symbols).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RateLimited { retry_after: Some(_), message, .. }
+            if message.contains("kept for history")),
+        "{err:?}"
+    );
+    assert_eq!(td.credits_available(), 2);
+    // History gets both reserved credits …
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap();
+    for s in &symbols[..2] {
+        assert!(td.price_at(s, at).await.unwrap().is_some());
+    }
+    // … and never more than the plan.
+    let err = td.price_at(&symbols[2], at).await.unwrap_err();
+    assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
 
 #[tokio::test]

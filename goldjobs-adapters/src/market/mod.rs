@@ -19,4 +19,6 @@ pub use binance::{binance_symbol, BinanceConfig, BinanceMarketData};
 pub use demo::DemoMarketData;
 pub use fallback::FallbackMarketData;
 #[cfg(feature = "twelvedata")]
-pub use twelvedata::{check_budget, TwelveDataConfig, TwelveDataMarketData};
+pub use twelvedata::{
+    check_budget, TwelveDataConfig, TwelveDataMarketData, DEFAULT_HISTORY_RESERVE,
+};

@@ -47,14 +47,27 @@
 //!
 //! # Credit budget
 //!
-//! Every symbol asked costs one credit, batched or not. The client keeps a sliding 60-second window
-//! of credits it spent (measured with `tokio::time::Instant`) and **never** spends more than
-//! `credits_per_minute` in any window. When a call would exceed it, the client asks only as many
-//! symbols as still fit, rotating the starting point between calls so that every symbol gets its
-//! turn; the symbols left out go to `failures` as [`Error::RateLimited`] with the wait until enough
-//! credits free up. When not a single credit is free the whole call is an
-//! [`Error::RateLimited`] with that wait (no request is made). Credits are spent when the request is
-//! sent and not given back on failure (the provider may have counted them).
+//! Every symbol asked costs one credit, batched or not, and so does every history request. The
+//! client keeps a sliding 60-second window of credits it spent (measured with
+//! `tokio::time::Instant`) and **never** spends more than `credits_per_minute` in any window.
+//!
+//! **History reserve.** The price job asks every few seconds and would take each credit the
+//! instant it frees, so a history request of the verifier (a few round trips later) would always
+//! find the window full — and after a downtime, when the verifier needs history, wait forever.
+//! So `quotes()` may spend at most `credits_per_minute − history_reserve` in any window
+//! ([`TwelveDataConfig::history_reserve`], default [`DEFAULT_HISTORY_RESERVE`] = 2, at most
+//! `credits_per_minute − 1` so that quotes always get a credit), while `price_at` may spend any
+//! free credit. Whatever the price job does, `history_reserve` credits per minute stay for
+//! history. At the default plan (8 credits) and the default 6 symbols that leaves 6 for quotes:
+//! every symbol once a minute, and 2 history requests a minute.
+//!
+//! When a `quotes()` call would exceed its share, the client asks only as many symbols as still
+//! fit, rotating the starting point between calls so that every symbol gets its turn; the symbols
+//! left out go to `failures` as [`Error::RateLimited`] with the wait until enough credits free
+//! up. When not a single credit of its share is free the whole call is an [`Error::RateLimited`]
+//! with that wait (no request is made); so is a `price_at` call when no credit at all is free.
+//! Credits are spent when the request is sent and not given back on failure (the provider may
+//! have counted them).
 
 use super::http::{self, decimal_field, i64_field};
 use async_trait::async_trait;
@@ -78,6 +91,9 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Default base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.twelvedata.com";
 
+/// Default [`TwelveDataConfig::history_reserve`]: credits per minute that quotes never take.
+pub const DEFAULT_HISTORY_RESERVE: u32 = 2;
+
 /// Configuration of the Twelve Data client.
 ///
 /// `Debug` never shows the API key.
@@ -89,6 +105,10 @@ pub struct TwelveDataConfig {
     pub base_url: String,
     /// Plan limit: credits (= symbols asked) per 60 seconds, default 8.
     pub credits_per_minute: u32,
+    /// Credits of every 60-second window that `quotes()` never spends, kept for `price_at`
+    /// (history for the verifier), default [`DEFAULT_HISTORY_RESERVE`]; at most
+    /// `credits_per_minute − 1` takes effect (see the module docs).
+    pub history_reserve: u32,
     /// Timeout of each HTTP request (connect + answer), default 10 s.
     pub timeout: Duration,
 }
@@ -99,6 +119,7 @@ impl Default for TwelveDataConfig {
             api_key: String::new(),
             base_url: DEFAULT_BASE_URL.to_owned(),
             credits_per_minute: 8,
+            history_reserve: DEFAULT_HISTORY_RESERVE,
             timeout: Duration::from_secs(10),
         }
     }
@@ -110,6 +131,7 @@ impl fmt::Debug for TwelveDataConfig {
             .field("api_key", &"<redacted>")
             .field("base_url", &self.base_url)
             .field("credits_per_minute", &self.credits_per_minute)
+            .field("history_reserve", &self.history_reserve)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -136,44 +158,77 @@ impl TwelveDataConfig {
         self
     }
 
+    /// Set the credits per minute kept for history requests (see the module docs).
+    pub fn with_history_reserve(mut self, credits: u32) -> Self {
+        self.history_reserve = credits;
+        self
+    }
+
     /// Set the request timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
+
+    /// The reserve that takes effect: `history_reserve`, but at most `credits_per_minute − 1`.
+    pub fn effective_history_reserve(&self) -> u32 {
+        self.history_reserve
+            .min(self.credits_per_minute.saturating_sub(1))
+    }
+
+    /// Credits per minute that `quotes()` may spend: `credits_per_minute` minus the
+    /// [effective reserve](Self::effective_history_reserve).
+    pub fn quote_credits_per_minute(&self) -> u32 {
+        self.credits_per_minute - self.effective_history_reserve()
+    }
 }
 
-/// Whether fetching `symbols` quotes every `interval` fits `credits_per_minute`.
+/// Whether fetching `symbols` quotes every `interval` fits the plan's `credits_per_minute` less
+/// the `history_reserve` kept for history requests (what `quotes()` may spend, see the module
+/// docs; the reserve is clamped as [`TwelveDataConfig::effective_history_reserve`] does).
 ///
 /// `None` when it fits; otherwise a warning for the server to log at start, saying which interval
 /// would fit (or that the plan cannot serve that many symbols in one minute at all).
-pub fn check_budget(interval: Duration, symbols: usize, credits_per_minute: u32) -> Option<String> {
+pub fn check_budget(
+    interval: Duration,
+    symbols: usize,
+    credits_per_minute: u32,
+    history_reserve: u32,
+) -> Option<String> {
     if symbols == 0 {
         return None;
     }
+    let config = TwelveDataConfig::default()
+        .with_credits_per_minute(credits_per_minute)
+        .with_history_reserve(history_reserve);
+    let reserve = config.effective_history_reserve();
+    let quota = config.quote_credits_per_minute();
+    let share = format!(
+        "quotes may use {quota} ({credits_per_minute} of the plan minus {reserve} kept for \
+         history requests)"
+    );
     let symbols_u64 = symbols as u64;
     let interval_ms = interval.as_millis().max(1);
     // Runs that start inside one sliding 60-second window.
     let runs = 60_000u128.div_ceil(interval_ms) as u64;
     let needed = symbols_u64.saturating_mul(runs);
-    let limit = u64::from(credits_per_minute);
+    let limit = u64::from(quota);
     if needed <= limit {
         return None;
     }
     let runs_allowed = limit / symbols_u64;
     if runs_allowed == 0 {
         return Some(format!(
-            "Twelve Data budget: {symbols} symbols need {symbols} credits per call but the plan \
-             allows {credits_per_minute} per minute; each call will ask only {credits_per_minute} \
-             symbols (rotating) and the others keep their last value — raise \
-             TWELVEDATA_CREDITS_PER_MINUTE or add a fallback provider"
+            "Twelve Data budget: {symbols} symbols need {symbols} credits per call but {share} \
+             per minute; each call will ask only {quota} symbols (rotating) and the others keep \
+             their last value — raise TWELVEDATA_CREDITS_PER_MINUTE or add a fallback provider"
         ));
     }
     // One more second of slack for timing jitter between runs.
     let fit_secs = 60u64.div_ceil(runs_allowed) + 1;
     Some(format!(
-        "Twelve Data budget: {symbols} symbols every {} need {needed} credits per minute but the \
-         plan allows {credits_per_minute}; calls over budget will be partial or rate limited — set \
+        "Twelve Data budget: {symbols} symbols every {} need {needed} credits per minute but \
+         {share}; calls over budget will be partial or rate limited — set \
          GOLDJOBS_PRICE_INTERVAL to at least {fit_secs}s to fit",
         humanize(interval)
     ))
@@ -309,7 +364,8 @@ impl TwelveDataMarketData {
         &self.config
     }
 
-    /// Credits that may still be spent now (for status pages and tests).
+    /// Credits of the window still free now, the history reserve included (for status pages and
+    /// tests): `price_at` may spend all of them, `quotes()` all but the reserve.
     pub fn credits_available(&self) -> u32 {
         self.lock().budget.available(Instant::now())
     }
@@ -322,19 +378,26 @@ impl TwelveDataMarketData {
         format!("{}/{}", self.config.base_url.trim_end_matches('/'), path)
     }
 
-    /// Reserve credits for `wanted` provider symbols: returns the indices to ask now and, for the
-    /// others, how long until enough credits free up.
+    /// Reserve credits of the quotes' share for `wanted` provider symbols: returns the indices
+    /// to ask now and, for the others, how long until enough credits free up. The last
+    /// [`TwelveDataConfig::effective_history_reserve`] credits of the window are never taken.
     fn reserve(&self, wanted: usize) -> Result<(Vec<usize>, Option<Duration>)> {
+        let reserve = self.config.effective_history_reserve();
+        let quota = self.config.quote_credits_per_minute();
         let mut state = self.lock();
         let now = Instant::now();
-        let available = state.budget.available(now) as usize;
+        let available = state.budget.available(now).saturating_sub(reserve) as usize;
         if available == 0 {
-            let wait = state.budget.wait_for(now, 1);
-            return Err(rate_limited_locally(
-                wait,
-                wanted,
-                self.config.credits_per_minute,
-            ));
+            let wait = state.budget.wait_for(now, reserve.saturating_add(1));
+            return Err(Error::RateLimited {
+                backend: BACKEND,
+                message: format!(
+                    "the quotes' share of the credit budget ({quota} of {} per minute, {reserve} \
+                     kept for history) is spent; not asking for {wanted} symbol(s)",
+                    self.config.credits_per_minute
+                ),
+                retry_after: wait,
+            });
         }
         if available >= wanted {
             state.budget.spend(now, wanted as u32);
@@ -344,9 +407,31 @@ impl TwelveDataMarketData {
         let picked: Vec<usize> = (0..available).map(|i| (start + i) % wanted).collect();
         state.cursor = (start + available) % wanted;
         state.budget.spend(now, available as u32);
-        let rest = (wanted - available).min(self.config.credits_per_minute as usize) as u32;
-        let wait = state.budget.wait_for(now, rest.max(1));
+        let rest = (wanted - available).min(quota as usize) as u32;
+        let wait = state
+            .budget
+            .wait_for(now, rest.max(1).saturating_add(reserve));
         Ok((picked, wait))
+    }
+
+    /// Reserve one credit for a history request of `code`: any free credit, the reserve
+    /// included.
+    fn reserve_history(&self, code: &str) -> Result<()> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if state.budget.available(now) == 0 {
+            let wait = state.budget.wait_for(now, 1);
+            return Err(Error::RateLimited {
+                backend: BACKEND,
+                message: format!(
+                    "credit budget of {} per minute spent; not asking for the history of {code}",
+                    self.config.credits_per_minute
+                ),
+                retry_after: wait,
+            });
+        }
+        state.budget.spend(now, 1);
+        Ok(())
     }
 
     /// The provider says we ran out of credits (its count can differ from ours, e.g. another
@@ -449,11 +534,13 @@ impl TwelveDataMarketData {
     }
 }
 
-fn rate_limited_locally(wait: Option<Duration>, wanted: usize, limit: u32) -> Error {
+/// A symbol left out of a partial call: the quotes' share of the window is spent.
+fn rate_limited_locally(wait: Option<Duration>, code: &str, quota: u32) -> Error {
     Error::RateLimited {
         backend: BACKEND,
         message: format!(
-            "credit budget of {limit} per minute spent; not asking for {wanted} symbol(s)"
+            "{code}: the quotes' share of the credit budget ({quota} per minute) is spent; \
+             asked in a later call"
         ),
         retry_after: wait,
     }
@@ -655,13 +742,13 @@ impl MarketData for TwelveDataMarketData {
         let (picked, wait) = self.reserve(wanted.len())?;
         let asked: Vec<&str> = picked.iter().map(|&i| wanted[i]).collect();
         if picked.len() < wanted.len() {
-            let limit = self.config.credits_per_minute;
+            let quota = self.config.quote_credits_per_minute();
             for (i, ps) in wanted.iter().enumerate() {
                 if !picked.contains(&i) {
                     for code in &codes_of[ps] {
                         batch.failures.push(SymbolFailure {
                             symbol_code: (*code).to_owned(),
-                            error: rate_limited_locally(wait, 1, limit),
+                            error: rate_limited_locally(wait, code, quota),
                         });
                     }
                 }
@@ -712,7 +799,7 @@ impl MarketData for TwelveDataMarketData {
         let Some((start_date, end_date)) = history_range(at) else {
             return Ok(None);
         };
-        self.reserve(1)?;
+        self.reserve_history(&symbol.code)?;
         let ps = provider_symbol(symbol);
         tracing::debug!(symbol = %symbol.code, %start_date, %end_date, "twelvedata: GET /time_series");
         let query = [
@@ -855,8 +942,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn reserve_never_exceeds_and_rotates() {
-        let td = TwelveDataMarketData::new(TwelveDataConfig::new("k").with_credits_per_minute(8))
-            .unwrap();
+        let td = TwelveDataMarketData::new(
+            TwelveDataConfig::new("k")
+                .with_credits_per_minute(8)
+                .with_history_reserve(0),
+        )
+        .unwrap();
         let (a, wait) = td.reserve(6).unwrap();
         assert_eq!(a, vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(wait, None);
@@ -879,18 +970,73 @@ mod tests {
         assert_eq!(td.credits_available(), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn quotes_never_take_the_history_reserve() {
+        let td = TwelveDataMarketData::new(TwelveDataConfig::new("k")).unwrap();
+        assert_eq!(td.config().history_reserve, DEFAULT_HISTORY_RESERVE);
+        assert_eq!(td.config().quote_credits_per_minute(), 6);
+        let (a, wait) = td.reserve(6).unwrap();
+        assert_eq!((a.len(), wait), (6, None));
+        // Two credits are free, but they are history's: the quotes wait until t0's six free up.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let err = td.reserve(6).unwrap_err();
+        assert!(
+            matches!(&err, Error::RateLimited { retry_after: Some(d), message, .. }
+                if *d == Duration::from_secs(55) && message.contains("2 kept for history")),
+            "{err:?}"
+        );
+        assert_eq!(td.credits_available(), 2);
+        // History may take them, and then nothing is left for anyone.
+        td.reserve_history("XAUUSD").unwrap();
+        td.reserve_history("XAGUSD").unwrap();
+        let err = td.reserve_history("EURUSD").unwrap_err();
+        assert!(
+            matches!(&err, Error::RateLimited { retry_after: Some(d), message, .. }
+                if *d == Duration::from_secs(55) && message.contains("history of EURUSD")),
+            "{err:?}"
+        );
+        assert!(td.reserve(1).is_err());
+        // t0's six free up: the quotes take them, the history's two are still in the window.
+        tokio::time::advance(Duration::from_secs(55)).await;
+        assert_eq!(td.credits_available(), 6);
+        let (b, wait) = td.reserve(6).unwrap();
+        assert_eq!(b.len(), 4, "8 − 2 spent by history − 2 reserved");
+        assert_eq!(wait, Some(Duration::from_secs(5)));
+        assert_eq!(td.credits_available(), 2);
+    }
+
+    #[test]
+    fn the_reserve_leaves_quotes_at_least_one_credit() {
+        let c = TwelveDataConfig::new("k").with_credits_per_minute(1);
+        assert_eq!(c.effective_history_reserve(), 0);
+        assert_eq!(c.quote_credits_per_minute(), 1);
+        let c = TwelveDataConfig::new("k")
+            .with_credits_per_minute(8)
+            .with_history_reserve(100);
+        assert_eq!(c.effective_history_reserve(), 7);
+        assert_eq!(c.quote_credits_per_minute(), 1);
+        let c = TwelveDataConfig::new("k").with_credits_per_minute(0);
+        assert_eq!(c.quote_credits_per_minute(), 0);
+    }
+
     #[test]
     fn check_budget_says_what_fits() {
-        assert_eq!(check_budget(Duration::from_secs(60), 6, 8), None);
-        assert_eq!(check_budget(Duration::from_secs(30), 4, 8), None);
-        let w = check_budget(Duration::from_secs(5), 6, 8).unwrap();
+        let r = DEFAULT_HISTORY_RESERVE;
+        assert_eq!(check_budget(Duration::from_secs(60), 6, 8, r), None);
+        assert_eq!(check_budget(Duration::from_secs(30), 4, 8, 0), None);
+        // The reserve counts: 4 symbols twice a minute need 8 of the quotes' 6.
+        let w = check_budget(Duration::from_secs(30), 4, 8, r).unwrap();
+        assert!(w.contains("quotes may use 6 (8 of the plan minus 2 kept for history requests)"));
+        assert!(w.contains("at least 61s"), "{w}");
+        let w = check_budget(Duration::from_secs(5), 6, 8, r).unwrap();
         assert!(w.contains("61s"), "{w}");
-        assert_eq!(check_budget(Duration::from_secs(5), 6, 800), None);
-        let w = check_budget(Duration::from_secs(1), 6, 100).unwrap();
+        assert_eq!(check_budget(Duration::from_secs(5), 6, 800, r), None);
+        let w = check_budget(Duration::from_secs(1), 6, 100, r).unwrap();
         assert!(w.contains("at least 5s"), "{w}");
-        let w = check_budget(Duration::from_secs(5), 9, 8).unwrap();
-        assert!(w.contains("only 8"), "{w}");
-        assert_eq!(check_budget(Duration::from_secs(5), 0, 8), None);
+        let w = check_budget(Duration::from_secs(5), 9, 8, r).unwrap();
+        assert!(w.contains("only 6"), "{w}");
+        assert!(!w.contains('\n'));
+        assert_eq!(check_budget(Duration::from_secs(5), 0, 8, r), None);
     }
 
     #[test]
