@@ -1,6 +1,6 @@
 //! Fuzz-style property tests of the response and feed parsers: whatever bytes a provider or a
 //! feed sends, the result is a value or a clear error, never a panic, and what comes out keeps
-//! its invariants.
+//! its invariants (every quote asked for, every price > 0).
 //!
 //! - Feeds: [`parse_feed`] (public) on arbitrary bytes, on mutated real-world fixtures
 //!   (truncated, bytes flipped, inserted, spliced) and on generated RSS with hostile strings.
@@ -319,6 +319,11 @@ fn check_batch(asked: &[Symbol], result: &Result<QuoteBatch>) {
                 asked.iter().any(|s| s.code == q.symbol_code),
                 "a quote for {} which was not asked",
                 q.symbol_code
+            );
+            assert!(
+                q.price > rust_decimal::Decimal::ZERO,
+                "a quote with price {}",
+                q.price
             );
         }
         for f in &batch.failures {

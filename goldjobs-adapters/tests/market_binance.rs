@@ -150,28 +150,150 @@ async fn wrong_types_fail_that_symbol_only() {
     assert!(matches!(err, Error::Backend { .. }));
 }
 
-#[tokio::test]
-async fn klines_give_the_close_price() {
+/// The fixture kline's open time: 2026-11-27 14:00:00 UTC.
+fn kline_start() -> chrono::DateTime<Utc> {
+    Utc.timestamp_millis_opt(1_795_788_000_000).unwrap()
+}
+
+/// A klines answer with these `(open time, open)` rows, in this order.
+fn klines(rows: &[(chrono::DateTime<Utc>, &str)]) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(t, open)| {
+            let ms = t.timestamp_millis();
+            serde_json::json!([
+                ms,
+                open,
+                open,
+                open,
+                "1.00000000",
+                "1.0",
+                ms + 59_999,
+                "1.0",
+                1,
+                "0.5",
+                "0.5",
+                "0"
+            ])
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+async fn history_answer(
+    body: &str,
+    at: chrono::DateTime<Utc>,
+) -> goldjobs_core::Result<Option<goldjobs_core::PricePoint>> {
     let server = MockServer::start().await;
-    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    Mock::given(path("/api/v3/klines"))
+        .respond_with(json(200, body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    client(&server).price_at(&symbols()[1], at).await
+}
+
+#[tokio::test]
+async fn klines_give_the_open_of_the_kline_starting_exactly_at() {
+    let server = MockServer::start().await;
+    let at = kline_start();
     Mock::given(path("/api/v3/klines"))
         .and(query_param("symbol", "BTCUSDT"))
         .and(query_param("interval", "1m"))
         .and(query_param(
-            "endTime",
+            "startTime",
             at.timestamp_millis().to_string().as_str(),
         ))
-        .and(query_param("limit", "1"))
+        .and(query_param(
+            "endTime",
+            (at.timestamp_millis() + 60_000).to_string().as_str(),
+        ))
+        .and(query_param("limit", "2"))
         .respond_with(json(200, KLINES))
         .expect(1)
         .mount(&server)
         .await;
     let md = client(&server);
     let p = md.price_at(&symbols()[1], at).await.unwrap().unwrap();
-    assert_eq!(p.price, Decimal::from_str("97000.12000000").unwrap());
-    assert_eq!(p.ts, Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap());
+    // The kline's open, not its close (97000.12000000, a minute later).
+    assert_eq!(p.price, Decimal::from_str("96990.00000000").unwrap());
+    assert_eq!(p.ts, at);
+    assert_eq!(p.source.as_deref(), Some("binance"));
     // Not a crypto symbol: no history, no request.
     assert_eq!(md.price_at(&symbols()[0], at).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn klines_take_a_kline_starting_30_s_after() {
+    let at = kline_start() - chrono::Duration::seconds(30);
+    let p = history_answer(KLINES, at).await.unwrap().unwrap();
+    assert_eq!(p.ts, at + chrono::Duration::seconds(30));
+    // The kline that contains `at` is skipped for the next one, whatever the order.
+    let body = klines(&[
+        (kline_start(), "96990.00"),
+        (kline_start() - chrono::Duration::minutes(1), "96000.00"),
+    ]);
+    let p = history_answer(&body, at).await.unwrap().unwrap();
+    assert_eq!(p.price, Decimal::from_str("96990.00").unwrap());
+    assert_eq!(p.ts, kline_start());
+}
+
+#[tokio::test]
+async fn klines_never_take_a_kline_starting_before_at() {
+    let at = kline_start() + chrono::Duration::seconds(30);
+    assert_eq!(history_answer(KLINES, at).await.unwrap(), None);
+    // One millisecond is enough to be before.
+    let at = kline_start() + chrono::Duration::milliseconds(1);
+    assert_eq!(history_answer(KLINES, at).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn klines_first_starting_61_s_after_is_none() {
+    let at = kline_start() - chrono::Duration::seconds(61);
+    assert_eq!(history_answer(KLINES, at).await.unwrap(), None);
+    let at = kline_start() - chrono::Duration::seconds(60);
+    let p = history_answer(KLINES, at).await.unwrap().unwrap();
+    assert_eq!(p.ts, kline_start());
+}
+
+#[tokio::test]
+async fn malformed_klines_are_backend_errors_not_panics() {
+    let at = kline_start();
+    for (body, says) in [
+        (r#"{"rows":[]}"#.to_owned(), "expected an array"),
+        (r#"[{"openTime":1795788000000}]"#.to_owned(), "not an array"),
+        (
+            r#"[["1795788000000","96990.0"]]"#.to_owned(),
+            "no open time",
+        ),
+        (r#"[[]]"#.to_owned(), "no open time"),
+        (r#"[[1795788000000]]"#.to_owned(), "no open price"),
+        (r#"[[1795788000000, 96990.0]]"#.to_owned(), "no open price"),
+        (
+            r#"[[1795788000000, "1e400"]]"#.to_owned(),
+            "is not a decimal number",
+        ),
+        (r#"[[9223372036854775807, "1"]]"#.to_owned(), "out of range"),
+    ] {
+        let err = history_answer(&body, at).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { message, .. } if message.contains(says)),
+            "{body}: {err:?}"
+        );
+    }
+    for open in ["0", "-0", "-96990"] {
+        let err = history_answer(&klines(&[(at, open)]), at)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains("not positive")),
+            "{open}: {err:?}"
+        );
+    }
+    let err = history_answer(&KLINES[..KLINES.len() / 2], at)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -186,4 +308,72 @@ async fn empty_klines_are_none() {
         .await
         .unwrap();
     assert_eq!(p, None);
+}
+
+/// Hostile numbers fail their own symbol only, with a clear error and without a panic.
+#[tokio::test]
+async fn hostile_numbers_fail_only_their_symbol() {
+    let server = MockServer::start().await;
+    let ticker = |market: &str, price: &str, change: &str, percent: &str| {
+        format!(
+            r#"{{"symbol":"{market}","priceChange":"{change}","priceChangePercent":"{percent}",
+                "lastPrice":"{price}","closeTime":1795998240000}}"#
+        )
+    };
+    let body = format!(
+        "[{}]",
+        [
+            ticker("BTCUSDT", "97000.12000000", "1523.45", "1.596"),
+            ticker("ETHUSDT", "1e400", "1", "1"),
+            ticker("SOLUSDT", "-0", "1", "1"),
+            ticker("DOGEUSDT", "79228162514264337593543950336", "1", "1"),
+            ticker("ADAUSDT", "0.00000000", "0", "0"),
+            ticker("DOTUSDT", "5.1", "1", "1e400"),
+            ticker(
+                "XRPUSDT",
+                "79228162514264337593543950335",
+                "-79228162514264337593543950335",
+                "0.0000000000000000000000000001"
+            ),
+        ]
+        .join(",")
+    );
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .respond_with(json(200, &body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let symbols: Vec<Symbol> = ["BTC", "ETH", "SOL", "DOGE", "ADA", "DOT", "XRP"]
+        .iter()
+        .map(|b| {
+            let code = format!("{b}USD");
+            Symbol::new(&code, b, &format!("{b}/USD"))
+        })
+        .collect();
+    let batch = client(&server).quotes(&symbols).await.unwrap();
+    let priced: Vec<&str> = batch
+        .quotes
+        .iter()
+        .map(|q| q.symbol_code.as_str())
+        .collect();
+    // Extreme but representable values are quotes (no arithmetic is done on them).
+    assert_eq!(priced, ["BTCUSD", "XRPUSD"], "{:?}", batch.failures);
+    assert_eq!(batch.quotes[1].price, Decimal::MAX);
+    let failed = |code: &str| {
+        let f = batch
+            .failures
+            .iter()
+            .find(|f| f.symbol_code == code)
+            .unwrap_or_else(|| panic!("{code} not among the failures {:?}", batch.failures));
+        assert!(!f.error.is_temporary());
+        let line = f.error.to_string();
+        assert!(line.contains(code) && !line.contains('\n'), "{line}");
+        line
+    };
+    assert!(failed("ETHUSD").contains("\"1e400\" is not a decimal number"));
+    assert!(failed("SOLUSD").contains("is not positive"));
+    assert!(failed("DOGEUSD").contains("is not a decimal number"));
+    assert!(failed("ADAUSD").contains("is not positive"));
+    assert!(failed("DOTUSD").contains("priceChangePercent"));
+    assert_eq!(batch.failures.len(), 5);
 }

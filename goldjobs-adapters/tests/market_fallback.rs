@@ -117,7 +117,7 @@ async fn whole_call_failure_moves_everything_on_and_last_error_stays() {
 }
 
 #[tokio::test]
-async fn all_providers_failing_is_an_error_and_demo_rescues() {
+async fn all_providers_failing_is_an_error_and_demo_never_joins_a_chain() {
     let fb = FallbackMarketData::new(vec![
         Arc::new(Broken::default()) as Arc<dyn MarketData>,
         Arc::new(Broken::default()),
@@ -127,18 +127,72 @@ async fn all_providers_failing_is_an_error_and_demo_rescues() {
     assert!(fb.quotes(&symbols).await.unwrap_err().is_temporary());
     assert!(fb.price_at(&symbols[0], Utc::now()).await.is_err());
 
+    // Made-up prices never rescue a real provider (CONTRACT.md §1): the mix is refused.
+    for providers in [
+        vec![
+            Arc::new(Broken::default()) as Arc<dyn MarketData>,
+            Arc::new(DemoMarketData::new(3)),
+        ],
+        vec![
+            Arc::new(DemoMarketData::new(3)) as Arc<dyn MarketData>,
+            Arc::new(Broken::default()),
+        ],
+    ] {
+        let err = FallbackMarketData::new(providers).unwrap_err();
+        assert!(matches!(&err, Error::InvalidInput(m) if m.contains("demo is allowed only alone")));
+    }
+    // Demo alone is fine, and has no history.
+    let fb = FallbackMarketData::new(vec![Arc::new(DemoMarketData::new(3)) as Arc<dyn MarketData>])
+        .unwrap();
+    assert_eq!(fb.quotes(&symbols).await.unwrap().quotes.len(), 6);
+    assert!(fb.is_demo());
+    assert_eq!(fb.price_at(&symbols[0], Utc::now()).await.unwrap(), None);
+    assert!(FallbackMarketData::new(vec![]).is_err());
+}
+
+/// Answers `price_at` with `price`, stamped `after` seconds after the instant asked.
+struct Stamped {
+    price: &'static str,
+    after: i64,
+}
+
+#[async_trait]
+impl MarketData for Stamped {
+    fn name(&self) -> &'static str {
+        "stamped"
+    }
+    async fn quotes(&self, _: &[Symbol]) -> Result<QuoteBatch> {
+        Ok(QuoteBatch::default())
+    }
+    async fn price_at(&self, _: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>> {
+        Ok(Some(PricePoint {
+            price: self.price.parse().unwrap(),
+            ts: at + chrono::Duration::seconds(self.after),
+            source: Some("stamped".into()),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_misdated_or_bad_history_point_hands_over_to_the_next_provider() {
+    let at = Utc::now() - chrono::Duration::hours(1);
+    let symbol = &Symbol::defaults()[0];
+    let stamped = |price, after| Arc::new(Stamped { price, after }) as Arc<dyn MarketData>;
     let fb = FallbackMarketData::new(vec![
-        Arc::new(Broken::default()) as Arc<dyn MarketData>,
-        Arc::new(DemoMarketData::new(3)),
+        stamped("2650", -30),
+        stamped("2650", 61),
+        stamped("0", 0),
+        stamped("2651", 30),
     ])
     .unwrap();
-    let batch = fb.quotes(&symbols).await.unwrap();
-    assert_eq!(batch.quotes.len(), 6);
-    assert!(fb.is_demo());
-    assert!(fb
-        .price_at(&symbols[0], Utc::now())
-        .await
-        .unwrap()
-        .is_some());
-    assert!(FallbackMarketData::new(vec![]).is_err());
+    let p = fb.price_at(symbol, at).await.unwrap().unwrap();
+    assert_eq!(p.price.to_string(), "2651");
+    assert_eq!(p.ts, at + chrono::Duration::seconds(30));
+    // Nobody with a good one: the last refusal, as an error (not "no price").
+    let fb = FallbackMarketData::new(vec![stamped("2650", -30), stamped("0", 0)]).unwrap();
+    let err = fb.price_at(symbol, at).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("not positive")),
+        "{err:?}"
+    );
 }

@@ -324,7 +324,10 @@ async fn credit_budget_is_never_exceeded() {
         .respond_with(json(all))
         .mount(&server)
         .await;
-    let td = client_with(&server, |c| c.with_credits_per_minute(8));
+    // No history reserve: the quotes may take the whole plan (see the next test for the reserve).
+    let td = client_with(&server, |c| {
+        c.with_credits_per_minute(8).with_history_reserve(0)
+    });
     let symbols = Symbol::defaults();
 
     // 1st call: all 6 fit.
@@ -369,28 +372,202 @@ async fn credit_budget_is_never_exceeded() {
     assert_eq!(credits, 8, "exactly the budget, never more");
 }
 
-#[tokio::test]
-async fn time_series_gives_the_price_at() {
+/// A `/time_series` answer with these `(datetime, open)` candles, in this order.
+fn candles(values: &[(&str, &str)]) -> String {
+    let values: Vec<serde_json::Value> = values
+        .iter()
+        .map(|(dt, open)| {
+            serde_json::json!({"datetime": dt, "open": open, "high": open, "low": open,
+                "close": "1.00000"})
+        })
+        .collect();
+    serde_json::json!({"meta": {"symbol": "XAU/USD", "interval": "1min"}, "values": values,
+        "status": "ok"})
+    .to_string()
+}
+
+async fn history_answer(
+    body: &str,
+    at: chrono::DateTime<Utc>,
+) -> goldjobs_core::Result<Option<goldjobs_core::PricePoint>> {
     let server = MockServer::start().await;
+    Mock::given(path("/time_series"))
+        .respond_with(json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    client(&server).price_at(&gold_silver()[0], at).await
+}
+
+#[tokio::test]
+async fn history_is_the_open_of_the_candle_starting_exactly_at() {
+    let server = MockServer::start().await;
+    // The whole range around [at, at + 1 min], in UTC, ascending, every candle of it.
     Mock::given(path("/time_series"))
         .and(query_param("symbol", "XAU/USD"))
         .and(query_param("interval", "1min"))
-        .and(query_param("end_date", "2026-11-27 14:00:30"))
-        .and(query_param("outputsize", "1"))
+        .and(query_param("start_date", "2026-11-27 13:59:00"))
+        .and(query_param("end_date", "2026-11-27 14:02:00"))
+        .and(query_param("order", "asc"))
+        .and(query_param("outputsize", "5"))
         .and(query_param("timezone", "UTC"))
         .and(header("authorization", format!("apikey {KEY}").as_str()))
         .respond_with(json(TIME_SERIES))
         .expect(1)
         .mount(&server)
         .await;
-    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap();
     let p = client(&server)
         .price_at(&gold_silver()[0], at)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.price, dec("2658.50000"));
+    // The fixture's candle: open 2657.90000 (its close, 2658.50000, is a minute later).
+    assert_eq!(p.price, dec("2657.90000"));
+    assert_eq!(p.ts, at);
+    assert_eq!(p.source.as_deref(), Some("twelvedata"));
+}
+
+#[tokio::test]
+async fn history_takes_a_candle_starting_30_s_after() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 13, 59, 30).unwrap();
+    // Any order: the earliest candle starting at or after `at` wins, not the first listed.
+    let body = candles(&[
+        ("2026-11-27 14:01:00", "2659.00000"),
+        ("2026-11-27 14:00:00", "2657.90000"),
+        ("2026-11-27 13:59:00", "2655.00000"),
+    ]);
+    let p = history_answer(&body, at).await.unwrap().unwrap();
+    assert_eq!(p.price, dec("2657.90000"));
+    assert_eq!(p.ts, at + chrono::Duration::seconds(30));
+    // The fixture's own shape too.
+    let p = history_answer(TIME_SERIES, at).await.unwrap().unwrap();
     assert_eq!(p.ts, Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap());
+}
+
+#[tokio::test]
+async fn history_never_takes_a_candle_starting_before_at() {
+    // Only the candle that contains `at` (starts 30 s before it): no price.
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 30).unwrap();
+    assert_eq!(history_answer(TIME_SERIES, at).await.unwrap(), None);
+    let body = candles(&[
+        ("2026-11-27 13:59:00", "2655.00000"),
+        ("2026-11-27 14:00:00", "2657.90000"),
+    ]);
+    assert_eq!(history_answer(&body, at).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn history_of_a_first_candle_61_s_after_is_none() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 13, 58, 59).unwrap();
+    assert_eq!(history_answer(TIME_SERIES, at).await.unwrap(), None);
+    // 60 s after still counts.
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 13, 59, 0).unwrap();
+    let p = history_answer(TIME_SERIES, at).await.unwrap().unwrap();
+    assert_eq!(p.ts, at + chrono::Duration::seconds(60));
+}
+
+#[tokio::test]
+async fn malformed_history_is_a_backend_error_not_a_panic() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap();
+    for (body, says) in [
+        (
+            candles(&[("2026-11-27", "2657.9")]),
+            "is not YYYY-MM-DD HH:MM:SS",
+        ),
+        (
+            candles(&[("2026-11-27T14:00:00Z", "2657.9")]),
+            "is not YYYY-MM-DD HH:MM:SS",
+        ),
+        (
+            candles(&[("yesterday", "2657.9")]),
+            "is not YYYY-MM-DD HH:MM:SS",
+        ),
+        (
+            candles(&[("2026-11-27 14:00:00", "1e400")]),
+            "is not a decimal number",
+        ),
+        (
+            candles(&[("2026-11-27 14:00:00", "abc")]),
+            "is not a decimal number",
+        ),
+        (
+            r#"{"values":[{"datetime":"2026-11-27 14:00:00","close":"1"}]}"#.to_owned(),
+            "has no open",
+        ),
+        (r#"{"values":[{"open":"1"}]}"#.to_owned(), "no datetime"),
+        (
+            r#"{"values":[{"datetime":1795788000,"open":"1"}]}"#.to_owned(),
+            "datetime is a number",
+        ),
+        (
+            r#"{"values":{"datetime":"2026-11-27 14:00:00"}}"#.to_owned(),
+            "expected an array",
+        ),
+        (r#"[1,2,3]"#.to_owned(), "expected an object"),
+    ] {
+        let err = history_answer(&body, at).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend { message, .. } if message.contains(says)),
+            "{body}: {err:?}"
+        );
+        assert!(!err.is_temporary());
+    }
+    for open in ["0", "-0", "-2657.9"] {
+        let err = history_answer(&candles(&[("2026-11-27 14:00:00", open)]), at)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains("not positive")),
+            "{open}: {err:?}"
+        );
+    }
+    // Truncated JSON.
+    let err = history_answer(&TIME_SERIES[..TIME_SERIES.len() / 2], at)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Backend { message, .. } if message.contains("malformed JSON")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn quotes_leave_the_history_reserve_to_price_at() {
+    let server = MockServer::start().await;
+    let all = r#"{"XAU/USD":{"close":"1"},"XAG/USD":{"close":"2"},"EUR/USD":{"close":"3"},
+        "GBP/USD":{"close":"4"},"USD/JPY":{"close":"5"},"BTC/USD":{"close":"6"}}"#;
+    Mock::given(path("/quote"))
+        .respond_with(json(all))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/time_series"))
+        .respond_with(json(TIME_SERIES))
+        .expect(2)
+        .mount(&server)
+        .await;
+    // The contract's default plan, the default reserve of 2.
+    let td = client_with(&server, |c| c.with_credits_per_minute(8));
+    let symbols = Symbol::defaults();
+    assert_eq!(td.quotes(&symbols).await.unwrap().quotes.len(), 6);
+    // The next quotes call finds only the reserve free: no request, rate limited.
+    let err = td.quotes(&symbols).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RateLimited { retry_after: Some(_), message, .. }
+            if message.contains("kept for history")),
+        "{err:?}"
+    );
+    assert_eq!(td.credits_available(), 2);
+    // History gets both reserved credits …
+    let at = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap();
+    for s in &symbols[..2] {
+        assert!(td.price_at(s, at).await.unwrap().is_some());
+    }
+    // … and never more than the plan.
+    let err = td.price_at(&symbols[2], at).await.unwrap_err();
+    assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -480,4 +657,75 @@ async fn a_comma_in_a_provider_symbol_is_refused_without_spending() {
     assert_eq!(batch.quotes.len(), 1);
     assert_eq!(batch.failures[0].symbol_code, "EVIL");
     assert_eq!(td.credits_available(), 7);
+}
+
+/// Hostile numbers fail their own symbol only, with a clear error and without a panic.
+#[tokio::test]
+async fn hostile_numbers_fail_only_their_symbol() {
+    let server = MockServer::start().await;
+    let body = r#"{
+        "XAU/USD": {"close": "2658.50000", "previous_close": "2630.20000"},
+        "XAG/USD": {"close": "1e400", "previous_close": "31.0"},
+        "EUR/USD": {"close": "-0", "previous_close": "1.08"},
+        "GBP/USD": {"close": "79228162514264337593543950335",
+                    "previous_close": "0.0000000000000000000000000001"},
+        "USD/JPY": {"close": -0},
+        "BTC/USD": {"close": "97000.12", "previous_close": "-0", "change": null},
+        "ETH/USD": {"close": "-3588.01"},
+        "SOL/USD": {"close": "79228162514264337593543950336"},
+        "DOT/USD": {"close": "5", "previous_close": "1e-28", "percent_change": "1e400"}
+    }"#;
+    Mock::given(path("/quote"))
+        .respond_with(json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let symbols: Vec<Symbol> = [
+        ("XAUUSD", "XAU/USD"),
+        ("XAGUSD", "XAG/USD"),
+        ("EURUSD", "EUR/USD"),
+        ("GBPUSD", "GBP/USD"),
+        ("USDJPY", "USD/JPY"),
+        ("BTCUSD", "BTC/USD"),
+        ("ETHUSD", "ETH/USD"),
+        ("SOLUSD", "SOL/USD"),
+        ("DOTUSD", "DOT/USD"),
+    ]
+    .iter()
+    .map(|(c, p)| Symbol::new(c, c, p))
+    .collect();
+    let batch = client(&server).quotes(&symbols).await.unwrap();
+    let priced: Vec<&str> = batch
+        .quotes
+        .iter()
+        .map(|q| q.symbol_code.as_str())
+        .collect();
+    assert_eq!(priced, ["XAUUSD", "BTCUSD"], "{:?}", batch.failures);
+    let gold = &batch.quotes[0];
+    assert_eq!(gold.change, dec("28.30000"));
+    assert_eq!(gold.change_percent, dec("1.07596"));
+    // A previous close of -0 is no reference: change unknown → 0.
+    assert_eq!(batch.quotes[1].change, Decimal::ZERO);
+    assert_eq!(batch.quotes[1].change_percent, Decimal::ZERO);
+
+    let failed = |code: &str| {
+        let f = batch
+            .failures
+            .iter()
+            .find(|f| f.symbol_code == code)
+            .unwrap_or_else(|| panic!("{code} not among the failures {:?}", batch.failures));
+        assert!(!f.error.is_temporary(), "{code}: {:?}", f.error);
+        let line = f.error.to_string();
+        assert!(line.contains(code), "{code}: {line}");
+        assert!(!line.contains('\n'), "{line}");
+        line
+    };
+    assert!(failed("XAGUSD").contains("\"1e400\" is not a decimal number"));
+    assert!(failed("EURUSD").contains("is not positive"));
+    assert!(failed("GBPUSD").contains("out of range"));
+    assert!(failed("USDJPY").contains("is not positive"));
+    assert!(failed("ETHUSD").contains("is not positive"));
+    assert!(failed("SOLUSD").contains("is not a decimal number"));
+    assert!(failed("DOTUSD").contains("percent_change"));
+    assert_eq!(batch.failures.len(), 7);
 }

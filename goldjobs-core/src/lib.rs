@@ -9,6 +9,7 @@ pub mod condition;
 pub mod conformance;
 pub mod error;
 pub mod jobs;
+pub mod market;
 pub mod memory;
 pub mod model;
 pub mod news;
@@ -18,6 +19,10 @@ pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, Result};
+pub use market::{
+    validate_price, validate_price_point, validate_quote, HISTORY_WINDOW, MAX_QUOTE_AGE,
+    MAX_QUOTE_LEAD,
+};
 pub use model::*;
 pub use ports::*;
 pub use runtime::{Job, JobContext, MissedTickPolicy, RetryPolicy, RunReport, Schedule};

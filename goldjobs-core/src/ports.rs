@@ -25,7 +25,15 @@ pub trait MarketData: Send + Sync {
     /// `failures`; an error of the whole call is an `Err`.
     async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch>;
 
-    /// The provider's price of `symbol` at (the last price at or before) `at`, if it has one.
+    /// The provider's first price of `symbol` at or after `at` — the same rule as for recorded
+    /// ticks (CONTRACT.md §6.2): the **open** of the first 1-minute candle that **starts** at or
+    /// after `at`, with [`PricePoint::ts`] = that candle's start.
+    ///
+    /// `Ok(None)` when no candle starts within [`HISTORY_WINDOW`](crate::HISTORY_WINDOW) after
+    /// `at` (start in `[at, at + 1 min]`), e.g. the market was closed, or when the provider keeps
+    /// no history (the demo feed). A candle that starts before `at` never answers: its open is
+    /// older than `at`. The verifier holds every answer to
+    /// [`validate_price_point`](crate::validate_price_point) and never decides on one that fails.
     async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>>;
 }
 

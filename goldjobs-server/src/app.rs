@@ -10,7 +10,7 @@ use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
 use goldjobs_adapters::market::{
     check_budget, BinanceConfig, BinanceMarketData, DemoMarketData, FallbackMarketData,
-    TwelveDataConfig, TwelveDataMarketData,
+    TwelveDataConfig, TwelveDataMarketData, DEFAULT_HISTORY_RESERVE,
 };
 use goldjobs_adapters::news::{FeedConfig, FeedSource, FeedSourceConfig};
 use goldjobs_adapters::notify::fcm::{FcmConfig as FcmNotifierConfig, FcmNotifier, ServiceAccount};
@@ -545,6 +545,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
             cfg.price_interval,
             active.len(),
             cfg.twelvedata_credits_per_minute,
+            DEFAULT_HISTORY_RESERVE,
         ) {
             tracing::warn!("{warning}");
         }

@@ -518,8 +518,9 @@ impl Config {
             None if twelvedata_api_key.is_some() => vec![MarketDataKind::TwelveData],
             None => vec![MarketDataKind::Demo],
             Some(v) => {
-                let allowed = "expected twelvedata, binance, demo, or a comma list of them \
-                               (primary first, each at most once)";
+                let allowed = "expected twelvedata, binance, demo, or a comma list of \
+                               twelvedata and binance (primary first, each at most once; demo \
+                               only alone)";
                 let mut kinds = Vec::new();
                 for part in v.split(',') {
                     let kind = match part.trim().to_ascii_lowercase().as_str() {
@@ -532,6 +533,14 @@ impl Config {
                         return Err(raw.err("GOLDJOBS_MARKET_DATA", allowed));
                     }
                     kinds.push(kind);
+                }
+                // CONTRACT.md §1: made-up prices never enter a real deployment.
+                if kinds.len() > 1 && kinds.contains(&MarketDataKind::Demo) {
+                    return Err(raw.err(
+                        "GOLDJOBS_MARKET_DATA",
+                        "demo is allowed only alone; a list of providers may name twelvedata \
+                         and binance (primary first), never demo",
+                    ));
                 }
                 if kinds.contains(&MarketDataKind::TwelveData) && twelvedata_api_key.is_none() {
                     return Err(raw.err(
@@ -787,18 +796,54 @@ mod tests {
             None,
             &env(&[
                 ("TWELVEDATA_API_KEY", "k"),
-                ("GOLDJOBS_MARKET_DATA", "twelvedata, binance,demo"),
+                ("GOLDJOBS_MARKET_DATA", "twelvedata, binance"),
             ]),
         )
         .unwrap();
         assert_eq!(
             c.market_data,
-            vec![
-                MarketDataKind::TwelveData,
-                MarketDataKind::Binance,
-                MarketDataKind::Demo
-            ]
+            vec![MarketDataKind::TwelveData, MarketDataKind::Binance]
         );
+    }
+
+    #[test]
+    fn demo_is_allowed_only_alone() {
+        let c = Config::from_sources(None, &env(&[("GOLDJOBS_MARKET_DATA", " Demo ")])).unwrap();
+        assert_eq!(c.market_data, vec![MarketDataKind::Demo]);
+        for list in [
+            "twelvedata,binance,demo",
+            "demo,binance",
+            "binance, DEMO",
+            "demo,twelvedata",
+        ] {
+            let line = err_line(&[("TWELVEDATA_API_KEY", "k"), ("GOLDJOBS_MARKET_DATA", list)]);
+            assert!(
+                line.starts_with(&format!("invalid GOLDJOBS_MARKET_DATA={list:?}: ")),
+                "{line}"
+            );
+            assert!(line.contains("demo is allowed only alone"), "{line}");
+            assert!(line.contains("twelvedata and binance"), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
+        // The same from the TOML file, named by its key there.
+        let e = Config::from_sources(
+            Some(("g.toml", r#"market_data = ["binance", "demo"]"#)),
+            &env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("invalid market_data (in g.toml)=\"binance,demo\": "),
+            "{e}"
+        );
+        assert!(e.contains("demo is allowed only alone"), "{e}");
+        // The environment overrides a mixing file value with an allowed one.
+        let c = Config::from_sources(
+            Some(("g.toml", r#"market_data = ["binance", "demo"]"#)),
+            &env(&[("GOLDJOBS_MARKET_DATA", "binance")]),
+        )
+        .unwrap();
+        assert_eq!(c.market_data, vec![MarketDataKind::Binance]);
     }
 
     #[test]
@@ -926,7 +971,7 @@ mod tests {
         let toml = r#"
             listen = "127.0.0.1:9999"
             price_interval = "2s"
-            market_data = ["demo", "binance"]
+            market_data = ["binance"]
             twelvedata_credits_per_minute = 20
             news_feeds = [{ category = "gold", source = "Kitco", url = "https://k.example/rss" }]
         "#;
@@ -937,10 +982,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.price_interval, Duration::from_secs(3));
-        assert_eq!(
-            c.market_data,
-            vec![MarketDataKind::Demo, MarketDataKind::Binance]
-        );
+        assert_eq!(c.market_data, vec![MarketDataKind::Binance]);
         assert_eq!(c.twelvedata_credits_per_minute, 20);
         assert_eq!(c.news_feeds.unwrap()[0].source, "Kitco");
 

@@ -1,11 +1,19 @@
 //! Binance spot market data (crypto only): `/api/v3/ticker/24hr` for quotes (one request for all
 //! symbols), `/api/v3/klines` for a historical 1-minute price.
 //!
+//! History follows the tick rule (CONTRACT.md §6.2): `price_at(symbol, at)` asks
+//! `interval=1m&startTime=at&endTime=at+1min&limit=2` (unix milliseconds) and answers the **open**
+//! of the first kline whose open time lies in `[at, at + 1 min]`, stamped with that open time; no
+//! such kline → `Ok(None)`. Klines that start before `at` are never taken (their open is older
+//! than `at`, their close up to a minute later than their stamp).
+//!
 //! Our `XXXUSD` codes map to Binance's `XXXUSDT` markets (`BTCUSD` ↔ `BTCUSDT`); codes of metals and
 //! fiat currencies (`XAUUSD`, `EURUSD`, …) and anything not quoted in USD cannot be served and go
-//! to the batch's failures. Quote fields: `price` = `lastPrice`, `change` = `priceChange`,
+//! to the batch's failures. Quote fields: `price` = `lastPrice` (it must pass
+//! [`goldjobs_core::validate_price`], > 0, else that symbol fails), `change` = `priceChange`,
 //! `change_percent` = `priceChangePercent` (both against the price 24 hours ago, which is what
-//! Binance offers), `timestamp` = `closeTime` (unix milliseconds).
+//! Binance offers), `timestamp` = `closeTime` (unix milliseconds). No arithmetic is done on
+//! Binance's numbers; one that does not fit a `Decimal` (`"1e400"`) fails that symbol.
 //!
 //! Errors: HTTP 429 and 418 (IP ban) → [`Error::RateLimited`] honouring `Retry-After` seconds;
 //! 5xx → [`Error::Unavailable`]; other statuses → [`Error::Backend`] with Binance's `msg`;
@@ -15,7 +23,8 @@ use super::http::{self, decimal_field, i64_field};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use goldjobs_core::{
-    Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol, SymbolFailure,
+    validate_price, Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol,
+    SymbolFailure, HISTORY_WINDOW,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -165,6 +174,7 @@ fn parse_ticker(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<
     let price = decimal_field(entry, "lastPrice")
         .map_err(bad)?
         .ok_or_else(|| bad("no lastPrice".to_owned()))?;
+    validate_price(code, price)?;
     let change = decimal_field(entry, "priceChange")
         .map_err(bad)?
         .unwrap_or_default();
@@ -274,15 +284,21 @@ impl MarketData for BinanceMarketData {
         let Some(market) = binance_symbol(&symbol.code) else {
             return Ok(None);
         };
-        let end = at.timestamp_millis().to_string();
+        let Some(latest) = at.checked_add_signed(HISTORY_WINDOW) else {
+            return Ok(None);
+        };
+        let start = at.timestamp_millis().to_string();
+        let end = latest.timestamp_millis().to_string();
+        tracing::debug!(symbol = %symbol.code, %start, "binance: GET /api/v3/klines");
         let body = match self
             .get_json(
                 "/api/v3/klines",
                 &[
                     ("symbol", market.as_str()),
                     ("interval", "1m"),
+                    ("startTime", start.as_str()),
                     ("endTime", end.as_str()),
-                    ("limit", "1"),
+                    ("limit", HISTORY_LIMIT),
                 ],
             )
             .await
@@ -294,40 +310,64 @@ impl MarketData for BinanceMarketData {
             }
             Err(e) => return Err(e),
         };
-        let bad =
-            |m: String| Error::backend(BACKEND, format!("{}: klines: {m}", symbol.code), None);
-        let Value::Array(rows) = &body else {
-            return Err(bad(format!(
-                "answered {}, expected an array",
-                http::json_type(&body)
-            )));
-        };
-        let Some(row) = rows.last() else {
-            return Ok(None);
-        };
+        first_kline_at_or_after(&symbol.code, at, &body)
+    }
+}
+
+/// `limit` of a history request: the kline starting at or after `startTime` and the next one,
+/// in case a server also answers the kline that contains `startTime`.
+const HISTORY_LIMIT: &str = "2";
+
+/// The open of the first 1-minute kline that starts in `[at, at + HISTORY_WINDOW]`, stamped with
+/// its open time (CONTRACT.md §6.2); `None` when none starts there. A row that is not
+/// `[openTime, "open", …]`, or a chosen kline without a positive open, makes the answer
+/// malformed.
+fn first_kline_at_or_after(
+    code: &str,
+    at: DateTime<Utc>,
+    body: &Value,
+) -> Result<Option<PricePoint>> {
+    let bad = |m: String| Error::backend(BACKEND, format!("{code}: klines: {m}"), None);
+    let Value::Array(rows) = body else {
+        return Err(bad(format!(
+            "answered {}, expected an array",
+            http::json_type(body)
+        )));
+    };
+    let latest = at.checked_add_signed(HISTORY_WINDOW);
+    let mut first: Option<(DateTime<Utc>, &Value)> = None;
+    for row in rows {
+        // [openTime, open, high, low, close, volume, closeTime, ...]
         let Value::Array(cols) = row else {
             return Err(bad("a kline is not an array".to_owned()));
         };
-        // [openTime, open, high, low, close, volume, closeTime, ...]
         let open_time = cols
             .first()
             .and_then(Value::as_i64)
-            .ok_or_else(|| bad("no open time".to_owned()))?;
-        let close = match cols.get(4) {
-            Some(Value::String(s)) => http::parse_decimal(s),
-            _ => None,
-        }
-        .ok_or_else(|| bad("no close price".to_owned()))?;
-        let ts = Utc
+            .ok_or_else(|| bad("a kline has no open time".to_owned()))?;
+        let start = Utc
             .timestamp_millis_opt(open_time)
             .single()
             .ok_or_else(|| bad(format!("open time {open_time} out of range")))?;
-        Ok(Some(PricePoint {
-            price: close,
-            ts,
-            source: Some(BACKEND.to_owned()),
-        }))
+        let in_window = start >= at && latest.is_none_or(|l| start <= l);
+        if in_window && first.is_none_or(|(t, _)| start < t) {
+            first = Some((start, row));
+        }
     }
+    let Some((ts, row)) = first else {
+        return Ok(None);
+    };
+    let price = match row.get(1) {
+        Some(Value::String(s)) => http::parse_decimal(s)
+            .ok_or_else(|| bad(format!("open price {s:?} is not a decimal number")))?,
+        _ => return Err(bad("the kline has no open price".to_owned())),
+    };
+    validate_price(code, price)?;
+    Ok(Some(PricePoint {
+        price,
+        ts,
+        source: Some(BACKEND.to_owned()),
+    }))
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use goldjobs_core::{Error, MarketData, PricePoint, QuoteBatch, Result, Symbol, SymbolFailure};
+use goldjobs_core::{
+    validate_price_point, Error, MarketData, PricePoint, QuoteBatch, Result, Symbol, SymbolFailure,
+};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -134,11 +136,21 @@ impl MarketData for FallbackMarketData {
         Ok(out)
     }
 
+    /// The first provider's answer that passes
+    /// [`validate_price_point`](goldjobs_core::validate_price_point) (the first price at or
+    /// after `at`, at most a minute later); a provider that has none, fails, or answers a point
+    /// outside that rule hands over to the next.
     async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>> {
         let mut last_error = None;
         for provider in &self.providers {
             match provider.price_at(symbol, at).await {
-                Ok(Some(p)) => return Ok(Some(p)),
+                Ok(Some(p)) => match validate_price_point(&symbol.code, at, &p) {
+                    Ok(()) => return Ok(Some(p)),
+                    Err(e) => {
+                        tracing::warn!(provider = provider.name(), error = %e, "historical price refused; trying the next provider");
+                        last_error = Some(e);
+                    }
+                },
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(provider = provider.name(), error = %e, symbol = %symbol.code, "historical price failed; trying the next provider");

@@ -1,7 +1,12 @@
 //! Market data providers: Twelve Data, Binance, the demo feed and the fallback composite.
 //!
-//! Every provider implements [`goldjobs_core::MarketData`]; compose them with
-//! [`FallbackMarketData`] (primary first, then fallbacks for the symbols it failed for).
+//! Every provider implements [`goldjobs_core::MarketData`]; compose real providers with
+//! [`FallbackMarketData`] (primary first, then fallbacks for the symbols it failed for). The demo
+//! feed only ever runs alone: a chain that mixes it with a real provider is refused.
+//!
+//! What every provider answers is held to the rules of [`goldjobs_core::market`]: prices > 0,
+//! fresh quote timestamps (checked by the price job), and a historical price that is the open of
+//! the first 1-minute candle starting at or after the instant asked, at most a minute later.
 
 #[cfg(feature = "binance")]
 pub mod binance;
@@ -19,4 +24,6 @@ pub use binance::{binance_symbol, BinanceConfig, BinanceMarketData};
 pub use demo::DemoMarketData;
 pub use fallback::FallbackMarketData;
 #[cfg(feature = "twelvedata")]
-pub use twelvedata::{check_budget, TwelveDataConfig, TwelveDataMarketData};
+pub use twelvedata::{
+    check_budget, TwelveDataConfig, TwelveDataMarketData, DEFAULT_HISTORY_RESERVE,
+};

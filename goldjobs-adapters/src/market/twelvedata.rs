@@ -1,6 +1,20 @@
 //! Twelve Data (<https://twelvedata.com>) market data: `/quote` for the latest quotes (one batched
 //! request per call), `/time_series` for a historical 1-minute price.
 //!
+//! # History
+//!
+//! `price_at(symbol, at)` follows the tick rule (CONTRACT.md §6.2): the **open** of the first
+//! 1-minute candle that **starts** in `[at, at + 1 min]`, stamped with that start; none →
+//! `Ok(None)`. The request is `/time_series?interval=1min&timezone=UTC&order=asc` with
+//! `start_date = at − 1 min`, `end_date = at + 2 min` and `outputsize=5`: one minute of margin on
+//! either side and room for every candle of that range, so the answer holds the candles the rule
+//! needs whether the provider's bounds are inclusive or exclusive and whichever end it truncates;
+//! the rule itself is applied here, on the candles' `datetime`s, in any order. Without
+//! `timezone=UTC` those datetimes would be exchange-local; with it they are UTC in the documented
+//! intraday form `YYYY-MM-DD HH:MM:SS` (a candle in another form makes the answer malformed). "No
+//! data is available on the specified dates" (code 400) and an empty `values` → `Ok(None)`. One
+//! credit per request.
+//!
 //! # Wire shapes handled
 //!
 //! * Numbers arrive as strings (`"2658.50000"`) and are parsed straight into `Decimal`; JSON
@@ -15,10 +29,16 @@
 //!
 //! # Quote fields
 //!
-//! * `price` = `close` (or `price`, the `/price` endpoint's field) — required.
+//! * `price` = `close` (or `price`, the `/price` endpoint's field) — required, and it must pass
+//!   [`goldjobs_core::validate_price`] (> 0); otherwise that symbol fails.
 //! * `change` = `change`; when null, `close − previous_close`; when that is unknown too, `0`.
 //! * `change_percent` = `percent_change`; when null, `(close − previous_close) / previous_close ×
-//!   100` rounded to 5 places (the provider's precision); when unknown, `0`.
+//!   100` rounded to 5 places (the provider's precision); when unknown, `0`. A `previous_close`
+//!   that is not positive counts as unknown.
+//! * Every computation on the provider's numbers is checked: a value out of `Decimal`'s range
+//!   (e.g. `close` near 7.9 × 10²⁸ against a `previous_close` of 10⁻²⁸) fails that symbol with an
+//!   [`Error::Backend`], never the batch and never with a panic. Numbers that do not fit a
+//!   `Decimal` at all (`"1e400"`) fail that symbol the same way.
 //! * `timestamp` = `last_quote_at` (unix seconds of the last minute candle, the freshest instant the
 //!   provider gives), else `timestamp` (unix seconds of the current candle — the *day's* open for a
 //!   daily quote), else `datetime` (`YYYY-MM-DD[ HH:MM:SS]`, UTC), else the time of the fetch.
@@ -27,20 +47,34 @@
 //!
 //! # Credit budget
 //!
-//! Every symbol asked costs one credit, batched or not. The client keeps a sliding 60-second window
-//! of credits it spent (measured with `tokio::time::Instant`) and **never** spends more than
-//! `credits_per_minute` in any window. When a call would exceed it, the client asks only as many
-//! symbols as still fit, rotating the starting point between calls so that every symbol gets its
-//! turn; the symbols left out go to `failures` as [`Error::RateLimited`] with the wait until enough
-//! credits free up. When not a single credit is free the whole call is an
-//! [`Error::RateLimited`] with that wait (no request is made). Credits are spent when the request is
-//! sent and not given back on failure (the provider may have counted them).
+//! Every symbol asked costs one credit, batched or not, and so does every history request. The
+//! client keeps a sliding 60-second window of credits it spent (measured with
+//! `tokio::time::Instant`) and **never** spends more than `credits_per_minute` in any window.
+//!
+//! **History reserve.** The price job asks every few seconds and would take each credit the
+//! instant it frees, so a history request of the verifier (a few round trips later) would always
+//! find the window full — and after a downtime, when the verifier needs history, wait forever.
+//! So `quotes()` may spend at most `credits_per_minute − history_reserve` in any window
+//! ([`TwelveDataConfig::history_reserve`], default [`DEFAULT_HISTORY_RESERVE`] = 2, at most
+//! `credits_per_minute − 1` so that quotes always get a credit), while `price_at` may spend any
+//! free credit. Whatever the price job does, `history_reserve` credits per minute stay for
+//! history. At the default plan (8 credits) and the default 6 symbols that leaves 6 for quotes:
+//! every symbol once a minute, and 2 history requests a minute.
+//!
+//! When a `quotes()` call would exceed its share, the client asks only as many symbols as still
+//! fit, rotating the starting point between calls so that every symbol gets its turn; the symbols
+//! left out go to `failures` as [`Error::RateLimited`] with the wait until enough credits free
+//! up. When not a single credit of its share is free the whole call is an [`Error::RateLimited`]
+//! with that wait (no request is made); so is a `price_at` call when no credit at all is free.
+//! Credits are spent when the request is sent and not given back on failure (the provider may
+//! have counted them).
 
 use super::http::{self, decimal_field, i64_field};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use goldjobs_core::{
-    Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol, SymbolFailure,
+    validate_price, Error, MarketData, PricePoint, Quote, QuoteBatch, Result, Symbol,
+    SymbolFailure, HISTORY_WINDOW,
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -57,6 +91,9 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Default base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.twelvedata.com";
 
+/// Default [`TwelveDataConfig::history_reserve`]: credits per minute that quotes never take.
+pub const DEFAULT_HISTORY_RESERVE: u32 = 2;
+
 /// Configuration of the Twelve Data client.
 ///
 /// `Debug` never shows the API key.
@@ -68,6 +105,10 @@ pub struct TwelveDataConfig {
     pub base_url: String,
     /// Plan limit: credits (= symbols asked) per 60 seconds, default 8.
     pub credits_per_minute: u32,
+    /// Credits of every 60-second window that `quotes()` never spends, kept for `price_at`
+    /// (history for the verifier), default [`DEFAULT_HISTORY_RESERVE`]; at most
+    /// `credits_per_minute − 1` takes effect (see the module docs).
+    pub history_reserve: u32,
     /// Timeout of each HTTP request (connect + answer), default 10 s.
     pub timeout: Duration,
 }
@@ -78,6 +119,7 @@ impl Default for TwelveDataConfig {
             api_key: String::new(),
             base_url: DEFAULT_BASE_URL.to_owned(),
             credits_per_minute: 8,
+            history_reserve: DEFAULT_HISTORY_RESERVE,
             timeout: Duration::from_secs(10),
         }
     }
@@ -89,6 +131,7 @@ impl fmt::Debug for TwelveDataConfig {
             .field("api_key", &"<redacted>")
             .field("base_url", &self.base_url)
             .field("credits_per_minute", &self.credits_per_minute)
+            .field("history_reserve", &self.history_reserve)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -115,44 +158,77 @@ impl TwelveDataConfig {
         self
     }
 
+    /// Set the credits per minute kept for history requests (see the module docs).
+    pub fn with_history_reserve(mut self, credits: u32) -> Self {
+        self.history_reserve = credits;
+        self
+    }
+
     /// Set the request timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
+
+    /// The reserve that takes effect: `history_reserve`, but at most `credits_per_minute − 1`.
+    pub fn effective_history_reserve(&self) -> u32 {
+        self.history_reserve
+            .min(self.credits_per_minute.saturating_sub(1))
+    }
+
+    /// Credits per minute that `quotes()` may spend: `credits_per_minute` minus the
+    /// [effective reserve](Self::effective_history_reserve).
+    pub fn quote_credits_per_minute(&self) -> u32 {
+        self.credits_per_minute - self.effective_history_reserve()
+    }
 }
 
-/// Whether fetching `symbols` quotes every `interval` fits `credits_per_minute`.
+/// Whether fetching `symbols` quotes every `interval` fits the plan's `credits_per_minute` less
+/// the `history_reserve` kept for history requests (what `quotes()` may spend, see the module
+/// docs; the reserve is clamped as [`TwelveDataConfig::effective_history_reserve`] does).
 ///
 /// `None` when it fits; otherwise a warning for the server to log at start, saying which interval
 /// would fit (or that the plan cannot serve that many symbols in one minute at all).
-pub fn check_budget(interval: Duration, symbols: usize, credits_per_minute: u32) -> Option<String> {
+pub fn check_budget(
+    interval: Duration,
+    symbols: usize,
+    credits_per_minute: u32,
+    history_reserve: u32,
+) -> Option<String> {
     if symbols == 0 {
         return None;
     }
+    let config = TwelveDataConfig::default()
+        .with_credits_per_minute(credits_per_minute)
+        .with_history_reserve(history_reserve);
+    let reserve = config.effective_history_reserve();
+    let quota = config.quote_credits_per_minute();
+    let share = format!(
+        "quotes may use {quota} ({credits_per_minute} of the plan minus {reserve} kept for \
+         history requests)"
+    );
     let symbols_u64 = symbols as u64;
     let interval_ms = interval.as_millis().max(1);
     // Runs that start inside one sliding 60-second window.
     let runs = 60_000u128.div_ceil(interval_ms) as u64;
     let needed = symbols_u64.saturating_mul(runs);
-    let limit = u64::from(credits_per_minute);
+    let limit = u64::from(quota);
     if needed <= limit {
         return None;
     }
     let runs_allowed = limit / symbols_u64;
     if runs_allowed == 0 {
         return Some(format!(
-            "Twelve Data budget: {symbols} symbols need {symbols} credits per call but the plan \
-             allows {credits_per_minute} per minute; each call will ask only {credits_per_minute} \
-             symbols (rotating) and the others keep their last value — raise \
-             TWELVEDATA_CREDITS_PER_MINUTE or add a fallback provider"
+            "Twelve Data budget: {symbols} symbols need {symbols} credits per call but {share} \
+             per minute; each call will ask only {quota} symbols (rotating) and the others keep \
+             their last value — raise TWELVEDATA_CREDITS_PER_MINUTE or add a fallback provider"
         ));
     }
     // One more second of slack for timing jitter between runs.
     let fit_secs = 60u64.div_ceil(runs_allowed) + 1;
     Some(format!(
-        "Twelve Data budget: {symbols} symbols every {} need {needed} credits per minute but the \
-         plan allows {credits_per_minute}; calls over budget will be partial or rate limited — set \
+        "Twelve Data budget: {symbols} symbols every {} need {needed} credits per minute but \
+         {share}; calls over budget will be partial or rate limited — set \
          GOLDJOBS_PRICE_INTERVAL to at least {fit_secs}s to fit",
         humanize(interval)
     ))
@@ -288,7 +364,8 @@ impl TwelveDataMarketData {
         &self.config
     }
 
-    /// Credits that may still be spent now (for status pages and tests).
+    /// Credits of the window still free now, the history reserve included (for status pages and
+    /// tests): `price_at` may spend all of them, `quotes()` all but the reserve.
     pub fn credits_available(&self) -> u32 {
         self.lock().budget.available(Instant::now())
     }
@@ -301,19 +378,26 @@ impl TwelveDataMarketData {
         format!("{}/{}", self.config.base_url.trim_end_matches('/'), path)
     }
 
-    /// Reserve credits for `wanted` provider symbols: returns the indices to ask now and, for the
-    /// others, how long until enough credits free up.
+    /// Reserve credits of the quotes' share for `wanted` provider symbols: returns the indices
+    /// to ask now and, for the others, how long until enough credits free up. The last
+    /// [`TwelveDataConfig::effective_history_reserve`] credits of the window are never taken.
     fn reserve(&self, wanted: usize) -> Result<(Vec<usize>, Option<Duration>)> {
+        let reserve = self.config.effective_history_reserve();
+        let quota = self.config.quote_credits_per_minute();
         let mut state = self.lock();
         let now = Instant::now();
-        let available = state.budget.available(now) as usize;
+        let available = state.budget.available(now).saturating_sub(reserve) as usize;
         if available == 0 {
-            let wait = state.budget.wait_for(now, 1);
-            return Err(rate_limited_locally(
-                wait,
-                wanted,
-                self.config.credits_per_minute,
-            ));
+            let wait = state.budget.wait_for(now, reserve.saturating_add(1));
+            return Err(Error::RateLimited {
+                backend: BACKEND,
+                message: format!(
+                    "the quotes' share of the credit budget ({quota} of {} per minute, {reserve} \
+                     kept for history) is spent; not asking for {wanted} symbol(s)",
+                    self.config.credits_per_minute
+                ),
+                retry_after: wait,
+            });
         }
         if available >= wanted {
             state.budget.spend(now, wanted as u32);
@@ -323,9 +407,31 @@ impl TwelveDataMarketData {
         let picked: Vec<usize> = (0..available).map(|i| (start + i) % wanted).collect();
         state.cursor = (start + available) % wanted;
         state.budget.spend(now, available as u32);
-        let rest = (wanted - available).min(self.config.credits_per_minute as usize) as u32;
-        let wait = state.budget.wait_for(now, rest.max(1));
+        let rest = (wanted - available).min(quota as usize) as u32;
+        let wait = state
+            .budget
+            .wait_for(now, rest.max(1).saturating_add(reserve));
         Ok((picked, wait))
+    }
+
+    /// Reserve one credit for a history request of `code`: any free credit, the reserve
+    /// included.
+    fn reserve_history(&self, code: &str) -> Result<()> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if state.budget.available(now) == 0 {
+            let wait = state.budget.wait_for(now, 1);
+            return Err(Error::RateLimited {
+                backend: BACKEND,
+                message: format!(
+                    "credit budget of {} per minute spent; not asking for the history of {code}",
+                    self.config.credits_per_minute
+                ),
+                retry_after: wait,
+            });
+        }
+        state.budget.spend(now, 1);
+        Ok(())
     }
 
     /// The provider says we ran out of credits (its count can differ from ours, e.g. another
@@ -428,11 +534,13 @@ impl TwelveDataMarketData {
     }
 }
 
-fn rate_limited_locally(wait: Option<Duration>, wanted: usize, limit: u32) -> Error {
+/// A symbol left out of a partial call: the quotes' share of the window is spent.
+fn rate_limited_locally(wait: Option<Duration>, code: &str, quota: u32) -> Error {
     Error::RateLimited {
         backend: BACKEND,
         message: format!(
-            "credit budget of {limit} per minute spent; not asking for {wanted} symbol(s)"
+            "{code}: the quotes' share of the credit budget ({quota} per minute) is spent; \
+             asked in a later call"
         ),
         retry_after: wait,
     }
@@ -511,16 +619,28 @@ fn parse_quote(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<Q
             .map_err(bad)?
             .ok_or_else(|| bad("no close or price".to_owned()))?,
     };
-    let previous_close = decimal_field(entry, "previous_close").map_err(bad)?;
+    validate_price(code, price)?;
+    // A previous close that is not positive is no reference for a change.
+    let previous_close = decimal_field(entry, "previous_close")
+        .map_err(bad)?
+        .filter(|p| *p > Decimal::ZERO);
+    let overflow = |what: &str, p: Decimal| {
+        bad(format!(
+            "{what} of close {price} against previous_close {p} is out of range"
+        ))
+    };
     let change = match decimal_field(entry, "change").map_err(bad)? {
         Some(c) => c,
-        None => previous_close.map(|p| price - p).unwrap_or(Decimal::ZERO),
+        None => match previous_close {
+            Some(p) => price.checked_sub(p).ok_or_else(|| overflow("change", p))?,
+            None => Decimal::ZERO,
+        },
     };
     let change_percent = match decimal_field(entry, "percent_change").map_err(bad)? {
         Some(c) => c,
         None => match previous_close {
-            Some(p) if !p.is_zero() => ((price - p) / p * Decimal::ONE_HUNDRED).round_dp(5),
-            _ => Decimal::ZERO,
+            Some(p) => percent_change(price, p).ok_or_else(|| overflow("percent change", p))?,
+            None => Decimal::ZERO,
         },
     };
     let timestamp = quote_time(entry).map_err(bad)?.unwrap_or(fetched_at);
@@ -532,6 +652,16 @@ fn parse_quote(code: &str, entry: &Value, fetched_at: DateTime<Utc>) -> Result<Q
         timestamp,
         source: Some(BACKEND.to_owned()),
     })
+}
+
+/// `(price − previous) / previous × 100` rounded to 5 places (the provider's precision); `None`
+/// when any step overflows or `previous` is zero. Never panics, whatever the inputs.
+fn percent_change(price: Decimal, previous: Decimal) -> Option<Decimal> {
+    price
+        .checked_sub(previous)?
+        .checked_div(previous)?
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .map(|p| p.round_dp(5))
 }
 
 fn quote_time(entry: &Value) -> std::result::Result<Option<DateTime<Utc>>, String> {
@@ -612,13 +742,13 @@ impl MarketData for TwelveDataMarketData {
         let (picked, wait) = self.reserve(wanted.len())?;
         let asked: Vec<&str> = picked.iter().map(|&i| wanted[i]).collect();
         if picked.len() < wanted.len() {
-            let limit = self.config.credits_per_minute;
+            let quota = self.config.quote_credits_per_minute();
             for (i, ps) in wanted.iter().enumerate() {
                 if !picked.contains(&i) {
                     for code in &codes_of[ps] {
                         batch.failures.push(SymbolFailure {
                             symbol_code: (*code).to_owned(),
-                            error: rate_limited_locally(wait, 1, limit),
+                            error: rate_limited_locally(wait, code, quota),
                         });
                     }
                 }
@@ -666,15 +796,19 @@ impl MarketData for TwelveDataMarketData {
     }
 
     async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>> {
-        self.reserve(1)?;
-        let end_date = at.format("%Y-%m-%d %H:%M:%S").to_string();
+        let Some((start_date, end_date)) = history_range(at) else {
+            return Ok(None);
+        };
+        self.reserve_history(&symbol.code)?;
         let ps = provider_symbol(symbol);
-        tracing::debug!(symbol = %symbol.code, %end_date, "twelvedata: GET /time_series");
+        tracing::debug!(symbol = %symbol.code, %start_date, %end_date, "twelvedata: GET /time_series");
         let query = [
             ("symbol", ps),
             ("interval", "1min"),
+            ("start_date", start_date.as_str()),
             ("end_date", end_date.as_str()),
-            ("outputsize", "1"),
+            ("order", "asc"),
+            ("outputsize", HISTORY_OUTPUTSIZE),
             ("timezone", "UTC"),
         ];
         let body = match self.get_json("time_series", &query).await {
@@ -682,53 +816,94 @@ impl MarketData for TwelveDataMarketData {
             Err(e) if is_no_data(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Value::Object(obj) = &body else {
-            return Err(Error::backend(
-                BACKEND,
-                format!(
-                    "/time_series answered {}, expected an object",
-                    http::json_type(&body)
-                ),
-                None,
-            ));
-        };
-        if let Some(e) = body_error(obj) {
-            return if is_no_data(&e) { Ok(None) } else { Err(e) };
-        }
-        let values = match obj.get("values") {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Array(values)) => values,
-            Some(other) => {
-                return Err(Error::backend(
-                    BACKEND,
-                    format!(
-                        "/time_series values is {}, expected an array",
-                        http::json_type(other)
-                    ),
-                    None,
-                ))
-            }
-        };
-        let Some(first) = values.first() else {
-            return Ok(None);
-        };
-        let bad =
-            |m: String| Error::backend(BACKEND, format!("{}: time_series: {m}", symbol.code), None);
-        let price = decimal_field(first, "close")
-            .map_err(bad)?
-            .ok_or_else(|| bad("no close".to_owned()))?;
-        let ts = match first.get("datetime") {
-            Some(Value::String(s)) => {
-                parse_datetime(s).ok_or_else(|| bad(format!("datetime {s:?} is not a date")))?
-            }
-            _ => return Err(bad("no datetime".to_owned())),
-        };
-        Ok(Some(PricePoint {
-            price,
-            ts,
-            source: Some(BACKEND.to_owned()),
-        }))
+        first_candle_at_or_after(&symbol.code, at, &body)
     }
+}
+
+/// `outputsize` of a history request: every 1-minute candle of the asked range (at most four
+/// start in it), so the answer does not depend on which end the provider truncates.
+const HISTORY_OUTPUTSIZE: &str = "5";
+
+/// `start_date` and `end_date` (UTC, `YYYY-MM-DD HH:MM:SS`) of the history request for `at`: one
+/// minute either side of `[at, at + 1 min]`, so that the candles the rule needs are in the
+/// answer whether the provider treats the bounds as inclusive or exclusive. `None` when `at` is
+/// at the edge of the representable time.
+fn history_range(at: DateTime<Utc>) -> Option<(String, String)> {
+    let start = at.checked_sub_signed(chrono::Duration::minutes(1))?;
+    let end = at.checked_add_signed(HISTORY_WINDOW + chrono::Duration::minutes(1))?;
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    Some((fmt(start), fmt(end)))
+}
+
+/// The open of the first 1-minute candle of a `/time_series` answer that starts in
+/// `[at, at + HISTORY_WINDOW]`, stamped with its start (CONTRACT.md §6.2); `None` when no candle
+/// starts there. The candles may come in any order; a candle whose `datetime` is not
+/// `YYYY-MM-DD HH:MM:SS`, or a chosen candle without a positive `open`, makes the answer
+/// malformed.
+fn first_candle_at_or_after(
+    code: &str,
+    at: DateTime<Utc>,
+    body: &Value,
+) -> Result<Option<PricePoint>> {
+    let bad = |m: String| Error::backend(BACKEND, format!("{code}: time_series: {m}"), None);
+    let Value::Object(obj) = body else {
+        return Err(bad(format!(
+            "answered {}, expected an object",
+            http::json_type(body)
+        )));
+    };
+    if let Some(e) = body_error(obj) {
+        return if is_no_data(&e) { Ok(None) } else { Err(e) };
+    }
+    let values = match obj.get("values") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(values)) => values,
+        Some(other) => {
+            return Err(bad(format!(
+                "values is {}, expected an array",
+                http::json_type(other)
+            )))
+        }
+    };
+    let latest = at.checked_add_signed(HISTORY_WINDOW);
+    let mut first: Option<(DateTime<Utc>, &Value)> = None;
+    for candle in values {
+        let start = match candle.get("datetime") {
+            Some(Value::String(s)) => parse_candle_start(s)
+                .ok_or_else(|| bad(format!("datetime {s:?} is not YYYY-MM-DD HH:MM:SS")))?,
+            Some(other) => {
+                return Err(bad(format!(
+                    "datetime is {}, expected a string",
+                    http::json_type(other)
+                )))
+            }
+            None => return Err(bad("a candle has no datetime".to_owned())),
+        };
+        let in_window = start >= at && latest.is_none_or(|l| start <= l);
+        if in_window && first.is_none_or(|(t, _)| start < t) {
+            first = Some((start, candle));
+        }
+    }
+    let Some((ts, candle)) = first else {
+        return Ok(None);
+    };
+    let price = decimal_field(candle, "open")
+        .map_err(bad)?
+        .ok_or_else(|| bad("the candle has no open".to_owned()))?;
+    validate_price(code, price)?;
+    Ok(Some(PricePoint {
+        price,
+        ts,
+        source: Some(BACKEND.to_owned()),
+    }))
+}
+
+/// A 1-minute candle's `datetime` with `timezone=UTC`: `2026-11-27 14:00:00` (the documented
+/// intraday form; a date alone is the daily form and no candle start).
+fn parse_candle_start(s: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|dt| dt.and_utc())
 }
 
 /// Twelve Data's "no data for these dates" (code 400).
@@ -767,8 +942,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn reserve_never_exceeds_and_rotates() {
-        let td = TwelveDataMarketData::new(TwelveDataConfig::new("k").with_credits_per_minute(8))
-            .unwrap();
+        let td = TwelveDataMarketData::new(
+            TwelveDataConfig::new("k")
+                .with_credits_per_minute(8)
+                .with_history_reserve(0),
+        )
+        .unwrap();
         let (a, wait) = td.reserve(6).unwrap();
         assert_eq!(a, vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(wait, None);
@@ -791,18 +970,88 @@ mod tests {
         assert_eq!(td.credits_available(), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn quotes_never_take_the_history_reserve() {
+        let td = TwelveDataMarketData::new(TwelveDataConfig::new("k")).unwrap();
+        assert_eq!(td.config().history_reserve, DEFAULT_HISTORY_RESERVE);
+        assert_eq!(td.config().quote_credits_per_minute(), 6);
+        let (a, wait) = td.reserve(6).unwrap();
+        assert_eq!((a.len(), wait), (6, None));
+        // Two credits are free, but they are history's: the quotes wait until t0's six free up.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let err = td.reserve(6).unwrap_err();
+        assert!(
+            matches!(&err, Error::RateLimited { retry_after: Some(d), message, .. }
+                if *d == Duration::from_secs(55) && message.contains("2 kept for history")),
+            "{err:?}"
+        );
+        assert_eq!(td.credits_available(), 2);
+        // History may take them, and then nothing is left for anyone.
+        td.reserve_history("XAUUSD").unwrap();
+        td.reserve_history("XAGUSD").unwrap();
+        let err = td.reserve_history("EURUSD").unwrap_err();
+        assert!(
+            matches!(&err, Error::RateLimited { retry_after: Some(d), message, .. }
+                if *d == Duration::from_secs(55) && message.contains("history of EURUSD")),
+            "{err:?}"
+        );
+        assert!(td.reserve(1).is_err());
+        // t0's six free up: the quotes take them, the history's two are still in the window.
+        tokio::time::advance(Duration::from_secs(55)).await;
+        assert_eq!(td.credits_available(), 6);
+        let (b, wait) = td.reserve(6).unwrap();
+        assert_eq!(b.len(), 4, "8 − 2 spent by history − 2 reserved");
+        assert_eq!(wait, Some(Duration::from_secs(5)));
+        assert_eq!(td.credits_available(), 2);
+    }
+
+    #[test]
+    fn the_reserve_leaves_quotes_at_least_one_credit() {
+        let c = TwelveDataConfig::new("k").with_credits_per_minute(1);
+        assert_eq!(c.effective_history_reserve(), 0);
+        assert_eq!(c.quote_credits_per_minute(), 1);
+        let c = TwelveDataConfig::new("k")
+            .with_credits_per_minute(8)
+            .with_history_reserve(100);
+        assert_eq!(c.effective_history_reserve(), 7);
+        assert_eq!(c.quote_credits_per_minute(), 1);
+        let c = TwelveDataConfig::new("k").with_credits_per_minute(0);
+        assert_eq!(c.quote_credits_per_minute(), 0);
+    }
+
     #[test]
     fn check_budget_says_what_fits() {
-        assert_eq!(check_budget(Duration::from_secs(60), 6, 8), None);
-        assert_eq!(check_budget(Duration::from_secs(30), 4, 8), None);
-        let w = check_budget(Duration::from_secs(5), 6, 8).unwrap();
+        let r = DEFAULT_HISTORY_RESERVE;
+        assert_eq!(check_budget(Duration::from_secs(60), 6, 8, r), None);
+        assert_eq!(check_budget(Duration::from_secs(30), 4, 8, 0), None);
+        // The reserve counts: 4 symbols twice a minute need 8 of the quotes' 6.
+        let w = check_budget(Duration::from_secs(30), 4, 8, r).unwrap();
+        assert!(w.contains("quotes may use 6 (8 of the plan minus 2 kept for history requests)"));
+        assert!(w.contains("at least 61s"), "{w}");
+        let w = check_budget(Duration::from_secs(5), 6, 8, r).unwrap();
         assert!(w.contains("61s"), "{w}");
-        assert_eq!(check_budget(Duration::from_secs(5), 6, 800), None);
-        let w = check_budget(Duration::from_secs(1), 6, 100).unwrap();
+        assert_eq!(check_budget(Duration::from_secs(5), 6, 800, r), None);
+        let w = check_budget(Duration::from_secs(1), 6, 100, r).unwrap();
         assert!(w.contains("at least 5s"), "{w}");
-        let w = check_budget(Duration::from_secs(5), 9, 8).unwrap();
-        assert!(w.contains("only 8"), "{w}");
-        assert_eq!(check_budget(Duration::from_secs(5), 0, 8), None);
+        let w = check_budget(Duration::from_secs(5), 9, 8, r).unwrap();
+        assert!(w.contains("only 6"), "{w}");
+        assert!(!w.contains('\n'));
+        assert_eq!(check_budget(Duration::from_secs(5), 0, 8, r), None);
+    }
+
+    #[test]
+    fn percent_change_never_panics() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(percent_change(d("110"), d("100")), Some(d("10")));
+        assert_eq!(percent_change(d("1"), Decimal::ZERO), None);
+        assert_eq!(
+            percent_change(Decimal::MAX, d("0.0000000000000000000000000001")),
+            None
+        );
+        assert_eq!(percent_change(Decimal::MIN, Decimal::MAX), None);
+        assert_eq!(percent_change(Decimal::ONE, Decimal::MAX), Some(d("-100")));
+        assert_eq!(percent_change(Decimal::MAX, Decimal::MIN), None);
+        assert_eq!(percent_change(Decimal::MAX, d("-1")), None);
     }
 
     #[test]

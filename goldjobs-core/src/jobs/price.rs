@@ -1,10 +1,11 @@
 //! PriceFetcherJob: every few seconds, the quotes of all active symbols — cached, recorded as
 //! ticks and published to clients.
 
+use crate::market::validate_quote;
 use crate::runtime::{Job, JobContext, RunReport, Schedule};
 use crate::{
     Broadcast, Broadcaster, Error, Event, MarketData, PriceTick, PriceTickRepository, PriceUpdate,
-    Quote, QuoteCache, Result, SymbolRepository,
+    Quote, QuoteCache, Result, SymbolFailure, SymbolRepository,
 };
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
@@ -57,6 +58,10 @@ pub type SeqFloor = Arc<dyn Fn(&str) -> u64 + Send + Sync>;
 /// publishes one `price_update` per symbol (one call).
 ///
 /// * Each symbol has a sequence number that grows by one per published update (`seq`).
+/// * Every quote must pass [`validate_quote`](crate::market::validate_quote) at the run's
+///   clock (price > 0, timestamp at most one day old and one minute ahead), whichever provider
+///   sent it; one that does not is that symbol's failure and is never cached, recorded or
+///   published.
 /// * A symbol the provider failed for keeps its last good quote (see [`Self::last_quotes`]) and
 ///   is listed in the run's problems.
 /// * A failing cache, tick insert or publish is listed in the problems too; the other outputs
@@ -170,7 +175,9 @@ impl PriceFetcherJob {
 
     /// Cache, record and publish quotes already in hand (the second half of a run); returns
     /// the problems. Exposed for benchmarks and for callers that bring their own quotes; waits
-    /// for a run in progress.
+    /// for a run in progress. The quotes are taken as they are: a caller with quotes from
+    /// outside checks them with [`validate_quote`](crate::market::validate_quote) first, as a
+    /// run does.
     pub async fn distribute(&self, quotes: &[Quote]) -> Vec<String> {
         let _one_at_a_time = self.run_lock.lock().await;
         self.distribute_locked(quotes).await
@@ -251,17 +258,41 @@ impl Job for PriceFetcherJob {
             () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
         };
 
-        // Keep only quotes of symbols asked for, one per symbol.
+        // Keep only quotes of symbols asked for, one good one per symbol; a quote that breaks
+        // the market rules (crate::market) is that symbol's failure, whatever the provider.
+        let now = ctx.clock.now();
         let asked: HashSet<&str> = symbols.iter().map(|s| s.code.as_str()).collect();
-        let mut seen = HashSet::new();
-        let quotes: Vec<Quote> = batch
-            .quotes
-            .into_iter()
-            .filter(|q| {
-                asked.contains(q.symbol_code.as_str()) && seen.insert(q.symbol_code.clone())
-            })
-            .collect();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut quotes: Vec<Quote> = Vec::with_capacity(batch.quotes.len());
+        let mut rejected: Vec<SymbolFailure> = Vec::new();
+        for q in batch.quotes {
+            if !asked.contains(q.symbol_code.as_str()) || seen.contains(&q.symbol_code) {
+                continue;
+            }
+            match validate_quote(&q, now) {
+                Ok(()) => {
+                    seen.insert(q.symbol_code.clone());
+                    quotes.push(q);
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        symbol = %q.symbol_code,
+                        provider = q.source.as_deref().unwrap_or(self.market.name()),
+                        %error,
+                        "quote refused"
+                    );
+                    if !rejected.iter().any(|f| f.symbol_code == q.symbol_code) {
+                        rejected.push(SymbolFailure {
+                            symbol_code: q.symbol_code,
+                            error,
+                        });
+                    }
+                }
+            }
+        }
+        rejected.retain(|f| !seen.contains(&f.symbol_code));
         let mut failures = batch.failures;
+        failures.extend(rejected);
         if quotes.is_empty() {
             if let Some(first) = failures.pop() {
                 // Nothing priced at all: the run failed (temporary errors are retried).
@@ -312,18 +343,21 @@ impl Job for PriceFetcherJob {
 mod tests {
     use super::*;
     use crate::{
-        MockBroadcaster, MockMarketData, MockPriceTickRepository, MockQuoteCache,
-        MockSymbolRepository, QuoteBatch, Symbol, SymbolFailure, SystemClock,
+        ManualClock, MockBroadcaster, MockMarketData, MockPriceTickRepository, MockQuoteCache,
+        MockSymbolRepository, QuoteBatch, Symbol, SymbolFailure,
     };
     use chrono::{TimeZone, Utc};
     use rust_decimal::Decimal;
     use std::str::FromStr;
     use tokio_util::sync::CancellationToken;
 
+    /// A run five seconds after the quotes' instant (quotes must be fresh, crate::market).
     fn ctx() -> JobContext {
         JobContext {
             cancel: CancellationToken::new(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(ManualClock::new(
+                Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 5).unwrap(),
+            )),
             attempt: 1,
         }
     }
@@ -706,6 +740,155 @@ mod memory_tests {
         assert_eq!(job.last_quotes().len(), 6);
         assert!(job.last_quote("BADSYM").is_none());
     }
+    /// Answers the quotes it was given, whatever was asked.
+    struct Scripted(Vec<Quote>);
+
+    #[async_trait]
+    impl MarketData for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        async fn quotes(&self, _: &[Symbol]) -> Result<QuoteBatch> {
+            Ok(QuoteBatch {
+                quotes: self.0.clone(),
+                failures: vec![],
+            })
+        }
+        async fn price_at(&self, _: &Symbol, _: DateTime<Utc>) -> Result<Option<PricePoint>> {
+            Ok(None)
+        }
+    }
+
+    fn scripted(code: &str, price: &str, timestamp: DateTime<Utc>) -> Quote {
+        Quote {
+            symbol_code: code.to_owned(),
+            price: price.parse().unwrap(),
+            change: Decimal::ONE,
+            change_percent: Decimal::ONE,
+            timestamp,
+            source: Some("scripted".to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_quote_is_not_cached_recorded_or_published_and_the_others_are() {
+        let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 27, 14, 0, 5).unwrap();
+        let fresh = now - chrono::Duration::seconds(5);
+        let market = Scripted(vec![
+            scripted("XAUUSD", "2658.50", fresh),
+            scripted("XAGUSD", "0", fresh),
+            scripted("EURUSD", "-0", fresh),
+            scripted("GBPUSD", "1.27", now - chrono::Duration::days(2)),
+            scripted("USDJPY", "151.2", now + chrono::Duration::minutes(5)),
+            // A bad duplicate never replaces a good quote, and a good one is kept after a bad.
+            scripted("XAUUSD", "-1", fresh),
+            scripted("BTCUSD", "-97000", fresh),
+            scripted("BTCUSD", "97000.12", fresh),
+        ]);
+        let cache = Arc::new(InMemoryQuoteCache::new());
+        let ticks = Arc::new(InMemoryTicks::new());
+        let hub = Arc::new(LocalBroadcaster::new());
+        let mut rx = hub.subscribe();
+        let job = PriceFetcherJob::new(
+            Arc::new(InMemorySymbols::with_defaults()),
+            Arc::new(market),
+            cache.clone(),
+            ticks.clone(),
+            hub.clone(),
+            PriceFetcherConfig::default(),
+        );
+        let ctx = JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(crate::ManualClock::new(now)),
+            attempt: 1,
+        };
+        let report = job.run(&ctx).await.unwrap();
+        assert_eq!(report.summary, "2 quotes, 4 failed");
+        let mut refused: Vec<&str> = report
+            .problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap())
+            .collect();
+        refused.sort_unstable();
+        assert_eq!(
+            refused,
+            ["EURUSD", "GBPUSD", "USDJPY", "XAGUSD"],
+            "{report:?}"
+        );
+        assert!(report
+            .problems
+            .iter()
+            .all(|p| p.ends_with("(keeps its last value)")));
+        let codes: Vec<String> = Symbol::defaults().into_iter().map(|s| s.code).collect();
+        let cached: Vec<String> = cache
+            .get_quotes(&codes)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|q| q.symbol_code)
+            .collect();
+        assert_eq!(cached, ["XAUUSD", "BTCUSD"]);
+        for code in &codes {
+            let recorded = ticks.ticks_of(code);
+            if code == "XAUUSD" || code == "BTCUSD" {
+                assert_eq!(recorded.len(), 1, "{code}");
+                assert!(recorded[0].price > Decimal::ZERO);
+            } else {
+                assert!(recorded.is_empty(), "{code} recorded {recorded:?}");
+            }
+        }
+        let mut pushed = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_slice(&b.payload).unwrap();
+            pushed.push((
+                v["payload"]["symbol_code"].as_str().unwrap().to_owned(),
+                v["payload"]["price"].as_str().unwrap().to_owned(),
+            ));
+        }
+        assert_eq!(
+            pushed,
+            [
+                ("XAUUSD".to_owned(), "2658.50".to_owned()),
+                ("BTCUSD".to_owned(), "97000.12".to_owned())
+            ]
+        );
+        assert!(job.last_quote("XAGUSD").is_none());
+        assert_eq!(job.seq("EURUSD"), 0);
+    }
+
+    #[tokio::test]
+    async fn only_bad_quotes_fail_the_run_and_touch_nothing() {
+        let now = Utc::now();
+        let market = Scripted(vec![
+            scripted("XAUUSD", "0", now),
+            scripted("XAGUSD", "31.2", now - chrono::Duration::days(3)),
+        ]);
+        let cache = Arc::new(InMemoryQuoteCache::new());
+        let ticks = Arc::new(InMemoryTicks::new());
+        let job = PriceFetcherJob::new(
+            Arc::new(InMemorySymbols::with_symbols(vec![
+                Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+                Symbol::new("XAGUSD", "Silver", "XAG/USD"),
+            ])),
+            Arc::new(market),
+            cache.clone(),
+            ticks.clone(),
+            Arc::new(LocalBroadcaster::new()),
+            PriceFetcherConfig::default(),
+        );
+        let ctx = JobContext {
+            cancel: CancellationToken::new(),
+            clock: Arc::new(SystemClock),
+            attempt: 1,
+        };
+        let err = job.run(&ctx).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        assert!(!err.is_temporary());
+        assert!(ticks.ticks_of("XAUUSD").is_empty() && ticks.ticks_of("XAGUSD").is_empty());
+        let codes = ["XAUUSD".to_owned(), "XAGUSD".to_owned()];
+        assert!(cache.get_quotes(&codes).await.unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn a_new_leader_continues_seq_after_the_floor() {
         let hub = Arc::new(LocalBroadcaster::new());

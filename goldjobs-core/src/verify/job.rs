@@ -2,6 +2,7 @@
 //! `POST /admin/predictions/{id}/resolve`.
 
 use crate::condition::{ConditionSet, Vars};
+use crate::market::validate_price_point;
 use crate::model::*;
 use crate::ports::{MarketData, PredictionRepository, PriceTickRepository, SymbolRepository};
 use crate::runtime::{Job, JobContext, RunReport, Schedule};
@@ -117,7 +118,7 @@ impl PriceFound {
 #[derive(Default)]
 struct RunCache {
     symbols: Option<HashMap<String, Symbol>>,
-    history: HashMap<(String, DateTime<Utc>), Option<PricePoint>>,
+    history: HashMap<(String, DateTime<Utc>), Answer>,
     /// Set after a temporary provider error: the rest of the run does not ask again (a rate
     /// limited provider is not hammered; those predictions wait for the next run).
     provider_down: bool,
@@ -151,7 +152,7 @@ impl Ports {
         };
         let key = (code.to_owned(), at);
         if let Some(found) = cache.history.get(&key) {
-            return Ok(found.clone().map_or(History::NoPrice, History::Point));
+            return Ok(found.clone().into());
         }
         if cache.provider_down {
             return Ok(History::Failed(Error::unavailable(
@@ -162,8 +163,23 @@ impl Ports {
         }
         match self.market.price_at(&symbol, at).await {
             Ok(found) => {
-                cache.history.insert(key, found.clone());
-                Ok(found.map_or(History::NoPrice, History::Point))
+                // The same rule as for ticks, whatever the provider (crate::market).
+                let answer = match found {
+                    None => Answer::NoPrice,
+                    Some(point) => match validate_price_point(code, at, &point) {
+                        Ok(()) => Answer::Point(point),
+                        Err(e) => {
+                            tracing::warn!(
+                                provider = self.market.name(),
+                                error = %e,
+                                "historical price refused"
+                            );
+                            Answer::Refused(e.to_string())
+                        }
+                    },
+                };
+                cache.history.insert(key, answer.clone());
+                Ok(answer.into())
             }
             Err(e) => {
                 if e.is_temporary() {
@@ -179,8 +195,29 @@ impl Ports {
 enum History {
     Point(PricePoint),
     NoPrice,
+    /// A point that breaks [`validate_price_point`] (not positive, or not within one minute at
+    /// or after the instant asked): it never decides.
+    Refused(String),
     UnknownSymbol,
     Failed(Error),
+}
+
+/// A provider answer kept for the rest of the run.
+#[derive(Debug, Clone)]
+enum Answer {
+    Point(PricePoint),
+    NoPrice,
+    Refused(String),
+}
+
+impl From<Answer> for History {
+    fn from(a: Answer) -> History {
+        match a {
+            Answer::Point(p) => History::Point(p),
+            Answer::NoPrice => History::NoPrice,
+            Answer::Refused(why) => History::Refused(why),
+        }
+    }
 }
 
 /// Verifies due predictions (CONTRACT.md §6), exactly once, in `verify_time` order.
@@ -197,8 +234,11 @@ enum History {
 /// - no tick yet → stays active (claim released), however long ago `verify_time` was: a tick
 ///   priced inside the lag window may still be stored late (CONTRACT.md §6.2);
 /// - the first tick is later than `verify_time + max_lag` (the price job was down) → the
-///   provider's history at `verify_time` (`provider_history`); none, or the symbol is unknown,
-///   or a permanent provider error → `needs_review`; a temporary provider error → stays active;
+///   provider's history at `verify_time` (`provider_history`): the first price at or after it,
+///   which must pass [`validate_price_point`](crate::market::validate_price_point) (positive,
+///   at most one minute after `verify_time`); none, a point that fails that rule, the symbol
+///   unknown, or a permanent provider error → `needs_review`; a temporary provider error →
+///   stays active;
 /// - the first option whose condition is true, in the JSON key order, wins; none →
 ///   `needs_review` `no condition matched price_change_percent = X`.
 ///
@@ -334,6 +374,12 @@ impl PredictionVerifierJob {
                     History::NoPrice => {
                         return Ok(review(format!(
                             "{why}, and provider {provider} has no price at that time"
+                        )))
+                    }
+                    History::Refused(reason) => {
+                        return Ok(review(format!(
+                            "{why}, and provider {provider} answered a price that cannot \
+                             decide: {reason}"
                         )))
                     }
                     History::UnknownSymbol => {
@@ -695,6 +741,9 @@ impl ManualResolver {
                 })
             }
             History::NoPrice => format!("provider {provider} has no price at {}", p.verify_time),
+            History::Refused(reason) => {
+                format!("provider {provider} answered a price that cannot decide: {reason}")
+            }
             History::UnknownSymbol => format!("symbol {} is unknown or inactive", p.symbol_code),
             History::Failed(e) => return Err(e),
         };

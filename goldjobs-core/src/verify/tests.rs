@@ -117,6 +117,8 @@ impl SymbolRepository for Symbols {
 #[derive(Debug, Clone)]
 pub(super) enum History {
     Price(&'static str),
+    /// This price, stamped this many seconds after the instant asked.
+    PriceAt(&'static str, i64),
     Nothing,
     Temporary,
     Permanent,
@@ -156,6 +158,11 @@ impl MarketData for Market {
             History::Price(p) => Ok(Some(PricePoint {
                 price: d(p),
                 ts: at,
+                source: None,
+            })),
+            History::PriceAt(p, after) => Ok(Some(PricePoint {
+                price: d(p),
+                ts: at + secs(after),
                 source: None,
             })),
             History::Nothing => Ok(None),
@@ -367,6 +374,48 @@ async fn every_branch_of_section_6() {
                 source: PriceSource::ProviderHistory,
                 ts_after_vt: 0,
             },
+        },
+        Case {
+            name: "history: a candle starting 30 s after verify_time is the first price",
+            create: "2650",
+            conditions: AB,
+            tick: Some(("9999", lag + 1)),
+            history: History::PriceAt("2600.00", 30),
+            now_after_vt: 3600,
+            expect: Ended {
+                option: "B",
+                price: "2600.00",
+                percent: "-1.89",
+                source: PriceSource::ProviderHistory,
+                ts_after_vt: 30,
+            },
+        },
+        Case {
+            name: "history: a price from before verify_time never decides",
+            create: "2650",
+            conditions: AB,
+            tick: Some(("9999", lag + 1)),
+            history: History::PriceAt("2650.00", -1),
+            now_after_vt: 3600,
+            expect: Review("cannot decide"),
+        },
+        Case {
+            name: "history: a price more than a minute after verify_time never decides",
+            create: "2650",
+            conditions: AB,
+            tick: Some(("9999", lag + 1)),
+            history: History::PriceAt("2650.00", 61),
+            now_after_vt: 3600,
+            expect: Review("at most one minute later"),
+        },
+        Case {
+            name: "history: a price of zero never decides",
+            create: "2650",
+            conditions: AB,
+            tick: Some(("9999", lag + 1)),
+            history: History::PriceAt("0", 0),
+            now_after_vt: 3600,
+            expect: Review("must be > 0"),
         },
         Case {
             name: "history has none",
@@ -1269,7 +1318,7 @@ mod mocked {
             .returning(|_, at| {
                 Ok(Some(PricePoint {
                     price: d("2625"),
-                    ts: at - secs(1),
+                    ts: at + secs(1),
                     source: None,
                 }))
             });
@@ -1281,7 +1330,7 @@ mod mocked {
                     && r.iter().all(|x| {
                         matches!(&x.outcome, VerificationOutcome::Verified(v)
                             if v.price_source == PriceSource::ProviderHistory
-                                && v.price_at_verify_ts == t0() - secs(1))
+                                && v.price_at_verify_ts == t0() + secs(1))
                     })
             })
             .returning(|r| {
