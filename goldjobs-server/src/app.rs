@@ -411,17 +411,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let market: Arc<dyn MarketData> = Arc::new(MeteredMarketData::new(market, metrics.clone()));
 
     // News feeds.
-    let feeds: Vec<FeedConfig> = match &cfg.news_feeds {
-        None => FeedConfig::defaults(),
-        Some(list) => list
-            .iter()
-            .map(|f| FeedConfig::new(&f.category, &f.source, &f.url))
-            .collect::<goldjobs_core::Result<_>>()
-            .map_err(|source| AppError::Setup {
-                what: "news feeds",
-                source,
-            })?,
-    };
+    let feeds: Vec<FeedConfig> = cfg.news_feeds.clone().unwrap_or_else(FeedConfig::defaults);
     let news_label = match &cfg.news_feeds {
         None => format!("{} built-in feeds", feeds.len()),
         Some(_) => format!("{} configured feeds", feeds.len()),

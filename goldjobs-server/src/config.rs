@@ -8,6 +8,7 @@
 //! `news_feeds` may also be an array of tables `{ category, source, url }`.
 //! Unknown keys in the file are an error, so that a typo does not pass silently.
 
+use goldjobs_adapters::news::FeedConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -143,17 +144,6 @@ impl Locale {
     }
 }
 
-/// One news feed: `category|source name|url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedSpec {
-    /// Category, e.g. `gold`.
-    pub category: String,
-    /// Source name, e.g. `Kitco`.
-    pub source: String,
-    /// Feed URL (http or https).
-    pub url: String,
-}
-
 /// FCM notifier settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FcmConfig {
@@ -194,7 +184,7 @@ pub struct Config {
     /// `BINANCE_BASE_URL`.
     pub binance_base_url: String,
     /// `GOLDJOBS_NEWS_FEEDS`; `None` = the built-in list.
-    pub news_feeds: Option<Vec<FeedSpec>>,
+    pub news_feeds: Option<Vec<FeedConfig>>,
     /// `GOLDJOBS_PRICE_INTERVAL` (5 s).
     pub price_interval: Duration,
     /// `GOLDJOBS_NEWS_INTERVAL` (15 min).
@@ -285,6 +275,15 @@ const SETTINGS: &[Setting] = &[
     s("RUST_LOG", "rust_log", false),
 ];
 
+/// The shortest duration setting accepted.
+pub const MIN_DURATION: Duration = Duration::from_millis(100);
+/// The longest duration setting accepted (30 days).
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+/// The shortest retention accepted.
+const MIN_RETENTION: Duration = Duration::from_secs(3600);
+/// The longest retention accepted (about ten years).
+const MAX_RETENTION: Duration = Duration::from_secs(3650 * 86_400);
+
 const fn s(env: &'static str, key: &'static str, secret: bool) -> Setting {
     Setting { env, key, secret }
 }
@@ -324,14 +323,15 @@ impl Raw {
         }
     }
 
+    /// A duration from [`MIN_DURATION`] to [`MAX_DURATION`] (CONTRACT §1).
     fn duration(&self, env: &'static str, default: Duration) -> Result<Duration, ConfigError> {
         match self.get(env) {
             None => Ok(default),
             Some(v) => match humantime::parse_duration(v) {
-                Ok(d) if !d.is_zero() => Ok(d),
+                Ok(d) if (MIN_DURATION..=MAX_DURATION).contains(&d) => Ok(d),
                 _ => Err(self.err(
                     env,
-                    "expected a positive duration like 500ms, 5s, 15m or 1h",
+                    "expected a duration from 100ms to 30days (a duration like 500ms, 5s, 15m or 1h)",
                 )),
             },
         }
@@ -346,10 +346,10 @@ impl Raw {
         match self.get(env) {
             Some(v) if v.trim().eq_ignore_ascii_case("off") => Ok(None),
             Some(v) => match humantime::parse_duration(v.trim()) {
-                Ok(d) if !d.is_zero() => Ok(Some(d)),
+                Ok(d) if (MIN_RETENTION..=MAX_RETENTION).contains(&d) => Ok(Some(d)),
                 _ => Err(self.err(
                     env,
-                    "expected a positive duration like 7d or 30days, or off",
+                    "expected a duration from 1h to 3650days like 7d or 30days, or off",
                 )),
             },
             None => Ok(Some(default)),
@@ -458,9 +458,13 @@ impl Config {
                     path: name.to_owned(),
                     message: format!("key {k:?}: expected a string, number or list"),
                 })?;
-                if !value.trim().is_empty() {
-                    raw.values
-                        .insert(setting.env, (value, Origin::File(name.to_owned())));
+                // Trimmed like environment values.
+                let value = value.trim();
+                if !value.is_empty() {
+                    raw.values.insert(
+                        setting.env,
+                        (value.to_owned(), Origin::File(name.to_owned())),
+                    );
                 }
             }
         }
@@ -565,41 +569,24 @@ impl Config {
             },
         };
 
+        // The library's parser (one syntax, one set of checks: categories, names, http(s) URLs,
+        // each URL once), so a bad list stops the start here, before anything is connected.
         let news_feeds = match raw.get("GOLDJOBS_NEWS_FEEDS") {
             None => None,
-            Some(v) => {
-                let mut feeds = Vec::new();
-                for entry in v.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-                    let parts: Vec<&str> = entry.splitn(3, '|').map(str::trim).collect();
-                    match parts.as_slice() {
-                        [category, source, url]
-                            if !category.is_empty() && !source.is_empty() && is_http_url(url) =>
-                        {
-                            feeds.push(FeedSpec {
-                                category: category.to_ascii_lowercase(),
-                                source: (*source).to_owned(),
-                                url: (*url).to_owned(),
-                            })
-                        }
-                        _ => {
-                            return Err(raw.err(
-                                "GOLDJOBS_NEWS_FEEDS",
-                                format!(
-                                    "entry {entry:?}: expected `;`-separated \
-                                     `category|source name|http(s) url` entries"
-                                ),
-                            ))
-                        }
-                    }
+            Some(v) => match FeedConfig::parse_list(v) {
+                Ok(feeds) => Some(feeds),
+                Err(e) => {
+                    let why = match e {
+                        goldjobs_core::Error::InvalidInput(m) => m,
+                        other => other.to_string(),
+                    };
+                    let why = why
+                        .strip_prefix("GOLDJOBS_NEWS_FEEDS ")
+                        .unwrap_or(&why)
+                        .to_owned();
+                    return Err(raw.err("GOLDJOBS_NEWS_FEEDS", why));
                 }
-                if feeds.is_empty() {
-                    return Err(raw.err(
-                        "GOLDJOBS_NEWS_FEEDS",
-                        "expected at least one `category|source name|url` entry",
-                    ));
-                }
-                Some(feeds)
-            }
+            },
         };
 
         let fcm =
@@ -895,8 +882,8 @@ mod tests {
         let feeds = c.news_feeds.clone().unwrap();
         assert_eq!(feeds.len(), 2);
         assert_eq!(feeds[1].category, "forex");
-        assert_eq!(feeds[1].source, "FX Street");
-        assert_eq!(feeds[1].url, "http://fx.example/feed");
+        assert_eq!(feeds[1].source_name, "FX Street");
+        assert_eq!(feeds[1].url.as_str(), "http://fx.example/feed");
         assert_eq!(c.price_interval, Duration::from_millis(500));
         assert_eq!(c.news_interval, Duration::from_secs(3600));
         assert_eq!(c.verify_interval, Duration::from_secs(10));
@@ -925,7 +912,23 @@ mod tests {
         assert!(line.contains("duration like 500ms"), "{line}");
         assert!(!line.contains('\n'));
 
-        assert!(err_line(&[("GOLDJOBS_PRICE_INTERVAL", "0s")]).contains("positive"));
+        assert!(err_line(&[("GOLDJOBS_PRICE_INTERVAL", "0s")]).contains("from 100ms to 30days"));
+        // Bounded: a huge duration is refused here instead of overflowing the scheduler.
+        for bad in ["99ms", "31days", "100000000000y"] {
+            let line = err_line(&[("GOLDJOBS_NEWS_INTERVAL", bad)]);
+            assert!(line.contains("from 100ms to 30days"), "{bad}: {line}");
+        }
+        assert!(err_line(&[("GOLDJOBS_TICK_RETENTION", "1000000000y")]).contains("3650days"));
+        // The library's feed-list checks, at config time.
+        assert!(
+            err_line(&[("GOLDJOBS_NEWS_FEEDS", "go ld|Kitco|https://a.example/")])
+                .contains("category \"go ld\"")
+        );
+        assert!(err_line(&[(
+            "GOLDJOBS_NEWS_FEEDS",
+            "gold|A|https://a.example/rss;forex|B|https://a.example/rss"
+        )])
+        .contains("listed twice"));
         assert!(err_line(&[("GOLDJOBS_LISTEN", "nowhere")]).contains("GOLDJOBS_LISTEN"));
         assert!(err_line(&[("DATABASE_URL", "mysql://x")]).contains("sqlite: or postgres://"));
         assert!(err_line(&[("REDIS_URL", "http://x")]).contains("redis://"));
@@ -984,7 +987,7 @@ mod tests {
         assert_eq!(c.price_interval, Duration::from_secs(3));
         assert_eq!(c.market_data, vec![MarketDataKind::Binance]);
         assert_eq!(c.twelvedata_credits_per_minute, 20);
-        assert_eq!(c.news_feeds.unwrap()[0].source, "Kitco");
+        assert_eq!(c.news_feeds.unwrap()[0].source_name, "Kitco");
 
         let e = Config::from_sources(Some(("g.toml", "verify_interval = \"soon\"")), &env(&[]))
             .unwrap_err()
@@ -998,6 +1001,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("config file g.toml"), "{e}");
+        // TOML values are trimmed like environment values.
+        let c = Config::from_sources(
+            Some(("g.toml", "price_interval = \" 2s \"\nlocale = \"en \"")),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.price_interval, Duration::from_secs(2));
     }
 
     #[test]

@@ -11,7 +11,8 @@ const MAX_SOURCE_NAME_LEN: usize = 100;
 /// One feed to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedConfig {
-    /// Category of its articles, e.g. `gold`, `forex`, `markets` (ASCII letters, digits, `-`, `_`).
+    /// Category of its articles, e.g. `gold`, `forex`, `markets` (ASCII letters, digits, `-`, `_`;
+    /// kept in lower case, so `Gold` and `gold` are one category).
     pub category: String,
     /// The publisher shown with each article, e.g. `Kitco`.
     pub source_name: String,
@@ -50,7 +51,7 @@ impl FeedConfig {
             )));
         }
         Ok(FeedConfig {
-            category: category.to_owned(),
+            category: category.to_ascii_lowercase(),
             source_name: source_name.to_owned(),
             url: parsed,
         })
