@@ -412,6 +412,8 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
 
     // News feeds.
     let feeds: Vec<FeedConfig> = cfg.news_feeds.clone().unwrap_or_else(FeedConfig::defaults);
+    // `GET /news?category=` answers only these (any letter case); others are a 400.
+    let news_categories: Vec<String> = feeds.iter().map(|f| f.category.clone()).collect();
     let news_label = match &cfg.news_feeds {
         None => format!("{} built-in feeds", feeds.len()),
         Some(_) => format!("{} configured feeds", feeds.len()),
@@ -574,7 +576,8 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         metrics: metrics.clone(),
         symbols: repos.symbols.clone(),
         quote_cache: quote_cache.clone(),
-        news: NewsReader::new(repos.news.clone(), news_cache.clone(), cfg.news_cache_ttl),
+        news: NewsReader::new(repos.news.clone(), news_cache.clone(), cfg.news_cache_ttl)
+            .with_categories(news_categories),
         predictions: goldjobs_core::verify::PredictionReader::new(repos.predictions.clone()),
         resolver,
         admin_token: cfg.admin_token.clone(),

@@ -220,11 +220,19 @@ async fn http_routes_answer_with_the_contract_shapes() {
     assert_eq!(resp.status(), 200);
     let news: Value = resp.json().await.unwrap();
     assert!(news["articles"].is_array(), "{news}");
+    // Categories match the configured ones in any letter case.
+    let resp = client
+        .get(server.url("/news?category=Gold&limit=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     for bad in [
         "/news?limit=0",
         "/news?limit=101",
         "/news?limit=abc",
         "/news?category=a%20b",
+        "/news?category=silver",
     ] {
         let resp = client.get(server.url(bad)).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{bad}");

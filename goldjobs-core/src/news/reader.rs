@@ -27,12 +27,15 @@ pub struct NewsReader {
     pub cache: Arc<dyn NewsCache>,
     /// How long a cached list lives (`GOLDJOBS_NEWS_CACHE_TTL`, default 5 minutes).
     pub ttl: Duration,
+    /// The configured categories, lower case; empty = any well-formed category is asked for.
+    categories: Vec<String>,
 }
 
 impl std::fmt::Debug for NewsReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewsReader")
             .field("ttl", &self.ttl)
+            .field("categories", &self.categories)
             .finish_non_exhaustive()
     }
 }
@@ -43,16 +46,71 @@ impl NewsReader {
 
     /// A reader over `repo` with `cache`, caching lists for `ttl`.
     pub fn new(repo: Arc<dyn NewsRepository>, cache: Arc<dyn NewsCache>, ttl: Duration) -> Self {
-        NewsReader { repo, cache, ttl }
+        NewsReader {
+            repo,
+            cache,
+            ttl,
+            categories: Vec::new(),
+        }
+    }
+
+    /// Only these categories may be asked for (matched case-insensitively, CONTRACT §3); any
+    /// other is [`Error::InvalidInput`] and never reaches the repository or the cache, so the
+    /// cache holds at most one list per configured category and limit.
+    pub fn with_categories<I, S>(mut self, categories: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list: Vec<String> = categories
+            .into_iter()
+            .map(|c| c.as_ref().trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        list.sort();
+        list.dedup();
+        self.categories = list;
+        self
+    }
+
+    /// The configured categories (lower case, sorted); empty when any is accepted.
+    pub fn categories(&self) -> &[String] {
+        &self.categories
+    }
+
+    /// The category as stored (`None` for all), or why it cannot be asked for.
+    fn category<'a>(&'a self, asked: Option<&'a str>) -> Result<Option<&'a str>> {
+        let Some(asked) = asked else {
+            return Ok(None);
+        };
+        if self.categories.is_empty() {
+            return Ok(Some(asked));
+        }
+        match self
+            .categories
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(asked))
+        {
+            Some(c) => Ok(Some(c.as_str())),
+            None => {
+                let shown: String = asked.chars().take(MAX_CATEGORY_LEN).collect();
+                Err(Error::invalid(format!(
+                    "unknown category {shown:?}: expected one of {}",
+                    self.categories.join(", ")
+                )))
+            }
+        }
     }
 
     /// The serialized body `{"articles":[...]}` of `GET /news?category=…&limit=…` (newest
     /// `published_at` first).
     ///
     /// `limit` must be 1–100 and `category`, when given, 1–64 characters of ASCII letters, digits,
-    /// `-` and `_`; anything else is [`Error::InvalidInput`]. Only repository errors fail the call.
+    /// `-` and `_` and, with [`with_categories`](Self::with_categories), one of those (any letter
+    /// case); anything else is [`Error::InvalidInput`]. Only repository errors fail the call.
     pub async fn list(&self, category: Option<&str>, limit: u32) -> Result<Bytes> {
         validate(category, limit)?;
+        let category = self.category(category)?;
         let key = list_cache_key(category, limit);
         // The generation seen by the lookup goes back with the write: if new articles
         // invalidated the lists while we read the repository, our (maybe stale) list is not
@@ -284,6 +342,37 @@ mod tests {
         }
         let long = "a".repeat(65);
         assert!(r.list(Some(&long), 20).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn configured_categories_match_in_any_case_and_others_are_refused_uncached() {
+        let mut cache = MockNewsCache::new();
+        // Only the configured spelling ever becomes a cache key.
+        cache
+            .expect_get_list_at()
+            .withf(|k| k == "list:cat:gold:20")
+            .times(2)
+            .returning(|_| Ok((None, 1)));
+        cache
+            .expect_put_list_at()
+            .withf(|k, _, _, _| k == "list:cat:gold:20")
+            .times(2)
+            .returning(|_, _, _, _| Ok(()));
+        let mut repo = MockNewsRepository::new();
+        repo.expect_latest_articles()
+            .withf(|c, _| *c == Some("gold"))
+            .times(2)
+            .returning(|_, _| Ok(vec![sample()]));
+        let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL)
+            .with_categories(["Gold", "forex", "gold", " markets "]);
+        assert_eq!(r.categories(), ["forex", "gold", "markets"]);
+        r.list(Some("Gold"), 20).await.unwrap();
+        r.list(Some("GOLD"), 20).await.unwrap();
+        for unknown in ["silver", "gol", "anything-at-all"] {
+            let e = r.list(Some(unknown), 20).await.unwrap_err();
+            assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+            assert!(e.to_string().contains("forex, gold, markets"), "{e}");
+        }
     }
 
     #[tokio::test]
