@@ -3,8 +3,8 @@
 use super::leader::{keep_lease, Leadership};
 use super::retry::run_with_retries;
 use super::{
-    Job, JobObserver, JobStatus, JobsStatus, MissedTickPolicy, RunOutcome, RunReport, RunStatus,
-    RunTrigger, Schedule,
+    public_message, Job, JobObserver, JobStatus, JobsStatus, MissedTickPolicy, RunOutcome,
+    RunReport, RunStatus, RunTrigger, Schedule,
 };
 use crate::{Clock, Error, Lease, Result};
 use chrono::{DateTime, Utc};
@@ -482,6 +482,7 @@ async fn execute(
             attempts: 0,
             lateness,
             error: None,
+            public_error: None,
             report: None,
         };
         tracing::debug!(job = %entry.name, "not leader, tick skipped");
@@ -509,19 +510,36 @@ async fn execute(
         None => Some((&mut handle).await),
         Some(limit) => tokio::time::timeout(limit, &mut handle).await.ok(),
     };
-    let (status, error, report) = match joined {
-        Some(Ok(Ok(report))) => (RunStatus::Ok, None, Some(report)),
+    // (status, the error with its chain for the log, the one line for status readers, report)
+    let (status, error, public_error, report) = match joined {
+        Some(Ok(Ok(report))) => (RunStatus::Ok, None, None, Some(report)),
         Some(Ok(Err(e))) if matches!(e, Error::Cancelled) || job_cancel.is_cancelled() => {
             // Stopped by stop_all (or the job gave up on its own cancel token).
-            (RunStatus::Cancelled, Some(error_chain(&e)), None)
+            (
+                RunStatus::Cancelled,
+                Some(error_chain(&e)),
+                Some(public_message(&e)),
+                None,
+            )
         }
-        Some(Ok(Err(e))) => (RunStatus::Failed, Some(error_chain(&e)), None),
+        Some(Ok(Err(e))) => (
+            RunStatus::Failed,
+            Some(error_chain(&e)),
+            Some(public_message(&e)),
+            None,
+        ),
         Some(Err(join_err)) => {
             if join_err.is_panic() {
                 let msg = panic_message(join_err.into_panic());
-                (RunStatus::Panicked, Some(format!("panicked: {msg}")), None)
+                (
+                    RunStatus::Panicked,
+                    Some(format!("panicked: {msg}")),
+                    Some("panicked (see the log)".to_owned()),
+                    None,
+                )
             } else {
-                (RunStatus::Cancelled, Some("aborted".to_owned()), None)
+                let aborted = Some("aborted".to_owned());
+                (RunStatus::Cancelled, aborted.clone(), aborted, None)
             }
         }
         None => {
@@ -536,11 +554,8 @@ async fn execute(
                 let _ = (&mut handle).await;
             }
             let limit = entry.schedule.timeout.unwrap_or_default();
-            (
-                RunStatus::Timeout,
-                Some(format!("timed out after {limit:?}")),
-                None,
-            )
+            let timed_out = Some(format!("timed out after {limit:?}"));
+            (RunStatus::Timeout, timed_out.clone(), timed_out, None)
         }
     };
     let outcome = RunOutcome {
@@ -550,6 +565,7 @@ async fn execute(
         attempts: attempts.load(Ordering::Relaxed),
         lateness,
         error,
+        public_error,
         report,
     };
     match status {
@@ -578,7 +594,7 @@ fn finish(env: &Env, entry: &JobEntry, started_wall: Option<DateTime<Utc>>, outc
             st.runs += 1;
             st.last_run_at = started_wall;
             st.last_duration = Some(outcome.duration);
-            st.last_error = outcome.error.clone();
+            st.last_error = outcome.public_error.clone();
             if outcome.status.is_failure() {
                 st.failures += 1;
             }

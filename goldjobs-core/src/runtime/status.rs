@@ -80,8 +80,12 @@ pub struct RunOutcome {
     pub attempts: u32,
     /// How late the run started against its scheduled instant (zero for manual runs).
     pub lateness: Duration,
-    /// The error (with its sources) or panic message, for everything but `ok` and skips.
+    /// The error (with its sources) or panic message, for everything but `ok` and skips: for
+    /// logs and observers, not for anonymous readers.
     pub error: Option<String>,
+    /// The same as one line fit for `/jobs/status` ([`public_message`]): no source chain, no
+    /// URL, query or backend internals.
+    pub public_error: Option<String>,
     /// The job's report when it returned `Ok`.
     pub report: Option<RunReport>,
 }
@@ -164,4 +168,42 @@ fn serialize_seconds<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     } else {
         s.serialize_f64(*v)
     }
+}
+
+/// The longest [`public_message`], in characters.
+pub const PUBLIC_MESSAGE_MAX_CHARS: usize = 200;
+
+/// A one-line message of `e` fit for anonymous readers (`last_error` in `/jobs/status`): the
+/// error's own message without its source chain (which may hold backend internals), with every
+/// URL-like word (`scheme://…`, `host/path?query`) replaced by `<url>`, control characters as
+/// spaces, cut to [`PUBLIC_MESSAGE_MAX_CHARS`]. The full chain belongs in the log.
+pub fn public_message(e: &crate::Error) -> String {
+    scrub(&e.to_string())
+}
+
+/// One line of `text` without URL-like words, bounded (see [`public_message`]).
+pub fn scrub(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0usize;
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
+        if word.is_empty() {
+            continue;
+        }
+        let urlish = word.contains("://")
+            || word.contains('?')
+            || word.starts_with("www.")
+            || (word.contains('/') && word.contains('.') && !word.starts_with('/'));
+        let word = if urlish { "<url>" } else { word };
+        let needed = word.chars().count() + usize::from(chars > 0);
+        if chars + needed > PUBLIC_MESSAGE_MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if chars > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        chars += needed;
+    }
+    out
 }

@@ -561,7 +561,8 @@ async fn panics_are_isolated_and_recorded() {
     let st = status_of(&m, "Panicky");
     assert_eq!((st.runs, st.failures), (1, 1));
     assert_eq!(st.last_status, Some(RunStatus::Panicked));
-    assert!(st.last_error.as_deref().unwrap().contains("boom at run 0"));
+    // The panic message goes to the log and the observer, not to anonymous status readers.
+    assert_eq!(st.last_error.as_deref(), Some("panicked (see the log)"));
     sleep(secs(1)).await;
     let st = status_of(&m, "Panicky");
     assert_eq!((st.runs, st.failures), (2, 1));
@@ -960,4 +961,23 @@ async fn lease_calls_carry_job_name_holder_and_ttl() {
     sleep(ms(9_500)).await;
     assert_eq!(job.calls(), 1);
     assert!(m.stop_all(secs(1)).await.all_stopped());
+}
+
+#[test]
+fn public_messages_are_one_line_without_urls_or_sources() {
+    let e = Error::unavailable(
+        "feeds",
+        "https://user:pw@feeds.example/rss?key=secret answered 503\nretry later",
+        Some("tcp connect error: 10.0.0.7:443 refused".into()),
+    );
+    let line = crate::runtime::public_message(&e);
+    assert_eq!(line, "feeds unavailable: <url> answered 503 retry later");
+    let long = Error::invalid("x ".repeat(500));
+    let line = crate::runtime::public_message(&long);
+    assert!(line.chars().count() <= crate::runtime::PUBLIC_MESSAGE_MAX_CHARS + 1);
+    assert!(line.ends_with('…'));
+    assert_eq!(
+        crate::runtime::scrub("GET kitco.com/rss/gold.xml failed; see /var/log"),
+        "GET <url> failed; see /var/log"
+    );
 }
