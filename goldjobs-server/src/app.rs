@@ -583,6 +583,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         admin_token: cfg.admin_token.clone(),
         cors_origins: cfg.cors_origins.clone(),
         market_data: market_name.to_owned(),
+        reads: Default::default(),
     });
     let server = tokio::spawn(crate::http::serve(
         listener,

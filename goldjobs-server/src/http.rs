@@ -5,6 +5,7 @@
 
 use crate::config::Secret;
 use crate::hub::Hub;
+use crate::memo::Memo;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -94,6 +95,30 @@ pub struct HttpState {
     pub cors_origins: Vec<String>,
     /// Name of the primary market data feed, e.g. `demo`.
     pub market_data: String,
+    /// What `/health` and `/quotes` read from the backends, refreshed at most once a second.
+    pub reads: ReadMemos,
+}
+
+/// The backend reads behind the anonymous `/health` and `/quotes`, each refreshed at most once
+/// per [`READ_MEMO_TTL`] however many requests arrive.
+#[derive(Debug)]
+pub struct ReadMemos {
+    /// `(database, cache)` states of `/health`.
+    health: Memo<(&'static str, &'static str)>,
+    /// Active symbol codes (`None` when the database could not be read).
+    codes: Memo<Option<Vec<String>>>,
+}
+
+/// How long `/health` and `/quotes` reuse what they read (1 s).
+pub const READ_MEMO_TTL: Duration = Duration::from_secs(1);
+
+impl Default for ReadMemos {
+    fn default() -> Self {
+        ReadMemos {
+            health: Memo::new(READ_MEMO_TTL),
+            codes: Memo::new(READ_MEMO_TTL),
+        }
+    }
 }
 
 impl std::fmt::Debug for HttpState {
@@ -378,25 +403,7 @@ fn decode(segment: &str) -> String {
 }
 
 async fn health(state: &HttpState) -> HttpResponse {
-    const TIMEOUT: Duration = Duration::from_secs(3);
-    let db = tokio::time::timeout(TIMEOUT, state.symbols.active_symbols()).await;
-    let database = match db {
-        Ok(Ok(_)) => "ok",
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health: database check failed");
-            "unavailable"
-        }
-        Err(_) => "timeout",
-    };
-    let probe = ["HEALTHCHECK".to_owned()];
-    let cache = match tokio::time::timeout(TIMEOUT, state.quote_cache.get_quotes(&probe)).await {
-        Ok(Ok(_)) => "ok",
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health: cache check failed");
-            "unavailable"
-        }
-        Err(_) => "timeout",
-    };
+    let (database, cache) = state.reads.health.get(|| check_health(state)).await;
     let ok = database == "ok" && cache == "ok";
     let status = if ok { "ok" } else { "unavailable" };
     let body = serde_json::json!({
@@ -416,6 +423,30 @@ async fn health(state: &HttpState) -> HttpResponse {
     )
 }
 
+/// One round trip to the database and one to the cache: `(database, cache)` states.
+async fn check_health(state: &HttpState) -> (&'static str, &'static str) {
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    let db = tokio::time::timeout(TIMEOUT, state.symbols.active_symbols()).await;
+    let database = match db {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: database check failed");
+            "unavailable"
+        }
+        Err(_) => "timeout",
+    };
+    let probe = ["HEALTHCHECK".to_owned()];
+    let cache = match tokio::time::timeout(TIMEOUT, state.quote_cache.get_quotes(&probe)).await {
+        Ok(Ok(_)) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: cache check failed");
+            "unavailable"
+        }
+        Err(_) => "timeout",
+    };
+    (database, cache)
+}
+
 fn run_job(state: &HttpState, name: &str) -> HttpResponse {
     match state.jobs.run_now(name) {
         Ok(()) => json(
@@ -429,13 +460,20 @@ fn run_job(state: &HttpState, name: &str) -> HttpResponse {
 
 /// Active symbol codes; the hub's known list when the database is down.
 async fn active_codes(state: &HttpState) -> Vec<String> {
-    match state.symbols.active_symbols().await {
-        Ok(symbols) => symbols.into_iter().map(|s| s.code).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "active symbols unavailable; using the hub's list");
-            state.hub.known_symbols()
-        }
-    }
+    let codes = state
+        .reads
+        .codes
+        .get(|| async {
+            match state.symbols.active_symbols().await {
+                Ok(symbols) => Some(symbols.into_iter().map(|s| s.code).collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "active symbols unavailable; using the hub's list");
+                    None
+                }
+            }
+        })
+        .await;
+    codes.unwrap_or_else(|| state.hub.known_symbols())
 }
 
 async fn quotes(state: &HttpState) -> HttpResponse {

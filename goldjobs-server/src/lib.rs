@@ -4,6 +4,7 @@
 //! - [`hub`]: the WebSocket hub (CONTRACT.md §4), also the in-process [`goldjobs_core::Broadcaster`].
 //! - [`http`]: the hyper 1 HTTP routes (CONTRACT.md §3).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`memo`]: values refreshed at most once a second for anonymous reads.
 //! - [`app`]: wiring config → adapters → jobs → server.
 
 pub mod app;
@@ -11,4 +12,5 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod memo;
 pub mod metrics;

@@ -1193,6 +1193,7 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
         admin_token: None,
         cors_origins: Vec::new(),
         market_data: "demo".into(),
+        reads: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
