@@ -37,6 +37,17 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The dashboard page (`GET /`).
 pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+/// The dashboard's script (`GET /dashboard.js`): no inline script, so the page's CSP allows
+/// scripts from the server itself only.
+pub const DASHBOARD_JS: &str = include_str!("dashboard.js");
+/// The dashboard's style sheet (`GET /dashboard.css`).
+pub const DASHBOARD_CSS: &str = include_str!("dashboard.css");
+
+/// The dashboard's Content-Security-Policy: nothing but the server itself, no inline script or
+/// style, no framing, no plugins, no forms.
+pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
 
 /// Resolves a manual (or `needs_review`) prediction with the bookkeeping of CONTRACT.md §6,
 /// for `POST /admin/predictions/{id}/resolve`; implemented by the verifier's
@@ -144,6 +155,30 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// A dashboard asset with the page's security headers.
+fn dashboard_asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    let mut r = respond(
+        StatusCode::OK,
+        content_type,
+        Bytes::from_static(body.as_bytes()),
+    );
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DASHBOARD_CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
@@ -262,6 +297,8 @@ fn route_pattern(path: &str) -> &'static str {
         .collect();
     match segments.as_slice() {
         [] => "/",
+        ["dashboard.js"] => "/dashboard.js",
+        ["dashboard.css"] => "/dashboard.css",
         ["health"] => "/health",
         ["jobs", "status"] => "/jobs/status",
         ["jobs", _, "run"] => "/jobs/{name}/run",
@@ -344,11 +381,9 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
     match segments.as_slice() {
-        [] if get => respond(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            Bytes::from_static(DASHBOARD_HTML.as_bytes()),
-        ),
+        [] if get => dashboard_asset("text/html; charset=utf-8", DASHBOARD_HTML),
+        ["dashboard.js"] if get => dashboard_asset("text/javascript; charset=utf-8", DASHBOARD_JS),
+        ["dashboard.css"] if get => dashboard_asset("text/css; charset=utf-8", DASHBOARD_CSS),
         ["health"] if get => health(state).await,
         ["jobs", "status"] if get => json(StatusCode::OK, &state.jobs.status()),
         ["jobs", name, "run"] if post => match check_admin(state, &req) {
@@ -378,6 +413,8 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         ),
         ["ws"] if get => websocket(state, req),
         []
+        | ["dashboard.js"]
+        | ["dashboard.css"]
         | ["health"]
         | ["jobs", "status"]
         | ["jobs", _, "run"]
@@ -655,14 +692,40 @@ fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &s
     })
 }
 
+/// Whether a browser at this `Origin` may open `/ws` (CONTRACT §1): always when
+/// `GOLDJOBS_CORS_ORIGINS` is unset; else a request without `Origin` (not a browser), the
+/// server's own origin (the request's `Host`), and the listed origins (or `*`).
+fn ws_origin_allowed(state: &HttpState, req: &Request<Incoming>) -> bool {
+    if state.cors_origins.is_empty() {
+        return true;
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    let own = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .zip(origin.split_once("://").map(|(_, authority)| authority))
+        .is_some_and(|(host, authority)| host.eq_ignore_ascii_case(authority));
+    own || state
+        .cors_origins
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+}
+
 fn websocket(state: &HttpState, mut req: Request<Incoming>) -> HttpResponse {
     if state.hub.is_shutting_down() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    if state.hub.client_count() >= state.hub.config().max_clients {
+    if !ws_origin_allowed(state, &req) {
         return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many WebSocket clients",
+            StatusCode::FORBIDDEN,
+            "this origin may not open the WebSocket (GOLDJOBS_CORS_ORIGINS)",
         );
     }
     let upgrade = header_has_token(&req, header::UPGRADE, "websocket")
@@ -691,9 +754,16 @@ fn websocket(state: &HttpState, mut req: Request<Incoming>) -> HttpResponse {
         );
         return r;
     }
+    // The slot is taken now, before the 101: concurrent upgrades cannot overshoot the limit.
+    let Some(slot) = state.hub.try_admit() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket clients",
+        );
+    };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
-    state.hub.accept(on_upgrade);
+    state.hub.accept(on_upgrade, slot);
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();

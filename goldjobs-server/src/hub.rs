@@ -28,7 +28,7 @@ use futures::{SinkExt, StreamExt};
 use goldjobs_core::{Broadcast, Broadcaster, Event, Quote, Topic};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -146,8 +146,22 @@ struct Inner {
     state: Mutex<State>,
     metrics: Arc<Metrics>,
     next_id: AtomicU64,
+    /// Connections admitted: upgrades answered `101` and not yet ended (see [`Slot`]).
+    slots: AtomicUsize,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+}
+
+/// One admitted connection's place under [`HubConfig::max_clients`]; given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    hub: Hub,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.hub.inner.slots.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The WebSocket hub; cheap to clone. Implements [`Broadcaster`]: jobs publish straight into it.
@@ -203,6 +217,7 @@ impl Hub {
                 state: Mutex::new(State::default()),
                 metrics,
                 next_id: AtomicU64::new(1),
+                slots: AtomicUsize::new(0),
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -520,10 +535,32 @@ impl Hub {
         }
     }
 
-    /// Take over a connection once hyper has upgraded it (after the `101` answer).
-    pub fn accept(&self, on_upgrade: hyper::upgrade::OnUpgrade) {
+    /// Admit one more connection, if fewer than [`HubConfig::max_clients`] are admitted: the
+    /// count is taken when the upgrade is answered, so concurrent upgrades cannot overshoot the
+    /// limit between the check and the connection's start. The slot is given back when the
+    /// [`Slot`] is dropped (the connection ended, or it never started).
+    pub fn try_admit(&self) -> Option<Slot> {
+        let max = self.inner.cfg.max_clients;
+        self.inner
+            .slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot { hub: self.clone() })
+    }
+
+    /// Connections admitted now (upgrades answered and not ended).
+    pub fn admitted(&self) -> usize {
+        self.inner.slots.load(Ordering::Acquire)
+    }
+
+    /// Take over a connection once hyper has upgraded it (after the `101` answer), holding
+    /// `slot` until it ends.
+    pub fn accept(&self, on_upgrade: hyper::upgrade::OnUpgrade, slot: Slot) {
         let hub = self.clone();
         self.inner.tracker.spawn(async move {
+            let _slot = slot;
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(
@@ -539,13 +576,19 @@ impl Hub {
         });
     }
 
-    /// Serve one upgraded connection until it closes (runs in the hub's task tracker).
+    /// Serve one upgraded connection until it closes (runs in the hub's task tracker). Beyond
+    /// [`HubConfig::max_clients`] the stream is dropped (closed) at once.
     pub fn spawn_connection<S>(&self, io: S)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let Some(slot) = self.try_admit() else {
+            tracing::warn!("too many WebSocket clients; connection closed");
+            return;
+        };
         let hub = self.clone();
         self.inner.tracker.spawn(async move {
+            let _slot = slot;
             let ws = WebSocketStream::from_raw_socket(
                 io,
                 Role::Server,

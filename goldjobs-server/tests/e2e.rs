@@ -398,6 +398,130 @@ async fn cors_headers_on_read_endpoints_only() {
         .await
         .unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
+
+    // /ws: only listed browser origins, the server's own, and non-browsers (no Origin).
+    let ws_with_origin = |origin: Option<String>| {
+        let url = server.ws_url.clone();
+        async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut req = url.into_client_request().unwrap();
+            if let Some(o) = origin {
+                req.headers_mut().insert("origin", o.parse().unwrap());
+            }
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((_, resp)) => resp.status().as_u16(),
+                Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    assert_eq!(
+        ws_with_origin(Some("https://evil.example".into())).await,
+        403
+    );
+    assert_eq!(
+        ws_with_origin(Some("https://app.example".into())).await,
+        101
+    );
+    assert_eq!(ws_with_origin(None).await, 101);
+    let own = server.base.clone();
+    assert_eq!(
+        ws_with_origin(Some(own)).await,
+        101,
+        "the dashboard's own origin"
+    );
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_headers_on_every_answer_and_a_strict_csp_on_the_dashboard() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/",
+        "/dashboard.js",
+        "/dashboard.css",
+        "/health",
+        "/nope",
+        "/metrics",
+    ] {
+        let resp = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(
+            resp.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+    }
+    let page = client.get(server.url("/")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("<style>"),
+        "no inline code"
+    );
+    assert!(html.contains(r#"<script src="/dashboard.js">"#));
+    let js = client
+        .get(server.url("/dashboard.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(js.text().await.unwrap().contains("new WebSocket"));
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_clients_holds_under_concurrent_upgrades() {
+    let opts = AppOptions {
+        hub: HubConfig {
+            max_clients: 2,
+            ..HubConfig::default()
+        },
+        ..AppOptions::default()
+    };
+    let server = TestServer::start(&[], opts).await;
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let url = server.ws_url.clone();
+            tokio::spawn(async move { tokio_tungstenite::connect_async(url).await })
+        })
+        .collect();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            Ok((ws, _)) => open.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 503);
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(open.len(), 2, "exactly max_clients admitted");
+    assert_eq!(refused, 18);
+    // A slot comes back when a client leaves.
+    drop(open.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(&server.ws_url).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the freed slot is reused");
     server.app.shutdown().await;
 }
 
