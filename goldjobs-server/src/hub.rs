@@ -58,6 +58,9 @@ pub struct HubConfig {
     pub ping_interval: Duration,
     /// How long to try to deliver a close frame (2 s).
     pub close_timeout: Duration,
+    /// How long one write (a message, a pong, a ping) may take before the client counts as
+    /// stuck and is dropped (10 s). Every write is also interrupted by a kick or shutdown.
+    pub write_timeout: Duration,
     /// Connected clients at most (10 000); further upgrades get 503.
     pub max_clients: usize,
 }
@@ -72,6 +75,7 @@ impl Default for HubConfig {
             max_messages_per_second: 20,
             ping_interval: Duration::from_secs(25),
             close_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(10),
             max_clients: 10_000,
         }
     }
@@ -87,6 +91,15 @@ impl HubConfig {
             .max_message_size(Some(self.hard_max_message_bytes))
             .max_frame_size(Some(self.hard_max_message_bytes))
     }
+}
+
+/// How a bounded write ended.
+enum Write {
+    Done,
+    /// A kick or shutdown came first; the loop closes the connection.
+    Interrupted,
+    /// It failed or timed out: the connection is dead or stuck.
+    Failed,
 }
 
 /// Why a client is asked to leave.
@@ -632,16 +645,14 @@ impl Hub {
                 }
                 msg = rx.recv() => {
                     let Some(text) = msg else { close_code = Some(1011); break };
-                    let sent = tokio::select! {
-                        r = sink.send(Message::Text(text)) => r.is_ok(),
-                        _ = kick.token.cancelled() => true,
-                        _ = self.inner.shutdown.cancelled() => true,
-                    };
-                    if !sent {
-                        close_code = None;
-                        break;
+                    match self.write(&kick, sink.send(Message::Text(text))).await {
+                        Write::Done => {
+                            self.inner.metrics.ws_messages_sent.inc();
+                        }
+                        // The kick or shutdown is picked up at the top of the loop.
+                        Write::Interrupted => {}
+                        Write::Failed => { close_code = None; break; }
                     }
-                    self.inner.metrics.ws_messages_sent.inc();
                 }
                 frame = stream.next() => {
                     heard_since_ping = true;
@@ -669,8 +680,15 @@ impl Hub {
                             }
                             break;
                         }
-                        Some(Ok(data @ (Message::Text(_) | Message::Binary(_)))) => {
-                            // Rate limit: fixed one-second windows.
+                        Some(Ok(Message::Close(_))) => {
+                            // tungstenite answers the close; flush it and stop.
+                            let _ = tokio::time::timeout(cfg.close_timeout, sink.flush()).await;
+                            close_code = None;
+                            break;
+                        }
+                        Some(Ok(frame)) => {
+                            // Rate limit over every frame, control frames included (a Ping
+                            // flood costs a pong each): fixed one-second windows.
                             let now = Instant::now();
                             if now.duration_since(window_start) >= Duration::from_secs(1) {
                                 window_start = now;
@@ -694,25 +712,26 @@ impl Hub {
                                 continue;
                             }
                             // A kick is picked up by the select at the top of the loop.
-                            let _ = match data {
-                                Message::Text(t) => self.handle_text(id, t.as_str()),
-                                _ => self.error(id, "binary frames are not supported; send JSON text"),
-                            };
-                        }
-                        Some(Ok(Message::Ping(_))) => {
-                            // tungstenite queued the pong; push it out.
-                            if sink.flush().await.is_err() {
-                                close_code = None;
-                                break;
+                            match frame {
+                                Message::Text(t) => {
+                                    let _ = self.handle_text(id, t.as_str());
+                                }
+                                Message::Binary(_) => {
+                                    let _ = self.error(
+                                        id,
+                                        "binary frames are not supported; send JSON text",
+                                    );
+                                }
+                                Message::Ping(_) => {
+                                    // tungstenite queued the pong; push it out, bounded.
+                                    if let Write::Failed = self.write(&kick, sink.flush()).await {
+                                        close_code = None;
+                                        break;
+                                    }
+                                }
+                                _ => {}
                             }
                         }
-                        Some(Ok(Message::Close(_))) => {
-                            // tungstenite answers the close; flush it and stop.
-                            let _ = tokio::time::timeout(cfg.close_timeout, sink.flush()).await;
-                            close_code = None;
-                            break;
-                        }
-                        Some(Ok(_)) => {}
                     }
                 }
                 _ = ping.tick() => {
@@ -722,12 +741,9 @@ impl Hub {
                         break;
                     }
                     heard_since_ping = false;
-                    let r = tokio::time::timeout(
-                        cfg.close_timeout,
-                        sink.send(Message::Ping(Bytes::new())),
-                    )
-                    .await;
-                    if !matches!(r, Ok(Ok(()))) {
+                    if let Write::Failed =
+                        self.write(&kick, sink.send(Message::Ping(Bytes::new()))).await
+                    {
                         close_code = None;
                         break;
                     }
@@ -753,6 +769,26 @@ impl Hub {
                 }
             };
             let _ = tokio::time::timeout(cfg.close_timeout, closing).await;
+        }
+    }
+
+    /// One write to a client, bounded by [`HubConfig::write_timeout`] and interrupted by a kick
+    /// or shutdown: a client that never reads cannot pin its task or keep its slot.
+    async fn write<F, E>(&self, kick: &Kick, write: F) -> Write
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        tokio::select! {
+            r = tokio::time::timeout(self.inner.cfg.write_timeout, write) => match r {
+                Ok(Ok(())) => Write::Done,
+                Ok(Err(_)) => Write::Failed,
+                Err(_) => {
+                    tracing::debug!("WebSocket write timed out: dropping the client");
+                    Write::Failed
+                }
+            },
+            _ = kick.token.cancelled() => Write::Interrupted,
+            _ = self.inner.shutdown.cancelled() => Write::Interrupted,
         }
     }
 
@@ -916,5 +952,66 @@ mod tests {
         };
         h.publish_now(&[pv]);
         assert_eq!(drain(&mut fast_rx)[0]["type"], "prediction_verified");
+    }
+
+    /// A client over an in-memory pipe of 1 KiB that the test controls; the hub serves the
+    /// other end.
+    async fn piped_client(h: &Hub) -> WebSocketStream<tokio::io::DuplexStream> {
+        let (server_io, client_io) = tokio::io::duplex(1024);
+        h.spawn_connection(server_io);
+        WebSocketStream::from_raw_socket(client_io, Role::Client, None).await
+    }
+
+    /// Wait (on paused time) until the hub has let go of every connection.
+    async fn all_released(h: &Hub) -> bool {
+        for _ in 0..600 {
+            if h.admitted() == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
+        let h = Hub::new(
+            HubConfig {
+                queue_capacity: 100_000,
+                write_timeout: Duration::from_millis(500),
+                ..HubConfig::default()
+            },
+            Arc::new(Metrics::new()),
+        );
+        h.set_known_symbols(["XAUUSD"]);
+        let mut client = piped_client(&h).await;
+        client
+            .send(Message::text(r#"{"action":"subscribe","symbols":["XAUUSD"]}"#))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(h.client_count(), 1);
+        // Far more than the pipe holds, and the client reads nothing: a write blocks.
+        for seq in 0..200 {
+            h.publish_now(&[update("XAUUSD", seq)]);
+        }
+        assert!(all_released(&h).await, "the stuck client keeps its slot");
+        assert_eq!(h.client_count(), 0);
+        drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_flood_counts_against_the_rate_and_cannot_pin_the_task() {
+        let h = hub();
+        let mut client = piped_client(&h).await;
+        // Pings as fast as possible, never reading the pongs (they fill the pipe).
+        for _ in 0..200 {
+            if client.feed(Message::Ping(Bytes::from_static(&[7; 100]))).await.is_err() {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
+        assert!(all_released(&h).await, "a ping flood pinned the connection");
+        drop(client);
     }
 }
