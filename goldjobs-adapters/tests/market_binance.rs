@@ -98,8 +98,15 @@ async fn invalid_symbol_is_permanent_and_5xx_temporary() {
         .respond_with(json(400, INVALID_SYMBOL))
         .mount(&server)
         .await;
-    let err = client(&server).quotes(&symbols()).await.unwrap_err();
-    assert!(matches!(&err, Error::Backend { message, .. } if message.contains("Invalid symbol")));
+    // Every market unknown: each fails on its own, permanently; the call itself succeeds.
+    let batch = client(&server).quotes(&symbols()).await.unwrap();
+    assert!(batch.quotes.is_empty());
+    assert_eq!(batch.failures.len(), 3);
+    for f in &batch.failures {
+        assert!(!f.error.is_temporary(), "{}", f.error);
+    }
+    assert!(batch.failures.iter().any(|f| matches!(&f.error,
+        Error::Backend { message, .. } if message.contains("Invalid symbol"))));
 
     let server = MockServer::start().await;
     Mock::given(path("/api/v3/ticker/24hr"))
@@ -376,4 +383,82 @@ async fn hostile_numbers_fail_only_their_symbol() {
     assert!(failed("ADAUSD").contains("is not positive"));
     assert!(failed("DOTUSD").contains("priceChangePercent"));
     assert_eq!(batch.failures.len(), 5);
+}
+
+/// One unknown market (-1121) among good ones fails only that symbol: the batch is asked again
+/// market by market, and the unknown market is left out of the next batches.
+#[tokio::test]
+async fn one_unknown_market_fails_only_that_symbol() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .and(query_param("symbols", r#"["BTCUSDT","NOPEUSDT"]"#))
+        .respond_with(json(400, INVALID_SYMBOL))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .and(query_param("symbol", "NOPEUSDT"))
+        .respond_with(json(400, INVALID_SYMBOL))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let btc: serde_json::Value = serde_json::from_str(TICKER).unwrap();
+    let btc = btc.as_array().unwrap()[0].to_string();
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .and(query_param("symbol", "BTCUSDT"))
+        .respond_with(json(200, &btc))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v3/ticker/24hr"))
+        .and(query_param("symbols", r#"["BTCUSDT"]"#))
+        .respond_with(json(200, &format!("[{btc}]")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let asked = vec![
+        Symbol::new("BTCUSD", "Bitcoin", "BTC/USD"),
+        Symbol::new("NOPEUSD", "Nope", "NOPE/USD"),
+    ];
+    let batch = c.quotes(&asked).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.quotes[0].symbol_code, "BTCUSD");
+    assert_eq!(batch.failures.len(), 1);
+    assert_eq!(batch.failures[0].symbol_code, "NOPEUSD");
+    assert!(!batch.failures[0].error.is_temporary());
+    // Next time the unknown market is not asked at all.
+    let batch = c.quotes(&asked).await.unwrap();
+    assert_eq!(batch.quotes.len(), 1);
+    assert_eq!(batch.failures[0].symbol_code, "NOPEUSD");
+}
+
+/// After a 429 the circuit stays open across calls until Retry-After has passed: no request
+/// reaches Binance in that time (ignored limits escalate to IP bans).
+#[tokio::test]
+async fn after_a_429_nothing_is_sent_until_retry_after() {
+    for status in [429u16, 418] {
+        let server = MockServer::start().await;
+        Mock::given(path("/api/v3/ticker/24hr"))
+            .respond_with(json(status, ERROR_429).insert_header("Retry-After", "120"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(path("/api/v3/klines"))
+            .respond_with(json(200, KLINES))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let c = client(&server);
+        assert!(c.quotes(&symbols()).await.unwrap_err().is_temporary());
+        for _ in 0..3 {
+            let e = c.quotes(&symbols()).await.unwrap_err();
+            let wait = e.retry_after().unwrap();
+            assert!(wait <= Duration::from_secs(120) && wait > Duration::from_secs(100), "{wait:?}");
+        }
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let e = c.price_at(&symbols()[1], at).await.unwrap_err();
+        assert!(e.is_temporary(), "history is held back too: {e}");
+        // wiremock checks the expectations (one request in all) when the server drops.
+    }
 }

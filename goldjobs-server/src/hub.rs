@@ -986,7 +986,9 @@ mod tests {
         h.set_known_symbols(["XAUUSD"]);
         let mut client = piped_client(&h).await;
         client
-            .send(Message::text(r#"{"action":"subscribe","symbols":["XAUUSD"]}"#))
+            .send(Message::text(
+                r#"{"action":"subscribe","symbols":["XAUUSD"]}"#,
+            ))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1006,7 +1008,11 @@ mod tests {
         let mut client = piped_client(&h).await;
         // Pings as fast as possible, never reading the pongs (they fill the pipe).
         for _ in 0..200 {
-            if client.feed(Message::Ping(Bytes::from_static(&[7; 100]))).await.is_err() {
+            if client
+                .feed(Message::Ping(Bytes::from_static(&[7; 100])))
+                .await
+                .is_err()
+            {
                 break;
             }
         }

@@ -18,6 +18,15 @@
 //! Errors: HTTP 429 and 418 (IP ban) → [`Error::RateLimited`] honouring `Retry-After` seconds;
 //! 5xx → [`Error::Unavailable`]; other statuses → [`Error::Backend`] with Binance's `msg`;
 //! malformed bodies → [`Error::Backend`].
+//!
+//! After a 429 or 418 the client keeps a circuit open until `Retry-After` has passed (60 s, or
+//! 5 min after a 418, when Binance says nothing), across calls: every request in that time is
+//! answered locally with [`Error::RateLimited`] and the remaining wait, never sent — Binance
+//! escalates ignored limits to IP bans.
+//!
+//! An unknown market (error `-1121`) fails the whole batched ticker request; the client then asks
+//! each market alone, so only the unknown one fails, and remembers it for an hour so later
+//! batches leave it out.
 
 use super::http::{self, decimal_field, i64_field};
 use async_trait::async_trait;
@@ -29,9 +38,19 @@ use goldjobs_core::{
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::time::Instant;
 
 const BACKEND: &str = "binance";
+/// The circuit after a 429 without `Retry-After`.
+const DEFAULT_BACKOFF_429: Duration = Duration::from_secs(60);
+/// The circuit after a 418 (IP ban) without `Retry-After`.
+const DEFAULT_BACKOFF_418: Duration = Duration::from_secs(300);
+/// How long a market Binance called unknown (`-1121`) is left out of batches.
+const UNKNOWN_MARKET_TTL: Duration = Duration::from_secs(3600);
+/// Binance's error code of an unknown market.
+const INVALID_SYMBOL: i64 = -1121;
 
 /// Default base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.binance.com";
@@ -78,6 +97,10 @@ impl BinanceConfig {
 pub struct BinanceMarketData {
     config: BinanceConfig,
     client: reqwest::Client,
+    /// No request before this instant (after a 429/418).
+    blocked_until: Mutex<Option<Instant>>,
+    /// Markets Binance called unknown, until when they are left out.
+    unknown: Mutex<HashMap<String, Instant>>,
 }
 
 impl fmt::Debug for BinanceMarketData {
@@ -108,7 +131,109 @@ impl BinanceMarketData {
     /// A client for this configuration.
     pub fn new(config: BinanceConfig) -> Result<Self> {
         let client = http::build_client(BACKEND, config.timeout)?;
-        Ok(BinanceMarketData { config, client })
+        Ok(BinanceMarketData {
+            config,
+            client,
+            blocked_until: Mutex::new(None),
+            unknown: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `Some(wait)` while the circuit is open.
+    fn blocked(&self) -> Option<Duration> {
+        let guard = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        guard.and_then(|until| {
+            let now = Instant::now();
+            (now < until).then(|| until - now)
+        })
+    }
+
+    fn open_circuit(&self, wait: Duration) {
+        let until = Instant::now().checked_add(wait);
+        let mut guard = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        *guard = match (*guard, until) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (_, new) => new.or(*guard),
+        };
+    }
+
+    fn is_unknown(&self, market: &str) -> bool {
+        let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        unknown.retain(|_, until| *until > now);
+        unknown.contains_key(market)
+    }
+
+    fn remember_unknown(&self, market: &str) {
+        if let Some(until) = Instant::now().checked_add(UNKNOWN_MARKET_TTL) {
+            self.unknown
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(market.to_owned(), until);
+        }
+    }
+
+    /// The 24 h tickers of `markets`, by market: one batched request; when Binance refuses the
+    /// batch for an unknown market, one request per market, so only that one fails.
+    async fn tickers(&self, markets: &[String]) -> Result<HashMap<String, Result<Value>>> {
+        let list = serde_json::to_string(markets)
+            .map_err(|e| Error::invalid(format!("symbols not serializable: {e}")))?;
+        tracing::debug!(symbols = markets.len(), "binance: GET /api/v3/ticker/24hr");
+        match self
+            .get_json("/api/v3/ticker/24hr", &[("symbols", &list)])
+            .await
+        {
+            Ok(body) => {
+                let entries: Vec<Value> = match body {
+                    Value::Array(items) => items,
+                    // Some gateways answer a single ticker as an object.
+                    obj @ Value::Object(_) => vec![obj],
+                    other => {
+                        return Err(Error::backend(
+                            BACKEND,
+                            format!(
+                                "ticker answered {}, expected an array",
+                                http::json_type(&other)
+                            ),
+                            None,
+                        ))
+                    }
+                };
+                let mut by_market = HashMap::new();
+                for e in entries {
+                    if let Some(m) = e.get("symbol").and_then(Value::as_str) {
+                        by_market.insert(m.to_owned(), Ok(e.clone()));
+                    }
+                }
+                Ok(by_market)
+            }
+            Err(e) if is_invalid_symbol(&e) && markets.len() == 1 => {
+                self.remember_unknown(&markets[0]);
+                Ok(HashMap::from([(markets[0].clone(), Err(e))]))
+            }
+            Err(e) if is_invalid_symbol(&e) => {
+                let mut by_market = HashMap::new();
+                for m in markets {
+                    let one = self
+                        .get_json("/api/v3/ticker/24hr", &[("symbol", m.as_str())])
+                        .await;
+                    match one {
+                        Err(e) if is_invalid_symbol(&e) => {
+                            tracing::warn!(market = %m, "binance does not know this market; left out for an hour");
+                            self.remember_unknown(m);
+                            by_market.insert(m.clone(), Err(e));
+                        }
+                        // A limit or an outage stops the round: the rest would fare the same.
+                        Err(e) if e.is_temporary() => return Err(e),
+                        other => {
+                            by_market.insert(m.clone(), other);
+                        }
+                    }
+                }
+                Ok(by_market)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -116,6 +241,13 @@ impl BinanceMarketData {
     }
 
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        if let Some(wait) = self.blocked() {
+            return Err(Error::RateLimited {
+                backend: BACKEND,
+                message: "rate limited by Binance earlier; not asking again yet".to_owned(),
+                retry_after: Some(wait),
+            });
+        }
         let timeout = self.config.timeout;
         let resp = self
             .client
@@ -144,11 +276,20 @@ impl BinanceMarketData {
                 None => format!("HTTP {}: {msg}", status.as_u16()),
             };
             return Err(match status.as_u16() {
-                429 | 418 => Error::RateLimited {
-                    backend: BACKEND,
-                    message,
-                    retry_after,
-                },
+                s @ (429 | 418) => {
+                    let default = if s == 418 {
+                        DEFAULT_BACKOFF_418
+                    } else {
+                        DEFAULT_BACKOFF_429
+                    };
+                    let wait = retry_after.unwrap_or(default);
+                    self.open_circuit(wait);
+                    Error::RateLimited {
+                        backend: BACKEND,
+                        message,
+                        retry_after: Some(wait),
+                    }
+                }
                 500..=599 => Error::unavailable(BACKEND, message, None),
                 _ => Error::backend(BACKEND, message, None),
             });
@@ -227,41 +368,33 @@ impl MarketData for BinanceMarketData {
                 }),
             }
         }
+        // Markets Binance said it does not know are left out for a while.
+        markets.retain(|m| {
+            if !self.is_unknown(m) {
+                return true;
+            }
+            for code in &codes_of[m] {
+                batch.failures.push(SymbolFailure {
+                    symbol_code: (*code).to_owned(),
+                    error: Error::backend(
+                        BACKEND,
+                        format!("Binance does not know the market {m} (code {INVALID_SYMBOL})"),
+                        None,
+                    ),
+                });
+            }
+            false
+        });
         if markets.is_empty() {
             return Ok(batch);
         }
-        let list = serde_json::to_string(&markets)
-            .map_err(|e| Error::invalid(format!("symbols not serializable: {e}")))?;
-        tracing::debug!(symbols = markets.len(), "binance: GET /api/v3/ticker/24hr");
         let fetched_at = Utc::now();
-        let body = self
-            .get_json("/api/v3/ticker/24hr", &[("symbols", &list)])
-            .await?;
-        let entries: Vec<&Value> = match &body {
-            Value::Array(items) => items.iter().collect(),
-            // Some gateways answer a single ticker as an object.
-            Value::Object(_) => vec![&body],
-            other => {
-                return Err(Error::backend(
-                    BACKEND,
-                    format!(
-                        "ticker answered {}, expected an array",
-                        http::json_type(other)
-                    ),
-                    None,
-                ))
-            }
-        };
-        let mut by_market: HashMap<&str, &Value> = HashMap::new();
-        for e in entries {
-            if let Some(m) = e.get("symbol").and_then(Value::as_str) {
-                by_market.insert(m, e);
-            }
-        }
+        let by_market = self.tickers(&markets).await?;
         for m in &markets {
             for code in &codes_of[m] {
                 let result = match by_market.get(m.as_str()) {
-                    Some(entry) => parse_ticker(code, entry, fetched_at),
+                    Some(Ok(entry)) => parse_ticker(code, entry, fetched_at),
+                    Some(Err(e)) => Err(Error::backend(BACKEND, e.to_string(), None)),
                     None => Err(Error::backend(
                         BACKEND,
                         format!("{m} missing from the ticker answer"),
@@ -322,6 +455,11 @@ const HISTORY_LIMIT: &str = "2";
 /// its open time (CONTRACT.md §6.2); `None` when none starts there. A row that is not
 /// `[openTime, "open", …]`, or a chosen kline without a positive open, makes the answer
 /// malformed.
+/// Whether Binance refused the request for an unknown market (`-1121`).
+fn is_invalid_symbol(e: &Error) -> bool {
+    matches!(e, Error::Backend { message, .. } if message.contains(&format!("(code {INVALID_SYMBOL})")))
+}
+
 fn first_kline_at_or_after(
     code: &str,
     at: DateTime<Utc>,
