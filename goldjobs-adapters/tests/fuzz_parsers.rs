@@ -24,11 +24,20 @@ use std::time::Duration;
 use wiremock::matchers::any as any_request;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// Cases per property by default; `GOLDJOBS_FUZZ_CASES` raises it for a longer campaign (CI
+/// runs one, bounded in time, after the test suite).
 const CASES: u32 = 192;
+
+fn cases() -> u32 {
+    std::env::var("GOLDJOBS_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CASES)
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: CASES,
+        cases: cases(),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -195,6 +204,21 @@ fn fetched_at() -> DateTime<Utc> {
 }
 
 /// Parse and check the invariants of what comes out.
+/// Found by the fuzz campaign (`GOLDJOBS_FUZZ_CASES=1500`): feed-rs 3.0 / quick-xml 0.42 panicked
+/// with "set_encoding() called after prefix buffer was drained" on this mutation of a fixture.
+#[test]
+fn regression_a_late_encoding_declaration_is_an_error_not_a_panic() {
+    let bytes = mutate(
+        FEED_FIXTURES[1],
+        &[
+            Mutation::Truncate(16258412049126401823),
+            Mutation::Splice(9266865812223832106, 616253286063573726, 22),
+        ],
+    );
+    check_feed(&bytes);
+    assert!(parse_feed(&bytes, &feed_config(), fetched_at()).is_err());
+}
+
 fn check_feed(bytes: &[u8]) {
     let at = fetched_at();
     if let Ok(parsed) = parse_feed(bytes, &feed_config(), at) {
@@ -442,7 +466,7 @@ fn td_time_series_body() -> impl Strategy<Value = Value> {
         })
 }
 
-/// Run `check` on `CASES` inputs of `strategy` (a plain test keeps one harness for all cases).
+/// Run `check` on [`cases`] inputs of `strategy` (a plain test keeps one harness for all cases).
 fn run<S: Strategy>(strategy: S, check: impl Fn(S::Value))
 where
     S::Value: std::fmt::Debug,

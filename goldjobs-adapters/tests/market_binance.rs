@@ -454,7 +454,10 @@ async fn after_a_429_nothing_is_sent_until_retry_after() {
         for _ in 0..3 {
             let e = c.quotes(&symbols()).await.unwrap_err();
             let wait = e.retry_after().unwrap();
-            assert!(wait <= Duration::from_secs(120) && wait > Duration::from_secs(100), "{wait:?}");
+            assert!(
+                wait <= Duration::from_secs(120) && wait > Duration::from_secs(100),
+                "{wait:?}"
+            );
         }
         let at = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
         let e = c.price_at(&symbols()[1], at).await.unwrap_err();

@@ -66,7 +66,21 @@ pub(crate) fn parse_feed_at(
         // keep missing ids empty: feed-rs would otherwise invent random UUIDs
         .id_generator(|_, _, _| String::new())
         .build();
-    let parsed: Feed = parser.parse(bytes).map_err(|e| {
+    // The XML stack under feed-rs panics on some malformed documents (found by the fuzz
+    // campaign: an encoding declaration after the prefix was read); a hostile feed must fail
+    // on its own, not take the news run down, so a panic becomes that feed's error.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse(bytes)))
+        .map_err(|_| {
+            Error::backend(
+                BACKEND,
+                format!(
+                    "feed {:?} ({}): not a valid RSS, Atom or JSON feed (the parser gave up on it)",
+                    feed.source_name, feed.url
+                ),
+                None,
+            )
+        })?;
+    let parsed: Feed = parsed.map_err(|e| {
         Error::backend(
             BACKEND,
             format!(

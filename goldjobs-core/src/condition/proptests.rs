@@ -327,6 +327,98 @@ proptest! {
     }
 }
 
+/// An option value as the platform or a hostile writer might send it.
+#[derive(Debug, Clone)]
+enum OptionValue {
+    Plain(String),
+    /// `{"condition": …}` with extra members before and after it.
+    Object(String, Vec<(String, String)>),
+    Junk(String),
+}
+
+fn arb_option_value() -> impl Strategy<Value = OptionValue> {
+    let text = prop_oneof![
+        "[ -~]{0,40}",
+        prop::sample::select(vec![
+            "price_change_percent >= 1.0".to_owned(),
+            "price_change_percent < 1.0 AND NOT price_change < -5".to_owned(),
+            "1 = 1".to_owned(),
+        ]),
+    ];
+    prop_oneof![
+        text.clone().prop_map(OptionValue::Plain),
+        (
+            text,
+            prop::collection::vec(("[a-z]{1,8}", "[ -~]{0,10}"), 0..3)
+        )
+            .prop_map(|(t, extra)| OptionValue::Object(t, extra)),
+        prop::sample::select(vec![
+            "1".to_owned(),
+            "null".to_owned(),
+            "[]".to_owned(),
+            "{}".to_owned(),
+            r#"{"condition": 5}"#.to_owned(),
+            r#"{"label": "x"}"#.to_owned(),
+            r#"{"condition": {"condition": "1 = 1"}}"#.to_owned(),
+        ])
+        .prop_map(OptionValue::Junk),
+    ]
+}
+
+fn render_value(v: &OptionValue) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    match v {
+        OptionValue::Plain(t) => q(t),
+        OptionValue::Object(t, extra) => {
+            let mut members: Vec<String> = extra
+                .iter()
+                .filter(|(k, _)| k != "condition")
+                .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+                .collect();
+            members.insert(members.len() / 2, format!("\"condition\": {}", q(t)));
+            format!("{{{}}}", members.join(", "))
+        }
+        OptionValue::Junk(j) => j.clone(),
+    }
+}
+
+proptest! {
+    /// Any mix of the two shapes and junk: never a panic, the validator and `from_json` agree on
+    /// structural problems, and an object `{"condition": s}` means exactly what the plain `s`
+    /// means (same set, same errors with the same positions).
+    #[test]
+    fn both_shapes_and_junk_never_panic_and_agree(
+        entries in prop::collection::vec(("[A-D]{1}", arb_option_value()), 0..6),
+    ) {
+        let q = |s: &str| serde_json::to_string(s).unwrap();
+        let body: Vec<String> =
+            entries.iter().map(|(k, v)| format!("{}: {}", q(k), render_value(v))).collect();
+        let json = format!("{{{}}}", body.join(", "));
+        let from_json = ConditionSet::from_json(&json);
+        let report = validate(&json);
+        let structural = report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::Invalid(_) | Problem::Parse { .. }));
+        prop_assert_eq!(from_json.is_err(), structural, "{}", json);
+        // The plain-string twin of the same set.
+        let plain: Option<Vec<String>> = entries
+            .iter()
+            .map(|(k, v)| match v {
+                OptionValue::Plain(t) | OptionValue::Object(t, _) => Some(format!("{}: {}", q(k), q(t))),
+                OptionValue::Junk(_) => None,
+            })
+            .collect();
+        if let Some(plain) = plain {
+            let twin = format!("{{{}}}", plain.join(", "));
+            let a = ConditionSet::from_json(&json).map_err(|e| e.to_string());
+            let b = ConditionSet::from_json(&twin).map_err(|e| e.to_string());
+            prop_assert_eq!(a, b, "{} vs {}", json, twin);
+            prop_assert_eq!(validate(&json).to_string(), validate(&twin).to_string());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The validator agrees with brute force over the 0.01 grid
 // ---------------------------------------------------------------------------------------------
