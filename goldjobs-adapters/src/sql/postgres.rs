@@ -176,30 +176,32 @@ impl PgStore {
 /// the user's verified votes (marked, on `ended` predictions) in `verify_time`, then id, order,
 /// for all users in one statement.
 ///
-/// Gaps and islands: `misses` counts the wrong results up to each row, so every run of correct
-/// results shares one `misses`; the longest run is the best streak, the run after the last
-/// wrong result (`misses = all_misses`) the current one. `acc` is SQL `ROUND` (half away from
-/// zero), as the verifier's statement computes it.
+/// Gaps and islands over one sort: `rn` numbers each user's results in order; `last_miss` is
+/// the `rn` of the latest wrong result so far (a second window over the same ordering, so no
+/// second sort), so `rn - last_miss` is the length of the island of correct results a row ends:
+/// its maximum is the best streak, and `total - last_miss` at the end the current one. `acc`
+/// is SQL `ROUND` (half away from zero), as the verifier's statement computes it. (A version
+/// that grouped every island first, and one window per count, took about 20 % longer on
+/// 1,000,000 votes.)
 fn recompute_cte(users: &str) -> String {
     format!(
         "u AS ({users}), \
-         marked AS ( \
-             SELECT v.user_id, v.is_correct AS ok, \
-                    count(*) FILTER (WHERE NOT v.is_correct) OVER (PARTITION BY v.user_id \
-                        ORDER BY p.verify_time, p.id ROWS UNBOUNDED PRECEDING) AS misses, \
-                    count(*) FILTER (WHERE NOT v.is_correct) OVER (PARTITION BY v.user_id) \
-                        AS all_misses \
+         ordered AS ( \
+             SELECT v.user_id, v.is_correct AS ok, p.verify_time, p.id, \
+                    row_number() OVER (PARTITION BY v.user_id ORDER BY p.verify_time, p.id) AS rn \
              FROM prediction_votes AS v JOIN predictions AS p ON p.id = v.prediction_id \
              WHERE v.user_id IN (SELECT user_id FROM u) AND v.is_correct IS NOT NULL \
                AND p.status = 'ended'), \
-         runs AS ( \
-             SELECT user_id, misses, all_misses, count(*) FILTER (WHERE ok) AS run_len \
-             FROM marked GROUP BY user_id, misses, all_misses), \
+         gaps AS ( \
+             SELECT user_id, ok, rn, \
+                    COALESCE(max(CASE WHEN NOT ok THEN rn END) OVER (PARTITION BY user_id \
+                        ORDER BY verify_time, id ROWS UNBOUNDED PRECEDING), 0) AS last_miss \
+             FROM ordered), \
          agg AS ( \
-             SELECT user_id, sum(run_len) + max(all_misses) AS total, sum(run_len) AS correct, \
-                    max(run_len) AS best, \
-                    sum(run_len) FILTER (WHERE misses = all_misses) AS cur \
-             FROM runs GROUP BY user_id), \
+             SELECT user_id, max(rn) AS total, count(*) FILTER (WHERE ok) AS correct, \
+                    COALESCE(max(rn - last_miss) FILTER (WHERE ok), 0) AS best, \
+                    max(rn) - max(last_miss) AS cur \
+             FROM gaps GROUP BY user_id), \
          r AS ( \
              SELECT u.user_id, COALESCE(a.total, 0)::bigint AS total, \
                     COALESCE(a.correct, 0)::bigint AS correct, COALESCE(a.cur, 0)::bigint AS cur, \
@@ -209,6 +211,9 @@ fn recompute_cte(users: &str) -> String {
              FROM (SELECT DISTINCT user_id FROM u) AS u LEFT JOIN agg AS a ON a.user_id = u.user_id)"
     )
 }
+
+/// Memory for the recomputation's sort, for the transaction that runs it.
+const RECOMPUTE_WORK_MEM: &str = "SET LOCAL work_mem = '128MB'";
 
 /// Every user with stored statistics or a verified vote.
 const ALL_USERS: &str = "SELECT user_id FROM prediction_votes WHERE is_correct IS NOT NULL \
@@ -250,6 +255,12 @@ async fn recompute_users(
     .fetch_one(&mut *tx)
     .await
     .map_err(db)?;
+    // The window sorts every affected user's votes (100 votes × 10,000 users is a 1 M-row
+    // sort): at the default 4 MB it spills to disk. For this transaction only.
+    sqlx::query(RECOMPUTE_WORK_MEM)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     let cte = recompute_cte("SELECT unnest($1::text[]) AS user_id");
     let done = sqlx::query(&format!(
         "WITH {cte} \
@@ -1210,12 +1221,21 @@ impl PredictionRepository for PgStore {
                               s.current_streak, s.max_streak) \
                              <> (r.total, r.correct, r.acc, r.cur, r.best) END";
         let rows = match mode {
-            RecomputeMode::Check => sqlx::query(&format!(
-                "WITH {cte}, d AS ({diff}) SELECT * FROM d ORDER BY user_id"
-            ))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?,
+            RecomputeMode::Check => {
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                sqlx::query(RECOMPUTE_WORK_MEM)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let rows = sqlx::query(&format!(
+                    "WITH {cte}, d AS ({diff}) SELECT * FROM d ORDER BY user_id"
+                ))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                rows
+            }
             RecomputeMode::Fix => {
                 let mut tx = self.pool.begin().await.map_err(db)?;
                 // As in recompute_users: every row that will be written exists and is locked,
@@ -1240,6 +1260,10 @@ impl PredictionRepository for PgStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?;
+                sqlx::query(RECOMPUTE_WORK_MEM)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 let rows = sqlx::query(&format!(
                     "WITH {cte}, d AS ({diff}), \
                      up AS (UPDATE user_prediction_stats AS s SET \
