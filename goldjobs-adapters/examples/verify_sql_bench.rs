@@ -104,7 +104,7 @@ async fn seed(
             outcome: VerificationOutcome::Verified(Verdict {
                 correct_option: correct_of(i).into(),
                 price_at_verify: Decimal::new(268000, 2),
-                price_change_percent: Decimal::new(113, 2),
+                price_change_percent: Some(Decimal::new(113, 2)),
                 price_source: PriceSource::Tick,
                 price_at_verify_ts: verify_time,
                 price_provider: None,
@@ -170,13 +170,13 @@ fn verified_json(id: &str, v: &Verdict) -> String {
 }
 
 fn notice_json(uid: &str, pid: &str, option: &str, ok: bool) -> String {
-    serde_json::to_string(&OutboxPayload::Notify(VoterNotice {
-        user_id: uid.into(),
-        prediction_id: pid.into(),
-        question: "Will gold close above 2700?".into(),
-        selected_option: option.into(),
-        is_correct: ok,
-    }))
+    serde_json::to_string(&OutboxPayload::Notify(VoterNotice::verified(
+        uid,
+        pid,
+        "Will gold close above 2700?",
+        option,
+        ok,
+    )))
     .unwrap()
 }
 
@@ -303,7 +303,7 @@ async fn baseline_sqlite(pool: &sqlx::SqlitePool, records: &[VerificationRecord]
         .bind(&r.prediction_id)
         .bind(v.price_at_verify.to_string())
         .bind(&v.correct_option)
-        .bind(v.price_change_percent.to_string())
+        .bind(v.price_change_percent.map(|p| p.to_string()))
         .bind(v.price_source.as_str())
         .bind(ts(v.price_at_verify_ts))
         .bind(ts(r.verified_at))

@@ -125,7 +125,7 @@ async fn three_voters_dead_token_deleted_503_retried_until_delivered() {
         outcome: VerificationOutcome::Verified(Verdict {
             correct_option: "A".into(),
             price_at_verify: Decimal::new(268000, 2),
-            price_change_percent: Decimal::new(113, 2),
+            price_change_percent: Some(Decimal::new(113, 2)),
             price_source: PriceSource::Tick,
             price_at_verify_ts: t0,
             price_provider: None,

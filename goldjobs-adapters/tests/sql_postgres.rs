@@ -607,3 +607,184 @@ async fn errors_by_meaning() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn random_histories_of_corrections_and_voids() {
+    with_store(4, |store| async move {
+        sql_shared::random_histories(&store, 12).await;
+    })
+    .await;
+}
+
+/// Statistics imported without their votes are listed (as without votes) and replaced by zeros.
+#[tokio::test]
+async fn stats_without_votes_are_named_and_reset() {
+    with_store(2, |store| async move {
+        use goldjobs_core::{PredictionRepository, RecomputeMode};
+        store
+            .pool()
+            .execute(
+                "INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
+                 accuracy_rate, current_streak, max_streak, updated_at) \
+                 VALUES ('imported', 7, 5, 71.43, 2, 4, now()), ('zero', 0, 0, 0, 0, 0, now())",
+            )
+            .await
+            .unwrap();
+        let now = sql_shared::t(100);
+        let check = store
+            .recompute_stats(RecomputeMode::Check, now)
+            .await
+            .unwrap();
+        assert_eq!(check.len(), 1, "{check:?}");
+        assert_eq!(check[0].user_id, "imported");
+        assert!(check[0].without_votes());
+        let fixed = store
+            .recompute_stats(RecomputeMode::Fix, now)
+            .await
+            .unwrap();
+        assert_eq!(fixed.len(), 1);
+        let s = store.user_stats(&["imported".into()]).await.unwrap();
+        assert_eq!(
+            (s[0].total_participations, s[0].max_streak, s[0].updated_at),
+            (0, 0, now)
+        );
+        assert!(store
+            .recompute_stats(RecomputeMode::Check, now)
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}
+
+/// Corrections and voids of older predictions race the verifier recording newer ones for the
+/// same users (two connections at once, several rounds): the statistics always end equal to a
+/// plain recomputation from the votes, and `recompute_stats` (what `recompute-stats --check`
+/// runs) finds nothing to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrections_racing_the_verifier_leave_exact_stats() {
+    with_store(6, |store| async move {
+        use goldjobs_core::{
+            Correction, PredictionRepository, PredictionStatus, RecomputeMode, VoidRecord,
+        };
+        use std::collections::BTreeMap;
+        const USERS: usize = 12;
+        for round in 0..8i64 {
+            let base = round * 10_000;
+            // 8 predictions verified before the race (older verify_time), 24 due ones
+            let old = sql_shared::seed_random(
+                &store,
+                &format!("o{round}_"),
+                base,
+                8,
+                USERS,
+                round as u64,
+            )
+            .await;
+            store.record_verifications(&old).await.unwrap();
+            let due = sql_shared::seed_random(
+                &store,
+                &format!("n{round}_"),
+                base + 1_000,
+                24,
+                USERS,
+                100 + round as u64,
+            )
+            .await;
+            let (verifier, admin) = (store.clone(), store.clone());
+            let batches: Vec<Vec<_>> = due.chunks(3).map(<[_]>::to_vec).collect();
+            let verify = tokio::spawn(async move {
+                for b in batches {
+                    verifier.record_verifications(&b).await.unwrap();
+                }
+            });
+            let old_ids: Vec<String> = old.iter().map(|r| r.prediction_id.clone()).collect();
+            let revise = tokio::spawn(async move {
+                for (i, id) in old_ids.iter().enumerate() {
+                    let at = sql_shared::t(base + 5_000 + i as i64);
+                    if i == 3 {
+                        admin
+                            .record_void(&VoidRecord {
+                                prediction_id: id.clone(),
+                                reason: "race".into(),
+                                voided_at: at,
+                            })
+                            .await
+                            .unwrap();
+                        continue;
+                    }
+                    for option in ["A", "B"] {
+                        match admin
+                            .record_correction(&Correction {
+                                prediction_id: id.clone(),
+                                correct_option: option.into(),
+                                price: None,
+                                corrected_at: at,
+                            })
+                            .await
+                        {
+                            Ok(_) | Err(goldjobs_core::Error::Conflict(_)) => {}
+                            Err(e) => panic!("correction failed: {e}"),
+                        }
+                    }
+                }
+            });
+            verify.await.unwrap();
+            revise.await.unwrap();
+
+            // A plain recomputation: every ended prediction of every round, in verify_time
+            // order, its votes as marked now.
+            let mut results: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+            for r in 0..=round {
+                for (prefix, n, at) in [("o", 8, r * 10_000), ("n", 24, r * 10_000 + 1_000)] {
+                    for i in 0..n {
+                        let id = format!("{prefix}{r}_{i:04}");
+                        let p = store.get_prediction(&id).await.unwrap().unwrap();
+                        assert_eq!(p.verify_time, sql_shared::t(at + i as i64));
+                        if p.status != PredictionStatus::Ended {
+                            continue;
+                        }
+                        let correct = p.correct_option.unwrap();
+                        for v in store.votes_for(&id).await.unwrap() {
+                            assert_eq!(v.is_correct, Some(v.selected_option == correct));
+                            results
+                                .entry(v.user_id)
+                                .or_default()
+                                .push(v.selected_option == correct);
+                        }
+                    }
+                }
+            }
+            let users: Vec<String> = results.keys().cloned().collect();
+            let stored = store.user_stats(&users).await.unwrap();
+            assert_eq!(stored.len(), users.len());
+            for s in stored {
+                let r = &results[&s.user_id];
+                let mut run = 0i64;
+                let mut best = 0i64;
+                for ok in r {
+                    run = if *ok { run + 1 } else { 0 };
+                    best = best.max(run);
+                }
+                let correct = r.iter().filter(|ok| **ok).count() as i64;
+                assert_eq!(
+                    (
+                        s.total_participations,
+                        s.correct_count,
+                        s.current_streak,
+                        s.max_streak
+                    ),
+                    (r.len() as i64, correct, run, best),
+                    "round {round}, {}",
+                    s.user_id
+                );
+            }
+            let diffs = store
+                .recompute_stats(RecomputeMode::Check, sql_shared::t(base + 9_000))
+                .await
+                .unwrap();
+            assert!(diffs.is_empty(), "round {round}: {diffs:?}");
+        }
+    })
+    .await;
+}

@@ -325,3 +325,49 @@ async fn upgrade_from_0_1_keeps_predictions_and_votes() {
         "cascade"
     );
 }
+
+#[tokio::test]
+async fn random_histories_of_corrections_and_voids() {
+    let (store, _dir) = store().await;
+    sql_shared::random_histories(&store, 24).await;
+}
+
+/// Statistics imported without their votes are listed (as without votes) and replaced by zeros.
+#[tokio::test]
+async fn stats_without_votes_are_named_and_reset() {
+    use goldjobs_core::{PredictionRepository, RecomputeMode};
+    let (store, _dir) = store().await;
+    sqlx::query(
+        "INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
+         accuracy_rate, current_streak, max_streak, updated_at) \
+         VALUES ('imported', 7, 5, '71.43', 2, 4, '2026-01-01T00:00:00.000000Z'), \
+                ('zero', 0, 0, '0', 0, 0, '2026-01-01T00:00:00.000000Z')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let now = sql_shared::t(100);
+    let check = store
+        .recompute_stats(RecomputeMode::Check, now)
+        .await
+        .unwrap();
+    assert_eq!(check.len(), 1, "{check:?}");
+    assert_eq!(check[0].user_id, "imported");
+    assert!(check[0].without_votes());
+    assert_eq!(check[0].recomputed.total_participations, 0);
+    let fixed = store
+        .recompute_stats(RecomputeMode::Fix, now)
+        .await
+        .unwrap();
+    assert_eq!(fixed.len(), 1);
+    let s = store.user_stats(&["imported".into()]).await.unwrap();
+    assert_eq!(
+        (s[0].total_participations, s[0].max_streak, s[0].updated_at),
+        (0, 0, now)
+    );
+    assert!(store
+        .recompute_stats(RecomputeMode::Check, now)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -461,8 +461,10 @@ pub struct Verdict {
     pub correct_option: String,
     /// The price used.
     pub price_at_verify: Decimal,
-    /// `(verify − create) / create × 100`, 2 places, half to even.
-    pub price_change_percent: Decimal,
+    /// `(verify − create) / create × 100`, 2 places, half to even; `None` when it is
+    /// undefined (`price_at_create <= 0`, only possible for an admin's resolution of a
+    /// `needs_review` prediction): stored as `NULL`, never a made-up number.
+    pub price_change_percent: Option<Decimal>,
     /// Where the price came from.
     pub price_source: PriceSource,
     /// The provider of that price, when known (`predictions.price_provider`).
@@ -521,12 +523,45 @@ pub struct PredictionVerified {
     pub correct_option: String,
     /// The price used.
     pub price_at_verify: Decimal,
-    /// The rounded change in percent.
-    pub price_change_percent: Decimal,
+    /// The rounded change in percent; `null` when undefined (`price_at_create <= 0`).
+    pub price_change_percent: Option<Decimal>,
     /// Where the price came from.
     pub price_source: PriceSource,
     /// The instant of that price.
     pub price_at_verify_ts: DateTime<Utc>,
+}
+
+/// Payload of the `prediction_corrected` WebSocket message (CONTRACT.md §4, §6.7): the fields
+/// of [`PredictionVerified`] after the correction, and the option that was correct before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictionCorrected {
+    /// The prediction.
+    pub prediction_id: String,
+    /// Its symbol.
+    pub symbol_code: String,
+    /// The winning option now.
+    pub correct_option: String,
+    /// The price now recorded.
+    pub price_at_verify: Decimal,
+    /// The rounded change in percent now recorded; `null` when undefined.
+    pub price_change_percent: Option<Decimal>,
+    /// Where the recorded price came from (`manual` when the correction gave one).
+    pub price_source: PriceSource,
+    /// The instant of that price.
+    pub price_at_verify_ts: DateTime<Utc>,
+    /// The winning option before the correction.
+    pub previous_option: String,
+}
+
+/// Payload of the `prediction_voided` WebSocket message (CONTRACT.md §4, §6.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictionVoided {
+    /// The prediction.
+    pub prediction_id: String,
+    /// Its symbol.
+    pub symbol_code: String,
+    /// Why it was voided (the admin's words).
+    pub reason: String,
 }
 
 /// Payload of the `price_update` WebSocket message (CONTRACT.md §4).
@@ -554,6 +589,10 @@ pub enum Event {
     PriceUpdate(PriceUpdate),
     /// A prediction was verified.
     PredictionVerified(PredictionVerified),
+    /// The result of a verified prediction was corrected by an admin (§6.7).
+    PredictionCorrected(PredictionCorrected),
+    /// A prediction was voided by an admin (§6.7).
+    PredictionVoided(PredictionVoided),
 }
 
 impl Event {
@@ -561,7 +600,9 @@ impl Event {
     pub fn topic(&self) -> Topic {
         match self {
             Event::PriceUpdate(p) => Topic::Symbol(p.symbol_code.clone()),
-            Event::PredictionVerified(_) => Topic::All,
+            Event::PredictionVerified(_)
+            | Event::PredictionCorrected(_)
+            | Event::PredictionVoided(_) => Topic::All,
         }
     }
 
@@ -595,7 +636,37 @@ pub struct Broadcast {
     pub payload: bytes::Bytes,
 }
 
-/// What a voter is told after a verification; rendered into a [`Notification`] at delivery.
+/// What happened to a prediction that its voters are told about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// It was verified (§6.6). The default, so rows written before 0.2 decode as this.
+    #[default]
+    Verified,
+    /// Its result was corrected (§6.7).
+    Corrected,
+    /// It was voided (§6.7).
+    Voided,
+}
+
+impl NoticeKind {
+    /// The database/wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Verified => "verified",
+            NoticeKind::Corrected => "corrected",
+            NoticeKind::Voided => "voided",
+        }
+    }
+
+    /// Whether this is [`NoticeKind::Verified`] (serialized by omission).
+    pub fn is_verified(&self) -> bool {
+        *self == NoticeKind::Verified
+    }
+}
+
+/// What a voter is told after a verification, correction or void; rendered into a
+/// [`Notification`] at delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoterNotice {
     /// The voter.
@@ -606,8 +677,35 @@ pub struct VoterNotice {
     pub question: String,
     /// The voter's option.
     pub selected_option: String,
-    /// Whether it was right.
+    /// Whether it was right (meaningless, and `false`, for a [`NoticeKind::Voided`] notice).
     pub is_correct: bool,
+    /// What happened (absent in rows written before 0.2: verified).
+    #[serde(default, skip_serializing_if = "NoticeKind::is_verified")]
+    pub kind: NoticeKind,
+    /// Why the prediction was voided ([`NoticeKind::Voided`] only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl VoterNotice {
+    /// The notice of a verification.
+    pub fn verified(
+        user_id: impl Into<String>,
+        prediction_id: impl Into<String>,
+        question: impl Into<String>,
+        selected_option: impl Into<String>,
+        is_correct: bool,
+    ) -> Self {
+        VoterNotice {
+            user_id: user_id.into(),
+            prediction_id: prediction_id.into(),
+            question: question.into(),
+            selected_option: selected_option.into(),
+            is_correct,
+            kind: NoticeKind::Verified,
+            reason: None,
+        }
+    }
 }
 
 /// The work an outbox row stands for.
@@ -616,10 +714,15 @@ pub struct VoterNotice {
 pub enum OutboxPayload {
     /// Broadcast `prediction_verified` to every client.
     PredictionVerified(PredictionVerified),
+    /// Broadcast `prediction_corrected` to every client (§6.7).
+    PredictionCorrected(PredictionCorrected),
+    /// Broadcast `prediction_voided` to every client (§6.7).
+    PredictionVoided(PredictionVoided),
     /// Notify one voter.
     Notify(VoterNotice),
-    /// Notify every voter of a verified prediction: one [`Notify`](Self::Notify) per vote
-    /// marked in the verification's transaction.
+    /// Notify every voter of a verified (or corrected, or voided) prediction: one
+    /// [`Notify`](Self::Notify) per vote marked in the verification's transaction (per vote of
+    /// the prediction for a void, whose votes are unmarked).
     ///
     /// A store may record the per-voter notifications of a verification as one such row
     /// instead of one row per voter (the SQL stores do: it keeps the verification's
@@ -638,6 +741,111 @@ pub enum OutboxPayload {
 pub struct VotersFanout {
     /// The verified prediction.
     pub prediction_id: String,
+    /// What the voters are told (absent in rows written before 0.2: verified).
+    #[serde(default, skip_serializing_if = "NoticeKind::is_verified")]
+    pub kind: NoticeKind,
+}
+
+impl VotersFanout {
+    /// The fan-out of a verification.
+    pub fn verified(prediction_id: impl Into<String>) -> Self {
+        VotersFanout {
+            prediction_id: prediction_id.into(),
+            kind: NoticeKind::Verified,
+        }
+    }
+}
+
+/// A price an admin gives for a prediction (a correction's or a resolution's
+/// `price_at_verify`), recorded with `price_source = 'manual'`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualPrice {
+    /// The price.
+    pub price_at_verify: Decimal,
+    /// The change it gives against `price_at_create` (§6.3); `None` when undefined.
+    pub price_change_percent: Option<Decimal>,
+    /// The instant the price stands for (the prediction's `verify_time`).
+    pub price_at_verify_ts: DateTime<Utc>,
+}
+
+/// An admin's correction of an `ended` prediction (CONTRACT.md §6.7), recorded through
+/// `PredictionRepository::record_correction`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    /// The prediction.
+    pub prediction_id: String,
+    /// The winning option from now on.
+    pub correct_option: String,
+    /// A new price; `None` keeps the recorded price, change and source.
+    pub price: Option<ManualPrice>,
+    /// When it was corrected (the recomputed statistics' `updated_at`).
+    pub corrected_at: DateTime<Utc>,
+}
+
+/// An admin's void of a prediction (CONTRACT.md §6.7), recorded through
+/// `PredictionRepository::record_void`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoidRecord {
+    /// The prediction.
+    pub prediction_id: String,
+    /// Why (becomes `review_reason`).
+    pub reason: String,
+    /// When it was voided.
+    pub voided_at: DateTime<Utc>,
+}
+
+/// What a correction or a void did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// The status before (a correction: always `ended`).
+    pub previous_status: PredictionStatus,
+    /// The winning option before, if it had one.
+    pub previous_option: Option<String>,
+    /// Votes re-marked (a void: set to `NULL`).
+    pub votes_marked: u64,
+    /// Users whose statistics were recomputed from their votes.
+    pub users_recomputed: u64,
+}
+
+/// Whether [`recompute_stats`](crate::ports::PredictionRepository::recompute_stats) writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecomputeMode {
+    /// Compare only; write nothing.
+    Check,
+    /// Replace every differing user's statistics, in one transaction.
+    Fix,
+}
+
+/// A user whose stored statistics differ from the recomputation from the verified votes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsDiff {
+    /// The user.
+    pub user_id: String,
+    /// The stored statistics, `None` when the user has none.
+    pub stored: Option<UserStats>,
+    /// What the verified votes give (its `updated_at` is the recomputation's instant).
+    pub recomputed: UserStats,
+}
+
+impl StatsDiff {
+    /// Stored statistics with no verified vote behind them (imported without their votes):
+    /// the recomputation replaces them with zeros.
+    pub fn without_votes(&self) -> bool {
+        // A diff with stored statistics and no vote: the stored numbers are not all zero.
+        self.recomputed.total_participations == 0 && self.stored.is_some()
+    }
+}
+
+impl UserStats {
+    /// Whether the numbers (not `updated_at`) are the same.
+    pub fn same_numbers(&self, other: &UserStats) -> bool {
+        self.total_participations == other.total_participations
+            && self.correct_count == other.correct_count
+            && self.accuracy_rate == other.accuracy_rate
+            && self.current_streak == other.current_streak
+            && self.max_streak == other.max_streak
+    }
 }
 
 /// A claimed outbox row.

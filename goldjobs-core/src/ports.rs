@@ -114,6 +114,45 @@ pub trait PredictionRepository: Send + Sync {
     async fn user_stats(&self, user_ids: &[String]) -> Result<Vec<UserStats>>;
     /// The latest verified predictions, newest `verified_at` first.
     async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>>;
+
+    /// Correct an `ended` prediction (CONTRACT.md §6.7) in one atomic step: the new
+    /// `correct_option` (and, with [`Correction::price`], `price_at_verify`,
+    /// `price_change_percent`, `price_at_verify_ts` and `price_source = 'manual'`, provider
+    /// unknown; without it the recorded price and source stay), every vote re-marked, every
+    /// voter's statistics recomputed from all of that voter's verified votes in `verify_time`
+    /// order (`updated_at = corrected_at`), and in the outbox a `PredictionCorrected` broadcast
+    /// and one [`NoticeKind::Corrected`] notice per voter.
+    ///
+    /// Unknown id → `NotFound`; not `ended` (active, in review, void), or a correction that
+    /// changes nothing (same option, no new price or the same one) → `Conflict`; empty option →
+    /// `InvalidInput`.
+    async fn record_correction(&self, correction: &Correction) -> Result<Revision>;
+
+    /// Void a prediction (CONTRACT.md §6.7) in one atomic step: `status = 'void'`,
+    /// `review_reason = reason`, claim dropped, every vote's `is_correct = NULL`; when it had
+    /// `ended`, every voter's statistics recomputed as in
+    /// [`record_correction`](Self::record_correction) (an `active` or `needs_review` one leaves
+    /// statistics untouched); in the outbox a `PredictionVoided` broadcast and one
+    /// [`NoticeKind::Voided`] notice per voter.
+    ///
+    /// Unknown id → `NotFound`; already void (void is final) → `Conflict`; empty reason →
+    /// `InvalidInput`.
+    async fn record_void(&self, void: &VoidRecord) -> Result<Revision>;
+
+    /// Recompute every user's statistics from the verified votes (votes with `is_correct` set
+    /// on `ended` predictions, in `verify_time` order, then prediction id; §6.6 rules), with the
+    /// same computation as [`record_correction`](Self::record_correction), and list the users
+    /// whose stored statistics differ (numbers only, not `updated_at`), by user id. A user
+    /// without stored statistics and without verified votes does not differ.
+    ///
+    /// [`RecomputeMode::Check`] writes nothing; [`RecomputeMode::Fix`] replaces the differing
+    /// users' statistics with the recomputation (`updated_at = now`) in one transaction that
+    /// also keeps concurrent verifications exact, and lists what it replaced.
+    async fn recompute_stats(
+        &self,
+        mode: RecomputeMode,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatsDiff>>;
 }
 
 /// The transactional outbox written by `record_verifications`.

@@ -1,9 +1,10 @@
-//! The non-serving commands of the binary: `check-conditions` and `seed-demo` (CONTRACT.md §2).
+//! The non-serving commands of the binary: `check-conditions`, `seed-demo` and
+//! `recompute-stats` (CONTRACT.md §2).
 
 use crate::app::Repos;
 use chrono::{Duration as ChronoDuration, Utc};
 use goldjobs_core::condition::{validate, ConditionSet, Vars};
-use goldjobs_core::{Prediction, Symbol, VerifyRule, Vote};
+use goldjobs_core::{Prediction, RecomputeMode, StatsDiff, Symbol, UserStats, VerifyRule, Vote};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::str::FromStr;
 
@@ -180,6 +181,78 @@ pub async fn seed_demo(repos: &Repos) -> goldjobs_core::Result<SeedSummary> {
         symbols: symbols.len(),
         predictions: predictions.len(),
         votes: votes.len(),
+    })
+}
+
+fn numbers(s: &UserStats) -> String {
+    format!(
+        "total={} correct={} accuracy={} current_streak={} max_streak={}",
+        s.total_participations, s.correct_count, s.accuracy_rate, s.current_streak, s.max_streak
+    )
+}
+
+/// One line about a user whose stored statistics differ from the recomputation.
+pub fn diff_line(d: &StatsDiff) -> String {
+    let stored = d.stored.as_ref().map_or_else(|| "none".to_owned(), numbers);
+    let note = if d.without_votes() {
+        " (no verified votes behind the stored statistics)"
+    } else {
+        ""
+    };
+    format!(
+        "user {}: stored {stored}; recomputed {}{note}",
+        d.user_id,
+        numbers(&d.recomputed)
+    )
+}
+
+/// `recompute-stats [--check]` (CONTRACT.md §2, §6.7): recompute every user's statistics from
+/// the verified votes in `verify_time` order.
+///
+/// `check`: write nothing, one line per user whose stored statistics differ, code 1 if any
+/// (nothing printed and code 0 when all match). Otherwise: first name the users whose stored
+/// statistics have no verified vote behind them (they are reset to zero), then fix every
+/// differing user in one transaction and print how many users changed.
+pub async fn recompute_stats(repos: &Repos, check: bool) -> goldjobs_core::Result<CheckOutcome> {
+    let now = Utc::now();
+    let diffs = repos
+        .predictions
+        .recompute_stats(RecomputeMode::Check, now)
+        .await?;
+    if check {
+        return Ok(CheckOutcome {
+            output: diffs.iter().map(diff_line).collect::<Vec<_>>().join("\n"),
+            code: if diffs.is_empty() { 0 } else { 1 },
+        });
+    }
+    let mut lines: Vec<String> = diffs
+        .iter()
+        .filter(|d| d.without_votes())
+        .map(|d| {
+            format!(
+                "user {}: statistics without verified votes ({}) are reset to zero",
+                d.user_id,
+                d.stored.as_ref().map_or_else(String::new, numbers)
+            )
+        })
+        .collect();
+    // Name them before writing (an operator reading the log sees them either way).
+    for line in &lines {
+        println!("{line}");
+    }
+    lines.clear();
+    let fixed = repos
+        .predictions
+        .recompute_stats(RecomputeMode::Fix, now)
+        .await?;
+    lines.push(format!(
+        "{} user{} changed",
+        fixed.len(),
+        if fixed.len() == 1 { "" } else { "s" }
+    ));
+    Ok(CheckOutcome {
+        output: lines.join("\n"),
+        code: 0,
     })
 }
 

@@ -21,8 +21,10 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use rust_decimal::Decimal;
 use serde::Serialize;
 use std::convert::Infallible;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -50,19 +52,25 @@ pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-sr
     frame-ancestors 'none'";
 
 /// Resolves a manual (or `needs_review`) prediction with the bookkeeping of CONTRACT.md §6,
-/// for `POST /admin/predictions/{id}/resolve`; implemented by the verifier's
+/// corrects an `ended` one and voids predictions (§6.7), for
+/// `POST /admin/predictions/{id}/resolve` and `/void`; implemented by the verifier's
 /// [`goldjobs_core::verify::ManualResolver`].
 ///
-/// Errors: `NotFound` (no such prediction), `Conflict` (already ended or not resolvable),
-/// `InvalidInput` (an option the prediction does not have).
+/// Errors: `NotFound` (no such prediction), `Conflict` (not resolvable, void, nothing to
+/// correct), `InvalidInput` (an option the prediction does not have, a bad price or reason).
 #[async_trait]
 pub trait Resolve: Send + Sync {
-    /// Resolve `prediction_id` with `correct_option`; the prediction as stored afterwards.
+    /// Resolve (or correct) `prediction_id` with `correct_option`, optionally at the admin's
+    /// `price_at_verify`; the prediction as stored afterwards.
     async fn resolve(
         &self,
         prediction_id: &str,
         correct_option: &str,
+        price_at_verify: Option<Decimal>,
     ) -> goldjobs_core::Result<Prediction>;
+
+    /// Void `prediction_id` for `reason`; the prediction as stored afterwards.
+    async fn void(&self, prediction_id: &str, reason: &str) -> goldjobs_core::Result<Prediction>;
 }
 
 #[async_trait]
@@ -71,14 +79,20 @@ impl Resolve for goldjobs_core::verify::ManualResolver {
         &self,
         prediction_id: &str,
         correct_option: &str,
+        price_at_verify: Option<Decimal>,
     ) -> goldjobs_core::Result<Prediction> {
-        goldjobs_core::verify::ManualResolver::resolve(
-            self,
+        self.resolve_with_price(
             prediction_id,
             correct_option,
+            price_at_verify,
             chrono::Utc::now(),
         )
         .await
+    }
+
+    async fn void(&self, prediction_id: &str, reason: &str) -> goldjobs_core::Result<Prediction> {
+        goldjobs_core::verify::ManualResolver::void(self, prediction_id, reason, chrono::Utc::now())
+            .await
     }
 }
 
@@ -309,6 +323,7 @@ fn route_pattern(path: &str) -> &'static str {
         ["predictions", _] => "/predictions/{id}",
         ["users", _, "stats"] => "/users/{id}/stats",
         ["admin", "predictions", _, "resolve"] => "/admin/predictions/{id}/resolve",
+        ["admin", "predictions", _, "void"] => "/admin/predictions/{id}/void",
         ["metrics"] => "/metrics",
         ["ws"] => "/ws",
         _ => "other",
@@ -406,6 +421,16 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
                 }
             }
         },
+        ["admin", "predictions", id, "void"] if post => match check_admin(state, &req) {
+            Some(refused) => refused,
+            None => {
+                let id = decode(id);
+                match read_body(req).await {
+                    Err(r) => r,
+                    Ok(body) => void(state, &id, &body).await,
+                }
+            }
+        },
         ["metrics"] if get => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
@@ -425,6 +450,7 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         | ["predictions", _]
         | ["users", _, "stats"]
         | ["admin", "predictions", _, "resolve"]
+        | ["admin", "predictions", _, "void"]
         | ["metrics"]
         | ["ws"] => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
@@ -661,13 +687,17 @@ async fn resolve(state: &HttpState, id: &str, body: &[u8]) -> HttpResponse {
     #[derive(serde::Deserialize)]
     struct ResolveBody {
         correct_option: String,
+        /// A decimal string (CONTRACT.md: decimals are JSON strings, never floats).
+        #[serde(default)]
+        price_at_verify: Option<String>,
     }
     let parsed: ResolveBody = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(_) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "expected a JSON body {\"correct_option\":\"A\"}",
+                "expected a JSON body {\"correct_option\":\"A\"} with an optional \
+                 \"price_at_verify\":\"2680.00\" (a decimal string)",
             )
         }
     };
@@ -678,9 +708,41 @@ async fn resolve(state: &HttpState, id: &str, body: &[u8]) -> HttpResponse {
             "correct_option: expected an option name like A",
         );
     }
-    match state.resolver.resolve(id, option).await {
+    let price =
+        match parsed.price_at_verify.as_deref().map(str::trim) {
+            None => None,
+            Some(text) => match Decimal::from_str(text) {
+                Ok(p) if p > Decimal::ZERO && text.len() <= 40 => Some(p),
+                _ => return error(
+                    StatusCode::BAD_REQUEST,
+                    "price_at_verify: expected a decimal string greater than 0, like \"2680.00\"",
+                ),
+            },
+        };
+    match state.resolver.resolve(id, option, price).await {
         Ok(p) => json(StatusCode::OK, &p),
         Err(e) => core_error(&e, "resolve prediction"),
+    }
+}
+
+async fn void(state: &HttpState, id: &str, body: &[u8]) -> HttpResponse {
+    #[derive(serde::Deserialize)]
+    struct VoidBody {
+        reason: String,
+    }
+    let parsed: VoidBody = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected a JSON body {\"reason\":\"…\"}",
+            )
+        }
+    };
+    // The resolver checks the reason (trimmed, not empty, bounded): InvalidInput → 400.
+    match state.resolver.void(id, &parsed.reason).await {
+        Ok(p) => json(StatusCode::OK, &p),
+        Err(e) => core_error(&e, "void prediction"),
     }
 }
 

@@ -29,6 +29,14 @@ enum Command {
     Migrate,
     /// Insert the default symbols and a few demo predictions and votes.
     SeedDemo,
+    /// Recompute every user's statistics from the verified votes in verify_time order: fix
+    /// them in one transaction and print how many users changed (users whose statistics have no
+    /// votes behind them are named first).
+    RecomputeStats {
+        /// Write nothing: print one line per user whose stored statistics differ, exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
     /// Check an auto_verify_conditions JSON object: print `ok` or one line per problem
     /// (exit 0 when ok, 1 otherwise).
     CheckConditions {
@@ -67,14 +75,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
+    let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
+            Command::Serve => serve(config).await.map(|()| 0),
             Command::Migrate => {
                 let store = Store::connect(&config).await?;
                 store.migrate().await?;
                 println!("migrations applied ({})", config.describe_database());
-                Ok(())
+                Ok(0)
             }
             Command::SeedDemo => {
                 let store = Store::connect(&config).await?;
@@ -87,13 +95,23 @@ fn main() -> ExitCode {
                     s.votes,
                     config.describe_database()
                 );
-                Ok(())
+                Ok(0)
             }
-            Command::CheckConditions { .. } => Ok(()),
+            Command::RecomputeStats { check } => {
+                let store = Store::connect(&config).await?;
+                store.migrate().await?;
+                let outcome = cli::recompute_stats(&store.repos(), check).await?;
+                if !outcome.output.is_empty() {
+                    println!("{}", outcome.output);
+                }
+                Ok(u8::try_from(outcome.code).unwrap_or(1))
+            }
+            Command::CheckConditions { .. } => Ok(0),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("goldjobs-server: {e:#}");

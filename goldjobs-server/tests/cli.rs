@@ -61,6 +61,7 @@ fn help_on_every_command() {
         vec!["serve", "--help"],
         vec!["migrate", "--help"],
         vec!["seed-demo", "--help"],
+        vec!["recompute-stats", "--help"],
         vec!["check-conditions", "--help"],
     ] {
         let out = cmd(dir.path()).args(&args).output().unwrap();
@@ -217,4 +218,125 @@ fn serve_prints_its_address_and_stops_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `recompute-stats --check` lists the users whose stored statistics differ (exit 1) and writes
+/// nothing; `recompute-stats` names the users whose statistics have no votes behind them, fixes
+/// everyone in one go and says how many changed; a second check is clean (exit 0, no output).
+#[test]
+fn recompute_stats_checks_and_fixes() {
+    use goldjobs_adapters::sql::SqliteStore;
+    use goldjobs_core::{
+        PredictionRepository, PriceSource, Verdict, VerificationOutcome, VerificationRecord,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
+    let out = cmd(dir.path())
+        .env("DATABASE_URL", &url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        for (i, id) in ["p0", "p1"].iter().enumerate() {
+            let p = goldjobs_core::Prediction::new_active(
+                *id,
+                "XAUUSD",
+                "Gold up?",
+                "2650".parse().unwrap(),
+                t0 + chrono::Duration::seconds(i as i64),
+                goldjobs_core::VerifyRule::Manual,
+                None,
+                t0,
+            );
+            store.insert_prediction(&p).await.unwrap();
+            store
+                .insert_votes(&[goldjobs_core::Vote {
+                    prediction_id: (*id).into(),
+                    user_id: "u1".into(),
+                    selected_option: "A".into(),
+                    is_correct: None,
+                    created_at: t0,
+                }])
+                .await
+                .unwrap();
+        }
+        // Recorded out of verify_time order: the stored streak is not the recomputed one.
+        for (id, option) in [("p1", "A"), ("p0", "B")] {
+            store
+                .record_verifications(&[VerificationRecord {
+                    prediction_id: id.into(),
+                    outcome: VerificationOutcome::Verified(Verdict {
+                        correct_option: option.into(),
+                        price_at_verify: "2660".parse().unwrap(),
+                        price_change_percent: Some("0.38".parse().unwrap()),
+                        price_source: PriceSource::Manual,
+                        price_provider: None,
+                        price_at_verify_ts: t0,
+                    }),
+                    verified_at: t0,
+                    manual: true,
+                }])
+                .await
+                .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
+             accuracy_rate, current_streak, max_streak, updated_at) \
+             VALUES ('imported', 7, 5, '71.43', 2, 4, '2026-01-01T00:00:00.000000Z')",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+    });
+    let run = |args: &[&str]| {
+        let out = cmd(dir.path())
+            .env("DATABASE_URL", &url)
+            .arg("recompute-stats")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["--check"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("user imported: stored total=7"),
+        "{stdout}"
+    );
+    assert!(lines[0].contains("no verified votes"), "{stdout}");
+    assert!(
+        lines[1].starts_with("user u1: stored total=2 correct=1 accuracy=50.00 current_streak=0 max_streak=1; recomputed total=2 correct=1 accuracy=50.00 current_streak=1 max_streak=1"),
+        "{stdout}"
+    );
+    // --check wrote nothing.
+    assert_eq!(run(&["--check"]).1, stdout);
+
+    let (code, stdout, stderr) = run(&[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "user imported: statistics without verified votes (total=7 correct=5 accuracy=71.43 current_streak=2 max_streak=4) are reset to zero",
+            "2 users changed",
+        ],
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&["--check"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), ""));
 }

@@ -191,7 +191,7 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
             symbol_code: "XAUUSD".to_owned(),
             correct_option: "A".to_owned(),
             price_at_verify: Decimal::new(268_000, 2),
-            price_change_percent: Decimal::new(113, 2),
+            price_change_percent: Some(Decimal::new(113, 2)),
             price_source: PriceSource::Tick,
             price_at_verify_ts: Utc::now(),
         });

@@ -1379,3 +1379,188 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
     stop.cancel();
     server.await.unwrap();
 }
+
+/// Skip everything until a message of `kind` arrives.
+async fn next_event(ws: &mut Ws, kind: &str) -> Value {
+    for _ in 0..500 {
+        let v = next_json(ws).await;
+        if v["type"] == kind {
+            return v;
+        }
+    }
+    panic!("no {kind} message");
+}
+
+/// Corrections and voids through the real server (CONTRACT §3, §4, §6.7): admin auth, 404,
+/// 409, 400, the WebSocket events every client gets, and the recomputed statistics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrections_and_voids_through_the_api() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+    let repo = server.app.repos().predictions.clone();
+    let mut ws = ws_connect(&server.ws_url).await;
+    send(&mut ws, json!({"action": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    let post = |path: &str, body: Value| {
+        client
+            .post(server.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let stats = |repo: std::sync::Arc<dyn goldjobs_core::PredictionRepository>| async move {
+        repo.user_stats(&["u1".to_owned(), "u2".to_owned()])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                (
+                    s.user_id,
+                    s.total_participations,
+                    s.correct_count,
+                    s.current_streak,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+
+    repo.insert_prediction(&prediction("m-1", goldjobs_core::VerifyRule::Manual, None))
+        .await
+        .unwrap();
+    repo.insert_votes(&votes("m-1")).await.unwrap();
+    let resp = post(
+        "/admin/predictions/m-1/resolve",
+        json!({"correct_option": "A"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        stats(repo.clone()).await,
+        vec![("u1".into(), 1, 1, 1), ("u2".into(), 1, 0, 0)]
+    );
+
+    // A correction with a price: 200, the prediction as stored, stats recomputed.
+    for bad in [
+        json!({"correct_option": "B", "price_at_verify": 2620.5}),
+        json!({"correct_option": "B", "price_at_verify": "abc"}),
+        json!({"correct_option": "B", "price_at_verify": "-1"}),
+        json!({"correct_option": "B", "price_at_verify": "0"}),
+        json!({"option": "B"}),
+    ] {
+        let resp = post("/admin/predictions/m-1/resolve", bad.clone())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+        let e: Value = resp.json().await.unwrap();
+        assert!(e["error"].is_string());
+    }
+    let resp = post(
+        "/admin/predictions/m-1/resolve",
+        json!({"correct_option": "B", "price_at_verify": "1980.00"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], "ended", "{p}");
+    assert_eq!(p["correct_option"], "B");
+    assert_eq!(p["price_at_verify"], "1980.00");
+    assert_eq!(p["price_change_percent"], "-1.00");
+    assert_eq!(p["price_source"], "manual");
+    assert_eq!(
+        stats(repo.clone()).await,
+        vec![("u1".into(), 1, 0, 0), ("u2".into(), 1, 1, 1)]
+    );
+    // The same correction again changes nothing: 409.
+    let resp = post(
+        "/admin/predictions/m-1/resolve",
+        json!({"correct_option": "B"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 409);
+    let msg = next_event(&mut ws, "prediction_corrected").await;
+    assert_eq!(msg["payload"]["prediction_id"], "m-1");
+    assert_eq!(msg["payload"]["correct_option"], "B");
+    assert_eq!(msg["payload"]["previous_option"], "A");
+    assert_eq!(msg["payload"]["price_at_verify"], "1980.00");
+    assert_eq!(msg["payload"]["price_source"], "manual");
+
+    // Void: auth first, then the body; 404 unknown; 400 empty reason; 200; 409 the second time.
+    let void = server.url("/admin/predictions/m-1/void");
+    let resp = client
+        .post(&void)
+        .json(&json!({"reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client
+        .post(&void)
+        .bearer_auth("wrong")
+        .json(&json!({"reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    for bad in [json!({}), json!({"reason": "   "}), json!({"reason": 5})] {
+        let resp = post("/admin/predictions/m-1/void", bad.clone())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    let resp = client
+        .post(&void)
+        .bearer_auth(TOKEN)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = post("/admin/predictions/nope/void", json!({"reason": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = post(
+        "/admin/predictions/m-1/void",
+        json!({"reason": "  the event was cancelled  "}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], "void");
+    assert_eq!(p["review_reason"], "the event was cancelled");
+    assert_eq!(
+        stats(repo.clone()).await,
+        vec![("u1".into(), 0, 0, 0), ("u2".into(), 0, 0, 0)],
+        "a voided prediction counts for nobody"
+    );
+    let resp = post("/admin/predictions/m-1/void", json!({"reason": "again"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let resp = post(
+        "/admin/predictions/m-1/resolve",
+        json!({"correct_option": "A"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 409, "void is final");
+    let msg = next_event(&mut ws, "prediction_voided").await;
+    assert_eq!(
+        msg["payload"],
+        json!({"prediction_id": "m-1", "symbol_code": "XAUUSD", "reason": "the event was cancelled"})
+    );
+    let resp = client
+        .get(server.url("/admin/predictions/m-1/void"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+
+    server.app.shutdown().await;
+}

@@ -768,6 +768,40 @@ mod tests {
         }
     }
 
+    /// Corrections and voids (CONTRACT §4, §6.7) go to every client of every instance.
+    #[test]
+    fn corrections_and_voids_travel_to_all() {
+        use goldjobs_core::{Event, PredictionCorrected, PredictionVoided, PriceSource};
+        let corrected = Event::PredictionCorrected(PredictionCorrected {
+            prediction_id: "p1".into(),
+            symbol_code: "XAUUSD".into(),
+            correct_option: "A".into(),
+            price_at_verify: rust_decimal::Decimal::new(268_000, 2),
+            price_change_percent: Some(rust_decimal::Decimal::new(113, 2)),
+            price_source: PriceSource::Manual,
+            price_at_verify_ts: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            previous_option: "B".into(),
+        });
+        let voided = Event::PredictionVoided(PredictionVoided {
+            prediction_id: "p2".into(),
+            symbol_code: "XAGUSD".into(),
+            reason: "bad feed".into(),
+        });
+        for (event, kind) in [
+            (corrected, "prediction_corrected"),
+            (voided, "prediction_voided"),
+        ] {
+            let b = event.to_broadcast().unwrap();
+            assert_eq!(b.topic, Topic::All);
+            let env = decode_envelope(&encode_envelope("web-1", &b).unwrap()).unwrap();
+            assert_eq!(env.message.topic, Topic::All);
+            let v: serde_json::Value = serde_json::from_slice(&env.message.payload).unwrap();
+            assert_eq!(v["type"], kind);
+            let back: Event = serde_json::from_value(v).unwrap();
+            assert_eq!(back, event);
+        }
+    }
+
     #[test]
     fn envelope_round_trips() {
         for m in [

@@ -54,8 +54,9 @@ use chrono::{DateTime, Utc};
 #[cfg(any(feature = "sqlite", test))]
 use goldjobs_core::verify::accuracy_rate;
 use goldjobs_core::{
-    BoxError, Error, NewsArticle, OutboxPayload, PredictionVerified, RecordSummary, Result,
-    Verdict, VerificationOutcome, VerificationRecord, VotersFanout,
+    BoxError, Error, NewsArticle, NoticeKind, OutboxPayload, PredictionCorrected,
+    PredictionVerified, PredictionVoided, RecordSummary, Result, UserStats, Verdict,
+    VerificationOutcome, VerificationRecord, VotersFanout,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -250,11 +251,69 @@ fn verified_payload(prediction_id: &str, symbol_code: &str, verdict: &Verdict) -
 /// The `notify_voters` outbox payload of a verified prediction (CONTRACT.md §6.6: one
 /// notification per voter, expanded by `claim_outbox`).
 fn fanout_payload(prediction_id: &str) -> Result<String> {
+    kind_fanout_payload(prediction_id, NoticeKind::Verified)
+}
+
+/// The `notify_voters` outbox payload telling the voters of `prediction_id` about `kind`.
+fn kind_fanout_payload(prediction_id: &str, kind: NoticeKind) -> Result<String> {
     let payload = OutboxPayload::NotifyVoters(VotersFanout {
         prediction_id: prediction_id.to_owned(),
+        kind,
     });
-    serde_json::to_string(&payload)
+    to_text(&payload)
+}
+
+/// `outbox.fanout_kind` of a fan-out row: `NULL` for a verification (as every row before 0.2).
+fn fanout_kind_column(kind: NoticeKind) -> Option<&'static str> {
+    match kind {
+        NoticeKind::Verified => None,
+        other => Some(other.as_str()),
+    }
+}
+
+fn to_text(payload: &OutboxPayload) -> Result<String> {
+    serde_json::to_string(payload)
         .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
+}
+
+/// The `prediction_corrected` outbox payload (CONTRACT.md §4, §6.7).
+fn corrected_payload(event: PredictionCorrected) -> Result<String> {
+    to_text(&OutboxPayload::PredictionCorrected(event))
+}
+
+/// The `prediction_voided` outbox payload (CONTRACT.md §4, §6.7).
+fn voided_payload(event: PredictionVoided) -> Result<String> {
+    to_text(&OutboxPayload::PredictionVoided(event))
+}
+
+/// Whether a correction changes nothing: the same option, and no new price or the same one.
+fn correction_is_noop(
+    stored_option: Option<&str>,
+    stored_price: Option<rust_decimal::Decimal>,
+    correction: &goldjobs_core::Correction,
+) -> bool {
+    stored_option == Some(correction.correct_option.trim())
+        && correction
+            .price
+            .as_ref()
+            .is_none_or(|m| stored_price == Some(m.price_at_verify))
+}
+
+/// The answer to a correction of a prediction that is not `ended`.
+fn not_correctable(id: &str, status: &str) -> Error {
+    Error::Conflict(format!(
+        "prediction {id} is {status}; only ended predictions can be corrected"
+    ))
+}
+
+/// Users' recomputed statistics against the stored ones; `stored` is `None` when the user has
+/// no row.
+fn stats_diff(recomputed: UserStats, stored: Option<UserStats>) -> goldjobs_core::StatsDiff {
+    goldjobs_core::StatsDiff {
+        user_id: recomputed.user_id.clone(),
+        stored,
+        recomputed,
+    }
 }
 
 /// How many of `votes` (prediction id, user id, correct) each prediction has: the size of its

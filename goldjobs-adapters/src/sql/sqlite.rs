@@ -8,17 +8,20 @@
 //! transactions, which SQLite serializes.
 
 use super::{
-    add_duration, decode_error, dedupe_articles, expand_in_pages, fanout_payload, fold_votes,
-    map_sqlx, prepare_records, record_columns, summarize, verified_payload, votes_per_prediction,
+    add_duration, corrected_payload, correction_is_noop, decode_error, dedupe_articles,
+    expand_in_pages, fanout_kind_column, fanout_payload, fold_votes, kind_fanout_payload, map_sqlx,
+    not_correctable, prepare_records, record_columns, stats_diff, summarize, verified_payload,
+    voided_payload, votes_per_prediction,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use goldjobs_core::{
-    BoxError, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState, NewsArticle,
-    NewsRepository, OptionVotes, OutboxMessage, OutboxPayload, OutboxRepository, OutboxRow,
-    OutboxState, Prediction, PredictionQuery, PredictionRepository, PriceTick, PriceTickRepository,
-    RecordSummary, Result, Symbol, SymbolRepository, TickQuery, UserStats, VerificationRecord,
-    Vote,
+    BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
+    NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxPayload,
+    OutboxRepository, OutboxRow, OutboxState, Prediction, PredictionCorrected, PredictionQuery,
+    PredictionRepository, PredictionStatus, PredictionVoided, PriceSource, PriceTick,
+    PriceTickRepository, RecomputeMode, RecordSummary, Result, Revision, StatsDiff, Symbol,
+    SymbolRepository, TickQuery, UserStats, VerificationRecord, VoidRecord, Vote,
 };
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -169,6 +172,124 @@ fn batch(values: Vec<Value>) -> String {
     Value::Array(values).to_string()
 }
 
+/// The statistics recomputation (CONTRACT.md §6.7), the one SQLite definition behind
+/// corrections, voids and `recompute-stats`: a CTE list ending in `r(user_id, total, correct,
+/// cur, best, acc)` with one row per user of `users` (a `SELECT` of `user_id`s), rebuilt from
+/// the user's verified votes (marked, on `ended` predictions) in `verify_time`, then id, order.
+///
+/// Gaps and islands: `misses` counts the wrong results up to each row, so every run of correct
+/// results shares one `misses`; the longest run is the best streak, the run after the last
+/// wrong result (`misses = all_misses`) the current one. `acc` is exact text with two places,
+/// half away from zero, by integer arithmetic (`'0'` without results), as goldjobs-core's
+/// `accuracy_rate` writes it.
+fn recompute_cte(users: &str) -> String {
+    format!(
+        "u AS ({users}), \
+         marked AS ( \
+             SELECT v.user_id AS user_id, v.is_correct AS ok, \
+                    sum(1 - v.is_correct) OVER (PARTITION BY v.user_id \
+                        ORDER BY p.verify_time, p.id ROWS UNBOUNDED PRECEDING) AS misses, \
+                    sum(1 - v.is_correct) OVER (PARTITION BY v.user_id) AS all_misses \
+             FROM prediction_votes AS v JOIN predictions AS p ON p.id = v.prediction_id \
+             WHERE v.user_id IN (SELECT user_id FROM u) AND v.is_correct IS NOT NULL \
+               AND p.status = 'ended'), \
+         runs AS ( \
+             SELECT user_id, misses, all_misses, sum(ok) AS run_len FROM marked \
+             GROUP BY user_id, misses, all_misses), \
+         agg AS ( \
+             SELECT user_id, sum(run_len) + max(all_misses) AS total, sum(run_len) AS correct, \
+                    max(run_len) AS best, \
+                    sum(CASE WHEN misses = all_misses THEN run_len ELSE 0 END) AS cur \
+             FROM runs GROUP BY user_id), \
+         h AS ( \
+             SELECT u.user_id AS user_id, coalesce(a.total, 0) AS total, \
+                    coalesce(a.correct, 0) AS correct, coalesce(a.cur, 0) AS cur, \
+                    coalesce(a.best, 0) AS best, \
+                    CASE WHEN coalesce(a.total, 0) = 0 THEN NULL \
+                         ELSE (a.correct * 20000 + a.total) / (2 * a.total) END AS hundredths \
+             FROM (SELECT DISTINCT user_id FROM u) AS u LEFT JOIN agg AS a ON a.user_id = u.user_id), \
+         r AS ( \
+             SELECT user_id, total, correct, cur, best, \
+                    CASE WHEN hundredths IS NULL THEN '0' \
+                         ELSE printf('%d.%02d', hundredths / 100, hundredths % 100) END AS acc \
+             FROM h)"
+    )
+}
+
+/// Every user with stored statistics or a verified vote.
+const ALL_USERS: &str = "SELECT user_id FROM prediction_votes WHERE is_correct IS NOT NULL \
+    UNION SELECT user_id FROM user_prediction_stats";
+
+/// Replace the statistics of the users of `users` (a JSON array) with the recomputation,
+/// `updated_at = now`; one statement. Returns how many users it wrote.
+async fn recompute_users(
+    tx: &mut sqlx::SqliteConnection,
+    users: &[String],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    if users.is_empty() {
+        return Ok(0);
+    }
+    let cte = recompute_cte("SELECT value AS user_id FROM json_each(?1)");
+    let done = sqlx::query(&format!(
+        "WITH {cte} \
+         INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
+             accuracy_rate, current_streak, max_streak, updated_at) \
+         SELECT user_id, total, correct, acc, cur, best, ?2 FROM r WHERE true \
+         ON CONFLICT (user_id) DO UPDATE SET \
+             total_participations = excluded.total_participations, \
+             correct_count = excluded.correct_count, \
+             accuracy_rate = excluded.accuracy_rate, \
+             current_streak = excluded.current_streak, \
+             max_streak = excluded.max_streak, \
+             updated_at = excluded.updated_at"
+    ))
+    .bind(json!(users).to_string())
+    .bind(ts(now))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
+}
+
+/// Insert a broadcast row and, when `voters > 0`, the fan-out row of `kind` for `prediction_id`.
+async fn insert_revision_outbox(
+    tx: &mut sqlx::SqliteConnection,
+    broadcast_kind: &str,
+    broadcast: String,
+    prediction_id: &str,
+    kind: NoticeKind,
+    voters: u64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let mut rows = vec![json!([broadcast_kind, broadcast, null, null, null])];
+    if voters > 0 {
+        rows.push(json!([
+            "notify_voters",
+            kind_fanout_payload(prediction_id, kind)?,
+            prediction_id,
+            voters,
+            fanout_kind_column(kind)
+        ]));
+    }
+    sqlx::query(
+        "INSERT INTO outbox (kind, payload, fanout_prediction_id, fanout_remaining, fanout_kind, \
+                             claimed_until, state, attempts, next_attempt_at, created_at) \
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                json_extract(value, '$[4]'), \
+                CASE WHEN json_extract(value, '$[0]') = 'notify_voters' \
+                     THEN '9999-12-31T23:59:59.999999Z' END, 'pending', 0, ?2, ?2 \
+         FROM json_each(?1) ORDER BY key",
+    )
+    .bind(batch(rows))
+    .bind(ts(at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Every repository port and the lease on SQLite.
 ///
 /// Build it with [`SqliteStore::connect`] (WAL, busy timeout, foreign keys, create if missing)
@@ -233,7 +354,7 @@ impl SqliteStore {
                 break;
             }
             let Some(row) = sqlx::query(
-                "SELECT id, fanout_prediction_id, fanout_cursor FROM outbox \
+                "SELECT id, fanout_prediction_id, fanout_cursor, fanout_kind FROM outbox \
                  WHERE state = 'pending' AND kind = 'notify_voters' AND next_attempt_at <= ?1 \
                  ORDER BY id LIMIT 1",
             )
@@ -248,17 +369,21 @@ impl SqliteStore {
             // a fan-out row without a prediction id expands to nothing and is marked delivered
             let prediction_id = get_opt(&row, "fanout_prediction_id")?;
             let cursor = get_opt(&row, "fanout_cursor")?;
+            // NULL: verified (rows before 0.2); 'corrected'; 'voided' (every vote: a void
+            // unmarks them)
+            let kind = get_opt(&row, "fanout_kind")?;
             // the page: the next `left` marked votes after the cursor, in user_id order
             let page = sqlx::query(
                 "SELECT count(*) AS n, max(user_id) AS last FROM ( \
                      SELECT user_id FROM prediction_votes \
-                     WHERE prediction_id = ?1 AND is_correct IS NOT NULL \
+                     WHERE prediction_id = ?1 AND (?4 = 'voided' OR is_correct IS NOT NULL) \
                        AND (?2 IS NULL OR user_id > ?2) \
                      ORDER BY user_id LIMIT ?3)",
             )
             .bind(&prediction_id)
             .bind(&cursor)
             .bind(left)
+            .bind(&kind)
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
@@ -270,10 +395,12 @@ impl SqliteStore {
                      SELECT 'notify', json_object('kind', 'notify', 'data', json_object( \
                                 'user_id', v.user_id, 'prediction_id', p.id, \
                                 'question', p.question, 'selected_option', v.selected_option, \
-                                'is_correct', json(CASE WHEN v.is_correct THEN 'true' ELSE 'false' END))), \
+                                'is_correct', json(CASE WHEN v.is_correct THEN 'true' ELSE 'false' END), \
+                                'kind', coalesce(?5, 'verified'), \
+                                'reason', CASE WHEN ?5 = 'voided' THEN p.review_reason END)), \
                             'pending', 0, ?4, ?4 \
                      FROM prediction_votes AS v JOIN predictions AS p ON p.id = v.prediction_id \
-                     WHERE v.prediction_id = ?1 AND v.is_correct IS NOT NULL \
+                     WHERE v.prediction_id = ?1 AND (?5 = 'voided' OR v.is_correct IS NOT NULL) \
                        AND (?2 IS NULL OR v.user_id > ?2) AND v.user_id <= ?3 \
                      ORDER BY v.user_id",
                 )
@@ -281,6 +408,7 @@ impl SqliteStore {
                 .bind(&cursor)
                 .bind(&last)
                 .bind(now)
+                .bind(&kind)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -630,7 +758,8 @@ impl PredictionRepository for SqliteStore {
                     c.status,
                     c.verdict.map(|v| v.price_at_verify.to_string()),
                     c.verdict.map(|v| v.correct_option.clone()),
-                    c.verdict.map(|v| v.price_change_percent.to_string()),
+                    c.verdict
+                        .and_then(|v| v.price_change_percent.map(|p| p.to_string())),
                     c.verdict.map(|v| v.price_source.as_str()),
                     c.verdict.map(|v| ts(v.price_at_verify_ts)),
                     ts(r.verified_at),
@@ -871,6 +1000,245 @@ impl PredictionRepository for SqliteStore {
         .await
         .map_err(db)?;
         rows.iter().map(prediction_from_row).collect()
+    }
+
+    async fn record_correction(&self, c: &Correction) -> Result<Revision> {
+        let id = c.prediction_id.as_str();
+        let option = c.correct_option.trim();
+        if option.is_empty() {
+            return Err(Error::invalid(format!(
+                "prediction {id}: empty correct_option"
+            )));
+        }
+        // One IMMEDIATE transaction: SQLite serializes writers, so the verifier and other
+        // revisions see all of it or nothing, and nothing changes between its statements.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let Some(row) = sqlx::query(
+            "SELECT status, correct_option, price_at_verify FROM predictions WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        else {
+            return Err(Error::NotFound(format!("prediction {id}")));
+        };
+        let status = get_str(&row, "status")?;
+        if status != "ended" {
+            return Err(not_correctable(id, &status));
+        }
+        let previous = get_opt(&row, "correct_option")?;
+        if correction_is_noop(
+            previous.as_deref(),
+            get_opt_dec(&row, "price_at_verify")?,
+            c,
+        ) {
+            return Err(Error::Conflict(format!(
+                "prediction {id} already has correct_option {option}"
+            )));
+        }
+        let price = c.price.as_ref();
+        let updated = sqlx::query(
+            "UPDATE predictions SET correct_option = ?2, \
+                 price_at_verify = CASE WHEN ?3 THEN ?4 ELSE price_at_verify END, \
+                 price_change_percent = CASE WHEN ?3 THEN ?5 ELSE price_change_percent END, \
+                 price_at_verify_ts = CASE WHEN ?3 THEN ?6 ELSE price_at_verify_ts END, \
+                 price_source = CASE WHEN ?3 THEN 'manual' ELSE price_source END, \
+                 price_provider = CASE WHEN ?3 THEN NULL ELSE price_provider END \
+             WHERE id = ?1 \
+             RETURNING symbol_code, price_at_verify, price_change_percent, price_source, \
+                       price_at_verify_ts",
+        )
+        .bind(id)
+        .bind(option)
+        .bind(price.is_some())
+        .bind(price.map(|m| m.price_at_verify.to_string()))
+        .bind(price.and_then(|m| m.price_change_percent.map(|p| p.to_string())))
+        .bind(price.map(|m| ts(m.price_at_verify_ts)))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let voters = sqlx::query(
+            "UPDATE prediction_votes SET is_correct = (selected_option = ?2) \
+             WHERE prediction_id = ?1 RETURNING user_id",
+        )
+        .bind(id)
+        .bind(option)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut users = voters
+            .iter()
+            .map(|r| get_str(r, "user_id"))
+            .collect::<Result<Vec<String>>>()?;
+        users.sort();
+        let recomputed = recompute_users(&mut tx, &users, c.corrected_at).await?;
+        let event = PredictionCorrected {
+            prediction_id: id.to_owned(),
+            symbol_code: get_str(&updated, "symbol_code")?,
+            correct_option: option.to_owned(),
+            price_at_verify: get_opt_dec(&updated, "price_at_verify")?.unwrap_or_default(),
+            price_change_percent: get_opt_dec(&updated, "price_change_percent")?,
+            price_source: get_opt(&updated, "price_source")?
+                .as_deref()
+                .map(parse)
+                .transpose()?
+                .unwrap_or(PriceSource::Manual),
+            price_at_verify_ts: get_opt_ts(&updated, "price_at_verify_ts")?
+                .unwrap_or(c.corrected_at),
+            previous_option: previous.clone().unwrap_or_default(),
+        };
+        insert_revision_outbox(
+            &mut tx,
+            "prediction_corrected",
+            corrected_payload(event)?,
+            id,
+            NoticeKind::Corrected,
+            users.len() as u64,
+            c.corrected_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Revision {
+            previous_status: PredictionStatus::Ended,
+            previous_option: previous,
+            votes_marked: users.len() as u64,
+            users_recomputed: recomputed,
+        })
+    }
+
+    async fn record_void(&self, v: &VoidRecord) -> Result<Revision> {
+        let id = v.prediction_id.as_str();
+        let reason = v.reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(format!(
+                "prediction {id}: a void needs a reason"
+            )));
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let Some(row) = sqlx::query(
+            "SELECT status, symbol_code, correct_option FROM predictions WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        else {
+            return Err(Error::NotFound(format!("prediction {id}")));
+        };
+        let previous_status: PredictionStatus = parse(&get_str(&row, "status")?)?;
+        if previous_status == PredictionStatus::Void {
+            return Err(Error::Conflict(format!("prediction {id} is already void")));
+        }
+        sqlx::query(
+            "UPDATE predictions SET status = 'void', review_reason = ?2, claimed_until = NULL \
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let voters = sqlx::query(
+            "UPDATE prediction_votes SET is_correct = NULL WHERE prediction_id = ?1 \
+             RETURNING user_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut users = voters
+            .iter()
+            .map(|r| get_str(r, "user_id"))
+            .collect::<Result<Vec<String>>>()?;
+        users.sort();
+        let recomputed = if previous_status == PredictionStatus::Ended {
+            recompute_users(&mut tx, &users, v.voided_at).await?
+        } else {
+            0
+        };
+        let event = PredictionVoided {
+            prediction_id: id.to_owned(),
+            symbol_code: get_str(&row, "symbol_code")?,
+            reason: reason.to_owned(),
+        };
+        insert_revision_outbox(
+            &mut tx,
+            "prediction_voided",
+            voided_payload(event)?,
+            id,
+            NoticeKind::Voided,
+            users.len() as u64,
+            v.voided_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Revision {
+            previous_status,
+            previous_option: get_opt(&row, "correct_option")?,
+            votes_marked: users.len() as u64,
+            users_recomputed: recomputed,
+        })
+    }
+
+    async fn recompute_stats(
+        &self,
+        mode: RecomputeMode,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatsDiff>> {
+        let cte = recompute_cte(ALL_USERS);
+        // Accuracy compared by value: '0' and '0.00' are the same.
+        let diff_sql = format!(
+            "WITH {cte} \
+             SELECT r.user_id, r.total, r.correct, r.acc, r.cur, r.best, \
+                    s.user_id AS s_user, s.total_participations, s.correct_count, \
+                    s.accuracy_rate, s.current_streak, s.max_streak, s.updated_at \
+             FROM r LEFT JOIN user_prediction_stats AS s ON s.user_id = r.user_id \
+             WHERE (s.user_id IS NULL AND r.total > 0) \
+                OR s.total_participations <> r.total OR s.correct_count <> r.correct \
+                OR CAST(s.accuracy_rate AS REAL) <> CAST(r.acc AS REAL) \
+                OR s.current_streak <> r.cur OR s.max_streak <> r.best \
+             ORDER BY r.user_id"
+        );
+        let mut tx = match mode {
+            RecomputeMode::Check => self.pool.begin().await.map_err(db)?,
+            RecomputeMode::Fix => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?,
+        };
+        let rows = sqlx::query(&diff_sql)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut diffs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let recomputed = UserStats {
+                user_id: get_str(row, "user_id")?,
+                total_participations: row.try_get("total").map_err(db)?,
+                correct_count: row.try_get("correct").map_err(db)?,
+                accuracy_rate: get_dec(row, "acc")?,
+                current_streak: row.try_get("cur").map_err(db)?,
+                max_streak: row.try_get("best").map_err(db)?,
+                updated_at: now,
+            };
+            let stored = match get_opt(row, "s_user")? {
+                Some(user_id) => Some(UserStats {
+                    user_id,
+                    total_participations: row.try_get("total_participations").map_err(db)?,
+                    correct_count: row.try_get("correct_count").map_err(db)?,
+                    accuracy_rate: get_dec(row, "accuracy_rate")?,
+                    current_streak: row.try_get("current_streak").map_err(db)?,
+                    max_streak: row.try_get("max_streak").map_err(db)?,
+                    updated_at: get_ts(row, "updated_at")?,
+                }),
+                None => None,
+            };
+            diffs.push(stats_diff(recomputed, stored));
+        }
+        if mode == RecomputeMode::Fix && !diffs.is_empty() {
+            let users: Vec<String> = diffs.iter().map(|d| d.user_id.clone()).collect();
+            recompute_users(&mut tx, &users, now).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(diffs)
     }
 }
 

@@ -76,7 +76,7 @@ pub fn verified(pid: &str, correct: &str, at: i64) -> VerificationRecord {
         outcome: VerificationOutcome::Verified(Verdict {
             correct_option: correct.into(),
             price_at_verify: d("2680.00"),
-            price_change_percent: d("1.13"),
+            price_change_percent: Some(d("1.13")),
             price_source: PriceSource::Tick,
             price_at_verify_ts: t(at),
             price_provider: None,
@@ -609,7 +609,9 @@ pub async fn outbox_fanout_pages(s: &dyn Store) {
     let kinds: Vec<&str> = rows
         .iter()
         .map(|r| match &r.payload {
-            OutboxPayload::PredictionVerified(_) => "broadcast",
+            OutboxPayload::PredictionVerified(_)
+            | OutboxPayload::PredictionCorrected(_)
+            | OutboxPayload::PredictionVoided(_) => "broadcast",
             OutboxPayload::Notify(_) => "notify",
             OutboxPayload::NotifyVoters(_) => "fanout",
         })
@@ -1118,4 +1120,52 @@ pub async fn retention_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) 
     // a second run finds nothing more
     let again = job.run(&ctx).await.unwrap();
     assert_eq!(again.summary, "0 ticks and 0 finished outbox rows deleted");
+}
+
+/// A random step of a verification history (see `conformance::predictions::random_history`).
+fn step() -> impl proptest::strategy::Strategy<Value = goldjobs_core::conformance::predictions::Step>
+{
+    use goldjobs_core::conformance::predictions::Step;
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => any::<u8>().prop_map(|option| Step::Verify { option }),
+        2 => (any::<u8>(), any::<u8>(), proptest::option::of(0u8..3)).prop_map(
+            |(prediction, option, price)| Step::Correct { prediction, option, price }
+        ),
+        1 => any::<u8>().prop_map(|prediction| Step::Void { prediction }),
+    ]
+}
+
+/// `cases` random histories of verifications, corrections and voids over a few users and
+/// predictions (proptest strategies, run without shrinking: the test is async); after every
+/// step the stored statistics equal a plain recomputation from the votes.
+pub async fn random_histories(s: &dyn Store, cases: u32) {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, TestRunner};
+    let strategy = (
+        1usize..5,
+        1usize..7,
+        proptest::collection::vec((0u8..5, 0u8..7, 0u8..3), 0..30),
+        proptest::collection::vec(step(), 0..30),
+    );
+    let mut runner = TestRunner::new(Config::with_cases(cases));
+    for case in 0..cases {
+        let (users, predictions, votes, steps) = strategy.new_tree(&mut runner).unwrap().current();
+        let input = format!("case {case}: {users} users, {predictions} predictions, votes {votes:?}, steps {steps:?}");
+        let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+            goldjobs_core::conformance::predictions::random_history(
+                s,
+                s,
+                users,
+                predictions,
+                &votes,
+                &steps,
+            ),
+        ))
+        .await;
+        if let Err(panic) = outcome {
+            eprintln!("failing input: {input}");
+            std::panic::resume_unwind(panic);
+        }
+    }
 }

@@ -26,7 +26,14 @@
 //! - two `record_verifications` calls over the same ids at the same time (in opposite orders)
 //!   both succeed, and each prediction is verified once (an SQL adapter locks rows in a fixed
 //!   order, e.g. by id, or retries its transaction on a deadlock/serialization failure);
-//! - two `claim_due` calls at the same time never hand out the same prediction.
+//! - two `claim_due` calls at the same time never hand out the same prediction;
+//! - corrections and voids (§6.7): a correction writes one `PredictionCorrected` row and one
+//!   `Corrected` notice per voter (a `Notify` row each, or one `NotifyVoters` row), a void one
+//!   `PredictionVoided` row and one `Voided` notice per voter, with the reason; statistics
+//!   after every step equal a plain recomputation ([`random_history`] checks this against an
+//!   oracle of its own; property tests drive it with random steps);
+//! - [`recompute_stats_check_and_fix`] acts on the whole store: its `Fix` rewrites every
+//!   differing user, so give it a store of its own when others write statistics meanwhile.
 
 use crate::model::*;
 use crate::ports::{OutboxRepository, PredictionRepository};
@@ -53,6 +60,11 @@ pub async fn run_all(repo: &dyn PredictionRepository, outbox: &dyn OutboxReposit
     list_and_vote_counts(repo, outbox).await;
     concurrent_claims_are_disjoint(repo).await;
     concurrent_records_apply_once(repo, outbox).await;
+    correction_recomputes_stats(repo, outbox).await;
+    void_of_ended_recomputes_and_is_final(repo, outbox).await;
+    void_of_open_predictions_leaves_stats(repo, outbox).await;
+    a_history_of_corrections_and_voids(repo, outbox).await;
+    recompute_stats_check_and_fix(repo, outbox).await;
 }
 
 /// A fresh random suffix for ids.
@@ -129,7 +141,7 @@ pub(crate) fn verified(
         outcome: VerificationOutcome::Verified(Verdict {
             correct_option: option.to_owned(),
             price_at_verify: dec(price),
-            price_change_percent: dec(percent),
+            price_change_percent: Some(dec(percent)),
             price_source: PriceSource::Tick,
             price_at_verify_ts: ts,
             price_provider: None,
@@ -375,6 +387,8 @@ pub async fn release_claims(repo: &dyn PredictionRepository) {
 pub(crate) fn payload_prediction_id(p: &OutboxPayload) -> &str {
     match p {
         OutboxPayload::PredictionVerified(e) => &e.prediction_id,
+        OutboxPayload::PredictionCorrected(e) => &e.prediction_id,
+        OutboxPayload::PredictionVoided(e) => &e.prediction_id,
         OutboxPayload::Notify(n) => &n.prediction_id,
         OutboxPayload::NotifyVoters(f) => &f.prediction_id,
     }
@@ -574,7 +588,7 @@ pub async fn record_verified(repo: &dyn PredictionRepository, outbox: &dyn Outbo
             symbol_code: "XAUUSD".into(),
             correct_option: "A".into(),
             price_at_verify: dec("2680.00"),
-            price_change_percent: dec("1.13"),
+            price_change_percent: Some(dec("1.13")),
             price_source: PriceSource::Tick,
             price_at_verify_ts: tick_ts,
         }]
@@ -1219,4 +1233,861 @@ pub async fn concurrent_records_apply_once(
         "one broadcast and one notice (or fan-out row) per prediction"
     );
     deliver_rows_of(outbox, &ids).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Corrections, voids and recomputed statistics (CONTRACT.md §6.7)
+// ---------------------------------------------------------------------------------------------
+
+/// `(total, correct, current streak, max streak, accuracy)` of `user`; zeros when the store has
+/// no statistics for the user.
+async fn numbers(repo: &dyn PredictionRepository, user: &str) -> (i64, i64, i64, i64, Decimal) {
+    let s = repo
+        .user_stats(&[user.to_owned()])
+        .await
+        .expect("user_stats");
+    match s.first() {
+        Some(s) => (
+            s.total_participations,
+            s.correct_count,
+            s.current_streak,
+            s.max_streak,
+            s.accuracy_rate,
+        ),
+        None => (0, 0, 0, 0, Decimal::ZERO),
+    }
+}
+
+/// `is_correct` of every vote of `prediction_id`, by user.
+async fn marks(
+    repo: &dyn PredictionRepository,
+    prediction_id: &str,
+) -> BTreeMap<String, Option<bool>> {
+    repo.votes_for(prediction_id)
+        .await
+        .expect("votes_for")
+        .into_iter()
+        .map(|v| (v.user_id, v.is_correct))
+        .collect()
+}
+
+/// `n` auto predictions `{prefix}{i}` due at `base + i` s, each voted on by every `(user,
+/// option)` of `votes[i]`.
+async fn predictions_with_votes(
+    repo: &dyn PredictionRepository,
+    prefix: &str,
+    base: DateTime<Utc>,
+    votes: &[&[(&str, &str)]],
+) -> Vec<String> {
+    let ids: Vec<String> = (0..votes.len()).map(|i| format!("{prefix}{i}")).collect();
+    let ps: Vec<Prediction> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| auto_prediction(id, "XAUUSD", base + secs(i as i64), base - secs(60)))
+        .collect();
+    insert_all(repo, &ps).await;
+    let all: Vec<Vote> = ids
+        .iter()
+        .zip(votes)
+        .flat_map(|(id, vs)| vs.iter().map(move |(u, o)| vote(id, u, o, base - secs(30))))
+        .collect();
+    if !all.is_empty() {
+        repo.insert_votes(&all).await.expect("votes");
+    }
+    ids
+}
+
+fn correction(id: &str, option: &str, price: Option<ManualPrice>, at: DateTime<Utc>) -> Correction {
+    Correction {
+        prediction_id: id.to_owned(),
+        correct_option: option.to_owned(),
+        price,
+        corrected_at: at,
+    }
+}
+
+fn void_record(id: &str, reason: &str, at: DateTime<Utc>) -> VoidRecord {
+    VoidRecord {
+        prediction_id: id.to_owned(),
+        reason: reason.to_owned(),
+        voided_at: at,
+    }
+}
+
+/// A correction re-marks the votes and recomputes each voter's statistics from all of the
+/// voter's verified votes in `verify_time` order, as if the right answer had been there from
+/// the start; it keeps the recorded price without a new one and records `manual` with one; it
+/// writes a `PredictionCorrected` broadcast with the previous option and one corrected notice
+/// per voter.
+pub async fn correction_recomputes_stats(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let prefix = format!("cf-corr-{u}-");
+    let base = past_window();
+    let (a, b) = (format!("cf-corr-a-{u}"), format!("cf-corr-b-{u}"));
+    let ids = predictions_with_votes(
+        repo,
+        &prefix,
+        base,
+        &[
+            &[(&a, "A")],
+            &[(&a, "A")],
+            &[(&a, "A"), (&b, "B")],
+            &[(&a, "A")],
+        ],
+    )
+    .await;
+    let at = base + secs(100);
+    // C C W C for a; b right on the third.
+    let records: Vec<VerificationRecord> = ["A", "A", "B", "A"]
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| verified(id, o, "2660", "0.38", base, at))
+        .collect();
+    repo.record_verifications(&records).await.expect("record");
+    assert_eq!(numbers(repo, &a).await, (4, 3, 1, 2, dec("75")), "before");
+    assert_eq!(numbers(repo, &b).await, (1, 1, 1, 1, dec("100")), "before");
+
+    let fixed_at = at + secs(50);
+    let rev = repo
+        .record_correction(&correction(&ids[2], "A", None, fixed_at))
+        .await
+        .expect("correct");
+    assert_eq!(rev.previous_status, PredictionStatus::Ended);
+    assert_eq!(rev.previous_option.as_deref(), Some("B"));
+    assert_eq!(rev.votes_marked, 2);
+    assert_eq!(rev.users_recomputed, 2);
+    // As if A had been right from the start: C C C C.
+    assert_eq!(numbers(repo, &a).await, (4, 4, 4, 4, dec("100")), "after");
+    assert_eq!(
+        numbers(repo, &b).await,
+        (1, 0, 0, 0, Decimal::ZERO),
+        "after"
+    );
+    let s = repo
+        .user_stats(std::slice::from_ref(&a))
+        .await
+        .expect("stats");
+    assert_eq!(s[0].updated_at, fixed_at, "updated_at = corrected_at");
+    let got = repo
+        .get_prediction(&ids[2])
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.status, PredictionStatus::Ended);
+    assert_eq!(got.correct_option.as_deref(), Some("A"));
+    assert_eq!(got.price_at_verify, Some(dec("2660")), "price kept");
+    assert_eq!(got.price_change_percent, Some(dec("0.38")));
+    assert_eq!(got.price_source, Some(PriceSource::Tick), "source kept");
+    let m = marks(repo, &ids[2]).await;
+    assert_eq!((m[&a], m[&b]), (Some(true), Some(false)));
+
+    let rows = rows_of(outbox, &ids[2]).await;
+    let events: Vec<&PredictionCorrected> = rows
+        .iter()
+        .filter_map(|r| match &r.payload {
+            OutboxPayload::PredictionCorrected(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![&PredictionCorrected {
+            prediction_id: ids[2].clone(),
+            symbol_code: "XAUUSD".into(),
+            correct_option: "A".into(),
+            price_at_verify: dec("2660"),
+            price_change_percent: Some(dec("0.38")),
+            price_source: PriceSource::Tick,
+            price_at_verify_ts: base,
+            previous_option: "B".into(),
+        }]
+    );
+    for r in rows.iter().filter(|r| {
+        matches!(
+            r.payload,
+            OutboxPayload::PredictionCorrected(_) | OutboxPayload::NotifyVoters(_)
+        ) && r.state == OutboxState::Pending
+    }) {
+        assert!(r.next_attempt_at <= fixed_at, "due at once: {r:?}");
+    }
+    let corrected: BTreeMap<String, VoterNotice> = notices_of(outbox, &ids[2])
+        .await
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Corrected)
+        .map(|n| (n.user_id.clone(), n))
+        .collect();
+    assert_eq!(
+        corrected.len(),
+        2,
+        "one corrected notice per voter: {corrected:?}"
+    );
+    assert!(corrected[&a].is_correct && !corrected[&b].is_correct);
+    assert_eq!(corrected[&b].selected_option, "B");
+    assert_eq!(corrected[&a].question, got.question);
+
+    // With a price: manual source, the given change and instant; a's second result becomes wrong.
+    let price = ManualPrice {
+        price_at_verify: dec("2600.00"),
+        price_change_percent: Some(dec("-1.89")),
+        price_at_verify_ts: base + secs(1),
+    };
+    repo.record_correction(&correction(
+        &ids[1],
+        "B",
+        Some(price.clone()),
+        fixed_at + secs(1),
+    ))
+    .await
+    .expect("correct with a price");
+    let got = repo
+        .get_prediction(&ids[1])
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.correct_option.as_deref(), Some("B"));
+    assert_eq!(got.price_at_verify, Some(dec("2600.00")));
+    assert_eq!(got.price_change_percent, Some(dec("-1.89")));
+    assert_eq!(got.price_source, Some(PriceSource::Manual));
+    assert_eq!(got.price_at_verify_ts, Some(base + secs(1)));
+    assert_eq!(got.price_provider, None);
+    // C W C C
+    assert_eq!(
+        numbers(repo, &a).await,
+        (4, 3, 2, 2, dec("75")),
+        "after the second"
+    );
+
+    // Nothing to change, or not correctable.
+    for (c, what) in [
+        (
+            correction(&ids[1], "B", None, fixed_at),
+            "same option, no price",
+        ),
+        (
+            correction(&ids[1], "B", Some(price), fixed_at),
+            "same option, same price",
+        ),
+    ] {
+        assert!(
+            matches!(
+                repo.record_correction(&c).await,
+                Err(crate::Error::Conflict(_))
+            ),
+            "{what}"
+        );
+    }
+    assert!(matches!(
+        repo.record_correction(&correction(&ids[1], " ", None, fixed_at))
+            .await,
+        Err(crate::Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        repo.record_correction(&correction(&format!("{prefix}none"), "A", None, fixed_at))
+            .await,
+        Err(crate::Error::NotFound(_))
+    ));
+    let active = format!("{prefix}active");
+    insert_all(repo, &[auto_prediction(&active, "XAUUSD", base, base)]).await;
+    assert!(
+        matches!(
+            repo.record_correction(&correction(&active, "A", None, fixed_at))
+                .await,
+            Err(crate::Error::Conflict(_))
+        ),
+        "only ended predictions can be corrected"
+    );
+    assert_eq!(
+        numbers(repo, &a).await,
+        (4, 3, 2, 2, dec("75")),
+        "unchanged"
+    );
+    retire(repo, std::slice::from_ref(&active), at).await;
+    let mut all = ids;
+    all.push(active);
+    deliver_rows_of(outbox, &all).await;
+}
+
+/// Voiding an ended prediction takes it out of everyone's statistics (recomputed), unmarks its
+/// votes, records status and reason, and is final: a second void, a correction and a
+/// verification of it all fail or are skipped.
+pub async fn void_of_ended_recomputes_and_is_final(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let prefix = format!("cf-void-{u}-");
+    let base = past_window();
+    let (a, b) = (format!("cf-void-a-{u}"), format!("cf-void-b-{u}"));
+    let ids = predictions_with_votes(
+        repo,
+        &prefix,
+        base,
+        &[&[(&a, "A")], &[(&a, "A"), (&b, "B")], &[(&a, "A")]],
+    )
+    .await;
+    let at = base + secs(100);
+    let records: Vec<VerificationRecord> = ["A", "B", "A"]
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| verified(id, o, "2660", "0.38", base, at))
+        .collect();
+    repo.record_verifications(&records).await.expect("record");
+    assert_eq!(numbers(repo, &a).await, (3, 2, 1, 1, dec("66.67")), "C W C");
+
+    let void_at = at + secs(10);
+    let rev = repo
+        .record_void(&void_record(&ids[1], "wrong price feed", void_at))
+        .await
+        .expect("void");
+    assert_eq!(rev.previous_status, PredictionStatus::Ended);
+    assert_eq!(rev.previous_option.as_deref(), Some("B"));
+    assert_eq!((rev.votes_marked, rev.users_recomputed), (2, 2));
+    assert_eq!(numbers(repo, &a).await, (2, 2, 2, 2, dec("100")), "C C");
+    assert_eq!(
+        numbers(repo, &b).await,
+        (0, 0, 0, 0, Decimal::ZERO),
+        "no verified vote left: zeros"
+    );
+    let got = repo
+        .get_prediction(&ids[1])
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.status, PredictionStatus::Void);
+    assert_eq!(got.review_reason.as_deref(), Some("wrong price feed"));
+    assert!(marks(repo, &ids[1]).await.values().all(Option::is_none));
+    let events: Vec<PredictionVoided> = rows_of(outbox, &ids[1])
+        .await
+        .into_iter()
+        .filter_map(|r| match r.payload {
+            OutboxPayload::PredictionVoided(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![PredictionVoided {
+            prediction_id: ids[1].clone(),
+            symbol_code: "XAUUSD".into(),
+            reason: "wrong price feed".into(),
+        }]
+    );
+    let voided: BTreeMap<String, VoterNotice> = notices_of(outbox, &ids[1])
+        .await
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Voided)
+        .map(|n| (n.user_id.clone(), n))
+        .collect();
+    assert_eq!(voided.len(), 2, "one void notice per voter: {voided:?}");
+    assert_eq!(voided[&b].reason.as_deref(), Some("wrong price feed"));
+    assert_eq!(voided[&b].selected_option, "B");
+
+    // Final.
+    assert!(matches!(
+        repo.record_void(&void_record(&ids[1], "again", void_at))
+            .await,
+        Err(crate::Error::Conflict(_))
+    ));
+    assert!(matches!(
+        repo.record_correction(&correction(&ids[1], "A", None, void_at))
+            .await,
+        Err(crate::Error::Conflict(_))
+    ));
+    let mut manual = verified(&ids[1], "A", "2660", "0.38", base, void_at);
+    manual.manual = true;
+    let s = repo
+        .record_verifications(&[manual])
+        .await
+        .expect("record on void");
+    assert_eq!(
+        s.skipped,
+        vec![ids[1].clone()],
+        "a void prediction is never verified"
+    );
+    assert_eq!(
+        numbers(repo, &a).await,
+        (2, 2, 2, 2, dec("100")),
+        "unchanged"
+    );
+    assert!(matches!(
+        repo.record_void(&void_record(&ids[0], "  ", void_at)).await,
+        Err(crate::Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        repo.record_void(&void_record(&format!("{prefix}none"), "x", void_at))
+            .await,
+        Err(crate::Error::NotFound(_))
+    ));
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// Voiding an active or `needs_review` prediction leaves every statistic untouched, takes it
+/// off the due list, and still tells its voters.
+pub async fn void_of_open_predictions_leaves_stats(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let prefix = format!("cf-vopen-{u}-");
+    let base = past_window();
+    let a = format!("cf-vopen-a-{u}");
+    let ids = predictions_with_votes(
+        repo,
+        &prefix,
+        base,
+        &[&[(&a, "A")], &[(&a, "A")], &[(&a, "B")]],
+    )
+    .await;
+    let at = base + secs(100);
+    repo.record_verifications(&[
+        verified(&ids[0], "A", "2660", "0.38", base, at),
+        review(&ids[1], "no tick", at),
+    ])
+    .await
+    .expect("record");
+    let before = repo
+        .user_stats(std::slice::from_ref(&a))
+        .await
+        .expect("stats");
+    for id in &ids[1..] {
+        let rev = repo
+            .record_void(&void_record(id, "event cancelled", at + secs(5)))
+            .await
+            .expect("void");
+        assert_eq!(rev.users_recomputed, 0, "{id}");
+        assert_eq!(rev.previous_option, None);
+    }
+    assert_eq!(
+        repo.user_stats(std::slice::from_ref(&a))
+            .await
+            .expect("stats"),
+        before,
+        "statistics untouched, updated_at too"
+    );
+    let statuses: Vec<PredictionStatus> = {
+        let mut v = Vec::new();
+        for id in &ids[1..] {
+            v.push(
+                repo.get_prediction(id)
+                    .await
+                    .expect("get")
+                    .expect("stored")
+                    .status,
+            );
+        }
+        v
+    };
+    assert_eq!(
+        statuses,
+        vec![PredictionStatus::Void, PredictionStatus::Void]
+    );
+    let due = claim_ours(
+        repo,
+        base + secs(1000),
+        1000,
+        Duration::from_secs(60),
+        &prefix,
+    )
+    .await;
+    assert!(due.is_empty(), "a void prediction is not due: {due:?}");
+    let notices = notices_of(outbox, &ids[2]).await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].kind, NoticeKind::Voided);
+    assert_eq!(notices[0].user_id, a);
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// `recompute_stats`: `Check` lists the users whose stored statistics differ from the verified
+/// votes in `verify_time` order (here: verified out of order) and writes nothing; `Fix`
+/// replaces them and lists what it replaced; afterwards nothing of ours differs.
+///
+/// Acts on the whole store (`Fix` rewrites every differing user, not only the suite's).
+pub async fn recompute_stats_check_and_fix(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    let u = unique();
+    let prefix = format!("cf-recomp-{u}-");
+    let base = past_window();
+    let (a, b) = (format!("cf-recomp-a-{u}"), format!("cf-recomp-b-{u}"));
+    let ids = predictions_with_votes(
+        repo,
+        &prefix,
+        base,
+        &[
+            &[(&a, "A"), (&b, "A")],
+            &[(&a, "A"), (&b, "B")],
+            &[(&a, "B")],
+        ],
+    )
+    .await;
+    let at = base + secs(100);
+    // a in verify_time order: W C C → stored by these out-of-order calls as C C W.
+    repo.record_verifications(&[verified(&ids[1], "A", "2660", "0.38", base, at)])
+        .await
+        .expect("record 1");
+    repo.record_verifications(&[verified(&ids[2], "B", "2660", "0.38", base, at)])
+        .await
+        .expect("record 2");
+    repo.record_verifications(&[verified(&ids[0], "B", "2660", "0.38", base, at)])
+        .await
+        .expect("record 0");
+    // b: W, W in either order — consistent.
+    assert_eq!(
+        numbers(repo, &a).await,
+        (3, 2, 0, 2, dec("66.67")),
+        "stored"
+    );
+    assert_eq!(numbers(repo, &b).await, (2, 0, 0, 0, Decimal::ZERO));
+
+    let now = at + secs(60);
+    let mine = |diffs: Vec<StatsDiff>| -> Vec<StatsDiff> {
+        diffs
+            .into_iter()
+            .filter(|d| d.user_id == a || d.user_id == b)
+            .collect()
+    };
+    let check = mine(
+        repo.recompute_stats(RecomputeMode::Check, now)
+            .await
+            .expect("check"),
+    );
+    assert_eq!(check.len(), 1, "only a differs: {check:?}");
+    let d = &check[0];
+    assert_eq!(d.user_id, a);
+    let stored = d.stored.as_ref().expect("a has stats");
+    assert_eq!(
+        (stored.current_streak, stored.max_streak),
+        (0, 2),
+        "stored as applied"
+    );
+    let r = &d.recomputed;
+    assert_eq!(
+        (
+            r.total_participations,
+            r.correct_count,
+            r.current_streak,
+            r.max_streak,
+            r.accuracy_rate
+        ),
+        (3, 2, 2, 2, dec("66.67")),
+        "W C C"
+    );
+    assert!(!d.without_votes());
+    assert_eq!(
+        numbers(repo, &a).await,
+        (3, 2, 0, 2, dec("66.67")),
+        "check writes nothing"
+    );
+    let fixed = mine(
+        repo.recompute_stats(RecomputeMode::Fix, now)
+            .await
+            .expect("fix"),
+    );
+    assert_eq!(fixed.len(), 1, "{fixed:?}");
+    assert_eq!(numbers(repo, &a).await, (3, 2, 2, 2, dec("66.67")), "fixed");
+    let s = repo
+        .user_stats(std::slice::from_ref(&a))
+        .await
+        .expect("stats");
+    assert_eq!(s[0].updated_at, now);
+    let again = mine(
+        repo.recompute_stats(RecomputeMode::Check, now)
+            .await
+            .expect("check again"),
+    );
+    assert!(again.is_empty(), "{again:?}");
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// One step of a [`random_history`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Verify the active prediction with the earliest `verify_time` (as the verifier would),
+    /// with option `option % 3` (`A`, `B`, `C`); nothing when none is active.
+    Verify {
+        /// The winning option's index.
+        option: u8,
+    },
+    /// Correct prediction `prediction % n` to option `option % 3`, with price
+    /// `2600 + price` when `Some`. Expected to fail with `Conflict` when it is not ended or
+    /// nothing changes.
+    Correct {
+        /// The prediction's index.
+        prediction: u8,
+        /// The new option's index.
+        option: u8,
+        /// The new price, above 2600.
+        price: Option<u8>,
+    },
+    /// Void prediction `prediction % n`. Expected to fail with `Conflict` when already void.
+    Void {
+        /// The prediction's index.
+        prediction: u8,
+    },
+}
+
+const OPTIONS: [&str; 3] = ["A", "B", "C"];
+
+/// What the history made of one prediction, kept by [`random_history`] itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Model {
+    Active,
+    Ended { option: usize, price: Decimal },
+    Void,
+}
+
+/// The statistics the rules of §6.6/§6.7 give a voter, computed the plain way from the model:
+/// the voter's results on ended predictions in `verify_time` (= index) order;
+/// `(total, correct, current, max, accuracy)`.
+fn oracle(
+    model: &[Model],
+    votes: &BTreeMap<(usize, usize), usize>,
+    user: usize,
+) -> (i64, i64, i64, i64, Decimal) {
+    let results: Vec<bool> = model
+        .iter()
+        .enumerate()
+        .filter_map(|(p, m)| match (m, votes.get(&(user, p))) {
+            (Model::Ended { option, .. }, Some(chosen)) => Some(option == chosen),
+            _ => None,
+        })
+        .collect();
+    let total = results.len() as i64;
+    let correct = results.iter().filter(|r| **r).count() as i64;
+    // streaks: the lengths of the runs between wrong results
+    let text: String = results.iter().map(|r| if *r { 'C' } else { 'W' }).collect();
+    let runs: Vec<i64> = text.split('W').map(|run| run.len() as i64).collect();
+    let current = runs.last().copied().unwrap_or(0);
+    let max = runs.iter().copied().max().unwrap_or(0);
+    // accuracy in hundredths, half up (all values are non-negative), by integer arithmetic
+    let accuracy = if total == 0 {
+        Decimal::ZERO
+    } else {
+        Decimal::new((correct * 20_000 + total) / (2 * total), 2)
+    };
+    (total, correct, current, max, accuracy)
+}
+
+/// Run `steps` over `predictions` fresh predictions (due one second apart) voted on as
+/// `votes` says (`(user, prediction, option)` indexes, the first vote of a user on a prediction
+/// counts) by `users` fresh users, and after every step check each user's stored statistics
+/// against a plain recomputation from the history the function keeps itself (not from the
+/// store), and the outcome of every step (`Conflict` exactly when the history says so). At the
+/// end, every vote's mark and a `recompute_stats` check of these users are compared too.
+pub async fn random_history(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+    users: usize,
+    predictions: usize,
+    votes: &[(u8, u8, u8)],
+    steps: &[Step],
+) {
+    let users = users.max(1);
+    let predictions = predictions.max(1);
+    let u = unique();
+    let prefix = format!("cf-hist-{u}-");
+    let base = past_window();
+    let user_ids: Vec<String> = (0..users).map(|i| format!("cf-hist-u{i}-{u}")).collect();
+    let mut chosen: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for (user, p, o) in votes {
+        chosen
+            .entry((*user as usize % users, *p as usize % predictions))
+            .or_insert(*o as usize % 3);
+    }
+    let per_prediction: Vec<Vec<(&str, &str)>> = (0..predictions)
+        .map(|p| {
+            chosen
+                .iter()
+                .filter(|((_, q), _)| *q == p)
+                .map(|((user, _), o)| (user_ids[*user].as_str(), OPTIONS[*o]))
+                .collect()
+        })
+        .collect();
+    let slices: Vec<&[(&str, &str)]> = per_prediction.iter().map(Vec::as_slice).collect();
+    let ids = predictions_with_votes(repo, &prefix, base, &slices).await;
+    let mut model = vec![Model::Active; predictions];
+    let mut clock = base + secs(1000);
+    for (n, step) in steps.iter().enumerate() {
+        clock += secs(1);
+        match *step {
+            Step::Verify { option } => {
+                let Some(p) = model.iter().position(|m| *m == Model::Active) else {
+                    continue;
+                };
+                let o = option as usize % 3;
+                let s = repo
+                    .record_verifications(&[verified(
+                        &ids[p], OPTIONS[o], "2660", "0.38", base, clock,
+                    )])
+                    .await
+                    .expect("record_verifications");
+                assert_eq!(s.verified, vec![ids[p].clone()], "step {n} {step:?}");
+                model[p] = Model::Ended {
+                    option: o,
+                    price: dec("2660"),
+                };
+            }
+            Step::Correct {
+                prediction,
+                option,
+                price,
+            } => {
+                let p = prediction as usize % predictions;
+                let o = option as usize % 3;
+                let new_price = price.map(|x| Decimal::from(2600 + i64::from(x)));
+                let c = correction(
+                    &ids[p],
+                    OPTIONS[o],
+                    new_price.map(|x| ManualPrice {
+                        price_at_verify: x,
+                        price_change_percent: crate::verify::price_change_percent(
+                            dec("2650.00"),
+                            x,
+                        ),
+                        price_at_verify_ts: base,
+                    }),
+                    clock,
+                );
+                let got = repo.record_correction(&c).await;
+                match &model[p] {
+                    Model::Ended { option, price }
+                        if *option != o || new_price.is_some_and(|x| x != *price) =>
+                    {
+                        let rev = got.unwrap_or_else(|e| panic!("step {n} {step:?}: {e}"));
+                        assert_eq!(rev.previous_option.as_deref(), Some(OPTIONS[*option]));
+                        model[p] = Model::Ended {
+                            option: o,
+                            price: new_price.unwrap_or(*price),
+                        };
+                    }
+                    other => assert!(
+                        matches!(got, Err(crate::Error::Conflict(_))),
+                        "step {n} {step:?} on {other:?}: {got:?}"
+                    ),
+                }
+            }
+            Step::Void { prediction } => {
+                let p = prediction as usize % predictions;
+                let got = repo
+                    .record_void(&void_record(&ids[p], "history", clock))
+                    .await;
+                if model[p] == Model::Void {
+                    assert!(
+                        matches!(got, Err(crate::Error::Conflict(_))),
+                        "step {n} {step:?}: {got:?}"
+                    );
+                } else {
+                    got.unwrap_or_else(|e| panic!("step {n} {step:?}: {e}"));
+                    model[p] = Model::Void;
+                }
+            }
+        }
+        for (i, user) in user_ids.iter().enumerate() {
+            assert_eq!(
+                numbers(repo, user).await,
+                oracle(&model, &chosen, i),
+                "user {i} after step {n} {step:?}; history {model:?}"
+            );
+        }
+    }
+    for (p, m) in model.iter().enumerate() {
+        let expected: BTreeMap<String, Option<bool>> = chosen
+            .iter()
+            .filter(|((_, q), _)| *q == p)
+            .map(|((user, _), o)| {
+                let mark = match m {
+                    Model::Ended { option, .. } => Some(option == o),
+                    Model::Active | Model::Void => None,
+                };
+                (user_ids[*user].clone(), mark)
+            })
+            .collect();
+        assert_eq!(
+            marks(repo, &ids[p]).await,
+            expected,
+            "votes of prediction {p}: {m:?}"
+        );
+    }
+    let diffs: Vec<StatsDiff> = repo
+        .recompute_stats(RecomputeMode::Check, clock)
+        .await
+        .expect("recompute check")
+        .into_iter()
+        .filter(|d| user_ids.contains(&d.user_id))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "stored statistics differ from the recomputation: {diffs:?}"
+    );
+    let active: Vec<String> = model
+        .iter()
+        .zip(&ids)
+        .filter(|(m, _)| **m == Model::Active)
+        .map(|(_, id)| id.clone())
+        .collect();
+    retire(repo, &active, clock).await;
+    deliver_rows_of(outbox, &ids).await;
+}
+
+/// A fixed [`random_history`] that passes through every kind of step.
+pub async fn a_history_of_corrections_and_voids(
+    repo: &dyn PredictionRepository,
+    outbox: &dyn OutboxRepository,
+) {
+    use Step::*;
+    let votes = [
+        (0, 0, 0),
+        (1, 0, 1),
+        (0, 1, 0),
+        (1, 1, 0),
+        (2, 1, 2),
+        (0, 2, 1),
+        (2, 2, 1),
+        (0, 3, 0),
+        (1, 3, 0),
+    ];
+    let steps = [
+        Verify { option: 0 },
+        Verify { option: 1 },
+        Correct {
+            prediction: 1,
+            option: 0,
+            price: None,
+        },
+        Correct {
+            prediction: 1,
+            option: 0,
+            price: None,
+        },
+        Verify { option: 1 },
+        Void { prediction: 1 },
+        Void { prediction: 1 },
+        Correct {
+            prediction: 2,
+            option: 1,
+            price: Some(7),
+        },
+        Correct {
+            prediction: 2,
+            option: 1,
+            price: Some(7),
+        },
+        Correct {
+            prediction: 3,
+            option: 0,
+            price: None,
+        },
+        Void { prediction: 3 },
+        Verify { option: 2 },
+        Correct {
+            prediction: 0,
+            option: 2,
+            price: Some(1),
+        },
+    ];
+    random_history(repo, outbox, 3, 4, &votes, &steps).await;
 }

@@ -10,7 +10,7 @@
 
 use crate::model::*;
 use crate::ports::{OutboxRepository, PredictionRepository};
-use crate::verify::stats::apply_result;
+use crate::verify::stats::{apply_result, stats_from_results};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -195,7 +195,7 @@ impl State {
                 p.status = PredictionStatus::Ended;
                 p.correct_option = Some(v.correct_option.clone());
                 p.price_at_verify = Some(v.price_at_verify);
-                p.price_change_percent = Some(v.price_change_percent);
+                p.price_change_percent = v.price_change_percent;
                 p.price_source = Some(v.price_source);
                 p.price_provider = v.price_provider.clone();
                 p.price_at_verify_ts = Some(v.price_at_verify_ts);
@@ -226,13 +226,13 @@ impl State {
                                 self.stats.insert(vote.user_id.clone(), stats);
                             }
                         }
-                        notices.push(VoterNotice {
-                            user_id: vote.user_id.clone(),
-                            prediction_id: record.prediction_id.clone(),
-                            question: question.clone(),
-                            selected_option: vote.selected_option.clone(),
-                            is_correct: correct,
-                        });
+                        notices.push(VoterNotice::verified(
+                            vote.user_id.clone(),
+                            record.prediction_id.clone(),
+                            question.clone(),
+                            vote.selected_option.clone(),
+                            correct,
+                        ));
                     }
                 }
                 self.push_outbox(OutboxPayload::PredictionVerified(event), record.verified_at);
@@ -242,6 +242,74 @@ impl State {
                 Some((true, marked))
             }
         }
+    }
+    /// Every user's verified results (votes marked on `ended` predictions) in `verify_time`
+    /// order, then prediction id; only `users` when given.
+    fn verified_results(&self, users: Option<&BTreeSet<String>>) -> BTreeMap<String, Vec<bool>> {
+        // per user: (verify_time, prediction id, right)
+        type Results<'a> = Vec<(DateTime<Utc>, &'a str, bool)>;
+        let mut by_user: BTreeMap<String, Results<'_>> = BTreeMap::new();
+        for (pid, votes) in &self.votes {
+            let Some(entry) = self.predictions.get(pid) else {
+                continue;
+            };
+            let p = &entry.prediction;
+            if p.status != PredictionStatus::Ended {
+                continue;
+            }
+            for vote in votes.values() {
+                let Some(correct) = vote.is_correct else {
+                    continue;
+                };
+                if users.is_some_and(|u| !u.contains(&vote.user_id)) {
+                    continue;
+                }
+                by_user.entry(vote.user_id.clone()).or_default().push((
+                    p.verify_time,
+                    pid.as_str(),
+                    correct,
+                ));
+            }
+        }
+        by_user
+            .into_iter()
+            .map(|(user, mut results)| {
+                results.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+                (user, results.into_iter().map(|r| r.2).collect())
+            })
+            .collect()
+    }
+
+    /// Replace the statistics of `users` with the recomputation from their verified votes.
+    fn recompute_users(&mut self, users: &BTreeSet<String>, now: DateTime<Utc>) -> u64 {
+        let mut results = self.verified_results(Some(users));
+        for user in users {
+            let r = results.remove(user).unwrap_or_default();
+            self.stats
+                .insert(user.clone(), stats_from_results(user.clone(), r, now));
+        }
+        users.len() as u64
+    }
+
+    /// One notice per voter of `prediction_id`, with the votes as they are now.
+    fn notices(&self, p: &Prediction, kind: NoticeKind, reason: Option<&str>) -> Vec<VoterNotice> {
+        self.votes
+            .get(&p.id)
+            .map(|votes| {
+                votes
+                    .values()
+                    .map(|v| VoterNotice {
+                        user_id: v.user_id.clone(),
+                        prediction_id: p.id.clone(),
+                        question: p.question.clone(),
+                        selected_option: v.selected_option.clone(),
+                        is_correct: v.is_correct.unwrap_or(false),
+                        kind,
+                        reason: reason.map(str::to_owned),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -465,6 +533,173 @@ impl PredictionRepository for InMemoryPredictions {
         });
         Ok(ended.into_iter().take(limit as usize).cloned().collect())
     }
+
+    async fn record_correction(&self, c: &Correction) -> Result<Revision> {
+        let option = c.correct_option.trim();
+        if option.is_empty() {
+            return Err(Error::invalid(format!(
+                "prediction {}: empty correct_option",
+                c.prediction_id
+            )));
+        }
+        let mut st = self.lock();
+        let entry = st
+            .predictions
+            .get_mut(&c.prediction_id)
+            .ok_or_else(|| Error::NotFound(format!("prediction {}", c.prediction_id)))?;
+        let p = &mut entry.prediction;
+        if p.status != PredictionStatus::Ended {
+            return Err(Error::Conflict(format!(
+                "prediction {} is {}; only ended predictions can be corrected",
+                p.id,
+                p.status.as_str()
+            )));
+        }
+        let previous = p.correct_option.clone();
+        let same_price = c
+            .price
+            .as_ref()
+            .is_none_or(|m| p.price_at_verify == Some(m.price_at_verify));
+        if previous.as_deref() == Some(option) && same_price {
+            return Err(Error::Conflict(format!(
+                "prediction {} already has correct_option {option}",
+                p.id
+            )));
+        }
+        p.correct_option = Some(option.to_owned());
+        if let Some(m) = &c.price {
+            p.price_at_verify = Some(m.price_at_verify);
+            p.price_change_percent = m.price_change_percent;
+            p.price_at_verify_ts = Some(m.price_at_verify_ts);
+            p.price_source = Some(PriceSource::Manual);
+            p.price_provider = None;
+        }
+        let p = p.clone();
+        let mut users = BTreeSet::new();
+        let mut marked = 0u64;
+        if let Some(votes) = st.votes.get_mut(&p.id) {
+            for v in votes.values_mut() {
+                v.is_correct = Some(v.selected_option == option);
+                users.insert(v.user_id.clone());
+                marked += 1;
+            }
+        }
+        let recomputed = st.recompute_users(&users, c.corrected_at);
+        let event = PredictionCorrected {
+            prediction_id: p.id.clone(),
+            symbol_code: p.symbol_code.clone(),
+            correct_option: option.to_owned(),
+            price_at_verify: p.price_at_verify.unwrap_or_default(),
+            price_change_percent: p.price_change_percent,
+            price_source: p.price_source.unwrap_or(PriceSource::Manual),
+            price_at_verify_ts: p.price_at_verify_ts.unwrap_or(c.corrected_at),
+            previous_option: previous.clone().unwrap_or_default(),
+        };
+        let notices = st.notices(&p, NoticeKind::Corrected, None);
+        st.push_outbox(OutboxPayload::PredictionCorrected(event), c.corrected_at);
+        for n in notices {
+            st.push_outbox(OutboxPayload::Notify(n), c.corrected_at);
+        }
+        Ok(Revision {
+            previous_status: PredictionStatus::Ended,
+            previous_option: previous,
+            votes_marked: marked,
+            users_recomputed: recomputed,
+        })
+    }
+
+    async fn record_void(&self, v: &VoidRecord) -> Result<Revision> {
+        let reason = v.reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(format!(
+                "prediction {}: a void needs a reason",
+                v.prediction_id
+            )));
+        }
+        let mut st = self.lock();
+        let entry = st
+            .predictions
+            .get_mut(&v.prediction_id)
+            .ok_or_else(|| Error::NotFound(format!("prediction {}", v.prediction_id)))?;
+        let p = &mut entry.prediction;
+        let previous_status = p.status;
+        if previous_status == PredictionStatus::Void {
+            return Err(Error::Conflict(format!(
+                "prediction {} is already void",
+                p.id
+            )));
+        }
+        p.status = PredictionStatus::Void;
+        p.review_reason = Some(reason.to_owned());
+        entry.claimed_until = None;
+        let p = p.clone();
+        st.due.remove(&(p.verify_time, p.id.clone()));
+        let mut users = BTreeSet::new();
+        let mut marked = 0u64;
+        if let Some(votes) = st.votes.get_mut(&p.id) {
+            for vote in votes.values_mut() {
+                vote.is_correct = None;
+                users.insert(vote.user_id.clone());
+                marked += 1;
+            }
+        }
+        let recomputed = if previous_status == PredictionStatus::Ended {
+            st.recompute_users(&users, v.voided_at)
+        } else {
+            0
+        };
+        let notices = st.notices(&p, NoticeKind::Voided, Some(reason));
+        st.push_outbox(
+            OutboxPayload::PredictionVoided(PredictionVoided {
+                prediction_id: p.id.clone(),
+                symbol_code: p.symbol_code.clone(),
+                reason: reason.to_owned(),
+            }),
+            v.voided_at,
+        );
+        for n in notices {
+            st.push_outbox(OutboxPayload::Notify(n), v.voided_at);
+        }
+        Ok(Revision {
+            previous_status,
+            previous_option: p.correct_option.clone(),
+            votes_marked: marked,
+            users_recomputed: recomputed,
+        })
+    }
+
+    async fn recompute_stats(
+        &self,
+        mode: RecomputeMode,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatsDiff>> {
+        let mut st = self.lock();
+        let mut results = st.verified_results(None);
+        let users: BTreeSet<String> = results.keys().chain(st.stats.keys()).cloned().collect();
+        let mut diffs = Vec::new();
+        for user in users {
+            let recomputed =
+                stats_from_results(user.clone(), results.remove(&user).unwrap_or_default(), now);
+            let stored = st.stats.get(&user).cloned();
+            let differs = match &stored {
+                Some(s) => !s.same_numbers(&recomputed),
+                None => recomputed.total_participations != 0,
+            };
+            if differs {
+                diffs.push(StatsDiff {
+                    user_id: user,
+                    stored,
+                    recomputed,
+                });
+            }
+        }
+        if mode == RecomputeMode::Fix {
+            for d in &diffs {
+                st.stats.insert(d.user_id.clone(), d.recomputed.clone());
+            }
+        }
+        Ok(diffs)
+    }
 }
 
 #[async_trait]
@@ -573,6 +808,37 @@ mod tests {
         conformance::outbox::run_all(&repo, &repo).await;
         conformance::predictions::run_all(&repo, &repo).await;
         conformance::outbox::run_all(&repo, &repo).await;
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = conformance::predictions::Step> {
+        use conformance::predictions::Step;
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => any::<u8>().prop_map(|option| Step::Verify { option }),
+            2 => (any::<u8>(), any::<u8>(), proptest::option::of(0u8..3)).prop_map(
+                |(prediction, option, price)| Step::Correct { prediction, option, price }
+            ),
+            1 => any::<u8>().prop_map(|prediction| Step::Void { prediction }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(500))]
+        /// Random verifications, corrections and voids: after every step the stored statistics
+        /// equal a plain recomputation from the votes.
+        #[test]
+        fn stats_always_equal_the_recomputation(
+            users in 1usize..5,
+            predictions in 1usize..7,
+            votes in proptest::collection::vec((0u8..5, 0u8..7, 0u8..3), 0..30),
+            steps in proptest::collection::vec(step(), 0..30),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let repo = InMemoryPredictions::new();
+            rt.block_on(conformance::predictions::random_history(
+                &repo, &repo, users, predictions, &votes, &steps,
+            ));
+        }
     }
 
     #[tokio::test]

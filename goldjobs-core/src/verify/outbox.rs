@@ -66,8 +66,9 @@ impl OutboxConfig {
     }
 }
 
-/// Delivers outbox rows: `PredictionVerified` through the [`Broadcaster`] (serialized once per
-/// event as `Event::PredictionVerified`), voter notices through the [`Notifier`] after rendering
+/// Delivers outbox rows: `PredictionVerified`, `PredictionCorrected` and `PredictionVoided`
+/// through the [`Broadcaster`] (serialized once per event as the [`Event`] of that name), voter
+/// notices through the [`Notifier`] after rendering
 /// the text in the configured locale.
 ///
 /// Not a singleton: rows are claimed with a lease, so every instance can run it and share the
@@ -161,17 +162,14 @@ impl OutboxDispatcherJob {
         let mut broadcast_msgs = Vec::new();
         let mut notices = Vec::new();
         for m in batch {
-            match &m.payload {
-                OutboxPayload::PredictionVerified(e) => {
-                    match Event::PredictionVerified(e.clone()).to_broadcast() {
-                        Ok(b) => {
-                            broadcasts.push(b);
-                            broadcast_msgs.push(m);
-                        }
-                        Err(err) => failures.push(Failure::new(&m, &err)),
-                    }
+            let event = match &m.payload {
+                OutboxPayload::PredictionVerified(e) => Event::PredictionVerified(e.clone()),
+                OutboxPayload::PredictionCorrected(e) => Event::PredictionCorrected(e.clone()),
+                OutboxPayload::PredictionVoided(e) => Event::PredictionVoided(e.clone()),
+                OutboxPayload::Notify(_) => {
+                    notices.push(m);
+                    continue;
                 }
-                OutboxPayload::Notify(_) => notices.push(m),
                 // The store's claim_outbox expands these; one handed out is a store bug, and
                 // delivering nothing for it must not pass for a delivery.
                 OutboxPayload::NotifyVoters(f) => {
@@ -180,7 +178,15 @@ impl OutboxDispatcherJob {
                         f.prediction_id
                     ));
                     failures.push(Failure::new(&m, &err));
+                    continue;
                 }
+            };
+            match event.to_broadcast() {
+                Ok(b) => {
+                    broadcasts.push(b);
+                    broadcast_msgs.push(m);
+                }
+                Err(err) => failures.push(Failure::new(&m, &err)),
             }
         }
         if !broadcasts.is_empty() {
@@ -194,7 +200,8 @@ impl OutboxDispatcherJob {
         let mut sends = futures::stream::iter(notices.into_iter().map(|m| async move {
             let result = match &m.payload {
                 OutboxPayload::Notify(n) => notifier.notify(&render_notice(locale, n)).await,
-                OutboxPayload::PredictionVerified(_) | OutboxPayload::NotifyVoters(_) => Ok(()),
+                // Only notices are sent here.
+                _ => Ok(()),
             };
             (m, result)
         }))
@@ -408,7 +415,7 @@ mod tests {
                     outcome: VerificationOutcome::Verified(Verdict {
                         correct_option: "A".into(),
                         price_at_verify: Decimal::from_str("2680.00").unwrap(),
-                        price_change_percent: Decimal::from_str("1.13").unwrap(),
+                        price_change_percent: Some(Decimal::from_str("1.13").unwrap()),
                         price_source: PriceSource::Tick,
                         price_at_verify_ts: t0(),
                         price_provider: None,
@@ -703,9 +710,7 @@ mod tests {
         let mut outbox = crate::ports::MockOutboxRepository::new();
         let mut handed = Some(vec![OutboxMessage {
             id: 7,
-            payload: OutboxPayload::NotifyVoters(VotersFanout {
-                prediction_id: "p9".into(),
-            }),
+            payload: OutboxPayload::NotifyVoters(VotersFanout::verified("p9")),
             attempts: 0,
             last_error: None,
         }]);

@@ -51,6 +51,22 @@ pub fn apply_result(stats: &mut UserStats, correct: bool, now: DateTime<Utc>) {
     stats.updated_at = now;
 }
 
+/// A user's statistics rebuilt from all of the user's verified results, in `verify_time`
+/// order (§6.7: corrections, voids, `recompute-stats`): [`apply_result`] for each, from zero.
+/// No results → zeros.
+pub fn stats_from_results(
+    user_id: impl Into<String>,
+    results: impl IntoIterator<Item = bool>,
+    now: DateTime<Utc>,
+) -> UserStats {
+    let mut stats = UserStats::empty(user_id, now);
+    for correct in results {
+        apply_result(&mut stats, correct, now);
+    }
+    stats.updated_at = now;
+    stats
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -112,6 +128,24 @@ mod tests {
         assert_eq!(accuracy_rate(1, 2).to_string(), "50.00");
         assert_eq!(accuracy_rate(0, 0), Decimal::ZERO);
         assert_eq!(accuracy_rate(0, 5), Decimal::ZERO);
+    }
+
+    #[test]
+    fn stats_from_results_start_from_zero() {
+        let s = stats_from_results("u", [true, true, false, true], t0());
+        assert_eq!(
+            (
+                s.total_participations,
+                s.correct_count,
+                s.current_streak,
+                s.max_streak
+            ),
+            (4, 3, 1, 2)
+        );
+        assert_eq!(s.accuracy_rate, d("75"));
+        let z = stats_from_results("u", [], t0());
+        assert_eq!((z.total_participations, z.max_streak), (0, 0));
+        assert_eq!(z.accuracy_rate, Decimal::ZERO);
     }
 
     #[test]

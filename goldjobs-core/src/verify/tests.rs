@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use super::job::{ManualResolver, PredictionVerifierJob, VerifierConfig};
+use super::job::{ManualResolver, PredictionVerifierJob, VerifierConfig, MAX_REASON_CHARS};
 use crate::memory::InMemoryPredictions;
 use crate::model::*;
 use crate::ports::*;
@@ -919,12 +919,130 @@ async fn resolve_rejects_bad_requests() {
     assert!(err.is_temporary(), "{err}");
     assert_eq!(w.get("m").await.status, PredictionStatus::Active);
     w.ticks.add("XAUUSD", "2700", t0());
-    assert!(matches!(
-        r.resolve("zero", "A", t0()).await,
-        Err(Error::InvalidInput(_))
-    ));
+    // price_at_create <= 0: resolvable, the change stays undefined (NULL), never made up.
+    let z = r.resolve("zero", "A", t0()).await.unwrap();
+    assert_eq!(z.status, PredictionStatus::Ended);
+    assert_eq!(z.price_at_verify, Some(d("2700")));
+    assert_eq!(z.price_change_percent, None);
     let ok = r.resolve("m", "Yes", t0()).await.unwrap();
     assert_eq!(ok.correct_option.as_deref(), Some("Yes"));
+}
+
+#[tokio::test]
+async fn resolve_on_an_ended_prediction_corrects_it() {
+    let w = World::new(History::Nothing);
+    let mut m = prediction("m", t0(), "2650", AB);
+    m.verify_rule = VerifyRule::Manual;
+    w.insert(m).await;
+    w.repo
+        .insert_votes(&[vote("m", "u1", "A"), vote("m", "u2", "B")])
+        .await
+        .unwrap();
+    w.ticks.add("XAUUSD", "2680", t0());
+    let r = w.resolver();
+    let first = r.resolve("m", "A", t0()).await.unwrap();
+    assert_eq!(first.price_change_percent, Some(d("1.13")));
+    // The same answer again changes nothing: a conflict, as before corrections existed.
+    assert!(matches!(
+        r.resolve("m", "A", t0()).await,
+        Err(Error::Conflict(_))
+    ));
+    // An option the prediction does not have, or a bad price: refused.
+    assert!(matches!(
+        r.resolve("m", "Z", t0()).await,
+        Err(Error::InvalidInput(_))
+    ));
+    for bad in ["0", "-1"] {
+        assert!(matches!(
+            r.resolve_with_price("m", "B", Some(d(bad)), t0()).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+    let later = t0() + chrono::Duration::seconds(60);
+    let c = r
+        .resolve_with_price("m", "B", Some(d("2620.00")), later)
+        .await
+        .unwrap();
+    assert_eq!(c.status, PredictionStatus::Ended);
+    assert_eq!(c.correct_option.as_deref(), Some("B"));
+    assert_eq!(c.price_at_verify, Some(d("2620.00")));
+    assert_eq!(c.price_change_percent, Some(d("-1.13")));
+    assert_eq!(c.price_source, Some(PriceSource::Manual));
+    assert_eq!(
+        c.price_at_verify_ts,
+        Some(t0()),
+        "the price stands for verify_time"
+    );
+    let stats = w
+        .repo
+        .user_stats(&["u1".into(), "u2".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        stats
+            .iter()
+            .map(|s| (s.correct_count, s.current_streak, s.updated_at))
+            .collect::<Vec<_>>(),
+        vec![(0, 0, later), (1, 1, later)]
+    );
+    let corrected: Vec<PredictionCorrected> = w
+        .repo
+        .outbox_rows()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.payload {
+            OutboxPayload::PredictionCorrected(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(corrected.len(), 1);
+    assert_eq!(corrected[0].previous_option, "A");
+    assert_eq!(corrected[0].correct_option, "B");
+}
+
+#[tokio::test]
+async fn void_needs_a_bounded_reason_and_is_final() {
+    let w = World::new(History::Nothing);
+    w.insert(prediction("a", t0(), "2650", AB)).await;
+    w.repo.insert_votes(&[vote("a", "u1", "A")]).await.unwrap();
+    let r = w.resolver();
+    for bad in ["", "   ", "a\u{7}b"] {
+        assert!(
+            matches!(r.void("a", bad, t0()).await, Err(Error::InvalidInput(_))),
+            "{bad:?}"
+        );
+    }
+    let long = "x".repeat(MAX_REASON_CHARS + 1);
+    assert!(matches!(
+        r.void("a", &long, t0()).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        r.void("nope", "x", t0()).await,
+        Err(Error::NotFound(_))
+    ));
+    let v = r.void("a", "  market closed  ", t0()).await.unwrap();
+    assert_eq!(v.status, PredictionStatus::Void);
+    assert_eq!(v.review_reason.as_deref(), Some("market closed"), "trimmed");
+    assert!(matches!(
+        r.void("a", "again", t0()).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        r.resolve("a", "A", t0()).await,
+        Err(Error::Conflict(_))
+    ));
+    // An active auto prediction that is voided is never verified.
+    w.ticks.add("XAUUSD", "2680", t0());
+    w.clock.advance(chrono::Duration::seconds(5));
+    let report = w.run().await;
+    assert!(
+        report.summary.starts_with("0 claimed"),
+        "{}",
+        report.summary
+    );
+    assert!(w.repo.user_stats(&["u1".into()]).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -1030,6 +1148,7 @@ async fn two_verifiers_racing_verify_each_prediction_once() {
                 OutboxPayload::NotifyVoters(_) => {
                     panic!("the in-memory store writes one row per voter")
                 }
+                other => panic!("no corrections or voids here: {other:?}"),
             }
         }
         assert_eq!(broadcasts.len(), 150, "round {round}");
