@@ -259,6 +259,7 @@ async fn quota_exceeded_backs_off_at_least_a_minute_and_bad_key_is_rejected() {
             title: "t".into(),
             body: "b".into(),
             data: Default::default(),
+            delivery_id: None,
         })
         .await
         .unwrap_err();
@@ -312,6 +313,7 @@ fn note() -> goldjobs_core::Notification {
         title: "t".into(),
         body: "b".into(),
         data: Default::default(),
+        delivery_id: None,
     }
 }
 

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use goldjobs_adapters::notify::webhook::{
-    verify_signature, WebhookConfig, WebhookNotifier, SIGNATURE_HEADER,
+    verify_request, verify_signature, WebhookConfig, WebhookNotifier, DELIVERY_HEADER,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use goldjobs_core::{Notification, Notifier};
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ fn notification() -> Notification {
         title: "预测验证完成".into(),
         body: "预测结果已揭晓：金价会涨吗？ - 你的选择A是正确的！".into(),
         data,
+        delivery_id: None,
     }
 }
 
@@ -39,7 +41,9 @@ async fn posts_signed_json_that_a_receiver_can_verify() {
         "s3cret",
     ))
     .unwrap();
-    n.notify(&notification()).await.unwrap();
+    let mut note = notification();
+    note.delivery_id = Some("outbox-41".into());
+    n.notify(&note).await.unwrap();
 
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
@@ -51,11 +55,81 @@ async fn posts_signed_json_that_a_receiver_can_verify() {
         .to_str()
         .unwrap()
         .to_owned();
-    // The receiver verifies over the raw bytes it received.
-    assert!(verify_signature(b"s3cret", &req.body, &sig));
-    assert!(!verify_signature(b"wrong", &req.body, &sig));
+    let ts = req.headers.get(TIMESTAMP_HEADER).unwrap().to_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - ts.parse::<i64>().unwrap()).abs() < 60);
+    // The receiver verifies over the timestamp and the raw bytes it received.
+    let five_min = Duration::from_secs(300);
+    assert!(verify_request(
+        b"s3cret", ts, &req.body, &sig, now, five_min
+    ));
+    assert!(!verify_request(
+        b"wrong", ts, &req.body, &sig, now, five_min
+    ));
+    // A capture replayed an hour later is refused, also with the timestamp header changed.
+    assert!(!verify_request(
+        b"s3cret",
+        ts,
+        &req.body,
+        &sig,
+        now + 3600,
+        five_min
+    ));
+    let fresh = (now + 3600).to_string();
+    assert!(!verify_request(
+        b"s3cret",
+        &fresh,
+        &req.body,
+        &sig,
+        now + 3600,
+        five_min
+    ));
+    assert!(verify_signature(
+        b"s3cret",
+        ts.parse().unwrap(),
+        &req.body,
+        &sig
+    ));
+    assert_eq!(
+        req.headers.get(DELIVERY_HEADER).unwrap(),
+        "outbox-41",
+        "the delivery id given by the outbox"
+    );
     let body: Notification = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(body, notification());
+}
+
+/// A redirect is not followed: following it would re-POST the body and its signature to
+/// wherever the redirect points.
+#[tokio::test]
+async fn redirects_are_never_followed() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    for status in [301u16, 302, 307, 308] {
+        Mock::given(path(format!("/r{status}")))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header("Location", format!("{}/steal", elsewhere.uri())),
+            )
+            .mount(&server)
+            .await;
+    }
+    Mock::given(path("/steal"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    for status in [301u16, 302, 307, 308] {
+        let n = WebhookNotifier::new(WebhookConfig::new(
+            format!("{}/r{status}?token=t0ken", server.uri()),
+            "k",
+        ))
+        .unwrap();
+        let e = n.notify(&notification()).await.unwrap_err();
+        assert!(!e.is_temporary(), "{status}: {e}");
+        assert!(!e.to_string().contains("t0ken"), "the URL is redacted: {e}");
+    }
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -452,6 +452,10 @@ pub struct Notification {
     pub body: String,
     /// Data payload; FCM wants string values.
     pub data: BTreeMap<String, String>,
+    /// An id of this delivery that stays the same across its retries (the outbox sets it from
+    /// the row), so a receiver can drop a repeat; not part of the JSON body.
+    #[serde(skip)]
+    pub delivery_id: Option<String>,
 }
 
 /// The decision for a prediction that was verified (CONTRACT.md §6.6).

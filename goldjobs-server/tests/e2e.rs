@@ -1231,11 +1231,27 @@ async fn voters_are_notified_through_the_signed_webhook() {
             .unwrap()
             .to_str()
             .unwrap();
-        assert!(goldjobs_adapters::notify::webhook::verify_signature(
+        let ts = r
+            .headers
+            .get("x-goldjobs-timestamp")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(goldjobs_adapters::notify::webhook::verify_request(
             b"hook-secret",
+            ts,
             &r.body,
-            sig
+            sig,
+            chrono::Utc::now().timestamp(),
+            Duration::from_secs(300),
         ));
+        let delivery = r
+            .headers
+            .get("x-goldjobs-delivery")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(delivery.starts_with("outbox-"), "{delivery}");
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         users.push(body["user_id"].as_str().unwrap().to_owned());
     }

@@ -270,6 +270,7 @@ async fn backend_bundles_working_ports() {
             title: "t".into(),
             body: "b".into(),
             data: Default::default(),
+            delivery_id: None,
         })
         .await
         .unwrap();

@@ -240,6 +240,7 @@ mod tests {
             title: "t".into(),
             body: "b".into(),
             data: Default::default(),
+            delivery_id: None,
         }
     }
 

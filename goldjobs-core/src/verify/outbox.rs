@@ -199,7 +199,12 @@ impl OutboxDispatcherJob {
         let notifier = &self.notifier;
         let mut sends = futures::stream::iter(notices.into_iter().map(|m| async move {
             let result = match &m.payload {
-                OutboxPayload::Notify(n) => notifier.notify(&render_notice(locale, n)).await,
+                OutboxPayload::Notify(n) => {
+                    let mut notification = render_notice(locale, n);
+                    // The row is the delivery: its id stays the same across retries.
+                    notification.delivery_id = Some(format!("outbox-{}", m.id));
+                    notifier.notify(&notification).await
+                }
                 // Only notices are sent here.
                 _ => Ok(()),
             };
@@ -333,6 +338,8 @@ mod tests {
     #[derive(Default)]
     struct FakeNotifier {
         sent: Mutex<Vec<Notification>>,
+        /// Every call, failed or not: (user, delivery id).
+        calls: Mutex<Vec<(String, Option<String>)>>,
         /// Errors to return, per user, before succeeding.
         fail: Mutex<HashMap<String, VecDeque<Error>>>,
     }
@@ -352,6 +359,10 @@ mod tests {
             "fake"
         }
         async fn notify(&self, n: &Notification) -> Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((n.user_id.clone(), n.delivery_id.clone()));
             if let Some(q) = self.fail.lock().unwrap().get_mut(&n.user_id) {
                 if let Some(e) = q.pop_front() {
                     return Err(e);
@@ -578,6 +589,16 @@ mod tests {
         assert_eq!(report.summary, "1 delivered, 0 retried, 0 failed");
         let r = row(s.rows().await);
         assert_eq!((r.state, r.attempts), (OutboxState::Delivered, 2));
+        // Every attempt of one delivery carries the same id (the row's); other rows have others.
+        let calls = s.notifier.calls.lock().unwrap().clone();
+        let u1: Vec<&Option<String>> = calls.iter().filter(|c| c.0 == "u1").map(|c| &c.1).collect();
+        assert_eq!(u1.len(), 3, "{calls:?}");
+        let want = Some(format!("outbox-{}", r.id));
+        assert!(u1.iter().all(|d| **d == want), "{calls:?}");
+        assert!(calls
+            .iter()
+            .filter(|c| c.0 != "u1")
+            .all(|c| c.1 != want && c.1.is_some()));
     }
 
     #[tokio::test]

@@ -117,6 +117,7 @@ pub fn render_notice(locale: Locale, notice: &VoterNotice) -> Notification {
         title,
         body,
         data,
+        delivery_id: None,
     }
 }
 
