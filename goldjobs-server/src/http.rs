@@ -31,6 +31,28 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Every route the server answers, as `(method, path pattern)` — the operations of the OpenAPI
+/// document ([`crate::openapi`]), which a test holds to this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/dashboard.js"),
+    ("GET", "/dashboard.css"),
+    ("GET", "/openapi.json"),
+    ("GET", "/health"),
+    ("GET", "/jobs/status"),
+    ("POST", "/jobs/{name}/run"),
+    ("GET", "/quotes"),
+    ("GET", "/quotes/{symbol}"),
+    ("GET", "/news"),
+    ("GET", "/predictions"),
+    ("GET", "/predictions/{id}"),
+    ("GET", "/users/{id}/stats"),
+    ("POST", "/admin/predictions/{id}/resolve"),
+    ("POST", "/admin/predictions/{id}/void"),
+    ("GET", "/metrics"),
+    ("GET", "/ws"),
+];
+
 /// The response type of every route.
 pub type HttpResponse = Response<Full<Bytes>>;
 
@@ -313,6 +335,7 @@ fn route_pattern(path: &str) -> &'static str {
         [] => "/",
         ["dashboard.js"] => "/dashboard.js",
         ["dashboard.css"] => "/dashboard.css",
+        ["openapi.json"] => "/openapi.json",
         ["health"] => "/health",
         ["jobs", "status"] => "/jobs/status",
         ["jobs", _, "run"] => "/jobs/{name}/run",
@@ -399,6 +422,11 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         [] if get => dashboard_asset("text/html; charset=utf-8", DASHBOARD_HTML),
         ["dashboard.js"] if get => dashboard_asset("text/javascript; charset=utf-8", DASHBOARD_JS),
         ["dashboard.css"] if get => dashboard_asset("text/css; charset=utf-8", DASHBOARD_CSS),
+        ["openapi.json"] if get => respond(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from_static(crate::openapi::DOCUMENT_BYTES.as_slice()),
+        ),
         ["health"] if get => health(state).await,
         ["jobs", "status"] if get => json(StatusCode::OK, &state.jobs.status()),
         ["jobs", name, "run"] if post => match check_admin(state, &req) {
@@ -440,6 +468,7 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         []
         | ["dashboard.js"]
         | ["dashboard.css"]
+        | ["openapi.json"]
         | ["health"]
         | ["jobs", "status"]
         | ["jobs", _, "run"]

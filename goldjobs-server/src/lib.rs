@@ -4,6 +4,7 @@
 //! - [`hub`]: the WebSocket hub (CONTRACT.md §4), also the in-process [`goldjobs_core::Broadcaster`].
 //! - [`http`]: the hyper 1 HTTP routes (CONTRACT.md §3).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`openapi`]: the OpenAPI 3.1 document of the HTTP API (`GET /openapi.json`).
 //! - [`memo`]: values refreshed at most once a second for anonymous reads.
 //! - [`app`]: wiring config → adapters → jobs → server.
 
@@ -14,3 +15,4 @@ pub mod http;
 pub mod hub;
 pub mod memo;
 pub mod metrics;
+pub mod openapi;
