@@ -74,7 +74,13 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
 
 fn path_param(name: &str, description: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": description,
-            "schema": { "type": "string", "minLength": 1 } })
+            "schema": { "type": "string", "minLength": 1, "maxLength": 128 } })
+}
+
+/// A path parameter with a pattern and an example value.
+fn path_param_like(name: &str, description: &str, pattern: &str, example: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description,
+            "schema": { "type": "string", "pattern": pattern, "examples": [example] } })
 }
 
 fn text_answer(description: &str, content_type: &str) -> Value {
@@ -229,7 +235,7 @@ fn schemas() -> Value {
             }),
         ),
         "ResolveBody": object(&["correct_option"], json!({
-            "correct_option": { "type": "string", "minLength": 1, "maxLength": 64 },
+            "correct_option": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "examples": ["A"] },
             "price_at_verify": decimal,
         })),
         "VoidBody": object(&["reason"], json!({
@@ -289,7 +295,7 @@ fn build() -> Value {
                 json_answer("the jobs", r("JobsStatus")), &[]) },
             "/jobs/{name}/run": { "post": admin(json!({
                 "summary": "run a job now",
-                "parameters": [path_param("name", "the job, e.g. PriceFetcherJob")],
+                "parameters": [path_param_like("name", "the job, e.g. PriceFetcherJob", "^[A-Za-z]{1,64}$", "NewsFetcherJob")],
                 "responses": with_common(answers(&[
                     ("202", json_answer("the run is queued", r("Accepted"))),
                     ("404", not_found("job")),
@@ -298,7 +304,7 @@ fn build() -> Value {
             "/quotes": { "get": get("the latest quote of every active symbol", json!([]),
                 json_answer("the quotes", r("Quotes")), &[]) },
             "/quotes/{symbol}": { "get": get("the latest quote of one symbol",
-                json!([path_param("symbol", "a symbol code like XAUUSD")]),
+                json!([path_param_like("symbol", "a symbol code like XAUUSD", "^[A-Za-z0-9]{1,32}$", "XAUUSD")]),
                 json_answer("the quote", r("Quote")), &[("404", not_found("quote cached"))]) },
             "/news": { "get": get("the latest news, newest first",
                 json!([

@@ -1580,3 +1580,149 @@ async fn corrections_and_voids_through_the_api() {
 
     server.app.shutdown().await;
 }
+
+/// Every JSON answer of the real server conforms to its schema in `/openapi.json`: the document
+/// cannot drift from what the handlers send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_conform_to_the_openapi_document() {
+    use goldjobs_server::openapi::{check, response_schema};
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    server.wait_for_quotes(&client).await;
+    let repo = server.app.repos().predictions.clone();
+    let conditions = r#"{"A": {"condition": "price_change_percent >= 0"}, "B": {"condition": "price_change_percent < 0"}}"#;
+    for id in ["oa-auto", "oa-void"] {
+        repo.insert_prediction(&prediction(
+            id,
+            goldjobs_core::VerifyRule::Auto,
+            Some(conditions),
+        ))
+        .await
+        .unwrap();
+        repo.insert_votes(&votes(id)).await.unwrap();
+    }
+    repo.insert_prediction(&prediction(
+        "oa-manual",
+        goldjobs_core::VerifyRule::Manual,
+        None,
+    ))
+    .await
+    .unwrap();
+    repo.insert_votes(&votes("oa-manual")).await.unwrap();
+    // Let the verifier decide the auto ones.
+    for _ in 0..100 {
+        let p = repo.get_prediction("oa-auto").await.unwrap().unwrap();
+        if p.status == goldjobs_core::PredictionStatus::Ended {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let doc: Value = client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let conform = |documented: &'static str, method: &'static str, status: u16, body: Value| {
+        let schema = response_schema(method, documented, status)
+            .unwrap_or_else(|| panic!("{method} {documented} {status} is not documented"));
+        let problems = check(schema, &body);
+        assert!(
+            problems.is_empty(),
+            "{method} {documented} {status}: {problems:?}\n{body}"
+        );
+    };
+    let gets: &[(&str, &str, &str, u16)] = &[
+        ("/health", "/health", "get", 200),
+        ("/jobs/status", "/jobs/status", "get", 200),
+        ("/quotes", "/quotes", "get", 200),
+        ("/quotes/XAUUSD", "/quotes/{symbol}", "get", 200),
+        ("/quotes/NOPE", "/quotes/{symbol}", "get", 404),
+        ("/news?limit=5", "/news", "get", 200),
+        ("/news?limit=0", "/news", "get", 400),
+        ("/predictions?limit=100", "/predictions", "get", 200),
+        ("/predictions/oa-auto", "/predictions/{id}", "get", 200),
+        ("/predictions/oa-manual", "/predictions/{id}", "get", 200),
+        ("/predictions/nope", "/predictions/{id}", "get", 404),
+        ("/users/u1/stats", "/users/{id}/stats", "get", 200),
+        ("/users/nobody/stats", "/users/{id}/stats", "get", 404),
+    ];
+    for (url, documented, method, status) in gets {
+        let resp = client.get(server.url(url)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), *status, "{url}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        conform(documented, method, *status, resp.json().await.unwrap());
+    }
+    let posts: &[(&str, &str, Value, u16)] = &[
+        (
+            "/admin/predictions/oa-manual/resolve",
+            "/admin/predictions/{id}/resolve",
+            json!({"correct_option": "A"}),
+            200,
+        ),
+        (
+            "/admin/predictions/oa-auto/resolve",
+            "/admin/predictions/{id}/resolve",
+            json!({"correct_option": "B", "price_at_verify": "1.5"}),
+            200,
+        ),
+        (
+            "/admin/predictions/oa-void/void",
+            "/admin/predictions/{id}/void",
+            json!({"reason": "market closed"}),
+            200,
+        ),
+        (
+            "/admin/predictions/oa-void/void",
+            "/admin/predictions/{id}/void",
+            json!({"reason": "again"}),
+            409,
+        ),
+        (
+            "/admin/predictions/nope/void",
+            "/admin/predictions/{id}/void",
+            json!({"reason": "x"}),
+            404,
+        ),
+        (
+            "/admin/predictions/oa-auto/resolve",
+            "/admin/predictions/{id}/resolve",
+            json!({"wrong": 1}),
+            400,
+        ),
+        (
+            "/jobs/NewsFetcherJob/run",
+            "/jobs/{name}/run",
+            json!({}),
+            202,
+        ),
+        ("/jobs/NoSuchJob/run", "/jobs/{name}/run", json!({}), 404),
+    ];
+    for (url, documented, body, status) in posts {
+        let resp = client
+            .post(server.url(url))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), *status, "{url} {body}");
+        conform(documented, "post", *status, resp.json().await.unwrap());
+    }
+    let resp = client
+        .post(server.url("/jobs/NewsFetcherJob/run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    conform("/jobs/{name}/run", "post", 401, resp.json().await.unwrap());
+    server.app.shutdown().await;
+}
