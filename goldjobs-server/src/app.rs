@@ -347,6 +347,48 @@ type CacheWiring = (
 pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let metrics = Arc::new(Metrics::new());
 
+    // Market data.
+    let market = market_data(&cfg, opts.demo_seed)?;
+    let is_demo = market.is_demo();
+    let market_name = if is_demo { "demo" } else { market.name() };
+    let market: Arc<dyn MarketData> = Arc::new(MeteredMarketData::new(market, metrics.clone()));
+
+    // News feeds.
+    let feeds: Vec<FeedConfig> = cfg.news_feeds.clone().unwrap_or_else(FeedConfig::defaults);
+    // `GET /news?category=` answers only these (any letter case); others are a 400.
+    let news_categories: Vec<String> = feeds.iter().map(|f| f.category.clone()).collect();
+    let news_label = match &cfg.news_feeds {
+        None => format!("{} built-in feeds", feeds.len()),
+        Some(_) => format!("{} configured feeds", feeds.len()),
+    };
+    let news_source: Arc<dyn NewsSource> = Arc::new(
+        FeedSource::new(feeds, FeedSourceConfig::default()).map_err(|source| AppError::Setup {
+            what: "news feeds",
+            source,
+        })?,
+    );
+
+    // Notifiers that need no store are built (and the FCM credentials read) before anything is
+    // connected, so a bad value stops the start at once.
+    let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier::new())];
+    let notify_setup = |source| AppError::Setup {
+        what: "notifier",
+        source,
+    };
+    let fcm_account = match &cfg.fcm {
+        Some(fcm) => Some(ServiceAccount::from_file(&fcm.credentials_file).map_err(notify_setup)?),
+        None => None,
+    };
+    if let Some(hook) = &cfg.webhook {
+        notifiers.push(Arc::new(
+            WebhookNotifier::new(WebhookNotifierConfig::new(
+                hook.url.clone(),
+                hook.secret.expose(),
+            ))
+            .map_err(notify_setup)?,
+        ));
+    }
+
     // Database.
     let store = Store::connect(&cfg).await?;
     store.migrate().await?;
@@ -404,49 +446,17 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let news_cache: Arc<dyn NewsCache> =
         Arc::new(MeteredNewsCache::new(news_cache, metrics.clone()));
 
-    // Market data.
-    let market = market_data(&cfg, opts.demo_seed)?;
-    let is_demo = market.is_demo();
-    let market_name = if is_demo { "demo" } else { market.name() };
-    let market: Arc<dyn MarketData> = Arc::new(MeteredMarketData::new(market, metrics.clone()));
-
-    // News feeds.
-    let feeds: Vec<FeedConfig> = cfg.news_feeds.clone().unwrap_or_else(FeedConfig::defaults);
-    // `GET /news?category=` answers only these (any letter case); others are a 400.
-    let news_categories: Vec<String> = feeds.iter().map(|f| f.category.clone()).collect();
-    let news_label = match &cfg.news_feeds {
-        None => format!("{} built-in feeds", feeds.len()),
-        Some(_) => format!("{} configured feeds", feeds.len()),
-    };
-    let news_source: Arc<dyn NewsSource> = Arc::new(
-        FeedSource::new(feeds, FeedSourceConfig::default()).map_err(|source| AppError::Setup {
-            what: "news feeds",
-            source,
-        })?,
-    );
-
-    // Notifiers: the log always, FCM and the webhook when configured.
-    let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier::new())];
-    let notify_setup = |source| AppError::Setup {
-        what: "notifier",
-        source,
-    };
-    if let Some(fcm) = &cfg.fcm {
-        let account = ServiceAccount::from_file(&fcm.credentials_file).map_err(notify_setup)?;
+    // FCM needs the device tokens of the store.
+    if let (Some(fcm), Some(account)) = (&cfg.fcm, fcm_account) {
         let mut config = FcmNotifierConfig::new(fcm.project_id.clone());
         config.base_url = fcm.base_url.clone();
-        notifiers.push(Arc::new(
-            FcmNotifier::new(config, account, repos.device_tokens.clone()).map_err(notify_setup)?,
-        ));
-    }
-    if let Some(hook) = &cfg.webhook {
-        notifiers.push(Arc::new(
-            WebhookNotifier::new(WebhookNotifierConfig::new(
-                hook.url.clone(),
-                hook.secret.expose(),
-            ))
-            .map_err(notify_setup)?,
-        ));
+        notifiers.insert(
+            1,
+            Arc::new(
+                FcmNotifier::new(config, account, repos.device_tokens.clone())
+                    .map_err(notify_setup)?,
+            ),
+        );
     }
     let notifier_label: Vec<&str> = notifiers.iter().map(|n| n.name()).collect();
     let notifier_label = notifier_label.join(" + ");

@@ -1,7 +1,7 @@
 //! `goldjobs-server`: the reference server (CONTRACT.md §2). Thin: parse, configure, delegate.
 
 use clap::{Parser, Subcommand};
-use goldjobs_server::app::{self, AppOptions, Store};
+use goldjobs_server::app::{self, AppError, AppOptions, Store};
 use goldjobs_server::cli;
 use goldjobs_server::config::Config;
 use std::collections::HashMap;
@@ -115,7 +115,21 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("goldjobs-server: {e:#}");
-            ExitCode::FAILURE
+            // A value of the configuration that cannot be used (a credentials file that does not
+            // parse, a webhook URL of the wrong kind) is a configuration error, like those found
+            // while parsing: exit 2. These are all found before anything is connected.
+            let invalid_config = matches!(
+                e.downcast_ref::<AppError>(),
+                Some(AppError::Setup {
+                    source: goldjobs_core::Error::InvalidInput(_),
+                    ..
+                })
+            );
+            if invalid_config {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

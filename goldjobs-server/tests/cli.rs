@@ -19,6 +19,44 @@ fn cmd(dir: &std::path::Path) -> Command {
     c
 }
 
+/// Every check runs before anything is connected: with a database that cannot be reached, a
+/// bad feed list or FCM credentials file is still reported as a configuration error (exit 2),
+/// not as the database's failure.
+#[test]
+fn configuration_is_checked_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: connecting would fail (exit 1) if it came first.
+    let unreachable = "postgres://postgres@127.0.0.1:1/none?connect_timeout=2";
+    let out = cmd(dir.path())
+        .env("DATABASE_URL", unreachable)
+        .env(
+            "GOLDJOBS_NEWS_FEEDS",
+            "gold|A|https://a.example/rss;Gold|B|https://a.example/rss",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listed twice"));
+    let out = cmd(dir.path())
+        .env("DATABASE_URL", unreachable)
+        .env("FCM_PROJECT_ID", "p")
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            dir.path().join("missing.json"),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("notifier"), "{err}");
+    assert!(!err.contains("database"), "{err}");
+}
+
 #[test]
 fn a_bad_config_value_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
