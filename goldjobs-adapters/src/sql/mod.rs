@@ -373,10 +373,32 @@ struct StatsDelta {
     all_correct: bool,
     /// `verified_at` of the user's last record in the batch.
     updated_at: DateTime<Utc>,
+    /// `(verify_time, prediction id)` of the user's first and last record in the batch.
+    first: (DateTime<Utc>, String),
+    last: (DateTime<Utc>, String),
+    /// The user's records in the batch are not in `(verify_time, id)` order.
+    disordered: bool,
 }
 
 impl StatsDelta {
-    fn from_results(user_id: String, results: &[bool], updated_at: DateTime<Utc>) -> Self {
+    /// Whether this batch cannot be applied to the stored row as a delta: its records for the
+    /// user are out of order, or the first sorts before the latest prediction the stored
+    /// statistics already include (`stored_last`, `None` when unknown). Such users are
+    /// recomputed from all their verified votes instead (CONTRACT.md §6.1: statistics take
+    /// predictions in `verify_time` order, whenever they are verified).
+    fn is_late(&self, stored_last: Option<(DateTime<Utc>, &str)>) -> bool {
+        self.disordered
+            || stored_last.is_some_and(|(t, id)| (t, id) > (self.first.0, self.first.1.as_str()))
+    }
+}
+
+impl StatsDelta {
+    fn from_results(
+        user_id: String,
+        results: &[bool],
+        updated_at: DateTime<Utc>,
+        keys: &[(DateTime<Utc>, String)],
+    ) -> Self {
         let n = results.len() as i64;
         let correct = results.iter().filter(|c| **c).count() as i64;
         let leading = results.iter().take_while(|c| **c).count() as i64;
@@ -387,6 +409,8 @@ impl StatsDelta {
             run = if *c { run + 1 } else { 0 };
             best = best.max(run);
         }
+        let disordered = keys.windows(2).any(|w| w[0] > w[1]);
+        let epoch = (DateTime::<Utc>::MIN_UTC, String::new());
         StatsDelta {
             user_id,
             participations: n,
@@ -396,6 +420,9 @@ impl StatsDelta {
             best,
             all_correct: correct == n,
             updated_at,
+            first: keys.first().cloned().unwrap_or_else(|| epoch.clone()),
+            last: keys.iter().max().cloned().unwrap_or(epoch),
+            disordered,
         }
     }
 
@@ -431,30 +458,41 @@ impl StatsDelta {
 /// Folds the marked votes of the verified records into per-user deltas, sorted by user id.
 ///
 /// `verified` are the records actually updated to `ended`, in record order; `votes` are
-/// `(prediction_id, user_id, is_correct)` of their votes, in any order.
+/// `(prediction_id, user_id, is_correct)` of their votes, in any order; `verify_time_of` gives
+/// each verified prediction's `verify_time`.
 fn fold_votes(
     verified: &[&VerificationRecord],
     votes: Vec<(String, String, bool)>,
+    verify_time_of: &HashMap<String, DateTime<Utc>>,
 ) -> Vec<StatsDelta> {
     let mut by_prediction: HashMap<String, Vec<(String, bool)>> = HashMap::new();
     for (pid, uid, ok) in votes {
         by_prediction.entry(pid).or_default().push((uid, ok));
     }
-    let mut by_user: BTreeMap<String, (Vec<bool>, DateTime<Utc>)> = BTreeMap::new();
+    type Folded = (Vec<bool>, DateTime<Utc>, Vec<(DateTime<Utc>, String)>);
+    let mut by_user: BTreeMap<String, Folded> = BTreeMap::new();
     for r in verified {
+        let key = (
+            verify_time_of
+                .get(&r.prediction_id)
+                .copied()
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            r.prediction_id.clone(),
+        );
         if let Some(votes) = by_prediction.remove(&r.prediction_id) {
             for (uid, ok) in votes {
                 let entry = by_user
                     .entry(uid)
-                    .or_insert_with(|| (Vec::new(), r.verified_at));
+                    .or_insert_with(|| (Vec::new(), r.verified_at, Vec::new()));
                 entry.0.push(ok);
                 entry.1 = r.verified_at;
+                entry.2.push(key.clone());
             }
         }
     }
     by_user
         .into_iter()
-        .map(|(uid, (results, at))| StatsDelta::from_results(uid, &results, at))
+        .map(|(uid, (results, at, keys))| StatsDelta::from_results(uid, &results, at, &keys))
         .collect()
 }
 
@@ -488,7 +526,7 @@ mod tests {
                         max_streak: max,
                         updated_at: now,
                     };
-                    let delta = StatsDelta::from_results("u".into(), &results, now);
+                    let delta = StatsDelta::from_results("u".into(), &results, now, &[]);
                     let expected = sequential(&old, &results, now);
                     if results.is_empty() {
                         continue;
@@ -515,7 +553,26 @@ mod tests {
             ("b".to_string(), "u1".to_string(), true),
             ("b".to_string(), "u2".to_string(), false),
         ];
-        let deltas = fold_votes(&[&a, &b, &c], votes);
+        let order: HashMap<String, DateTime<Utc>> = [("a", 1), ("b", 2), ("c", 3)]
+            .iter()
+            .map(|(id, s)| ((*id).to_owned(), t(*s)))
+            .collect();
+        let deltas = fold_votes(&[&a, &b, &c], votes, &order);
+        assert!(!deltas[0].disordered);
+        assert_eq!(deltas[0].first, (t(1), "a".to_owned()));
+        assert_eq!(deltas[0].last, (t(3), "c".to_owned()));
+        assert!(deltas[0].is_late(Some((t(2), "x"))));
+        assert!(!deltas[0].is_late(Some((t(1), "a"))));
+        assert!(!deltas[0].is_late(None));
+        let backwards = fold_votes(
+            &[&c, &a],
+            vec![
+                ("c".to_string(), "u1".to_string(), true),
+                ("a".to_string(), "u1".to_string(), true),
+            ],
+            &order,
+        );
+        assert!(backwards[0].disordered && backwards[0].is_late(None));
         assert_eq!(deltas.len(), 2);
         assert_eq!(deltas[0].user_id, "u1");
         assert_eq!(

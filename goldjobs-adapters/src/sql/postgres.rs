@@ -188,26 +188,30 @@ fn recompute_cte(users: &str) -> String {
         "u AS ({users}), \
          ordered AS ( \
              SELECT v.user_id, v.is_correct AS ok, p.verify_time, p.id, \
-                    row_number() OVER (PARTITION BY v.user_id ORDER BY p.verify_time, p.id) AS rn \
+                    row_number() OVER (PARTITION BY v.user_id ORDER BY p.verify_time, p.id) AS rn, \
+                    count(*) OVER (PARTITION BY v.user_id) AS n \
              FROM prediction_votes AS v JOIN predictions AS p ON p.id = v.prediction_id \
              WHERE v.user_id IN (SELECT user_id FROM u) AND v.is_correct IS NOT NULL \
                AND p.status = 'ended'), \
          gaps AS ( \
-             SELECT user_id, ok, rn, \
+             SELECT user_id, ok, rn, n, verify_time, id, \
                     COALESCE(max(CASE WHEN NOT ok THEN rn END) OVER (PARTITION BY user_id \
                         ORDER BY verify_time, id ROWS UNBOUNDED PRECEDING), 0) AS last_miss \
              FROM ordered), \
          agg AS ( \
              SELECT user_id, max(rn) AS total, count(*) FILTER (WHERE ok) AS correct, \
                     COALESCE(max(rn - last_miss) FILTER (WHERE ok), 0) AS best, \
-                    max(rn) - max(last_miss) AS cur \
+                    max(rn) - max(last_miss) AS cur, \
+                    max(verify_time) FILTER (WHERE rn = n) AS last_vt, \
+                    max(id) FILTER (WHERE rn = n) AS last_id \
              FROM gaps GROUP BY user_id), \
          r AS ( \
              SELECT u.user_id, COALESCE(a.total, 0)::bigint AS total, \
                     COALESCE(a.correct, 0)::bigint AS correct, COALESCE(a.cur, 0)::bigint AS cur, \
                     COALESCE(a.best, 0)::bigint AS best, \
                     CASE WHEN COALESCE(a.total, 0) = 0 THEN 0::numeric \
-                         ELSE ROUND(a.correct::numeric * 100 / a.total, 2) END AS acc \
+                         ELSE ROUND(a.correct::numeric * 100 / a.total, 2) END AS acc, \
+                    a.last_vt, a.last_id \
              FROM (SELECT DISTINCT user_id FROM u) AS u LEFT JOIN agg AS a ON a.user_id = u.user_id)"
     )
 }
@@ -266,7 +270,8 @@ async fn recompute_users(
         "WITH {cte} \
          UPDATE user_prediction_stats AS s SET total_participations = r.total, \
              correct_count = r.correct, accuracy_rate = r.acc, current_streak = r.cur, \
-             max_streak = r.best, updated_at = $2 \
+             max_streak = r.best, updated_at = $2, last_verify_time = r.last_vt, \
+             last_prediction_id = r.last_id \
          FROM r WHERE s.user_id = r.user_id"
     ))
     .bind(users)
@@ -763,7 +768,7 @@ impl PredictionRepository for PgStore {
                        provider) \
              WHERE p.id = d.id \
                AND (p.status = 'active' OR (d.manual AND p.status = 'needs_review')) \
-             RETURNING p.id, p.status, p.symbol_code",
+             RETURNING p.id, p.status, p.symbol_code, p.verify_time",
         )
         .bind(&ids)
         .bind(&statuses)
@@ -781,10 +786,12 @@ impl PredictionRepository for PgStore {
         .map_err(db)?;
         let mut updated: HashMap<String, String> = HashMap::with_capacity(rows.len());
         let mut symbol_of: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        let mut verify_time_of: HashMap<String, DateTime<Utc>> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let id: String = row.try_get("id").map_err(db)?;
             let status: String = row.try_get("status").map_err(db)?;
             let symbol: String = row.try_get("symbol_code").map_err(db)?;
+            verify_time_of.insert(id.clone(), row.try_get("verify_time").map_err(db)?);
             symbol_of.insert(id.clone(), symbol);
             updated.insert(id, status);
         }
@@ -838,7 +845,7 @@ impl PredictionRepository for PgStore {
             }
             // marked votes per prediction: the size of its fan-out
             let with_votes = votes_per_prediction(&votes);
-            let deltas = fold_votes(&verified, votes);
+            let deltas = fold_votes(&verified, votes, &verify_time_of);
 
             if !deltas.is_empty() {
                 let users: Vec<String> = deltas.iter().map(|d| d.user_id.clone()).collect();
@@ -859,15 +866,33 @@ impl PredictionRepository for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-                // 5. lock the stats rows in user order
-                sqlx::query(
-                    "SELECT user_id FROM user_prediction_stats WHERE user_id = ANY($1) \
+                // 5. lock the stats rows in user order; what each already includes
+                let locked = sqlx::query(
+                    "SELECT user_id, last_verify_time, last_prediction_id \
+                     FROM user_prediction_stats WHERE user_id = ANY($1) \
                      ORDER BY user_id FOR UPDATE",
                 )
                 .bind(&users)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
+                let mut stored_last: HashMap<String, (DateTime<Utc>, String)> = HashMap::new();
+                for row in &locked {
+                    let user: String = row.try_get("user_id").map_err(db)?;
+                    let t: Option<DateTime<Utc>> = row.try_get("last_verify_time").map_err(db)?;
+                    let id: Option<String> = row.try_get("last_prediction_id").map_err(db)?;
+                    if let (Some(t), Some(id)) = (t, id) {
+                        stored_last.insert(user, (t, id));
+                    }
+                }
+                // Users this batch reaches out of verify_time order are recomputed (below).
+                let late: Vec<String> = deltas
+                    .iter()
+                    .filter(|d| {
+                        d.is_late(stored_last.get(&d.user_id).map(|(t, id)| (*t, id.as_str())))
+                    })
+                    .map(|d| d.user_id.clone())
+                    .collect();
                 // 6. apply the folded deltas; streaks depend on the stored current streak
                 let n: Vec<i64> = deltas.iter().map(|d| d.participations).collect();
                 let c: Vec<i64> = deltas.iter().map(|d| d.correct).collect();
@@ -876,6 +901,8 @@ impl PredictionRepository for PgStore {
                 let best: Vec<i64> = deltas.iter().map(|d| d.best).collect();
                 let all: Vec<bool> = deltas.iter().map(|d| d.all_correct).collect();
                 let at: Vec<DateTime<Utc>> = deltas.iter().map(|d| d.updated_at).collect();
+                let last_t: Vec<DateTime<Utc>> = deltas.iter().map(|d| d.last.0).collect();
+                let last_id: Vec<&str> = deltas.iter().map(|d| d.last.1.as_str()).collect();
                 sqlx::query(
                     "UPDATE user_prediction_stats AS s SET \
                          total_participations = s.total_participations + d.n, \
@@ -885,10 +912,17 @@ impl PredictionRepository for PgStore {
                          current_streak = CASE WHEN d.all_correct THEN s.current_streak + d.n \
                                                ELSE d.trail_n END, \
                          max_streak = GREATEST(s.max_streak, s.current_streak + d.lead_n, d.best), \
-                         updated_at = d.vat \
+                         updated_at = d.vat, \
+                         last_verify_time = CASE WHEN s.last_verify_time IS NULL \
+                             OR (d.lt, d.lid) > (s.last_verify_time, s.last_prediction_id) \
+                             THEN d.lt ELSE s.last_verify_time END, \
+                         last_prediction_id = CASE WHEN s.last_verify_time IS NULL \
+                             OR (d.lt, d.lid) > (s.last_verify_time, s.last_prediction_id) \
+                             THEN d.lid ELSE s.last_prediction_id END \
                      FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
-                                 $6::bigint[], $7::bool[], $8::timestamptz[]) \
-                          AS d(user_id, n, c, lead_n, trail_n, best, all_correct, vat) \
+                                 $6::bigint[], $7::bool[], $8::timestamptz[], $9::timestamptz[], \
+                                 $10::text[]) \
+                          AS d(user_id, n, c, lead_n, trail_n, best, all_correct, vat, lt, lid) \
                      WHERE s.user_id = d.user_id",
                 )
                 .bind(&users)
@@ -899,9 +933,16 @@ impl PredictionRepository for PgStore {
                 .bind(&best)
                 .bind(&all)
                 .bind(&at)
+                .bind(&last_t)
+                .bind(&last_id)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+                // 6b. the late ones from all their verified votes (the rows are locked)
+                if !late.is_empty() {
+                    let latest = at.iter().copied().max().unwrap_or(first_at);
+                    recompute_users(&mut tx, &late, latest).await?;
+                }
             }
 
             // 7. the outbox: per prediction its broadcast, then (if it has voters) one
@@ -1210,7 +1251,8 @@ impl PredictionRepository for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<StatsDiff>> {
         let cte = recompute_cte(ALL_USERS);
-        let diff = "SELECT r.user_id, r.total, r.correct, r.acc, r.cur, r.best, \
+        let diff =
+            "SELECT r.user_id, r.total, r.correct, r.acc, r.cur, r.best, r.last_vt, r.last_id, \
                     s.user_id AS s_user, s.total_participations AS s_total, \
                     s.correct_count AS s_correct, s.accuracy_rate AS s_acc, \
                     s.current_streak AS s_cur, s.max_streak AS s_best, \
@@ -1269,7 +1311,8 @@ impl PredictionRepository for PgStore {
                      up AS (UPDATE user_prediction_stats AS s SET \
                                 total_participations = d.total, correct_count = d.correct, \
                                 accuracy_rate = d.acc, current_streak = d.cur, \
-                                max_streak = d.best, updated_at = $1 \
+                                max_streak = d.best, updated_at = $1, \
+                                last_verify_time = d.last_vt, last_prediction_id = d.last_id \
                             FROM d WHERE s.user_id = d.user_id RETURNING 1) \
                      SELECT * FROM d ORDER BY user_id"
                 ))

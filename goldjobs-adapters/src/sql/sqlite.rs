@@ -186,7 +186,7 @@ fn recompute_cte(users: &str) -> String {
     format!(
         "u AS ({users}), \
          marked AS ( \
-             SELECT v.user_id AS user_id, v.is_correct AS ok, \
+             SELECT v.user_id AS user_id, v.is_correct AS ok, p.verify_time || p.id AS k, \
                     sum(1 - v.is_correct) OVER (PARTITION BY v.user_id \
                         ORDER BY p.verify_time, p.id ROWS UNBOUNDED PRECEDING) AS misses, \
                     sum(1 - v.is_correct) OVER (PARTITION BY v.user_id) AS all_misses \
@@ -201,15 +201,18 @@ fn recompute_cte(users: &str) -> String {
                     max(run_len) AS best, \
                     sum(CASE WHEN misses = all_misses THEN run_len ELSE 0 END) AS cur \
              FROM runs GROUP BY user_id), \
+         lastk AS (SELECT user_id, max(k) AS k FROM marked GROUP BY user_id), \
          h AS ( \
              SELECT u.user_id AS user_id, coalesce(a.total, 0) AS total, \
                     coalesce(a.correct, 0) AS correct, coalesce(a.cur, 0) AS cur, \
                     coalesce(a.best, 0) AS best, \
                     CASE WHEN coalesce(a.total, 0) = 0 THEN NULL \
-                         ELSE (a.correct * 20000 + a.total) / (2 * a.total) END AS hundredths \
-             FROM (SELECT DISTINCT user_id FROM u) AS u LEFT JOIN agg AS a ON a.user_id = u.user_id), \
+                         ELSE (a.correct * 20000 + a.total) / (2 * a.total) END AS hundredths, \
+                    substr(l.k, 1, 27) AS last_vt, substr(l.k, 28) AS last_id \
+             FROM (SELECT DISTINCT user_id FROM u) AS u LEFT JOIN agg AS a ON a.user_id = u.user_id \
+                  LEFT JOIN lastk AS l ON l.user_id = u.user_id), \
          r AS ( \
-             SELECT user_id, total, correct, cur, best, \
+             SELECT user_id, total, correct, cur, best, last_vt, last_id, \
                     CASE WHEN hundredths IS NULL THEN '0' \
                          ELSE printf('%d.%02d', hundredths / 100, hundredths % 100) END AS acc \
              FROM h)"
@@ -234,15 +237,18 @@ async fn recompute_users(
     let done = sqlx::query(&format!(
         "WITH {cte} \
          INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
-             accuracy_rate, current_streak, max_streak, updated_at) \
-         SELECT user_id, total, correct, acc, cur, best, ?2 FROM r WHERE true \
+             accuracy_rate, current_streak, max_streak, updated_at, last_verify_time, \
+             last_prediction_id) \
+         SELECT user_id, total, correct, acc, cur, best, ?2, last_vt, last_id FROM r WHERE true \
          ON CONFLICT (user_id) DO UPDATE SET \
              total_participations = excluded.total_participations, \
              correct_count = excluded.correct_count, \
              accuracy_rate = excluded.accuracy_rate, \
              current_streak = excluded.current_streak, \
              max_streak = excluded.max_streak, \
-             updated_at = excluded.updated_at"
+             updated_at = excluded.updated_at, \
+             last_verify_time = excluded.last_verify_time, \
+             last_prediction_id = excluded.last_prediction_id"
     ))
     .bind(json!(users).to_string())
     .bind(ts(now))
@@ -798,7 +804,7 @@ impl PredictionRepository for SqliteStore {
              WHERE predictions.id = d.r_id \
                AND (+predictions.status = 'active' \
                     OR (d.r_manual AND +predictions.status = 'needs_review')) \
-             RETURNING id, status, symbol_code",
+             RETURNING id, status, symbol_code, verify_time",
         )
         .bind(batch(decisions))
         .fetch_all(&mut *tx)
@@ -806,9 +812,11 @@ impl PredictionRepository for SqliteStore {
         .map_err(db)?;
         let mut updated: HashMap<String, String> = HashMap::with_capacity(rows.len());
         let mut symbol_of: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        let mut verify_time_of: HashMap<String, DateTime<Utc>> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let id = get_str(row, "id")?;
             symbol_of.insert(id.clone(), get_str(row, "symbol_code")?);
+            verify_time_of.insert(id.clone(), get_ts(row, "verify_time")?);
             updated.insert(id, get_str(row, "status")?);
         }
         let verified: Vec<&VerificationRecord> = prepared
@@ -861,14 +869,15 @@ impl PredictionRepository for SqliteStore {
             }
             // marked votes per prediction: the size of its fan-out
             let with_votes = votes_per_prediction(&votes);
-            let deltas = fold_votes(&verified, votes);
+            let deltas = fold_votes(&verified, votes, &verify_time_of);
 
             if !deltas.is_empty() {
                 // 3. the voters' current stats (we hold the write lock: nobody changes them)
                 let users: Vec<&str> = deltas.iter().map(|d| d.user_id.as_str()).collect();
                 let old_rows = sqlx::query(
                     "SELECT user_id, total_participations, correct_count, accuracy_rate, \
-                     current_streak, max_streak, updated_at FROM user_prediction_stats \
+                     current_streak, max_streak, updated_at, last_verify_time, \
+                     last_prediction_id FROM user_prediction_stats \
                      WHERE user_id IN (SELECT value FROM json_each(?1))",
                 )
                 .bind(json!(users).to_string())
@@ -876,10 +885,24 @@ impl PredictionRepository for SqliteStore {
                 .await
                 .map_err(db)?;
                 let mut old: HashMap<String, UserStats> = HashMap::with_capacity(old_rows.len());
+                let mut stored_last: HashMap<String, (DateTime<Utc>, String)> = HashMap::new();
                 for row in &old_rows {
                     let s = stats_from_row(row)?;
+                    let t = get_opt_ts(row, "last_verify_time")?;
+                    let id: Option<String> = get_opt(row, "last_prediction_id")?;
+                    if let (Some(t), Some(id)) = (t, id) {
+                        stored_last.insert(s.user_id.clone(), (t, id));
+                    }
                     old.insert(s.user_id.clone(), s);
                 }
+                // Users this batch reaches out of verify_time order are recomputed (below).
+                let late: Vec<String> = deltas
+                    .iter()
+                    .filter(|d| {
+                        d.is_late(stored_last.get(&d.user_id).map(|(t, id)| (*t, id.as_str())))
+                    })
+                    .map(|d| d.user_id.clone())
+                    .collect();
                 // 4. the new stats, exact decimals computed here, written in one upsert
                 let new_rows = deltas
                     .iter()
@@ -888,6 +911,10 @@ impl PredictionRepository for SqliteStore {
                             .remove(&d.user_id)
                             .unwrap_or_else(|| UserStats::empty(d.user_id.clone(), d.updated_at));
                         let s = d.apply(&before);
+                        let last = match stored_last.get(&d.user_id) {
+                            Some(stored) if *stored > d.last => stored.clone(),
+                            _ => d.last.clone(),
+                        };
                         json!([
                             s.user_id,
                             s.total_participations,
@@ -895,29 +922,44 @@ impl PredictionRepository for SqliteStore {
                             s.accuracy_rate.to_string(),
                             s.current_streak,
                             s.max_streak,
-                            ts(s.updated_at)
+                            ts(s.updated_at),
+                            ts(last.0),
+                            last.1
                         ])
                     })
                     .collect();
                 sqlx::query(
                     "INSERT INTO user_prediction_stats (user_id, total_participations, correct_count, \
-                     accuracy_rate, current_streak, max_streak, updated_at) \
+                     accuracy_rate, current_streak, max_streak, updated_at, last_verify_time, \
+                     last_prediction_id) \
                      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
                             json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
                             json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-                            json_extract(value, '$[6]') FROM json_each(?1) WHERE true \
+                            json_extract(value, '$[6]'), json_extract(value, '$[7]'), \
+                            json_extract(value, '$[8]') FROM json_each(?1) WHERE true \
                      ON CONFLICT (user_id) DO UPDATE SET \
                          total_participations = excluded.total_participations, \
                          correct_count = excluded.correct_count, \
                          accuracy_rate = excluded.accuracy_rate, \
                          current_streak = excluded.current_streak, \
                          max_streak = excluded.max_streak, \
-                         updated_at = excluded.updated_at",
+                         updated_at = excluded.updated_at, \
+                         last_verify_time = excluded.last_verify_time, \
+                         last_prediction_id = excluded.last_prediction_id",
                 )
                 .bind(batch(new_rows))
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+                // 4b. the late ones from all their verified votes
+                if !late.is_empty() {
+                    let latest = deltas
+                        .iter()
+                        .map(|d| d.updated_at)
+                        .max()
+                        .unwrap_or_else(Utc::now);
+                    recompute_users(&mut tx, &late, latest).await?;
+                }
             }
 
             // 5. the outbox: per prediction its broadcast, then (if it has voters) one

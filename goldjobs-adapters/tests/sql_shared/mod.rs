@@ -1129,6 +1129,8 @@ fn step() -> impl proptest::strategy::Strategy<Value = goldjobs_core::conformanc
     use proptest::prelude::*;
     prop_oneof![
         3 => any::<u8>().prop_map(|option| Step::Verify { option }),
+        2 => (any::<u8>(), any::<u8>())
+            .prop_map(|(which, option)| Step::VerifyAny { which, option }),
         2 => (any::<u8>(), any::<u8>(), proptest::option::of(0u8..3)).prop_map(
             |(prediction, option, price)| Step::Correct { prediction, option, price }
         ),

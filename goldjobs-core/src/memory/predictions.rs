@@ -42,6 +42,11 @@ struct State {
     /// Votes per prediction, by user id.
     votes: HashMap<String, BTreeMap<String, Vote>>,
     stats: HashMap<String, UserStats>,
+    /// Per user, the `(verify_time, prediction id)` of the latest verified prediction their
+    /// statistics include: a verification that sorts before it (a late manual resolution, a
+    /// prediction that waited long for its price) cannot be applied as a delta and makes the
+    /// user's statistics be recomputed instead.
+    last_applied: HashMap<String, (DateTime<Utc>, String)>,
     outbox: BTreeMap<i64, OutboxEntry>,
     /// Ids of finished outbox rows, oldest first, for the retention limit.
     finished: VecDeque<i64>,
@@ -210,13 +215,24 @@ impl State {
                     price_at_verify_ts: v.price_at_verify_ts,
                 };
                 let question = p.question.clone();
+                let key = (p.verify_time, p.id.clone());
                 let mut notices = Vec::new();
                 let mut marked = 0u64;
+                let mut late: BTreeSet<String> = BTreeSet::new();
                 if let Some(votes) = self.votes.get_mut(&record.prediction_id) {
                     for vote in votes.values_mut() {
                         let correct = vote.selected_option == v.correct_option;
                         vote.is_correct = Some(correct);
                         marked += 1;
+                        match self.last_applied.get_mut(&vote.user_id) {
+                            Some(last) if *last > key => {
+                                late.insert(vote.user_id.clone());
+                            }
+                            Some(last) => *last = key.clone(),
+                            None => {
+                                self.last_applied.insert(vote.user_id.clone(), key.clone());
+                            }
+                        }
                         // Look up before inserting: no key allocation for known users.
                         match self.stats.get_mut(&vote.user_id) {
                             Some(stats) => apply_result(stats, correct, record.verified_at),
@@ -235,6 +251,11 @@ impl State {
                         ));
                     }
                 }
+                // Out of verify_time order for these voters: recompute them from all their
+                // verified votes (the delta just applied is replaced).
+                if !late.is_empty() {
+                    self.recompute_users(&late, record.verified_at);
+                }
                 self.push_outbox(OutboxPayload::PredictionVerified(event), record.verified_at);
                 for n in notices {
                     self.push_outbox(OutboxPayload::Notify(n), record.verified_at);
@@ -245,7 +266,13 @@ impl State {
     }
     /// Every user's verified results (votes marked on `ended` predictions) in `verify_time`
     /// order, then prediction id; only `users` when given.
-    fn verified_results(&self, users: Option<&BTreeSet<String>>) -> BTreeMap<String, Vec<bool>> {
+    /// With each user's results, the `(verify_time, id)` of the user's latest verified
+    /// prediction.
+    #[allow(clippy::type_complexity)]
+    fn verified_results(
+        &self,
+        users: Option<&BTreeSet<String>>,
+    ) -> BTreeMap<String, (Vec<bool>, Option<(DateTime<Utc>, String)>)> {
         // per user: (verify_time, prediction id, right)
         type Results<'a> = Vec<(DateTime<Utc>, &'a str, bool)>;
         let mut by_user: BTreeMap<String, Results<'_>> = BTreeMap::new();
@@ -275,7 +302,8 @@ impl State {
             .into_iter()
             .map(|(user, mut results)| {
                 results.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-                (user, results.into_iter().map(|r| r.2).collect())
+                let last = results.last().map(|r| (r.0, r.1.to_owned()));
+                (user, (results.into_iter().map(|r| r.2).collect(), last))
             })
             .collect()
     }
@@ -284,11 +312,23 @@ impl State {
     fn recompute_users(&mut self, users: &BTreeSet<String>, now: DateTime<Utc>) -> u64 {
         let mut results = self.verified_results(Some(users));
         for user in users {
-            let r = results.remove(user).unwrap_or_default();
+            let (r, last) = results.remove(user).unwrap_or_default();
+            self.set_last_applied(user, last);
             self.stats
                 .insert(user.clone(), stats_from_results(user.clone(), r, now));
         }
         users.len() as u64
+    }
+
+    fn set_last_applied(&mut self, user: &str, last: Option<(DateTime<Utc>, String)>) {
+        match last {
+            Some(last) => {
+                self.last_applied.insert(user.to_owned(), last);
+            }
+            None => {
+                self.last_applied.remove(user);
+            }
+        }
     }
 
     /// One notice per voter of `prediction_id`, with the votes as they are now.
@@ -677,9 +717,11 @@ impl PredictionRepository for InMemoryPredictions {
         let mut results = st.verified_results(None);
         let users: BTreeSet<String> = results.keys().chain(st.stats.keys()).cloned().collect();
         let mut diffs = Vec::new();
+        let mut lasts = Vec::new();
         for user in users {
-            let recomputed =
-                stats_from_results(user.clone(), results.remove(&user).unwrap_or_default(), now);
+            let (r, last) = results.remove(&user).unwrap_or_default();
+            lasts.push((user.clone(), last));
+            let recomputed = stats_from_results(user.clone(), r, now);
             let stored = st.stats.get(&user).cloned();
             let differs = match &stored {
                 Some(s) => !s.same_numbers(&recomputed),
@@ -696,6 +738,9 @@ impl PredictionRepository for InMemoryPredictions {
         if mode == RecomputeMode::Fix {
             for d in &diffs {
                 st.stats.insert(d.user_id.clone(), d.recomputed.clone());
+            }
+            for (user, last) in lasts {
+                st.set_last_applied(&user, last);
             }
         }
         Ok(diffs)
@@ -793,6 +838,92 @@ impl OutboxRepository for InMemoryPredictions {
 mod tests {
     use super::*;
     use crate::conformance;
+    use rust_decimal::Decimal;
+
+    /// Statistics that do not match the votes (here: edited behind the store's back, as an
+    /// import without votes would leave them) are listed by `Check`, untouched, and replaced by
+    /// `Fix`.
+    #[tokio::test]
+    async fn recompute_stats_lists_and_fixes_differing_users() {
+        let repo = InMemoryPredictions::new();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let p = Prediction::new_active(
+            "p",
+            "XAUUSD",
+            "q",
+            Decimal::new(100, 0),
+            t,
+            VerifyRule::Manual,
+            None,
+            t,
+        );
+        repo.insert_prediction(&p).await.expect("insert");
+        repo.insert_votes(&[Vote {
+            prediction_id: "p".into(),
+            user_id: "u".into(),
+            selected_option: "A".into(),
+            is_correct: None,
+            created_at: t,
+        }])
+        .await
+        .expect("vote");
+        repo.record_verifications(&[VerificationRecord {
+            prediction_id: "p".into(),
+            outcome: VerificationOutcome::Verified(Verdict {
+                correct_option: "A".into(),
+                price_at_verify: Decimal::new(101, 0),
+                price_change_percent: Some(Decimal::new(100, 2)),
+                price_source: PriceSource::Manual,
+                price_provider: None,
+                price_at_verify_ts: t,
+            }),
+            verified_at: t,
+            manual: true,
+        }])
+        .await
+        .expect("verify");
+        {
+            let mut st = repo.lock();
+            st.stats.insert("ghost".into(), {
+                let mut g = UserStats::empty("ghost", t);
+                g.total_participations = 7;
+                g
+            });
+            if let Some(u) = st.stats.get_mut("u") {
+                u.current_streak = 5;
+            }
+        }
+        let check = repo
+            .recompute_stats(RecomputeMode::Check, t)
+            .await
+            .expect("check");
+        let users: Vec<&str> = check.iter().map(|d| d.user_id.as_str()).collect();
+        assert_eq!(users, ["ghost", "u"]);
+        assert!(check[0].without_votes());
+        assert_eq!(
+            repo.all_user_stats()[1].current_streak,
+            5,
+            "check writes nothing"
+        );
+        let fixed = repo
+            .recompute_stats(RecomputeMode::Fix, t)
+            .await
+            .expect("fix");
+        assert_eq!(fixed.len(), 2);
+        let after: Vec<(String, i64, i64)> = repo
+            .all_user_stats()
+            .into_iter()
+            .map(|s| (s.user_id, s.total_participations, s.current_streak))
+            .collect();
+        assert_eq!(after, [("ghost".to_owned(), 0, 0), ("u".to_owned(), 1, 1)]);
+        assert!(repo
+            .recompute_stats(RecomputeMode::Check, t)
+            .await
+            .expect("again")
+            .is_empty());
+    }
 
     #[tokio::test]
     async fn prediction_conformance() {
@@ -815,6 +946,7 @@ mod tests {
         use proptest::prelude::*;
         prop_oneof![
             3 => any::<u8>().prop_map(|option| Step::Verify { option }),
+            2 => (any::<u8>(), any::<u8>()).prop_map(|(which, option)| Step::VerifyAny { which, option }),
             2 => (any::<u8>(), any::<u8>(), proptest::option::of(0u8..3)).prop_map(
                 |(prediction, option, price)| Step::Correct { prediction, option, price }
             ),
