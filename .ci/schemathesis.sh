@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv="${GOLDJOBS_ST_VENV:-target/schemathesis-venv}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+venv="${GOLDJOBS_ST_VENV:-$target_dir/schemathesis-venv}"
 if [ ! -x "$venv/bin/st" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==4.32.5"
@@ -16,14 +17,15 @@ cargo build -q -p goldjobs-server
 work="$(mktemp -d)"
 token="schemathesis-admin-token"
 out="$work/server.out"
-DATABASE_URL="sqlite://$work/st.db?mode=rwc" target/debug/goldjobs-server seed-demo >/dev/null
+bin="$target_dir/debug/goldjobs-server"
+DATABASE_URL="sqlite://$work/st.db?mode=rwc" "$bin" seed-demo >/dev/null
 GOLDJOBS_LISTEN=127.0.0.1:0 \
 DATABASE_URL="sqlite://$work/st.db?mode=rwc" \
 GOLDJOBS_ADMIN_TOKEN="$token" \
 GOLDJOBS_NEWS_FEEDS="gold|Local|http://127.0.0.1:9/rss" \
 GOLDJOBS_NEWS_INTERVAL=1h \
 RUST_LOG=error \
-  target/debug/goldjobs-server >"$out" 2>"$work/server.err" &
+  "$bin" >"$out" 2>"$work/server.err" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do grep -q '^listening on' "$out" && break; sleep 0.1; done
