@@ -307,7 +307,7 @@ fn recompute_stats_checks_and_fixes() {
                 .await
                 .unwrap();
         }
-        // Recorded out of verify_time order: the stored streak is not the recomputed one.
+        // Recorded out of verify_time order: the store recomputes u1 (B then A: streak 1).
         for (id, option) in [("p1", "A"), ("p0", "B")] {
             store
                 .record_verifications(&[VerificationRecord {
@@ -334,6 +334,11 @@ fn recompute_stats_checks_and_fixes() {
         .execute(store.pool())
         .await
         .unwrap();
+        // Another program edits u1's row behind goldjobs' back.
+        sqlx::query("UPDATE user_prediction_stats SET current_streak = 0 WHERE user_id = 'u1'")
+            .execute(store.pool())
+            .await
+            .unwrap();
     });
     let run = |args: &[&str]| {
         let out = cmd(dir.path())
