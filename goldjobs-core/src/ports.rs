@@ -7,7 +7,61 @@ use crate::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Every storage port of one backend, as `Arc<dyn Port>`: what the SQL stores
+/// (`goldjobs_adapters::sql::open`) and the in-memory backend
+/// ([`InMemoryBackend::ports`](crate::memory::InMemoryBackend::ports)) give, and what the jobs
+/// and read services are built from.
+#[derive(Clone)]
+pub struct Ports {
+    /// Symbols.
+    pub symbols: Arc<dyn SymbolRepository>,
+    /// Price ticks.
+    pub ticks: Arc<dyn PriceTickRepository>,
+    /// Predictions, votes and statistics.
+    pub predictions: Arc<dyn PredictionRepository>,
+    /// The outbox `record_verifications` writes.
+    pub outbox: Arc<dyn OutboxRepository>,
+    /// News articles.
+    pub news: Arc<dyn NewsRepository>,
+    /// Device tokens.
+    pub device_tokens: Arc<dyn DeviceTokenRepository>,
+    /// Leases of singleton jobs.
+    pub lease: Arc<dyn Lease>,
+}
+
+impl Ports {
+    /// Every port served by one store that implements them all.
+    pub fn of<S>(store: Arc<S>) -> Ports
+    where
+        S: SymbolRepository
+            + PriceTickRepository
+            + PredictionRepository
+            + OutboxRepository
+            + NewsRepository
+            + DeviceTokenRepository
+            + Lease
+            + 'static,
+    {
+        Ports {
+            symbols: store.clone(),
+            ticks: store.clone(),
+            predictions: store.clone(),
+            outbox: store.clone(),
+            news: store.clone(),
+            device_tokens: store.clone(),
+            lease: store,
+        }
+    }
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
 
 /// A market data provider.
 #[cfg_attr(feature = "mocks", mockall::automock)]

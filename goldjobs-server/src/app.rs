@@ -17,7 +17,7 @@ use goldjobs_adapters::notify::fcm::{FcmConfig as FcmNotifierConfig, FcmNotifier
 use goldjobs_adapters::notify::webhook::{WebhookConfig as WebhookNotifierConfig, WebhookNotifier};
 use goldjobs_adapters::redis::events::{RedisEventBus, RedisEventBusHandle, DEFAULT_CHANNEL};
 use goldjobs_adapters::redis::{RedisNewsCache, RedisQuoteCache};
-use goldjobs_adapters::sql::{PgStore, SqliteStore};
+use goldjobs_adapters::sql::SqlStore;
 use goldjobs_core::jobs::{
     NewsFetcherJob, NewsJobConfig, PriceFetcherConfig, PriceFetcherJob, RetentionConfig,
     RetentionJob,
@@ -29,9 +29,7 @@ use goldjobs_core::verify::{
     OutboxConfig, OutboxDispatcherJob, PredictionVerifierJob, VerifierConfig,
 };
 use goldjobs_core::{
-    Broadcaster, DeviceTokenRepository, Lease, MarketData, NewsCache, NewsRepository, NewsSource,
-    Notifier, OutboxRepository, PredictionRepository, PriceTickRepository, QuoteCache,
-    SymbolRepository, SystemClock,
+    Broadcaster, MarketData, NewsCache, NewsSource, Notifier, QuoteCache, SystemClock,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,91 +91,36 @@ impl Default for AppOptions {
     }
 }
 
-/// The SQL store chosen by `DATABASE_URL`.
+/// The SQL store chosen by `DATABASE_URL`: the library's [`SqlStore`], opened by
+/// [`goldjobs_adapters::sql::open`].
 #[derive(Debug, Clone)]
-pub enum Store {
-    /// `sqlite:` URL.
-    Sqlite(Arc<SqliteStore>),
-    /// `postgres://` URL.
-    Postgres(Arc<PgStore>),
-}
+pub struct Store(SqlStore);
 
-/// Every repository port of one store.
-#[derive(Clone)]
-pub struct Repos {
-    /// Symbols.
-    pub symbols: Arc<dyn SymbolRepository>,
-    /// Price ticks.
-    pub ticks: Arc<dyn PriceTickRepository>,
-    /// Predictions, votes, stats.
-    pub predictions: Arc<dyn PredictionRepository>,
-    /// Outbox.
-    pub outbox: Arc<dyn OutboxRepository>,
-    /// News.
-    pub news: Arc<dyn NewsRepository>,
-    /// Device tokens.
-    pub device_tokens: Arc<dyn DeviceTokenRepository>,
-    /// Leases of singleton jobs.
-    pub lease: Arc<dyn Lease>,
-}
+/// Every repository port of one store: the library's [`goldjobs_core::Ports`].
+pub type Repos = goldjobs_core::Ports;
 
 impl Store {
     /// Open the database of `cfg` (no migrations).
     pub async fn connect(cfg: &Config) -> Result<Store, AppError> {
-        let url = cfg.database_url.expose();
-        if url.starts_with("sqlite:") {
-            let s = SqliteStore::connect(url)
-                .await
-                .map_err(AppError::Database)?;
-            Ok(Store::Sqlite(Arc::new(s)))
-        } else {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(10)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
-                .await
-                .map_err(|e| {
-                    AppError::Database(goldjobs_core::Error::unavailable(
-                        "postgres",
-                        format!("cannot connect to {}", cfg.describe_database()),
-                        Some(Box::new(e) as goldjobs_core::BoxError),
-                    ))
-                })?;
-            Ok(Store::Postgres(Arc::new(PgStore::new(pool))))
-        }
+        goldjobs_adapters::sql::open(cfg.database_url.expose())
+            .await
+            .map(Store)
+            .map_err(AppError::Database)
     }
 
     /// Apply pending migrations.
     pub async fn migrate(&self) -> Result<(), AppError> {
-        match self {
-            Store::Sqlite(s) => s.migrate().await,
-            Store::Postgres(s) => s.migrate().await,
-        }
-        .map_err(AppError::Database)
+        self.0.migrate().await.map_err(AppError::Database)
     }
 
     /// The store as each repository port.
     pub fn repos(&self) -> Repos {
-        match self {
-            Store::Sqlite(s) => Repos {
-                symbols: s.clone(),
-                ticks: s.clone(),
-                predictions: s.clone(),
-                outbox: s.clone(),
-                news: s.clone(),
-                device_tokens: s.clone(),
-                lease: s.clone(),
-            },
-            Store::Postgres(s) => Repos {
-                symbols: s.clone(),
-                ticks: s.clone(),
-                predictions: s.clone(),
-                outbox: s.clone(),
-                news: s.clone(),
-                device_tokens: s.clone(),
-                lease: s.clone(),
-            },
-        }
+        self.0.ports()
+    }
+
+    /// The library's store.
+    pub fn sql(&self) -> &SqlStore {
+        &self.0
     }
 }
 

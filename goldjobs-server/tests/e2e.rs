@@ -1089,10 +1089,19 @@ async fn with_postgres_the_server_migrates_fetches_and_verifies() {
         .unwrap();
     assert_eq!(health["database"], "ok", "{health}");
     server.wait_for_quotes(&client).await;
-    let ticks: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.price_ticks"))
-        .fetch_one(&admin)
-        .await
-        .unwrap();
+    // The price job caches, records and publishes concurrently: the ticks may land a moment
+    // after the quotes are served.
+    let mut ticks: i64 = 0;
+    for _ in 0..100 {
+        ticks = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.price_ticks"))
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        if ticks >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(ticks >= 6, "{ticks} ticks");
 
     let repo = server.app.repos().predictions.clone();

@@ -50,6 +50,72 @@ pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
+/// A SQL store opened from a URL by [`open`]: PostgreSQL or SQLite.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SqlStore {
+    /// `postgres://` or `postgresql://`.
+    #[cfg(feature = "postgres")]
+    Postgres(std::sync::Arc<PgStore>),
+    /// `sqlite:`.
+    #[cfg(feature = "sqlite")]
+    Sqlite(std::sync::Arc<SqliteStore>),
+}
+
+/// Open the database at `url` — `sqlite:…` or `postgres://…` (TLS by `sslmode`, as libpq) —
+/// in the spirit of `object_store::parse_url`: the URL picks the backend. No migrations are
+/// run; see [`SqlStore::migrate`]. A URL of another scheme, or of a backend whose feature is
+/// off, is [`Error::InvalidInput`]; an unreachable database [`Error::Unavailable`].
+pub async fn open(url: &str) -> Result<SqlStore> {
+    let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+    match scheme.as_str() {
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(SqlStore::Sqlite(std::sync::Arc::new(
+            SqliteStore::connect(url).await?,
+        ))),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(SqlStore::Postgres(std::sync::Arc::new(
+            PgStore::connect(url).await?,
+        ))),
+        _ => Err(Error::invalid(format!(
+            "database URL: expected sqlite: or postgres:// (with the matching feature), found \
+             {scheme:?}"
+        ))),
+    }
+}
+
+impl SqlStore {
+    /// Apply the embedded migrations not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(s) => s.migrate().await,
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(s) => s.migrate().await,
+        }
+    }
+
+    /// Every storage port, served by this store.
+    pub fn ports(&self) -> goldjobs_core::Ports {
+        match self {
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(s) => goldjobs_core::Ports::of(s.clone()),
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(s) => goldjobs_core::Ports::of(s.clone()),
+        }
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            #[cfg(feature = "postgres")]
+            SqlStore::Postgres(s) => s.ping().await,
+            #[cfg(feature = "sqlite")]
+            SqlStore::Sqlite(s) => s.ping().await,
+        }
+    }
+}
+
 use chrono::{DateTime, Utc};
 #[cfg(any(feature = "sqlite", test))]
 use goldjobs_core::verify::accuracy_rate;

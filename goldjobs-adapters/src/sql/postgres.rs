@@ -36,14 +36,33 @@ const PREDICTION_COLUMNS: &str = "id, symbol_code, question, price_at_create, pr
 
 /// Every repository port and the lease on PostgreSQL.
 ///
-/// Build it from a pool the caller owns, run [`PgStore::migrate`] once at start, then share it
-/// as `Arc<dyn Port>` for each port.
+/// Open it with [`PgStore::connect`] (or build it from a pool the caller owns with
+/// [`PgStore::new`]), run [`PgStore::migrate`] once at start, then share it as `Arc<dyn Port>`
+/// for each port (`goldjobs_core::Ports::of`).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
 }
 
 impl PgStore {
+    /// Connect to `url` (`postgres://…`; `sslmode=require`/`verify-full` with `sslrootcert`
+    /// for TLS) with a pool of 10 connections and a 5 s acquire timeout. No migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| {
+                Error::unavailable(
+                    BACKEND,
+                    "cannot connect to the database",
+                    Some(Box::new(e) as BoxError),
+                )
+            })?;
+        Ok(PgStore::new(pool))
+    }
+
     /// A store on `pool`.
     pub fn new(pool: PgPool) -> Self {
         PgStore { pool }

@@ -75,6 +75,19 @@ impl InMemoryBackend {
         }
     }
 
+    /// The storage ports of this backend, the same bundle the SQL stores give.
+    pub fn ports(&self) -> crate::Ports {
+        crate::Ports {
+            symbols: self.symbols.clone(),
+            ticks: self.ticks.clone(),
+            predictions: self.predictions.clone(),
+            outbox: self.predictions.clone(),
+            news: self.news.clone(),
+            device_tokens: self.device_tokens.clone(),
+            lease: self.lease.clone(),
+        }
+    }
+
     /// [`predictions`](Self::predictions) as a [`PredictionRepository`].
     pub fn prediction_repository(&self) -> Arc<dyn PredictionRepository> {
         self.predictions.clone()
