@@ -137,7 +137,7 @@ impl MarketData for FallbackMarketData {
     }
 
     /// The first provider's answer that passes
-    /// [`validate_price_point`](goldjobs_core::validate_price_point) (the first price at or
+    /// [`goldjobs_core::validate_price_point`] (the first price at or
     /// after `at`, at most a minute later); a provider that has none, fails, or answers a point
     /// outside that rule hands over to the next.
     async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>> {

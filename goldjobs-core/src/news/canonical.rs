@@ -101,7 +101,8 @@ pub fn is_tracking_param(key: &str) -> bool {
         || TRACKING_PARAMS.iter().any(|p| key == *p)
 }
 
-/// The canonical form of a link (see the [module documentation](self)).
+/// The canonical form of a link, used to deduplicate articles (scheme and host lower case,
+/// tracking parameters and fragments dropped; the full rules are in the module's source).
 ///
 /// `base` resolves relative links (`/2024/gold-rallies`, `../a`, `//host/p`); absolute links
 /// ignore it. Errors are [`Error::InvalidInput`] naming the link.

@@ -70,7 +70,7 @@ const RULES: &[Rule] = &[
 ];
 
 /// Symbols (codes like `XAUUSD`) related to `text`, sorted, without duplicates. See the
-/// [module documentation](self) for the rules.
+/// module's source for the rules.
 pub fn related_symbols(text: &str) -> Vec<String> {
     let mut found: Vec<&'static str> = Vec::new();
     for word in text
