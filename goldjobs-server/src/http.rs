@@ -580,14 +580,20 @@ async fn quotes(state: &HttpState) -> HttpResponse {
     json(StatusCode::OK, &serde_json::json!({ "quotes": quotes }))
 }
 
+/// A symbol code as asked (`xauusd`, ` XAUUSD `): upper case, 1–32 ASCII letters and digits.
+fn symbol_code(raw: &str) -> Option<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    (!code.is_empty() && code.len() <= 32 && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then_some(code)
+}
+
 async fn quote(state: &HttpState, symbol: &str) -> HttpResponse {
-    let code = symbol.trim().to_ascii_uppercase();
-    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    let Some(code) = symbol_code(symbol) else {
         return error(
             StatusCode::BAD_REQUEST,
             "expected a symbol code like XAUUSD",
         );
-    }
+    };
     let codes = [code.clone()];
     let found = match state.quote_cache.get_quotes(&codes).await {
         Ok(q) => q,
@@ -653,16 +659,12 @@ async fn predictions(state: &HttpState, query: Option<&str>) -> HttpResponse {
                 }
             },
             "symbol" => {
-                let code = v.trim().to_ascii_uppercase();
-                if code.is_empty()
-                    || code.len() > 32
-                    || !code.bytes().all(|b| b.is_ascii_alphanumeric())
-                {
+                let Some(code) = symbol_code(&v) else {
                     return error(
                         StatusCode::BAD_REQUEST,
                         "symbol: expected a symbol code like XAUUSD",
                     );
-                }
+                };
                 q.symbol_code = Some(code);
             }
             "limit" => match v.parse::<u32>() {

@@ -521,6 +521,19 @@ impl StatsDelta {
     }
 }
 
+/// The users of `deltas` whose batch cannot be applied as a delta (see [`StatsDelta::is_late`]),
+/// given the latest `(verify_time, prediction id)` each stored row already includes.
+fn late_users(
+    deltas: &[StatsDelta],
+    stored_last: &HashMap<String, (DateTime<Utc>, String)>,
+) -> Vec<String> {
+    deltas
+        .iter()
+        .filter(|d| d.is_late(stored_last.get(&d.user_id).map(|(t, id)| (*t, id.as_str()))))
+        .map(|d| d.user_id.clone())
+        .collect()
+}
+
 /// Folds the marked votes of the verified records into per-user deltas, sorted by user id.
 ///
 /// `verified` are the records actually updated to `ended`, in record order; `votes` are

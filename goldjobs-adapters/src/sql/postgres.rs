@@ -3,8 +3,8 @@
 use super::{
     add_duration, chrono_duration, corrected_payload, correction_is_noop, decode_error,
     dedupe_articles, expand_in_pages, fanout_kind_column, fanout_payload, fold_votes,
-    kind_fanout_payload, map_sqlx, not_correctable, prepare_records, record_columns, stats_diff,
-    summarize, verified_payload, voided_payload, votes_per_prediction,
+    kind_fanout_payload, late_users, map_sqlx, not_correctable, prepare_records, record_columns,
+    stats_diff, summarize, verified_payload, voided_payload, votes_per_prediction,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -905,13 +905,7 @@ impl PredictionRepository for PgStore {
                     }
                 }
                 // Users this batch reaches out of verify_time order are recomputed (below).
-                let late: Vec<String> = deltas
-                    .iter()
-                    .filter(|d| {
-                        d.is_late(stored_last.get(&d.user_id).map(|(t, id)| (*t, id.as_str())))
-                    })
-                    .map(|d| d.user_id.clone())
-                    .collect();
+                let late = late_users(&deltas, &stored_last);
                 // 6. apply the folded deltas; streaks depend on the stored current streak
                 let n: Vec<i64> = deltas.iter().map(|d| d.participations).collect();
                 let c: Vec<i64> = deltas.iter().map(|d| d.correct).collect();

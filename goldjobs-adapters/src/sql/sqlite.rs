@@ -9,9 +9,9 @@
 
 use super::{
     add_duration, corrected_payload, correction_is_noop, decode_error, dedupe_articles,
-    expand_in_pages, fanout_kind_column, fanout_payload, fold_votes, kind_fanout_payload, map_sqlx,
-    not_correctable, prepare_records, record_columns, stats_diff, summarize, verified_payload,
-    voided_payload, votes_per_prediction,
+    expand_in_pages, fanout_kind_column, fanout_payload, fold_votes, kind_fanout_payload,
+    late_users, map_sqlx, not_correctable, prepare_records, record_columns, stats_diff, summarize,
+    verified_payload, voided_payload, votes_per_prediction,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -896,13 +896,7 @@ impl PredictionRepository for SqliteStore {
                     old.insert(s.user_id.clone(), s);
                 }
                 // Users this batch reaches out of verify_time order are recomputed (below).
-                let late: Vec<String> = deltas
-                    .iter()
-                    .filter(|d| {
-                        d.is_late(stored_last.get(&d.user_id).map(|(t, id)| (*t, id.as_str())))
-                    })
-                    .map(|d| d.user_id.clone())
-                    .collect();
+                let late = late_users(&deltas, &stored_last);
                 // 4. the new stats, exact decimals computed here, written in one upsert
                 let new_rows = deltas
                     .iter()
