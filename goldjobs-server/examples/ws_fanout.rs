@@ -48,7 +48,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
-use goldjobs_core::{Event, PriceUpdate};
+use goldjobs::{Event, PriceUpdate};
 use goldjobs_server::app::{self, AppOptions};
 use goldjobs_server::config::Config;
 use goldjobs_server::hub::HubConfig;

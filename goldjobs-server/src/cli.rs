@@ -1,10 +1,10 @@
 //! The non-serving commands of the binary: `check-conditions`, `seed-demo` and
 //! `recompute-stats` (CONTRACT.md §2).
 
-use crate::app::Repos;
 use chrono::{Duration as ChronoDuration, Utc};
-use goldjobs_core::condition::{validate, ConditionSet, Vars};
-use goldjobs_core::{Prediction, RecomputeMode, StatsDiff, Symbol, UserStats, VerifyRule, Vote};
+use goldjobs::condition::{validate, ConditionSet, Vars};
+use goldjobs::Ports as Repos;
+use goldjobs::{Prediction, RecomputeMode, StatsDiff, Symbol, UserStats, VerifyRule, Vote};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::str::FromStr;
 
@@ -108,7 +108,7 @@ fn demo_price(code: &str) -> Decimal {
 
 /// `seed-demo`: the default symbols, three auto predictions (due in 2, 5 and 10 minutes), one
 /// manual prediction and a few votes of demo users on each.
-pub async fn seed_demo(repos: &Repos) -> goldjobs_core::Result<SeedSummary> {
+pub async fn seed_demo(repos: &Repos) -> goldjobs::Result<SeedSummary> {
     let symbols = Symbol::defaults();
     repos.symbols.upsert_symbols(&symbols).await?;
     let now = Utc::now();
@@ -213,7 +213,7 @@ pub fn diff_line(d: &StatsDiff) -> String {
 /// (nothing printed and code 0 when all match). Otherwise: first name the users whose stored
 /// statistics have no verified vote behind them (they are reset to zero), then fix every
 /// differing user in one transaction and print how many users changed.
-pub async fn recompute_stats(repos: &Repos, check: bool) -> goldjobs_core::Result<CheckOutcome> {
+pub async fn recompute_stats(repos: &Repos, check: bool) -> goldjobs::Result<CheckOutcome> {
     let now = Utc::now();
     let diffs = repos
         .predictions

@@ -8,7 +8,9 @@
 //! `news_feeds` may also be an array of tables `{ category, source, url }`.
 //! Unknown keys in the file are an error, so that a typo does not pass silently.
 
-use goldjobs_adapters::news::FeedConfig;
+use goldjobs::adapters::news::FeedConfig;
+/// The language of notification texts: the library's.
+pub use goldjobs::verify::Locale;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -87,21 +89,7 @@ impl fmt::Debug for SecretUrl {
     }
 }
 
-/// `scheme://user:pass@host/...` → `scheme://user:***@host/...`; other strings unchanged.
-pub fn redact_url(s: &str) -> String {
-    match url::Url::parse(s) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(_) => s.to_owned(),
-        // Unparseable: hide anything between "://" and "@" to be safe.
-        Err(_) => match (s.find("://"), s.rfind('@')) {
-            (Some(a), Some(b)) if b > a => format!("{}***{}", &s[..a + 3], &s[b..]),
-            _ => s.to_owned(),
-        },
-    }
-}
+pub use goldjobs::service::redact_url;
 
 /// A market data provider choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,25 +109,6 @@ impl MarketDataKind {
             MarketDataKind::TwelveData => "twelvedata",
             MarketDataKind::Binance => "binance",
             MarketDataKind::Demo => "demo",
-        }
-    }
-}
-
-/// Language of notification texts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Locale {
-    /// Simplified Chinese (default).
-    ZhCn,
-    /// English.
-    En,
-}
-
-impl Locale {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Locale::ZhCn => "zh-CN",
-            Locale::En => "en",
         }
     }
 }
@@ -577,7 +546,7 @@ impl Config {
                 Ok(feeds) => Some(feeds),
                 Err(e) => {
                     let why = match e {
-                        goldjobs_core::Error::InvalidInput(m) => m,
+                        goldjobs::Error::InvalidInput(m) => m,
                         other => other.to_string(),
                     };
                     let why = why
@@ -630,12 +599,10 @@ impl Config {
         };
 
         let locale = match raw.get("GOLDJOBS_LOCALE") {
-            None => Locale::ZhCn,
-            Some(v) if v.eq_ignore_ascii_case("zh-CN") || v.eq_ignore_ascii_case("zh") => {
-                Locale::ZhCn
-            }
-            Some(v) if v.eq_ignore_ascii_case("en") => Locale::En,
-            Some(_) => return Err(raw.err("GOLDJOBS_LOCALE", "expected zh-CN or en")),
+            None => Locale::default(),
+            Some(v) => v
+                .parse::<Locale>()
+                .map_err(|_| raw.err("GOLDJOBS_LOCALE", "expected zh-CN or en"))?,
         };
 
         let log_filter = match raw.get("RUST_LOG") {
@@ -709,21 +676,7 @@ impl Config {
 
     /// The database kind and location, safe to log, e.g. `sqlite goldjobs.db`.
     pub fn describe_database(&self) -> String {
-        let url = self.database_url.expose();
-        if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let path = path.split('?').next().unwrap_or(path);
-            format!("sqlite {path}")
-        } else {
-            match url::Url::parse(url) {
-                Ok(u) => format!(
-                    "postgres {}{}",
-                    u.host_str().unwrap_or("localhost"),
-                    u.path()
-                ),
-                Err(_) => "postgres".to_owned(),
-            }
-        }
+        goldjobs::service::describe_database(self.database_url.expose())
     }
 }
 

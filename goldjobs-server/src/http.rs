@@ -9,11 +9,11 @@ use crate::memo::Memo;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use bytes::Bytes;
-use goldjobs_core::news::NewsReader;
-use goldjobs_core::runtime::JobManager;
-use goldjobs_core::verify::evidence::MAX_LIST_LIMIT;
-use goldjobs_core::verify::PredictionReader;
-use goldjobs_core::{
+use goldjobs::news::NewsReader;
+use goldjobs::runtime::JobManager;
+use goldjobs::verify::evidence::MAX_LIST_LIMIT;
+use goldjobs::verify::PredictionReader;
+use goldjobs::{
     Error, Prediction, PredictionQuery, PredictionStatus, QuoteCache, SymbolRepository,
 };
 use http_body_util::{BodyExt, Full, Limited};
@@ -76,7 +76,7 @@ pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-sr
 /// Resolves a manual (or `needs_review`) prediction with the bookkeeping of CONTRACT.md §6,
 /// corrects an `ended` one and voids predictions (§6.7), for
 /// `POST /admin/predictions/{id}/resolve` and `/void`; implemented by the verifier's
-/// [`goldjobs_core::verify::ManualResolver`].
+/// [`goldjobs::verify::ManualResolver`].
 ///
 /// Errors: `NotFound` (no such prediction), `Conflict` (not resolvable, void, nothing to
 /// correct), `InvalidInput` (an option the prediction does not have, a bad price or reason).
@@ -89,20 +89,20 @@ pub trait Resolve: Send + Sync {
         prediction_id: &str,
         correct_option: &str,
         price_at_verify: Option<Decimal>,
-    ) -> goldjobs_core::Result<Prediction>;
+    ) -> goldjobs::Result<Prediction>;
 
     /// Void `prediction_id` for `reason`; the prediction as stored afterwards.
-    async fn void(&self, prediction_id: &str, reason: &str) -> goldjobs_core::Result<Prediction>;
+    async fn void(&self, prediction_id: &str, reason: &str) -> goldjobs::Result<Prediction>;
 }
 
 #[async_trait]
-impl Resolve for goldjobs_core::verify::ManualResolver {
+impl Resolve for goldjobs::verify::ManualResolver {
     async fn resolve(
         &self,
         prediction_id: &str,
         correct_option: &str,
         price_at_verify: Option<Decimal>,
-    ) -> goldjobs_core::Result<Prediction> {
+    ) -> goldjobs::Result<Prediction> {
         self.resolve_with_price(
             prediction_id,
             correct_option,
@@ -112,8 +112,8 @@ impl Resolve for goldjobs_core::verify::ManualResolver {
         .await
     }
 
-    async fn void(&self, prediction_id: &str, reason: &str) -> goldjobs_core::Result<Prediction> {
-        goldjobs_core::verify::ManualResolver::void(self, prediction_id, reason, chrono::Utc::now())
+    async fn void(&self, prediction_id: &str, reason: &str) -> goldjobs::Result<Prediction> {
+        goldjobs::verify::ManualResolver::void(self, prediction_id, reason, chrono::Utc::now())
             .await
     }
 }
@@ -681,7 +681,7 @@ async fn predictions(state: &HttpState, query: Option<&str>) -> HttpResponse {
     }
     #[derive(Serialize)]
     struct Listing {
-        predictions: Vec<goldjobs_core::verify::PredictionSummary>,
+        predictions: Vec<goldjobs::verify::PredictionSummary>,
     }
     match state.predictions.list(&q).await {
         Ok(predictions) => json(StatusCode::OK, &Listing { predictions }),

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use goldjobs_core::{Broadcast, Broadcaster, Event, Quote, Topic};
+use goldjobs::{Broadcast, Broadcaster, Event, Quote, Topic};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -811,7 +811,7 @@ impl Hub {
 
 #[async_trait]
 impl Broadcaster for Hub {
-    async fn publish(&self, messages: &[Broadcast]) -> goldjobs_core::Result<()> {
+    async fn publish(&self, messages: &[Broadcast]) -> goldjobs::Result<()> {
         self.publish_now(messages);
         Ok(())
     }
@@ -822,7 +822,7 @@ impl Broadcaster for Hub {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use goldjobs_core::PriceUpdate;
+    use goldjobs::PriceUpdate;
     use rust_decimal::Decimal;
 
     fn update(code: &str, seq: u64) -> Broadcast {

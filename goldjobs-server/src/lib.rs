@@ -1,12 +1,12 @@
 //! The goldjobs reference server as a library, so that tests can start it in-process.
 //!
 //! - [`config`]: the typed configuration (CONTRACT.md §1).
-//! - [`hub`]: the WebSocket hub (CONTRACT.md §4), also the in-process [`goldjobs_core::Broadcaster`].
+//! - [`hub`]: the WebSocket hub (CONTRACT.md §4), also the in-process [`goldjobs::Broadcaster`].
 //! - [`http`]: the hyper 1 HTTP routes (CONTRACT.md §3).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the OpenAPI 3.1 document of the HTTP API (`GET /openapi.json`).
 //! - [`memo`]: values refreshed at most once a second for anonymous reads.
-//! - [`app`]: wiring config → adapters → jobs → server.
+//! - [`app`]: the server around the library's [`goldjobs::service`]: config → service → HTTP and WebSocket.
 
 pub mod app;
 pub mod cli;

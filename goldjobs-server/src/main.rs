@@ -1,7 +1,8 @@
 //! `goldjobs-server`: the reference server (CONTRACT.md §2). Thin: parse, configure, delegate.
 
 use clap::{Parser, Subcommand};
-use goldjobs_server::app::{self, AppError, AppOptions, Store};
+use goldjobs::adapters::sql::{self, SqlStore};
+use goldjobs_server::app::{self, AppError, AppOptions};
 use goldjobs_server::cli;
 use goldjobs_server::config::Config;
 use std::collections::HashMap;
@@ -79,15 +80,13 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await.map(|()| 0),
             Command::Migrate => {
-                let store = Store::connect(&config).await?;
-                store.migrate().await?;
+                open_store(&config).await?;
                 println!("migrations applied ({})", config.describe_database());
                 Ok(0)
             }
             Command::SeedDemo => {
-                let store = Store::connect(&config).await?;
-                store.migrate().await?;
-                let s = cli::seed_demo(&store.repos()).await?;
+                let store = open_store(&config).await?;
+                let s = cli::seed_demo(&store.ports()).await?;
                 println!(
                     "seeded {} symbols, {} predictions, {} votes ({})",
                     s.symbols,
@@ -98,9 +97,8 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Command::RecomputeStats { check } => {
-                let store = Store::connect(&config).await?;
-                store.migrate().await?;
-                let outcome = cli::recompute_stats(&store.repos(), check).await?;
+                let store = open_store(&config).await?;
+                let outcome = cli::recompute_stats(&store.ports(), check).await?;
                 if !outcome.output.is_empty() {
                     println!("{}", outcome.output);
                 }
@@ -118,13 +116,9 @@ fn main() -> ExitCode {
             // A value of the configuration that cannot be used (a credentials file that does not
             // parse, a webhook URL of the wrong kind) is a configuration error, like those found
             // while parsing: exit 2. These are all found before anything is connected.
-            let invalid_config = matches!(
-                e.downcast_ref::<AppError>(),
-                Some(AppError::Setup {
-                    source: goldjobs_core::Error::InvalidInput(_),
-                    ..
-                })
-            );
+            let invalid_config = e
+                .downcast_ref::<AppError>()
+                .is_some_and(AppError::is_invalid_config);
             if invalid_config {
                 ExitCode::from(2)
             } else {
@@ -132,6 +126,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Open and migrate the configured database (the `migrate`, `seed-demo` and `recompute-stats`
+/// commands).
+async fn open_store(config: &Config) -> goldjobs::Result<SqlStore> {
+    let store = sql::open(config.database_url.expose()).await?;
+    store.migrate().await?;
+    Ok(store)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

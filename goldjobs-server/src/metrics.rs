@@ -6,9 +6,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use goldjobs_core::{
-    MarketData, NewsCache, PricePoint, Quote, QuoteBatch, QuoteCache, Result, Symbol,
-};
+use goldjobs::{MarketData, NewsCache, PricePoint, Quote, QuoteBatch, QuoteCache, Result, Symbol};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

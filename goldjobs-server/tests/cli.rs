@@ -263,8 +263,8 @@ fn serve_prints_its_address_and_stops_cleanly_on_sigterm() {
 /// everyone in one go and says how many changed; a second check is clean (exit 0, no output).
 #[test]
 fn recompute_stats_checks_and_fixes() {
-    use goldjobs_adapters::sql::SqliteStore;
-    use goldjobs_core::{
+    use goldjobs::adapters::sql::SqliteStore;
+    use goldjobs::{
         PredictionRepository, PriceSource, Verdict, VerificationOutcome, VerificationRecord,
     };
     let dir = tempfile::tempdir().unwrap();
@@ -285,19 +285,19 @@ fn recompute_stats_checks_and_fixes() {
             .unwrap()
             .with_timezone(&chrono::Utc);
         for (i, id) in ["p0", "p1"].iter().enumerate() {
-            let p = goldjobs_core::Prediction::new_active(
+            let p = goldjobs::Prediction::new_active(
                 *id,
                 "XAUUSD",
                 "Gold up?",
                 "2650".parse().unwrap(),
                 t0 + chrono::Duration::seconds(i as i64),
-                goldjobs_core::VerifyRule::Manual,
+                goldjobs::VerifyRule::Manual,
                 None,
                 t0,
             );
             store.insert_prediction(&p).await.unwrap();
             store
-                .insert_votes(&[goldjobs_core::Vote {
+                .insert_votes(&[goldjobs::Vote {
                     prediction_id: (*id).into(),
                     user_id: "u1".into(),
                     selected_option: "A".into(),

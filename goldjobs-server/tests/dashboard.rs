@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::Utc;
-use goldjobs_core::{Event, PredictionVerified, PriceSource};
+use goldjobs::{Event, PredictionVerified, PriceSource};
 use goldjobs_server::app::{self, App, AppOptions};
 use goldjobs_server::config::Config;
 use rust_decimal::Decimal;

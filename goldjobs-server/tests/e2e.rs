@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use futures::{SinkExt, StreamExt};
-use goldjobs_core::{Broadcast, Topic};
+use goldjobs::{Broadcast, Topic};
 use goldjobs_server::app::{self, App, AppOptions};
 use goldjobs_server::config::Config;
 use goldjobs_server::hub::HubConfig;
@@ -795,11 +795,11 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
 
 fn prediction(
     id: &str,
-    rule: goldjobs_core::VerifyRule,
+    rule: goldjobs::VerifyRule,
     conditions: Option<&str>,
-) -> goldjobs_core::Prediction {
+) -> goldjobs::Prediction {
     let now = chrono::Utc::now();
-    goldjobs_core::Prediction::new_active(
+    goldjobs::Prediction::new_active(
         id,
         "XAUUSD",
         "Gold up?",
@@ -811,10 +811,10 @@ fn prediction(
     )
 }
 
-fn votes(id: &str) -> Vec<goldjobs_core::Vote> {
+fn votes(id: &str) -> Vec<goldjobs::Vote> {
     [("u1", "A"), ("u2", "B")]
         .iter()
-        .map(|(u, o)| goldjobs_core::Vote {
+        .map(|(u, o)| goldjobs::Vote {
             prediction_id: id.to_owned(),
             user_id: (*u).to_owned(),
             selected_option: (*o).to_owned(),
@@ -835,7 +835,7 @@ async fn predictions_are_verified_and_broadcast() {
     assert_eq!(next_json(&mut ws).await["type"], "pong");
 
     // A manual prediction, resolved by an admin.
-    repo.insert_prediction(&prediction("m-1", goldjobs_core::VerifyRule::Manual, None))
+    repo.insert_prediction(&prediction("m-1", goldjobs::VerifyRule::Manual, None))
         .await
         .unwrap();
     repo.insert_votes(&votes("m-1")).await.unwrap();
@@ -885,7 +885,7 @@ async fn predictions_are_verified_and_broadcast() {
     let conditions = r#"{"A": {"condition": "price_change_percent >= 0"}, "B": {"condition": "price_change_percent < 0", "label": "down"}}"#;
     repo.insert_prediction(&prediction(
         "a-1",
-        goldjobs_core::VerifyRule::Auto,
+        goldjobs::VerifyRule::Auto,
         Some(conditions),
     ))
     .await
@@ -900,7 +900,7 @@ async fn predictions_are_verified_and_broadcast() {
     assert_eq!(msg["payload"]["prediction_id"], "a-1");
     assert_eq!(msg["payload"]["price_source"], "tick");
     let p = repo.get_prediction("a-1").await.unwrap().unwrap();
-    assert_eq!(p.status, goldjobs_core::PredictionStatus::Ended);
+    assert_eq!(p.status, goldjobs::PredictionStatus::Ended);
     let stats = repo
         .user_stats(&["u1".to_owned(), "u2".to_owned()])
         .await
@@ -1105,13 +1105,9 @@ async fn with_postgres_the_server_migrates_fetches_and_verifies() {
     assert!(ticks >= 6, "{ticks} ticks");
 
     let repo = server.app.repos().predictions.clone();
-    repo.insert_prediction(&prediction(
-        "pg-m-1",
-        goldjobs_core::VerifyRule::Manual,
-        None,
-    ))
-    .await
-    .unwrap();
+    repo.insert_prediction(&prediction("pg-m-1", goldjobs::VerifyRule::Manual, None))
+        .await
+        .unwrap();
     repo.insert_votes(&votes("pg-m-1")).await.unwrap();
     let resp = client
         .post(server.url("/admin/predictions/pg-m-1/resolve"))
@@ -1210,7 +1206,7 @@ async fn voters_are_notified_through_the_signed_webhook() {
     let client = reqwest::Client::new();
     server.wait_for_quotes(&client).await;
     let repo = server.app.repos().predictions.clone();
-    repo.insert_prediction(&prediction("w-1", goldjobs_core::VerifyRule::Manual, None))
+    repo.insert_prediction(&prediction("w-1", goldjobs::VerifyRule::Manual, None))
         .await
         .unwrap();
     repo.insert_votes(&votes("w-1")).await.unwrap();
@@ -1246,7 +1242,7 @@ async fn voters_are_notified_through_the_signed_webhook() {
             .unwrap()
             .to_str()
             .unwrap();
-        assert!(goldjobs_adapters::notify::webhook::verify_request(
+        assert!(goldjobs::adapters::notify::webhook::verify_request(
             b"hook-secret",
             ts,
             &r.body,
@@ -1273,23 +1269,20 @@ async fn voters_are_notified_through_the_signed_webhook() {
 struct DownCache;
 
 #[async_trait::async_trait]
-impl goldjobs_core::QuoteCache for DownCache {
+impl goldjobs::QuoteCache for DownCache {
     async fn put_quotes(
         &self,
-        _quotes: &[goldjobs_core::Quote],
+        _quotes: &[goldjobs::Quote],
         _ttl: Duration,
-    ) -> goldjobs_core::Result<()> {
-        Err(goldjobs_core::Error::unavailable(
+    ) -> goldjobs::Result<()> {
+        Err(goldjobs::Error::unavailable(
             "redis",
             "connection refused",
             None,
         ))
     }
-    async fn get_quotes(
-        &self,
-        _codes: &[String],
-    ) -> goldjobs_core::Result<Vec<goldjobs_core::Quote>> {
-        Err(goldjobs_core::Error::unavailable(
+    async fn get_quotes(&self, _codes: &[String]) -> goldjobs::Result<Vec<goldjobs::Quote>> {
+        Err(goldjobs::Error::unavailable(
             "redis",
             "connection refused",
             None,
@@ -1299,7 +1292,7 @@ impl goldjobs_core::QuoteCache for DownCache {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
-    use goldjobs_core::memory::{
+    use goldjobs::memory::{
         InMemoryNews, InMemoryNewsCache, InMemoryPredictions, InMemorySymbols, InMemoryTicks,
         SoleLeader,
     };
@@ -1312,32 +1305,32 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
     let hub = Hub::new(HubConfig::default(), metrics.clone());
     hub.set_known_symbols(["XAUUSD", "XAGUSD"]);
     let symbols = Arc::new(InMemorySymbols::with_symbols(vec![
-        goldjobs_core::Symbol::new("XAUUSD", "Gold", "XAU/USD"),
-        goldjobs_core::Symbol::new("XAGUSD", "Silver", "XAG/USD"),
+        goldjobs::Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+        goldjobs::Symbol::new("XAGUSD", "Silver", "XAG/USD"),
     ]));
     let predictions = Arc::new(InMemoryPredictions::new());
-    let resolver = goldjobs_core::verify::ManualResolver::new(
+    let resolver = goldjobs::verify::ManualResolver::new(
         predictions.clone(),
         Arc::new(InMemoryTicks::new()),
-        Arc::new(goldjobs_adapters::market::DemoMarketData::new(1)),
+        Arc::new(goldjobs::adapters::market::DemoMarketData::new(1)),
         symbols.clone(),
     );
     let state = Arc::new(HttpState {
         hub: hub.clone(),
-        jobs: Arc::new(goldjobs_core::runtime::JobManager::new(
-            Arc::new(goldjobs_core::SystemClock),
+        jobs: Arc::new(goldjobs::runtime::JobManager::new(
+            Arc::new(goldjobs::SystemClock),
             Arc::new(SoleLeader::new()),
             "test",
         )),
         metrics,
         symbols,
         quote_cache: Arc::new(DownCache),
-        news: goldjobs_core::news::NewsReader::new(
+        news: goldjobs::news::NewsReader::new(
             Arc::new(InMemoryNews::new()),
             Arc::new(InMemoryNewsCache::new()),
             Duration::from_secs(60),
         ),
-        predictions: goldjobs_core::verify::PredictionReader::new(predictions),
+        predictions: goldjobs::verify::PredictionReader::new(predictions),
         resolver: Arc::new(resolver),
         admin_token: None,
         cors_origins: Vec::new(),
@@ -1370,7 +1363,7 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
         .await
         .unwrap();
     assert_eq!(q["quotes"], json!([]));
-    let update = goldjobs_core::Event::PriceUpdate(goldjobs_core::PriceUpdate {
+    let update = goldjobs::Event::PriceUpdate(goldjobs::PriceUpdate {
         symbol_code: "XAUUSD".into(),
         price: "2658.50".parse().unwrap(),
         change: "28.30".parse().unwrap(),
@@ -1434,7 +1427,7 @@ async fn corrections_and_voids_through_the_api() {
             .json(&body)
             .send()
     };
-    let stats = |repo: std::sync::Arc<dyn goldjobs_core::PredictionRepository>| async move {
+    let stats = |repo: std::sync::Arc<dyn goldjobs::PredictionRepository>| async move {
         repo.user_stats(&["u1".to_owned(), "u2".to_owned()])
             .await
             .unwrap()
@@ -1450,7 +1443,7 @@ async fn corrections_and_voids_through_the_api() {
             .collect::<Vec<_>>()
     };
 
-    repo.insert_prediction(&prediction("m-1", goldjobs_core::VerifyRule::Manual, None))
+    repo.insert_prediction(&prediction("m-1", goldjobs::VerifyRule::Manual, None))
         .await
         .unwrap();
     repo.insert_votes(&votes("m-1")).await.unwrap();
@@ -1603,25 +1596,21 @@ async fn answers_conform_to_the_openapi_document() {
     for id in ["oa-auto", "oa-void"] {
         repo.insert_prediction(&prediction(
             id,
-            goldjobs_core::VerifyRule::Auto,
+            goldjobs::VerifyRule::Auto,
             Some(conditions),
         ))
         .await
         .unwrap();
         repo.insert_votes(&votes(id)).await.unwrap();
     }
-    repo.insert_prediction(&prediction(
-        "oa-manual",
-        goldjobs_core::VerifyRule::Manual,
-        None,
-    ))
-    .await
-    .unwrap();
+    repo.insert_prediction(&prediction("oa-manual", goldjobs::VerifyRule::Manual, None))
+        .await
+        .unwrap();
     repo.insert_votes(&votes("oa-manual")).await.unwrap();
     // Let the verifier decide the auto ones.
     for _ in 0..100 {
         let p = repo.get_prediction("oa-auto").await.unwrap().unwrap();
-        if p.status == goldjobs_core::PredictionStatus::Ended {
+        if p.status == goldjobs::PredictionStatus::Ended {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -34,10 +34,10 @@ impl fmt::Display for Locale {
 impl FromStr for Locale {
     type Err = crate::Error;
 
-    /// `zh-CN` or `en` (letter case and `_` for `-` are accepted).
+    /// `zh-CN` (or `zh`) or `en`; letter case and `_` for `-` are accepted.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().replace('_', "-").to_ascii_lowercase().as_str() {
-            "zh-cn" => Ok(Locale::ZhCn),
+            "zh-cn" | "zh" => Ok(Locale::ZhCn),
             "en" => Ok(Locale::En),
             _ => Err(crate::Error::invalid(format!(
                 "locale {s:?}: expected zh-CN or en"
