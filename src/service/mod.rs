@@ -7,14 +7,14 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), goldjobs::service::ServiceError> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use goldjobs::service::{Service, ServiceConfig};
 //! use std::time::Duration;
 //!
 //! // In memory, demo prices (features `demo`, the default): nothing to set up.
 //! let service = Service::builder(ServiceConfig::default()).start().await?;
 //! let mut events = service.subscribe();
-//! service.jobs().run_now("price_fetcher")?;
+//! service.jobs().run_now(goldjobs::jobs::PriceFetcherJob::NAME)?;
 //! let first = events.recv().await;
 //! assert!(first.is_ok());
 //! service.shutdown(Duration::from_secs(5)).await;
@@ -31,8 +31,8 @@
 //!    in-memory backend; both give the same [`Ports`];
 //! 3. caches and events: Redis when `redis_url` is set (the jobs publish on the Redis channel and
 //!    every instance's subscriber relays to its local sink), otherwise in-process;
-//! 4. the jobs `price_fetcher`, `news_fetcher` (when there is a news source),
-//!    `prediction_verifier`, `outbox_dispatcher` and `retention`.
+//! 4. the jobs `PriceFetcherJob`, `NewsFetcherJob` (when there is a news source),
+//!    `PredictionVerifierJob`, `OutboxDispatcherJob` and `RetentionJob` (each type's `NAME`).
 
 mod config;
 

@@ -93,6 +93,9 @@ impl fmt::Debug for PriceFetcherJob {
 }
 
 impl PriceFetcherJob {
+    /// The job's name in status, metrics and `POST /jobs/{name}/run`.
+    pub const NAME: &'static str = PRICE_FETCHER_JOB;
+
     /// A job over these ports.
     pub fn new(
         symbols: Arc<dyn SymbolRepository>,

@@ -63,6 +63,9 @@ impl std::fmt::Debug for RetentionJob {
 }
 
 impl RetentionJob {
+    /// The job's name in status, metrics and `POST /jobs/{name}/run`.
+    pub const NAME: &'static str = RETENTION_JOB;
+
     /// A job with the default [`RetentionConfig`].
     pub fn new(ticks: Arc<dyn PriceTickRepository>, outbox: Arc<dyn OutboxRepository>) -> Self {
         RetentionJob {

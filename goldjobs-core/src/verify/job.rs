@@ -279,6 +279,9 @@ impl Tally {
 }
 
 impl PredictionVerifierJob {
+    /// The job's name in status, metrics and `POST /jobs/{name}/run`.
+    pub const NAME: &'static str = "PredictionVerifierJob";
+
     /// A verifier with the default [`VerifierConfig`].
     pub fn new(
         predictions: Arc<dyn PredictionRepository>,
@@ -505,7 +508,7 @@ impl PredictionVerifierJob {
 #[async_trait]
 impl Job for PredictionVerifierJob {
     fn name(&self) -> &str {
-        "PredictionVerifierJob"
+        Self::NAME
     }
 
     fn schedule(&self) -> Schedule {

@@ -124,6 +124,9 @@ struct Tally {
 const MAX_PROBLEMS: usize = 20;
 
 impl OutboxDispatcherJob {
+    /// The job's name in status, metrics and `POST /jobs/{name}/run`.
+    pub const NAME: &'static str = "OutboxDispatcherJob";
+
     /// A dispatcher with the default [`OutboxConfig`].
     pub fn new(
         outbox: Arc<dyn OutboxRepository>,
@@ -262,7 +265,7 @@ impl OutboxDispatcherJob {
 #[async_trait]
 impl Job for OutboxDispatcherJob {
     fn name(&self) -> &str {
-        "OutboxDispatcherJob"
+        Self::NAME
     }
 
     fn schedule(&self) -> Schedule {

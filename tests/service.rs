@@ -1,0 +1,346 @@
+//! The facade as an embedder uses it: the builder on the in-memory default and on SQLite, a job
+//! of one's own beside the standard ones, errors found before anything is connected, and
+//! graceful shutdown.
+
+#![allow(clippy::unwrap_used)]
+
+use async_trait::async_trait;
+use chrono::Utc;
+use goldjobs::jobs::{NewsFetcherJob, PriceFetcherJob, RetentionJob};
+use goldjobs::memory::{LocalBroadcaster, RecordingNotifier};
+use goldjobs::prelude::*;
+use goldjobs::service::MarketDataSource;
+use goldjobs::verify::{OutboxDispatcherJob, PredictionVerifierJob};
+use goldjobs::{Prediction, PredictionStatus, Topic, VerifyRule, Vote};
+use rust_decimal::Decimal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Long enough for any step on a loaded CI machine; only a bound, never a measurement.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn fast() -> ServiceConfig {
+    ServiceConfig::default()
+        .with_price_interval(Duration::from_millis(200))
+        .with_verify_interval(Duration::from_millis(300))
+        .with_log_notifications(false)
+}
+
+/// Wait for the first event of `topic`.
+async fn next_on(
+    events: &mut tokio::sync::broadcast::Receiver<Broadcast>,
+    topic: &Topic,
+) -> Broadcast {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if &event.topic == topic => return event,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("no event in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_default_runs_the_standard_jobs_and_streams_quotes() {
+    let service = Service::builder(fast()).build().await.unwrap();
+    let names: Vec<String> = service
+        .jobs()
+        .status()
+        .jobs
+        .into_iter()
+        .map(|j| j.name)
+        .collect();
+    for name in [
+        PriceFetcherJob::NAME,
+        NewsFetcherJob::NAME,
+        PredictionVerifierJob::NAME,
+        OutboxDispatcherJob::NAME,
+        RetentionJob::NAME,
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} missing from {names:?}"
+        );
+    }
+    assert_eq!(service.description().database, "in memory");
+    assert_eq!(service.description().cache, "in-process");
+    assert_eq!(service.market_data_name(), "demo");
+
+    let mut events = service.subscribe();
+    service.start();
+    let event = next_on(&mut events, &Topic::Symbol("XAUUSD".into())).await;
+    let json: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(json["type"], "price_update");
+    assert_eq!(json["payload"]["symbol_code"], "XAUUSD");
+
+    let cached = service
+        .quotes()
+        .get_quotes(&["XAUUSD".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(cached.len(), 1);
+    assert!(cached[0].price > Decimal::ZERO);
+    let report = service.shutdown(Duration::from_secs(10)).await;
+    assert!(report.all_stopped(), "{report:?}");
+    assert_eq!(report.stopped.len(), names.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_receives_what_subscribers_receive() {
+    let sink = LocalBroadcaster::new();
+    let mut from_sink = sink.subscribe();
+    let service = Service::builder(fast())
+        .deliver_to(Arc::new(sink))
+        .start()
+        .await
+        .unwrap();
+    let mut from_service = service.subscribe();
+    let topic = Topic::Symbol("XAGUSD".into());
+    let a = next_on(&mut from_sink, &topic).await;
+    let b = next_on(&mut from_service, &topic).await;
+    // Both streams carry the same price updates (the first one each saw may differ by a round).
+    for event in [a, b] {
+        let json: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+        assert_eq!(json["payload"]["symbol_code"], "XAGUSD");
+    }
+    service.shutdown(Duration::from_secs(10)).await;
+}
+
+/// A platform prediction (`{"A": {"condition": …}}`) due now, with one vote per option.
+fn platform_prediction(id: &str) -> (Prediction, Vec<Vote>) {
+    let now = Utc::now();
+    let conditions = r#"{"A": {"condition": "price_change_percent >= 0"}, "B": {"condition": "price_change_percent < 0"}}"#;
+    let p = Prediction::new_active(
+        id,
+        "XAUUSD",
+        "Will gold close higher?",
+        Decimal::new(1, 2),
+        now,
+        VerifyRule::Auto,
+        Some(conditions.to_owned()),
+        now,
+    );
+    let votes = [("alice", "A"), ("bob", "B")]
+        .into_iter()
+        .map(|(user, option)| Vote {
+            prediction_id: id.to_owned(),
+            user_id: user.to_owned(),
+            selected_option: option.to_owned(),
+            is_correct: None,
+            created_at: now,
+        })
+        .collect();
+    (p, votes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_service_verifies_and_notifies_once_and_keeps_it_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
+    let notifier = Arc::new(RecordingNotifier::new());
+    let service = Service::builder(fast().with_database_url(&url))
+        .notifier(notifier.clone())
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        service.description().database.starts_with("sqlite "),
+        "{:?}",
+        service.description()
+    );
+
+    let (prediction, votes) = platform_prediction("facade-1");
+    let ports = service.ports().clone();
+    ports
+        .predictions
+        .insert_prediction(&prediction)
+        .await
+        .unwrap();
+    ports.predictions.insert_votes(&votes).await.unwrap();
+
+    tokio::time::timeout(PATIENCE, async {
+        while notifier.delivered().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("both voters notified");
+    let evidence = service
+        .predictions()
+        .get("facade-1")
+        .await
+        .unwrap()
+        .unwrap();
+    let json = serde_json::to_value(&evidence).unwrap();
+    // The demo price is far above the 0.01 it was created at: option A.
+    assert_eq!(json["correct_option"], "A", "{json}");
+    let stats = service
+        .predictions()
+        .user_stats("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.correct_count, 1);
+    service.shutdown(Duration::from_secs(10)).await;
+
+    // A second service on the same file: migrations are idempotent, the verdict is there, and
+    // nobody is notified again.
+    let again = Arc::new(RecordingNotifier::new());
+    let service = Service::builder(fast().with_database_url(&url))
+        .notifier(again.clone())
+        .start()
+        .await
+        .unwrap();
+    let p = service
+        .ports()
+        .predictions
+        .get_prediction("facade-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.status, PredictionStatus::Ended);
+    assert_eq!(p.correct_option.as_deref(), Some("A"));
+    service.jobs().run_now(OutboxDispatcherJob::NAME).unwrap();
+    service.jobs().run_now(PredictionVerifierJob::NAME).unwrap();
+    service.shutdown(Duration::from_secs(10)).await;
+    assert!(again.delivered().is_empty(), "{:?}", again.delivered());
+    assert_eq!(notifier.delivered().len(), 2);
+}
+
+/// Counts its runs; with `hold`, each run waits that long without looking at its cancel token.
+struct Counter {
+    runs: Arc<AtomicU64>,
+    hold: Option<Duration>,
+}
+
+#[async_trait]
+impl Job for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::every(Duration::from_millis(100))
+            .with_singleton(false)
+            .with_timeout(None)
+    }
+
+    async fn run(&self, _ctx: &JobContext) -> Result<RunReport> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if let Some(hold) = self.hold {
+            tokio::time::sleep(hold).await;
+        }
+        Ok(RunReport::ok("counted"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_ones_own_runs_beside_the_standard_ones() {
+    let service = Service::builder(fast()).build().await.unwrap();
+    let runs = Arc::new(AtomicU64::new(0));
+    let job = || {
+        Arc::new(Counter {
+            runs: runs.clone(),
+            hold: None,
+        })
+    };
+    service.jobs().register(job()).unwrap();
+    // Names are unique.
+    assert!(matches!(
+        service.jobs().register(job()),
+        Err(Error::Conflict(_))
+    ));
+    service.start();
+    tokio::time::timeout(PATIENCE, async {
+        while runs.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the custom job runs on its schedule");
+    let status = service.jobs().status();
+    assert_eq!(status.total_jobs, 6);
+    let counter = status.jobs.iter().find(|j| j.name == "counter").unwrap();
+    assert!(counter.runs >= 1);
+    let report = service.shutdown(Duration::from_secs(10)).await;
+    assert!(report.all_stopped(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_names_the_runs_that_outlive_the_deadline() {
+    let service = Service::builder(fast()).build().await.unwrap();
+    let runs = Arc::new(AtomicU64::new(0));
+    service
+        .jobs()
+        .register(Arc::new(Counter {
+            runs: runs.clone(),
+            hold: Some(Duration::from_secs(3600)),
+        }))
+        .unwrap();
+    service.start();
+    tokio::time::timeout(PATIENCE, async {
+        while runs.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the slow job started a run");
+    let report = service.shutdown(Duration::from_millis(300)).await;
+    assert_eq!(report.not_stopped, vec!["counter".to_owned()]);
+    assert!(
+        report.stopped.iter().any(|n| n == PriceFetcherJob::NAME),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn unusable_values_fail_before_anything_is_connected() {
+    // No market data at all.
+    let err = Service::builder(ServiceConfig::default().with_market_data([]))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid_config(), "{err}");
+    assert!(err.to_string().contains("market data"), "{err}");
+
+    // Demo mixed with a real provider, in front of a database that does not exist: the chain is
+    // refused first.
+    let custom = MarketDataSource::custom(goldjobs::adapters::market::DemoMarketData::new(1));
+    let binance = MarketDataSource::Binance(goldjobs::adapters::market::BinanceConfig::default());
+    let err = Service::builder(
+        ServiceConfig::default()
+            .with_market_data([custom, binance])
+            .with_database_url("postgres://nobody@127.0.0.1:1/none"),
+    )
+    .build()
+    .await
+    .unwrap_err();
+    assert!(err.is_invalid_config(), "{err}");
+
+    // A credentials file that is not there.
+    let err = Service::builder(
+        ServiceConfig::default()
+            .with_fcm(goldjobs::service::FcmSettings::new(
+                "p",
+                "/nonexistent/sa.json",
+            ))
+            .with_database_url("postgres://nobody@127.0.0.1:1/none"),
+    )
+    .build()
+    .await
+    .unwrap_err();
+    assert!(err.is_invalid_config(), "{err}");
+    assert!(err.to_string().contains("notifier"), "{err}");
+
+    // A URL of no known database.
+    let err = Service::builder(ServiceConfig::default().with_database_url("mysql://x/y"))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::Database(_)), "{err}");
+}
