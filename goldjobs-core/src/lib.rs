@@ -3,6 +3,7 @@
 //! The domain, ports (traits), job runtime, the three jobs, the condition language and an
 //! in-memory adapter for every port. No I/O backend lives here; see `goldjobs-adapters`.
 
+pub mod backoff;
 pub mod clock;
 pub mod condition;
 #[cfg(any(test, feature = "test-util"))]

@@ -1,6 +1,7 @@
 //! Ports: the traits adapters implement. Dyn-safe, `Send + Sync`, shaped for batches.
 //!
-//! With the `mocks` feature every port has a mockall mock (`MockMarketData`, ...).
+//! With the `mocks` feature (and in the crate's own tests) every port has a mockall mock
+//! (`MockMarketData`, ...).
 
 use crate::model::*;
 use crate::Result;
@@ -64,7 +65,7 @@ impl std::fmt::Debug for Ports {
 }
 
 /// A market data provider.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait MarketData: Send + Sync {
     /// Short name for logs, metrics and status, e.g. `twelvedata`.
@@ -92,7 +93,7 @@ pub trait MarketData: Send + Sync {
 }
 
 /// A source of news articles (feeds, APIs).
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait NewsSource: Send + Sync {
     /// Fetch from every configured source; broken sources are reported in the batch.
@@ -100,7 +101,7 @@ pub trait NewsSource: Send + Sync {
 }
 
 /// Symbols.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SymbolRepository: Send + Sync {
     /// Every symbol with `active = true`, ordered by code.
@@ -110,7 +111,7 @@ pub trait SymbolRepository: Send + Sync {
 }
 
 /// Recorded price ticks.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait PriceTickRepository: Send + Sync {
     /// Append ticks in one batch.
@@ -133,7 +134,7 @@ pub trait PriceTickRepository: Send + Sync {
 /// [`record_verifications`](Self::record_verifications) records decisions in one atomic step and
 /// only for predictions still eligible, so each is verified exactly once however many verifiers
 /// race.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait PredictionRepository: Send + Sync {
     /// Insert a prediction.
@@ -210,7 +211,7 @@ pub trait PredictionRepository: Send + Sync {
 }
 
 /// The transactional outbox written by `record_verifications`.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OutboxRepository: Send + Sync {
     /// Claim up to `limit` pending rows due at `now`, hiding them from other claimers for `lease`.
@@ -246,7 +247,7 @@ pub trait OutboxRepository: Send + Sync {
 }
 
 /// Stored news.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait NewsRepository: Send + Sync {
     /// Insert articles, skipping those whose `canonical_url` exists; returns how many were new.
@@ -260,7 +261,7 @@ pub trait NewsRepository: Send + Sync {
 }
 
 /// Device tokens for push notifications.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait DeviceTokenRepository: Send + Sync {
     /// Register (or move to another user) a token.
@@ -272,7 +273,7 @@ pub trait DeviceTokenRepository: Send + Sync {
 }
 
 /// The latest quote per symbol (`quote:{SYMBOL}` in Redis).
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait QuoteCache: Send + Sync {
     /// Write all quotes in one round trip, each expiring after `ttl`.
@@ -282,7 +283,7 @@ pub trait QuoteCache: Send + Sync {
 }
 
 /// Cached, serialized news lists (`news:*` in Redis).
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait NewsCache: Send + Sync {
     /// A cached list by key (the caller's key; the cache adds its own versioning).
@@ -319,7 +320,7 @@ pub trait NewsCache: Send + Sync {
 }
 
 /// Publishes serialized events to connected clients (and other instances).
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Broadcaster: Send + Sync {
     /// Publish messages in order.
@@ -327,7 +328,7 @@ pub trait Broadcaster: Send + Sync {
 }
 
 /// Sends a push notification to a user (all of the user's devices).
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Short name for logs.
@@ -337,7 +338,7 @@ pub trait Notifier: Send + Sync {
 }
 
 /// Leader election for singleton jobs.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Lease: Send + Sync {
     /// Acquire the lease `name` for `holder`, or renew it if `holder` has it, for `ttl`.

@@ -67,6 +67,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
+use goldjobs_core::backoff::{thread_random, Backoff, Jitter};
 use goldjobs_core::{Broadcast, Broadcaster, Error, Result, Topic};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
@@ -131,6 +132,14 @@ impl RedisEventBusConfig {
         self.reconnect_min = min;
         self.reconnect_max = max;
         self
+    }
+
+    /// The subscriber's reconnect backoff: `reconnect_min` (at least 1 ms, so a reconnect
+    /// loop never spins), doubling up to `reconnect_max`, with equal jitter so that many
+    /// instances losing Redis together do not reconnect in lockstep.
+    pub fn reconnect_backoff(&self) -> Backoff {
+        let min = self.reconnect_min.max(Duration::from_millis(1));
+        Backoff::new(min, self.reconnect_max.max(min)).with_jitter(Jitter::Equal)
     }
 
     /// Publish timeout.
@@ -572,36 +581,6 @@ fn resp3_client(client: &Client) -> Result<Client> {
         .map_err(|e| Error::invalid(format!("bad Redis connection info ({:?})", e.kind())))
 }
 
-/// Exponential backoff: `min`, `2·min`, … capped at `max`, back to `min` after a success.
-#[derive(Debug)]
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        let min = min.max(Duration::from_millis(1));
-        let max = max.max(min);
-        Self {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = self.next.saturating_mul(2).min(self.max);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 /// One live subscription: the connection and a token cancelled when it is lost.
 struct Live {
     con: MultiplexedConnection,
@@ -664,10 +643,7 @@ impl Subscriber {
 
     async fn run(mut self, first: Live) {
         let mut live = Some(first);
-        let mut backoff = Backoff::new(
-            self.inner.config.reconnect_min,
-            self.inner.config.reconnect_max,
-        );
+        let mut backoff = self.inner.config.reconnect_backoff().state(thread_random());
         loop {
             let current = match live.take() {
                 Some(l) => l,
@@ -883,20 +859,15 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
+    fn reconnect_backoff_doubles_up_to_the_cap_and_never_spins() {
         let ms = Duration::from_millis;
-        let mut b = Backoff::new(ms(100), ms(5000));
-        let seen: Vec<_> = (0..9).map(|_| b.next_delay()).collect();
-        assert_eq!(
-            seen,
-            [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000].map(ms)
-        );
-        b.reset();
-        assert_eq!(b.next_delay(), ms(100));
+        let b = RedisEventBusConfig::new("a").reconnect_backoff();
+        assert_eq!((b.ceiling(0), b.ceiling(6)), (ms(100), ms(5000)));
         // Degenerate settings still make progress and never exceed the cap.
-        let mut b = Backoff::new(Duration::ZERO, Duration::ZERO);
-        assert_eq!(b.next_delay(), ms(1));
-        assert_eq!(b.next_delay(), ms(1));
+        let b = RedisEventBusConfig::new("a")
+            .with_reconnect_backoff(Duration::ZERO, Duration::ZERO)
+            .reconnect_backoff();
+        assert_eq!((b.ceiling(0), b.ceiling(5)), (ms(1), ms(1)));
     }
 
     #[test]

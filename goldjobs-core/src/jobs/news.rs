@@ -145,7 +145,7 @@ impl Job for NewsFetcherJob {
     }
 }
 
-#[cfg(all(test, feature = "mocks"))]
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

@@ -341,7 +341,7 @@ impl Job for PriceFetcherJob {
     }
 }
 
-#[cfg(all(test, feature = "mocks"))]
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

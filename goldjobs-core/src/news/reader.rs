@@ -209,7 +209,7 @@ pub fn list_body(articles: &[NewsArticle]) -> Result<Bytes> {
         .map_err(|e| Error::invalid(format!("news list not serializable: {e}")))
 }
 
-#[cfg(all(test, feature = "mocks"))]
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

@@ -6,10 +6,10 @@ use super::{
     public_message, Job, JobObserver, JobStatus, JobsStatus, MissedTickPolicy, RunOutcome,
     RunReport, RunStatus, RunTrigger, Schedule,
 };
+use crate::backoff::RandomSource;
 use crate::{Clock, Error, Lease, Result};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use rand::Rng;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -89,6 +89,7 @@ struct Env {
     lease_ttl: Duration,
     cancel_grace: Duration,
     observer: Option<Arc<dyn JobObserver>>,
+    random: Arc<dyn RandomSource>,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -158,6 +159,7 @@ impl JobManager {
                 lease_ttl: DEFAULT_LEASE_TTL,
                 cancel_grace: DEFAULT_CANCEL_GRACE,
                 observer: None,
+                random: crate::backoff::thread_random(),
             }),
             jobs: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
@@ -182,6 +184,13 @@ impl JobManager {
     /// task is aborted (default [`DEFAULT_CANCEL_GRACE`], 1 s).
     pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
         Arc::make_mut(&mut self.env).cancel_grace = grace;
+        self
+    }
+
+    /// Where start jitter and retry jitter are drawn from (default: the thread-local
+    /// generator); a [`SeededRandom`](crate::backoff::SeededRandom) makes them reproducible.
+    pub fn with_random_source(mut self, random: Arc<dyn RandomSource>) -> Self {
+        Arc::make_mut(&mut self.env).random = random;
         self
     }
 
@@ -252,8 +261,9 @@ impl JobManager {
         let jitter = if s.jitter.is_zero() {
             Duration::ZERO
         } else {
+            // [0, jitter): one nanosecond below the top.
             let max = u64::try_from(s.jitter.as_nanos()).unwrap_or(u64::MAX);
-            Duration::from_nanos(rand::thread_rng().gen_range(0..max))
+            Duration::from_nanos(self.env.random.up_to(max.saturating_sub(1)))
         };
         let first = Instant::now() + s.start_delay + jitter;
         st.next_instant = Some(first);
@@ -499,6 +509,7 @@ async fn execute(
         entry.schedule.retry,
         run_cancel.clone(),
         attempts.clone(),
+        env.random.clone(),
     ));
     {
         let mut st = entry.lock();

@@ -1,42 +1,33 @@
 //! Retries of temporary errors inside one run: exponential backoff with full jitter.
 
 use super::{Job, JobContext, RetryPolicy, RunReport};
+use crate::backoff::{Backoff, RandomSource};
 use crate::{Clock, Error, Result};
-use rand::Rng;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 impl RetryPolicy {
+    /// The [`Backoff`] of this policy: `initial_backoff`, doubling, capped at `max_backoff`,
+    /// full jitter.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff)
+    }
+
     /// Upper bound of the (jittered) wait before retry number `retry` (1 = the first retry):
     /// `min(max_backoff, initial_backoff × 2^(retry−1))`.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
-        let exp = retry.saturating_sub(1).min(31);
-        self.initial_backoff
-            .checked_mul(1u32 << exp)
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
+        self.backoff().ceiling(retry.saturating_sub(1))
     }
 
     /// The wait before retry number `retry` after error `err`: a uniformly random duration in
-    /// `[0, backoff_ceiling(retry)]` ("full jitter"), or the backend's `retry_after` when that
-    /// is longer.
-    pub fn retry_delay(&self, retry: u32, err: &Error) -> Duration {
-        let jittered = full_jitter(self.backoff_ceiling(retry));
-        match err.retry_after() {
-            Some(ra) if ra > jittered => ra,
-            _ => jittered,
-        }
+    /// `[0, backoff_ceiling(retry)]` ("full jitter") drawn from `random`, or the backend's
+    /// `retry_after` when that is longer.
+    pub fn retry_delay(&self, retry: u32, err: &Error, random: &dyn RandomSource) -> Duration {
+        self.backoff()
+            .delay_honouring(retry.saturating_sub(1), err.retry_after(), random)
     }
-}
-
-fn full_jitter(ceiling: Duration) -> Duration {
-    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_nanos(rand::thread_rng().gen_range(0..=nanos))
 }
 
 /// Runs `job` until it succeeds, fails permanently, runs out of attempts or is cancelled.
@@ -47,6 +38,7 @@ pub(crate) async fn run_with_retries(
     policy: RetryPolicy,
     cancel: CancellationToken,
     attempts: Arc<AtomicU32>,
+    random: Arc<dyn RandomSource>,
 ) -> Result<RunReport> {
     let max = policy.max_attempts.max(1);
     let mut attempt = 1u32;
@@ -60,7 +52,7 @@ pub(crate) async fn run_with_retries(
         match job.run(&ctx).await {
             Ok(report) => return Ok(report),
             Err(e) if e.is_temporary() && attempt < max && !cancel.is_cancelled() => {
-                let wait = policy.retry_delay(attempt, &e);
+                let wait = policy.retry_delay(attempt, &e, &*random);
                 tracing::debug!(
                     job = job.name(),
                     attempt,
@@ -101,10 +93,11 @@ mod tests {
     #[test]
     fn delay_is_within_ceiling_or_retry_after() {
         let p = RetryPolicy::default();
+        let r = crate::backoff::SeededRandom::new(3);
         let e = Error::unavailable("x", "down", None);
         for retry in 1..6 {
             for _ in 0..100 {
-                assert!(p.retry_delay(retry, &e) <= p.backoff_ceiling(retry));
+                assert!(p.retry_delay(retry, &e, &r) <= p.backoff_ceiling(retry));
             }
         }
         let rl = Error::RateLimited {
@@ -112,6 +105,6 @@ mod tests {
             message: String::new(),
             retry_after: Some(Duration::from_secs(30)),
         };
-        assert_eq!(p.retry_delay(1, &rl), Duration::from_secs(30));
+        assert_eq!(p.retry_delay(1, &rl, &r), Duration::from_secs(30));
     }
 }

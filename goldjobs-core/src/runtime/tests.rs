@@ -932,7 +932,6 @@ async fn stop_during_a_retry_backoff_is_a_cancellation_not_a_failure() {
     assert_eq!((st.runs, st.failures), (1, 0));
 }
 
-#[cfg(feature = "mocks")]
 #[tokio::test(start_paused = true)]
 async fn lease_calls_carry_job_name_holder_and_ttl() {
     use mockall::predicate::eq;

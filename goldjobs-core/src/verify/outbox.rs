@@ -1,6 +1,7 @@
 //! The outbox dispatcher: delivers what `record_verifications` queued (CONTRACT.md §6.6,
 //! "delivered after commit, at least once, retried on failure").
 
+use crate::backoff::{Backoff, Jitter, ThreadRandom};
 use crate::model::{Event, OutboxMessage, OutboxPayload};
 use crate::ports::{Broadcaster, Notifier, OutboxRepository};
 use crate::runtime::{Job, JobContext, RunReport, Schedule};
@@ -50,19 +51,18 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// The redelivery schedule: `initial_backoff`, doubling, capped at `max_backoff`, without
+    /// jitter (rows are already spread by when they failed).
+    pub fn redelivery(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff).with_jitter(Jitter::None)
+    }
+
     /// The wait after a failed attempt, given the attempts made before it:
     /// `initial_backoff × 2^attempts_before`, capped at `max_backoff`, and never shorter than
     /// what the backend asked for (`retry_after`).
     pub fn backoff(&self, attempts_before: u32, retry_after: Option<Duration>) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempts_before.min(31))
-            .unwrap_or(u32::MAX);
-        let exp = self
-            .initial_backoff
-            .checked_mul(factor)
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff);
-        exp.max(retry_after.unwrap_or(Duration::ZERO))
+        self.redelivery()
+            .delay_honouring(attempts_before, retry_after, &ThreadRandom)
     }
 }
 

@@ -1212,7 +1212,6 @@ async fn one_verifier_gives_streaks_in_verify_time_order() {
 
 // ---------------------------------------------------------------- port interactions (mockall)
 
-#[cfg(feature = "mocks")]
 mod mocked {
     use super::*;
 
