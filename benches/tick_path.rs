@@ -78,13 +78,14 @@ fn memory_ports(cache: Arc<dyn QuoteCache>) -> Ports {
 
 fn job(p: &Ports) -> PriceFetcherJob {
     PriceFetcherJob::new(
-        Arc::new(InMemorySymbols::new()),
+        &goldjobs_core::Ports::in_memory()
+            .with_symbols(Arc::new(InMemorySymbols::new()))
+            .with_ticks(p.ticks.clone()),
         Arc::new(NoMarket),
         p.cache.clone(),
-        p.ticks.clone(),
         p.broadcaster.clone(),
-        PriceFetcherConfig::default(),
     )
+    .with_config(PriceFetcherConfig::default())
 }
 
 /// The baseline: everything per symbol, one after another. `write` is one cache write and

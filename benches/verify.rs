@@ -16,8 +16,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use goldjobs::jobs::{PredictionVerifierJob, VerifierConfig};
 use goldjobs::memory::InMemoryPredictions;
-use goldjobs::verify::{PredictionVerifierJob, VerifierConfig};
 use goldjobs::{
     Job, JobContext, ManualClock, MarketData, Prediction, PredictionRepository, PricePoint,
     PriceTick, PriceTickRepository, QuoteBatch, Symbol, SymbolRepository, TickQuery, VerifyRule,
@@ -182,10 +182,11 @@ fn bench_verify(c: &mut Criterion) {
                 || rt.block_on(build()),
                 |w| {
                     let job = PredictionVerifierJob::new(
-                        w.repo.clone(),
-                        w.ticks.clone(),
+                        &goldjobs_core::Ports::in_memory()
+                            .with_predictions(w.repo.clone())
+                            .with_ticks(w.ticks.clone())
+                            .with_symbols(Arc::new(Symbols)),
                         Arc::new(NoHistory),
-                        Arc::new(Symbols),
                     )
                     .with_config(VerifierConfig::default().with_batch_size(batch));
                     let ctx = JobContext {

@@ -7,10 +7,10 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use goldjobs::jobs::{NewsFetcherJob, PriceFetcherJob, RetentionJob};
+use goldjobs::jobs::{OutboxDispatcherJob, PredictionVerifierJob};
 use goldjobs::memory::{LocalBroadcaster, RecordingNotifier};
 use goldjobs::prelude::*;
 use goldjobs::service::MarketDataSource;
-use goldjobs::verify::{OutboxDispatcherJob, PredictionVerifierJob};
 use goldjobs::{Prediction, PredictionStatus, Topic, VerifyRule, Vote};
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicU64, Ordering};

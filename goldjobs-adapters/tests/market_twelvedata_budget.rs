@@ -14,11 +14,11 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, TimeZone, Utc};
 use goldjobs_adapters::market::{TwelveDataConfig, TwelveDataMarketData};
+use goldjobs_core::jobs::{PredictionVerifierJob, VerifierConfig};
 use goldjobs_core::jobs::{PriceFetcherConfig, PriceFetcherJob};
 use goldjobs_core::memory::{
     InMemoryPredictions, InMemoryQuoteCache, InMemorySymbols, InMemoryTicks, LocalBroadcaster,
 };
-use goldjobs_core::verify::{PredictionVerifierJob, VerifierConfig};
 use goldjobs_core::{
     Clock, Job, JobContext, ManualClock, MarketData, Prediction, PredictionRepository,
     PredictionStatus, PriceSource, VerifyRule,
@@ -204,15 +204,22 @@ impl World {
                 .unwrap();
         }
         let price_job = PriceFetcherJob::new(
-            symbols.clone(),
+            &goldjobs_core::Ports::in_memory()
+                .with_symbols(symbols.clone())
+                .with_ticks(ticks.clone()),
             market.clone(),
             Arc::new(InMemoryQuoteCache::new()),
-            ticks.clone(),
             Arc::new(LocalBroadcaster::new()),
-            PriceFetcherConfig::default(),
-        );
-        let verifier = PredictionVerifierJob::new(predictions.clone(), ticks, market, symbols)
-            .with_config(VerifierConfig::default());
+        )
+        .with_config(PriceFetcherConfig::default());
+        let verifier = PredictionVerifierJob::new(
+            &goldjobs_core::Ports::in_memory()
+                .with_predictions(predictions.clone())
+                .with_ticks(ticks)
+                .with_symbols(symbols),
+            market,
+        )
+        .with_config(VerifierConfig::default());
         World {
             clock,
             ledger,

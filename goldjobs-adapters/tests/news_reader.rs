@@ -71,11 +71,11 @@ async fn list_is_served_from_cache_until_a_run_brings_new_articles() {
     let repo = Arc::new(InMemoryNews::new());
     let cache = Arc::new(InMemoryNewsCache::new());
     let job = NewsFetcherJob::new(
+        &goldjobs_core::Ports::in_memory().with_news(repo.clone()),
         source,
-        repo.clone(),
         cache.clone(),
-        NewsJobConfig::default(),
-    );
+    )
+    .with_config(NewsJobConfig::default());
     let reader = NewsReader::new(repo.clone(), cache.clone(), Duration::from_secs(300));
 
     let report = job.run(&ctx()).await.unwrap();

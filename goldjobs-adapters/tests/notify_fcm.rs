@@ -9,8 +9,8 @@
 
 use chrono::{TimeZone, Utc};
 use goldjobs_adapters::notify::fcm::{FcmConfig, FcmNotifier, ServiceAccount};
+use goldjobs_core::jobs::OutboxDispatcherJob;
 use goldjobs_core::memory::{InMemoryDeviceTokens, InMemoryPredictions, LocalBroadcaster};
-use goldjobs_core::verify::OutboxDispatcherJob;
 use goldjobs_core::{
     DeviceToken, DeviceTokenRepository, Job, JobContext, ManualClock, OutboxPayload,
     OutboxRepository, OutboxState, Prediction, PredictionRepository, PriceSource, Verdict,
@@ -147,7 +147,11 @@ async fn three_voters_dead_token_deleted_503_retried_until_delivered() {
         )
         .unwrap(),
     );
-    let job = OutboxDispatcherJob::new(repo.clone(), Arc::new(LocalBroadcaster::new()), notifier);
+    let job = OutboxDispatcherJob::new(
+        &goldjobs_core::Ports::in_memory().with_outbox(repo.clone()),
+        Arc::new(LocalBroadcaster::new()),
+        notifier,
+    );
     let clock = ManualClock::new(t0);
     let ctx = JobContext {
         cancel: tokio_util::sync::CancellationToken::new(),

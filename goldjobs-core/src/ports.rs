@@ -34,6 +34,56 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// Fresh in-memory stores (default symbols), as
+    /// [`InMemoryBackend::new().ports()`](crate::memory::InMemoryBackend::ports); with the
+    /// `with_*` setters, the start of a bundle that replaces some stores (a test double, an
+    /// embedder's own repository).
+    pub fn in_memory() -> Ports {
+        crate::memory::InMemoryBackend::new().ports()
+    }
+
+    /// Replace the symbol store.
+    pub fn with_symbols(mut self, symbols: Arc<dyn SymbolRepository>) -> Self {
+        self.symbols = symbols;
+        self
+    }
+
+    /// Replace the tick store.
+    pub fn with_ticks(mut self, ticks: Arc<dyn PriceTickRepository>) -> Self {
+        self.ticks = ticks;
+        self
+    }
+
+    /// Replace the prediction store.
+    pub fn with_predictions(mut self, predictions: Arc<dyn PredictionRepository>) -> Self {
+        self.predictions = predictions;
+        self
+    }
+
+    /// Replace the outbox.
+    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxRepository>) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
+    /// Replace the news store.
+    pub fn with_news(mut self, news: Arc<dyn NewsRepository>) -> Self {
+        self.news = news;
+        self
+    }
+
+    /// Replace the device token store.
+    pub fn with_device_tokens(mut self, device_tokens: Arc<dyn DeviceTokenRepository>) -> Self {
+        self.device_tokens = device_tokens;
+        self
+    }
+
+    /// Replace the lease.
+    pub fn with_lease(mut self, lease: Arc<dyn Lease>) -> Self {
+        self.lease = lease;
+        self
+    }
+
     /// Every port served by one store that implements them all.
     pub fn of<S>(store: Arc<S>) -> Ports
     where

@@ -105,7 +105,7 @@ pub fn service_config(cfg: &Config, opts: &AppOptions) -> ServiceConfig {
         )
         .with_news_interval(cfg.news_interval)
         .with_verifier(
-            goldjobs::verify::VerifierConfig::default()
+            goldjobs::jobs::VerifierConfig::default()
                 .with_interval(cfg.verify_interval)
                 .with_max_lag(cfg.verify_max_lag),
         )

@@ -1310,10 +1310,11 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
     ]));
     let predictions = Arc::new(InMemoryPredictions::new());
     let resolver = goldjobs::verify::ManualResolver::new(
-        predictions.clone(),
-        Arc::new(InMemoryTicks::new()),
+        &goldjobs::Ports::in_memory()
+            .with_predictions(predictions.clone())
+            .with_ticks(Arc::new(InMemoryTicks::new()))
+            .with_symbols(symbols.clone()),
         Arc::new(goldjobs::adapters::market::DemoMarketData::new(1)),
-        symbols.clone(),
     );
     let state = Arc::new(HttpState {
         hub: hub.clone(),

@@ -1,7 +1,8 @@
 //! [`ServiceConfig`]: everything the standard service is built from, as typed values.
 
-use goldjobs_core::jobs::{NewsJobConfig, PriceFetcherConfig, RetentionConfig};
-use goldjobs_core::verify::{OutboxConfig, VerifierConfig};
+use goldjobs_core::jobs::{
+    NewsJobConfig, OutboxConfig, PriceFetcherConfig, RetentionConfig, VerifierConfig,
+};
 use goldjobs_core::MarketData;
 #[cfg(feature = "fcm")]
 use std::path::PathBuf;

@@ -40,16 +40,17 @@ mod config;
 pub use config::FcmSettings;
 pub use config::{MarketDataSource, ServiceConfig};
 
-use goldjobs_core::jobs::{NewsFetcherJob, PriceFetcherJob, RetentionJob, SeqFloor};
+use goldjobs_core::jobs::{
+    NewsFetcherJob, OutboxDispatcherJob, PredictionVerifierJob, PriceFetcherJob, RetentionJob,
+    SeqFloor,
+};
 use goldjobs_core::memory::{
     FanoutNotifier, InMemoryBackend, InMemoryNewsCache, InMemoryQuoteCache, LocalBroadcaster,
     LogNotifier,
 };
 use goldjobs_core::news::NewsReader;
 use goldjobs_core::runtime::{JobManager, JobObserver, StopReport};
-use goldjobs_core::verify::{
-    ManualResolver, OutboxDispatcherJob, PredictionReader, PredictionVerifierJob,
-};
+use goldjobs_core::verify::{ManualResolver, PredictionReader};
 use goldjobs_core::{
     Broadcast, Broadcaster, Error, MarketData, NewsCache, NewsSource, Notifier, Ports, QuoteCache,
     Result, SystemClock,
@@ -333,41 +334,32 @@ impl ServiceBuilder {
         let jobs = Arc::new(manager);
         let register = |job| jobs.register(job).map_err(setup("jobs"));
         let mut price = PriceFetcherJob::new(
-            ports.symbols.clone(),
+            &ports,
             market.clone(),
             quote_cache.clone(),
-            ports.ticks.clone(),
             caches.publish.clone(),
-            config.price.clone(),
-        );
+        )
+        .with_config(config.price.clone());
         if let Some(floor) = seq_floor {
             price = price.with_seq_floor(floor);
         }
         register(Arc::new(price))?;
         if let Some(source) = news_source {
-            register(Arc::new(NewsFetcherJob::new(
-                source,
-                ports.news.clone(),
-                news_cache.clone(),
-                config.news.clone(),
-            )))?;
+            register(Arc::new(
+                NewsFetcherJob::new(&ports, source, news_cache.clone())
+                    .with_config(config.news.clone()),
+            ))?;
         }
-        let verifier = PredictionVerifierJob::new(
-            ports.predictions.clone(),
-            ports.ticks.clone(),
-            market.clone(),
-            ports.symbols.clone(),
-        )
-        .with_config(config.verifier.clone());
+        let verifier =
+            PredictionVerifierJob::new(&ports, market.clone()).with_config(config.verifier.clone());
         let resolver = Arc::new(verifier.resolver());
         register(Arc::new(verifier))?;
         register(Arc::new(
-            OutboxDispatcherJob::new(ports.outbox.clone(), caches.publish.clone(), notifier)
+            OutboxDispatcherJob::new(&ports, caches.publish.clone(), notifier)
                 .with_config(config.outbox.clone()),
         ))?;
         register(Arc::new(
-            RetentionJob::new(ports.ticks.clone(), ports.outbox.clone())
-                .with_config(config.retention.clone()),
+            RetentionJob::new(&ports).with_config(config.retention.clone()),
         ))?;
 
         #[cfg(feature = "twelvedata")]

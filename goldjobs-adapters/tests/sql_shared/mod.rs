@@ -981,7 +981,7 @@ impl goldjobs_core::MarketData for NoHistory {
 /// tick is verified from it (votes, stats, outbox), one without a tick yet stays active and
 /// claimable.
 pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
-    use goldjobs_core::verify::PredictionVerifierJob;
+    use goldjobs_core::jobs::PredictionVerifierJob;
     use goldjobs_core::{Job, JobContext, ManualClock};
     // The platform's shape, with an extra key the verifier ignores.
     let conditions = r#"{"UP": {"condition": "price_change_percent > 0", "label": "up"}, "DOWN": {"condition": "price_change_percent <= 0"}}"#;
@@ -1012,10 +1012,8 @@ pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
     .unwrap();
 
     let job = PredictionVerifierJob::new(
-        s.clone(),
-        s.clone(),
+        &goldjobs_core::Ports::of(s.clone()),
         std::sync::Arc::new(NoHistory),
-        s.clone(),
     );
     let ctx = JobContext {
         cancel: tokio_util::sync::CancellationToken::new(),
@@ -1091,12 +1089,12 @@ pub async fn retention_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) 
         .await
         .unwrap();
 
-    let job = RetentionJob::new(s.clone(), s.clone()).with_config(RetentionConfig {
-        tick_retention: Some(Duration::from_secs(5 * day as u64)),
-        outbox_retention: Some(Duration::from_secs(day as u64)),
-        batch: 10,
-        ..RetentionConfig::default()
-    });
+    let job = RetentionJob::new(&goldjobs_core::Ports::of(s.clone())).with_config(
+        RetentionConfig::default()
+            .with_tick_retention(Some(Duration::from_secs(5 * day as u64)))
+            .with_outbox_retention(Some(Duration::from_secs(day as u64)))
+            .with_batch(10),
+    );
     let ctx = JobContext {
         cancel: tokio_util::sync::CancellationToken::new(),
         clock: std::sync::Arc::new(ManualClock::new(t(10 * day + 100))),

@@ -1,9 +1,15 @@
-//! The periodic jobs that are not verification: prices, news and retention.
+//! Every standard job, one module each: prices, news, verification, the outbox dispatcher and
+//! retention. Each has a `NAME` constant, is built with `new(&ports, services…)` and takes its
+//! settings with `with_config(…)`.
 
 mod news;
-pub mod price;
+mod outbox;
+mod price;
 mod retention;
+mod verify;
 
 pub use news::{NewsFetcherJob, NewsJobConfig};
-pub use price::{PriceFetcherConfig, PriceFetcherJob, SeqFloor, PRICE_FETCHER_JOB};
-pub use retention::{RetentionConfig, RetentionJob, RETENTION_JOB};
+pub use outbox::{OutboxConfig, OutboxDispatcherJob};
+pub use price::{PriceFetcherConfig, PriceFetcherJob, SeqFloor};
+pub use retention::{RetentionConfig, RetentionJob};
+pub use verify::{PredictionVerifierJob, VerifierConfig};

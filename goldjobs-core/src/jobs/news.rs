@@ -10,6 +10,7 @@ use std::time::Duration;
 
 /// Settings of the [`NewsFetcherJob`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NewsJobConfig {
     /// Period between runs (`GOLDJOBS_NEWS_INTERVAL`, default 15 minutes).
     pub interval: Duration,
@@ -58,17 +59,27 @@ impl NewsFetcherJob {
 
     /// A job over these ports.
     pub fn new(
+        ports: &crate::Ports,
         source: Arc<dyn NewsSource>,
-        repo: Arc<dyn NewsRepository>,
         cache: Arc<dyn NewsCache>,
-        config: NewsJobConfig,
     ) -> Self {
         NewsFetcherJob {
             source,
-            repo,
+            repo: ports.news.clone(),
             cache,
-            config,
+            config: NewsJobConfig::default(),
         }
+    }
+
+    /// Replace the configuration.
+    pub fn with_config(mut self, config: NewsJobConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NewsJobConfig {
+        &self.config
     }
 }
 
@@ -188,12 +199,8 @@ mod tests {
         repo: MockNewsRepository,
         cache: MockNewsCache,
     ) -> NewsFetcherJob {
-        NewsFetcherJob::new(
-            Arc::new(source),
-            Arc::new(repo),
-            Arc::new(cache),
-            NewsJobConfig::default(),
-        )
+        let ports = crate::Ports::in_memory().with_news(Arc::new(repo));
+        NewsFetcherJob::new(&ports, Arc::new(source), Arc::new(cache))
     }
 
     #[test]

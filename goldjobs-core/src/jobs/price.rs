@@ -14,11 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// The job's name in status, metrics and `POST /jobs/{name}/run`.
-pub const PRICE_FETCHER_JOB: &str = "PriceFetcherJob";
-
 /// Configuration of [`PriceFetcherJob`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PriceFetcherConfig {
     /// Period (`GOLDJOBS_PRICE_INTERVAL`), default 5 s.
     pub interval: Duration,
@@ -94,29 +92,35 @@ impl fmt::Debug for PriceFetcherJob {
 
 impl PriceFetcherJob {
     /// The job's name in status, metrics and `POST /jobs/{name}/run`.
-    pub const NAME: &'static str = PRICE_FETCHER_JOB;
+    pub const NAME: &'static str = "PriceFetcherJob";
 
-    /// A job over these ports.
+    /// A job over the symbols and ticks of `ports` that asks `market` for quotes, caches them
+    /// in `cache` and publishes them through `broadcaster`, with the default
+    /// [`PriceFetcherConfig`].
     pub fn new(
-        symbols: Arc<dyn SymbolRepository>,
+        ports: &crate::Ports,
         market: Arc<dyn MarketData>,
         cache: Arc<dyn QuoteCache>,
-        ticks: Arc<dyn PriceTickRepository>,
         broadcaster: Arc<dyn Broadcaster>,
-        config: PriceFetcherConfig,
     ) -> Self {
         PriceFetcherJob {
-            symbols,
+            symbols: ports.symbols.clone(),
             market,
             cache,
-            ticks,
+            ticks: ports.ticks.clone(),
             broadcaster,
-            config,
+            config: PriceFetcherConfig::default(),
             seqs: RwLock::new(HashMap::new()),
             seq_floor: None,
             last: Mutex::new(HashMap::new()),
             run_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Replace the configuration.
+    pub fn with_config(mut self, config: PriceFetcherConfig) -> Self {
+        self.config = config;
+        self
     }
 
     /// Continue each symbol's `seq` after the highest one already seen elsewhere.
@@ -237,7 +241,7 @@ impl PriceFetcherJob {
 #[async_trait]
 impl Job for PriceFetcherJob {
     fn name(&self) -> &str {
-        PRICE_FETCHER_JOB
+        Self::NAME
     }
 
     fn schedule(&self) -> Schedule {
@@ -413,13 +417,14 @@ mod tests {
             p.lock().unwrap().push(m.to_vec());
             Ok(())
         });
+        let ports = crate::Ports::in_memory()
+            .with_symbols(Arc::new(symbols_repo(codes)))
+            .with_ticks(Arc::new(ticks));
         let job = PriceFetcherJob::new(
-            Arc::new(symbols_repo(codes)),
+            &ports,
             Arc::new(market),
             Arc::new(cache),
-            Arc::new(ticks),
             Arc::new(broadcaster),
-            PriceFetcherConfig::default(),
         );
         (job, published)
     }
@@ -698,13 +703,14 @@ mod memory_tests {
         let hub = Arc::new(LocalBroadcaster::new());
         let mut rx = hub.subscribe();
         let job = PriceFetcherJob::new(
-            Arc::new(InMemorySymbols::with_symbols(symbols)),
+            &crate::Ports::in_memory()
+                .with_symbols(Arc::new(InMemorySymbols::with_symbols(symbols)))
+                .with_ticks(ticks.clone()),
             market.clone(),
             cache.clone(),
-            ticks.clone(),
             hub.clone(),
-            PriceFetcherConfig::default(),
-        );
+        )
+        .with_config(PriceFetcherConfig::default());
         let ctx = JobContext {
             cancel: CancellationToken::new(),
             clock: Arc::new(SystemClock),
@@ -793,13 +799,14 @@ mod memory_tests {
         let hub = Arc::new(LocalBroadcaster::new());
         let mut rx = hub.subscribe();
         let job = PriceFetcherJob::new(
-            Arc::new(InMemorySymbols::with_defaults()),
+            &crate::Ports::in_memory()
+                .with_symbols(Arc::new(InMemorySymbols::with_defaults()))
+                .with_ticks(ticks.clone()),
             Arc::new(market),
             cache.clone(),
-            ticks.clone(),
             hub.clone(),
-            PriceFetcherConfig::default(),
-        );
+        )
+        .with_config(PriceFetcherConfig::default());
         let ctx = JobContext {
             cancel: CancellationToken::new(),
             clock: Arc::new(crate::ManualClock::new(now)),
@@ -869,16 +876,17 @@ mod memory_tests {
         let cache = Arc::new(InMemoryQuoteCache::new());
         let ticks = Arc::new(InMemoryTicks::new());
         let job = PriceFetcherJob::new(
-            Arc::new(InMemorySymbols::with_symbols(vec![
-                Symbol::new("XAUUSD", "Gold", "XAU/USD"),
-                Symbol::new("XAGUSD", "Silver", "XAG/USD"),
-            ])),
+            &crate::Ports::in_memory()
+                .with_symbols(Arc::new(InMemorySymbols::with_symbols(vec![
+                    Symbol::new("XAUUSD", "Gold", "XAU/USD"),
+                    Symbol::new("XAGUSD", "Silver", "XAG/USD"),
+                ])))
+                .with_ticks(ticks.clone()),
             Arc::new(market),
             cache.clone(),
-            ticks.clone(),
             Arc::new(LocalBroadcaster::new()),
-            PriceFetcherConfig::default(),
-        );
+        )
+        .with_config(PriceFetcherConfig::default());
         let ctx = JobContext {
             cancel: CancellationToken::new(),
             clock: Arc::new(SystemClock),
@@ -900,15 +908,16 @@ mod memory_tests {
         let floor = Arc::new(AtomicU64::new(41));
         let f = floor.clone();
         let job = PriceFetcherJob::new(
-            Arc::new(InMemorySymbols::with_symbols(vec![Symbol::new(
-                "XAUUSD", "Gold", "XAU/USD",
-            )])),
+            &crate::Ports::in_memory()
+                .with_symbols(Arc::new(InMemorySymbols::with_symbols(vec![Symbol::new(
+                    "XAUUSD", "Gold", "XAU/USD",
+                )])))
+                .with_ticks(Arc::new(InMemoryTicks::new())),
             Arc::new(Counting::default()),
             Arc::new(InMemoryQuoteCache::new()),
-            Arc::new(InMemoryTicks::new()),
             hub.clone(),
-            PriceFetcherConfig::default(),
         )
+        .with_config(PriceFetcherConfig::default())
         .with_seq_floor(Arc::new(move |code| {
             if code == "XAUUSD" {
                 f.load(Ordering::SeqCst)

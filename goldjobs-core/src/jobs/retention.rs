@@ -9,11 +9,9 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Name of the job in the `JobManager` and in `/jobs/status`.
-pub const RETENTION_JOB: &str = "RetentionJob";
-
 /// Settings of the [`RetentionJob`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetentionConfig {
     /// Period of the job (default 10 min).
     pub interval: Duration,
@@ -43,6 +41,38 @@ impl Default for RetentionConfig {
     }
 }
 
+impl RetentionConfig {
+    /// Set the period.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Set how long ticks are kept (`None`: for ever).
+    pub fn with_tick_retention(mut self, tick_retention: Option<Duration>) -> Self {
+        self.tick_retention = tick_retention;
+        self
+    }
+
+    /// Set how long finished outbox rows are kept (`None`: for ever).
+    pub fn with_outbox_retention(mut self, outbox_retention: Option<Duration>) -> Self {
+        self.outbox_retention = outbox_retention;
+        self
+    }
+
+    /// Set the rows deleted per statement.
+    pub fn with_batch(mut self, batch: u32) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Set the statements per table and run.
+    pub fn with_max_batches(mut self, max_batches: u32) -> Self {
+        self.max_batches = max_batches;
+        self
+    }
+}
+
 /// Deletes ticks older than [`RetentionConfig::tick_retention`] with
 /// [`PriceTickRepository::delete_ticks_before`] and finished outbox rows older than
 /// [`RetentionConfig::outbox_retention`] with [`OutboxRepository::delete_finished_before`],
@@ -64,13 +94,13 @@ impl std::fmt::Debug for RetentionJob {
 
 impl RetentionJob {
     /// The job's name in status, metrics and `POST /jobs/{name}/run`.
-    pub const NAME: &'static str = RETENTION_JOB;
+    pub const NAME: &'static str = "RetentionJob";
 
-    /// A job with the default [`RetentionConfig`].
-    pub fn new(ticks: Arc<dyn PriceTickRepository>, outbox: Arc<dyn OutboxRepository>) -> Self {
+    /// A job over the ticks and the outbox of `ports`, with the default [`RetentionConfig`].
+    pub fn new(ports: &crate::Ports) -> Self {
         RetentionJob {
-            ticks,
-            outbox,
+            ticks: ports.ticks.clone(),
+            outbox: ports.outbox.clone(),
             config: RetentionConfig::default(),
         }
     }
@@ -121,7 +151,7 @@ fn cutoff(now: DateTime<Utc>, keep: Duration) -> DateTime<Utc> {
 #[async_trait]
 impl Job for RetentionJob {
     fn name(&self) -> &str {
-        RETENTION_JOB
+        Self::NAME
     }
 
     fn schedule(&self) -> Schedule {
@@ -162,6 +192,12 @@ mod tests {
     use crate::ports::{MockOutboxRepository, MockPriceTickRepository};
     use crate::ManualClock;
     use mockall::predicate::eq;
+
+    fn ports(ticks: MockPriceTickRepository, outbox: MockOutboxRepository) -> crate::Ports {
+        crate::Ports::in_memory()
+            .with_ticks(Arc::new(ticks))
+            .with_outbox(Arc::new(outbox))
+    }
     use tokio_util::sync::CancellationToken;
 
     fn t0() -> DateTime<Utc> {
@@ -196,11 +232,10 @@ mod tests {
             .with(eq(outbox_cutoff), eq(100))
             .times(1)
             .returning(|_, _| Ok(3));
-        let job =
-            RetentionJob::new(Arc::new(ticks), Arc::new(outbox)).with_config(RetentionConfig {
-                batch: 100,
-                ..RetentionConfig::default()
-            });
+        let job = RetentionJob::new(&ports(ticks, outbox)).with_config(RetentionConfig {
+            batch: 100,
+            ..RetentionConfig::default()
+        });
         let report = job.run(&ctx()).await.unwrap();
         assert_eq!(
             report.summary,
@@ -219,19 +254,18 @@ mod tests {
             .returning(|_, limit| Ok(u64::from(limit)));
         let mut outbox = MockOutboxRepository::new();
         outbox.expect_delete_finished_before().never();
-        let job =
-            RetentionJob::new(Arc::new(ticks), Arc::new(outbox)).with_config(RetentionConfig {
-                batch: 10,
-                max_batches: 2,
-                outbox_retention: None,
-                ..RetentionConfig::default()
-            });
+        let job = RetentionJob::new(&ports(ticks, outbox)).with_config(RetentionConfig {
+            batch: 10,
+            max_batches: 2,
+            outbox_retention: None,
+            ..RetentionConfig::default()
+        });
         let report = job.run(&ctx()).await.unwrap();
         assert_eq!(
             report.summary,
             "20 ticks and 0 finished outbox rows deleted"
         );
-        assert_eq!(job.name(), RETENTION_JOB);
+        assert_eq!(job.name(), RetentionJob::NAME);
         assert!(job.schedule().singleton);
     }
 }

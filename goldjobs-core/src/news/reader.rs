@@ -377,7 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn served_from_cache_then_fresh_after_a_job_run_with_new_articles() {
-        use crate::jobs::{NewsFetcherJob, NewsJobConfig};
+        use crate::jobs::NewsFetcherJob;
         use crate::memory::{InMemoryNews, InMemoryNewsCache};
         use crate::{Job, JobContext, MockNewsSource, NewsBatch, SystemClock};
 
@@ -399,12 +399,8 @@ mod tests {
         });
         let repo = Arc::new(InMemoryNews::new());
         let cache = Arc::new(InMemoryNewsCache::new());
-        let job = NewsFetcherJob::new(
-            Arc::new(source),
-            repo.clone(),
-            cache.clone(),
-            NewsJobConfig::default(),
-        );
+        let ports = crate::Ports::in_memory().with_news(repo.clone());
+        let job = NewsFetcherJob::new(&ports, Arc::new(source), cache.clone());
         let reader = NewsReader::new(repo.clone(), cache.clone(), NewsReader::DEFAULT_TTL);
         let ctx = JobContext {
             cancel: tokio_util::sync::CancellationToken::new(),

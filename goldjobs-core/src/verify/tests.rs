@@ -3,11 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use super::job::{ManualResolver, PredictionVerifierJob, VerifierConfig, MAX_REASON_CHARS};
+use crate::jobs::{PredictionVerifierJob, VerifierConfig};
 use crate::memory::InMemoryPredictions;
 use crate::model::*;
 use crate::ports::*;
 use crate::runtime::{Job, JobContext};
+use crate::verify::{ManualResolver, MAX_REASON_CHARS};
 use crate::{Error, ManualClock, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -219,23 +220,19 @@ impl World {
         }
     }
 
+    pub(super) fn ports(&self) -> Ports {
+        Ports::in_memory()
+            .with_predictions(self.repo.clone())
+            .with_ticks(self.ticks.clone())
+            .with_symbols(Arc::new(Symbols(self.symbols.clone())))
+    }
+
     pub(super) fn job(&self, config: VerifierConfig) -> PredictionVerifierJob {
-        PredictionVerifierJob::new(
-            self.repo.clone(),
-            self.ticks.clone(),
-            self.market.clone(),
-            Arc::new(Symbols(self.symbols.clone())),
-        )
-        .with_config(config)
+        PredictionVerifierJob::new(&self.ports(), self.market.clone()).with_config(config)
     }
 
     pub(super) fn resolver(&self) -> ManualResolver {
-        ManualResolver::new(
-            self.repo.clone(),
-            self.ticks.clone(),
-            self.market.clone(),
-            Arc::new(Symbols(self.symbols.clone())),
-        )
+        ManualResolver::new(&self.ports(), self.market.clone())
     }
 
     pub(super) fn ctx(&self) -> JobContext {
@@ -672,10 +669,8 @@ async fn a_symbol_store_error_fails_the_run_and_leaves_predictions_active() {
     w.insert_late_tick().await;
     w.clock.set(t0() + secs(3600));
     let job = PredictionVerifierJob::new(
-        w.repo.clone(),
-        w.ticks.clone(),
+        &w.ports().with_symbols(Arc::new(BrokenSymbols)),
         w.market.clone(),
-        Arc::new(BrokenSymbols),
     );
     assert!(job.run(&w.ctx()).await.is_err());
     assert_eq!(w.get("p").await.status, PredictionStatus::Active);
@@ -1236,13 +1231,12 @@ mod mocked {
         }
 
         fn job(self, batch: u32) -> PredictionVerifierJob {
-            PredictionVerifierJob::new(
-                Arc::new(self.repo),
-                Arc::new(self.ticks),
-                Arc::new(self.market),
-                Arc::new(self.symbols),
-            )
-            .with_config(VerifierConfig::default().with_batch_size(batch))
+            let ports = Ports::in_memory()
+                .with_predictions(Arc::new(self.repo))
+                .with_ticks(Arc::new(self.ticks))
+                .with_symbols(Arc::new(self.symbols));
+            PredictionVerifierJob::new(&ports, Arc::new(self.market))
+                .with_config(VerifierConfig::default().with_batch_size(batch))
         }
     }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 /// Settings of the [`OutboxDispatcherJob`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OutboxConfig {
     /// Period of the job (default 1 s).
     pub interval: Duration,
@@ -51,6 +52,54 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// Set the period.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Set the rows claimed per round trip.
+    pub fn with_batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Set how long a claimed row is hidden from other dispatchers.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Set the attempts before a row is given up.
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Set the wait before the second attempt.
+    pub fn with_initial_backoff(mut self, initial_backoff: Duration) -> Self {
+        self.initial_backoff = initial_backoff;
+        self
+    }
+
+    /// Set the cap of the wait between attempts.
+    pub fn with_max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff;
+        self
+    }
+
+    /// Set the notifications sent at the same time.
+    pub fn with_notify_concurrency(mut self, notify_concurrency: usize) -> Self {
+        self.notify_concurrency = notify_concurrency;
+        self
+    }
+
+    /// Set the language of the notification texts.
+    pub fn with_locale(mut self, locale: Locale) -> Self {
+        self.locale = locale;
+        self
+    }
+
     /// The redelivery schedule: `initial_backoff`, doubling, capped at `max_backoff`, without
     /// jitter (rows are already spread by when they failed).
     pub fn redelivery(&self) -> Backoff {
@@ -127,14 +176,15 @@ impl OutboxDispatcherJob {
     /// The job's name in status, metrics and `POST /jobs/{name}/run`.
     pub const NAME: &'static str = "OutboxDispatcherJob";
 
-    /// A dispatcher with the default [`OutboxConfig`].
+    /// A dispatcher of the outbox of `ports` that publishes through `broadcaster` and sends
+    /// notifications through `notifier`, with the default [`OutboxConfig`].
     pub fn new(
-        outbox: Arc<dyn OutboxRepository>,
+        ports: &crate::Ports,
         broadcaster: Arc<dyn Broadcaster>,
         notifier: Arc<dyn Notifier>,
     ) -> Self {
         OutboxDispatcherJob {
-            outbox,
+            outbox: ports.outbox.clone(),
             broadcaster,
             notifier,
             config: OutboxConfig::default(),
@@ -450,7 +500,7 @@ mod tests {
 
         fn job(&self, config: OutboxConfig) -> OutboxDispatcherJob {
             OutboxDispatcherJob::new(
-                self.repo.clone(),
+                &crate::Ports::in_memory().with_outbox(self.repo.clone()),
                 self.broadcaster.clone(),
                 self.notifier.clone(),
             )
@@ -717,7 +767,7 @@ mod tests {
     fn schedule_is_every_second_and_not_singleton() {
         let repo = Arc::new(InMemoryPredictions::new());
         let job = OutboxDispatcherJob::new(
-            repo,
+            &crate::Ports::in_memory().with_outbox(repo),
             Arc::new(FakeBroadcaster::default()),
             Arc::new(FakeNotifier::default()),
         );
@@ -749,7 +799,7 @@ mod tests {
             .returning(|_, _| Ok(()));
         let notifier = Arc::new(FakeNotifier::default());
         let job = OutboxDispatcherJob::new(
-            Arc::new(outbox),
+            &crate::Ports::in_memory().with_outbox(Arc::new(outbox)),
             Arc::new(FakeBroadcaster::default()),
             notifier.clone(),
         );
