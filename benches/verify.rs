@@ -18,10 +18,10 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use goldjobs::jobs::{PredictionVerifierJob, VerifierConfig};
 use goldjobs::memory::InMemoryPredictions;
+use goldjobs::runtime::{Job, JobContext};
 use goldjobs::{
-    Job, JobContext, ManualClock, MarketData, Prediction, PredictionRepository, PricePoint,
-    PriceTick, PriceTickRepository, QuoteBatch, Symbol, SymbolRepository, TickQuery, VerifyRule,
-    Vote,
+    ManualClock, MarketData, Prediction, PredictionRepository, PricePoint, PriceTick,
+    PriceTickRepository, QuoteBatch, Symbol, SymbolRepository, TickQuery, VerifyRule, Vote,
 };
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};

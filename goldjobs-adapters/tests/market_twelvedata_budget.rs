@@ -19,9 +19,10 @@ use goldjobs_core::jobs::{PriceFetcherConfig, PriceFetcherJob};
 use goldjobs_core::memory::{
     InMemoryPredictions, InMemoryQuoteCache, InMemorySymbols, InMemoryTicks, LocalBroadcaster,
 };
+use goldjobs_core::runtime::{Job, JobContext};
 use goldjobs_core::{
-    Clock, Job, JobContext, ManualClock, MarketData, Prediction, PredictionRepository,
-    PredictionStatus, PriceSource, VerifyRule,
+    Clock, ManualClock, MarketData, Prediction, PredictionRepository, PredictionStatus,
+    PriceSource, VerifyRule,
 };
 use rust_decimal::Decimal;
 use std::sync::{Arc, Mutex};

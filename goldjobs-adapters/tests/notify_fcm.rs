@@ -11,10 +11,11 @@ use chrono::{TimeZone, Utc};
 use goldjobs_adapters::notify::fcm::{FcmConfig, FcmNotifier, ServiceAccount};
 use goldjobs_core::jobs::OutboxDispatcherJob;
 use goldjobs_core::memory::{InMemoryDeviceTokens, InMemoryPredictions, LocalBroadcaster};
+use goldjobs_core::runtime::{Job, JobContext};
 use goldjobs_core::{
-    DeviceToken, DeviceTokenRepository, Job, JobContext, ManualClock, OutboxPayload,
-    OutboxRepository, OutboxState, Prediction, PredictionRepository, PriceSource, Verdict,
-    VerificationOutcome, VerificationRecord, VerifyRule, Vote,
+    DeviceToken, DeviceTokenRepository, ManualClock, OutboxPayload, OutboxRepository, OutboxState,
+    Prediction, PredictionRepository, PriceSource, Verdict, VerificationOutcome,
+    VerificationRecord, VerifyRule, Vote,
 };
 use rust_decimal::Decimal;
 use serde_json::json;

@@ -4,17 +4,17 @@
 //! in-memory adapter for every port. No I/O backend lives here; see `goldjobs-adapters`.
 
 pub mod backoff;
-pub mod clock;
+mod clock;
 pub mod condition;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
-pub mod error;
+mod error;
 pub mod jobs;
-pub mod market;
+mod market;
 pub mod memory;
-pub mod model;
+mod model;
 pub mod news;
-pub mod ports;
+mod ports;
 pub mod runtime;
 pub mod verify;
 
@@ -26,4 +26,3 @@ pub use market::{
 };
 pub use model::*;
 pub use ports::*;
-pub use runtime::{Job, JobContext, MissedTickPolicy, RetryPolicy, RunReport, Schedule};

@@ -4,7 +4,7 @@
 //! [`FallbackMarketData`] (primary first, then fallbacks for the symbols it failed for). The demo
 //! feed only ever runs alone: a chain that mixes it with a real provider is refused.
 //!
-//! What every provider answers is held to the rules of [`goldjobs_core::market`]: prices > 0,
+//! What every provider answers is held to the rules of [`goldjobs_core::validate_quote`]: prices > 0,
 //! fresh quote timestamps (checked by the price job), and a historical price that is the open of
 //! the first 1-minute candle starting at or after the instant asked, at most a minute later.
 

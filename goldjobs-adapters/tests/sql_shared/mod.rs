@@ -982,7 +982,8 @@ impl goldjobs_core::MarketData for NoHistory {
 /// claimable.
 pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
     use goldjobs_core::jobs::PredictionVerifierJob;
-    use goldjobs_core::{Job, JobContext, ManualClock};
+    use goldjobs_core::runtime::{Job, JobContext};
+    use goldjobs_core::ManualClock;
     // The platform's shape, with an extra key the verifier ignores.
     let conditions = r#"{"UP": {"condition": "price_change_percent > 0", "label": "up"}, "DOWN": {"condition": "price_change_percent <= 0"}}"#;
     let mut p1 = prediction("e1", 100);
@@ -1052,7 +1053,8 @@ pub async fn verifier_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
 /// recent ticks, the latest tick of every symbol that has recent ones, and pending rows stay.
 pub async fn retention_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) {
     use goldjobs_core::jobs::{RetentionConfig, RetentionJob};
-    use goldjobs_core::{Job, JobContext, ManualClock};
+    use goldjobs_core::runtime::{Job, JobContext};
+    use goldjobs_core::ManualClock;
     // 25 old ticks (t(0)..t(24)) and 3 recent ones (days later)
     let day = 24 * 3600;
     let mut ticks: Vec<PriceTick> = (0..25)

@@ -1,9 +1,8 @@
 //! `NewsFetcherJob`: fetch every feed, deduplicate, store new articles, invalidate cached lists.
 
 use crate::news::dedupe;
-use crate::{
-    Error, Job, JobContext, NewsCache, NewsRepository, NewsSource, Result, RunReport, Schedule,
-};
+use crate::runtime::{Job, JobContext, RunReport, Schedule};
+use crate::{Error, NewsCache, NewsRepository, NewsSource, Result};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;

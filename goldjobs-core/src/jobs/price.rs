@@ -56,7 +56,7 @@ pub type SeqFloor = Arc<dyn Fn(&str) -> u64 + Send + Sync>;
 /// publishes one `price_update` per symbol (one call).
 ///
 /// * Each symbol has a sequence number that grows by one per published update (`seq`).
-/// * Every quote must pass [`crate::market::validate_quote`] at the run's
+/// * Every quote must pass [`crate::validate_quote`] at the run's
 ///   clock (price > 0, timestamp at most one day old and one minute ahead), whichever provider
 ///   sent it; one that does not is that symbol's failure and is never cached, recorded or
 ///   published.
@@ -183,7 +183,7 @@ impl PriceFetcherJob {
     /// Cache, record and publish quotes already in hand (the second half of a run); returns
     /// the problems. Exposed for benchmarks and for callers that bring their own quotes; waits
     /// for a run in progress. The quotes are taken as they are: a caller with quotes from
-    /// outside checks them with [`crate::market::validate_quote`] first, as a
+    /// outside checks them with [`crate::validate_quote`] first, as a
     /// run does.
     pub async fn distribute(&self, quotes: &[Quote]) -> Vec<String> {
         let _one_at_a_time = self.run_lock.lock().await;

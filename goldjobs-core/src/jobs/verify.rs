@@ -81,7 +81,7 @@ impl VerifierConfig {
 ///   priced inside the lag window may still be stored late (CONTRACT.md §6.2);
 /// - the first tick is later than `verify_time + max_lag` (the price job was down) → the
 ///   provider's history at `verify_time` (`provider_history`): the first price at or after it,
-///   which must pass [`validate_price_point`](crate::market::validate_price_point) (positive,
+///   which must pass [`validate_price_point`](crate::validate_price_point) (positive,
 ///   at most one minute after `verify_time`); none, a point that fails that rule, the symbol
 ///   unknown, or a permanent provider error → `needs_review`; a temporary provider error →
 ///   stays active;

@@ -379,7 +379,8 @@ mod tests {
     async fn served_from_cache_then_fresh_after_a_job_run_with_new_articles() {
         use crate::jobs::NewsFetcherJob;
         use crate::memory::{InMemoryNews, InMemoryNewsCache};
-        use crate::{Job, JobContext, MockNewsSource, NewsBatch, SystemClock};
+        use crate::runtime::{Job, JobContext};
+        use crate::{MockNewsSource, NewsBatch, SystemClock};
 
         let mut a = sample();
         a.title = "first".into();

@@ -63,7 +63,7 @@ impl StopReport {
 ///
 /// ```no_run
 /// # use std::{sync::Arc, time::Duration};
-/// # use goldjobs_core::{runtime::JobManager, SystemClock, Lease, Job};
+/// # use goldjobs_core::{runtime::{Job, JobManager}, SystemClock, Lease};
 /// # async fn demo(lease: Arc<dyn Lease>, job: Arc<dyn Job>) -> goldjobs_core::Result<()> {
 /// let manager = JobManager::new(Arc::new(SystemClock), lease, "instance-1")
 ///     .with_lease_ttl(Duration::from_secs(15));

@@ -60,7 +60,7 @@ impl ManualResolver {
     /// - empty option, or (when the prediction has `auto_verify_conditions`) an option that is
     ///   not one of its keys, or a price that is not > 0 → [`Error::InvalidInput`];
     /// - `ended` → a **correction** (CONTRACT.md §6.7) through
-    ///   [`record_correction`](PredictionRepository::record_correction): the new option, and
+    ///   [`record_correction`](crate::PredictionRepository::record_correction): the new option, and
     ///   with a price also `price_at_verify`, its `price_change_percent` and
     ///   `price_source = manual` (`price_at_verify_ts` = `verify_time`); without one the
     ///   recorded price stays. Votes re-marked, voters' statistics recomputed. A correction that
@@ -176,7 +176,7 @@ impl ManualResolver {
     }
 
     /// `POST /admin/predictions/{id}/void`: void prediction `id` (CONTRACT.md §6.7) for
-    /// `reason` at `now`, through [`record_void`](PredictionRepository::record_void); the
+    /// `reason` at `now`, through [`record_void`](crate::PredictionRepository::record_void); the
     /// prediction as stored afterwards.
     ///
     /// - unknown id → [`Error::NotFound`]; already void (final) → [`Error::Conflict`];

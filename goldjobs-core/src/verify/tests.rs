@@ -251,7 +251,7 @@ impl World {
         self.repo.get_prediction(id).await.unwrap().unwrap()
     }
 
-    pub(super) async fn run(&self) -> crate::RunReport {
+    pub(super) async fn run(&self) -> crate::runtime::RunReport {
         self.job(VerifierConfig::default())
             .run(&self.ctx())
             .await

@@ -1,0 +1,17 @@
+//! Domain types, by domain. Serde shapes follow CONTRACT.md: decimals are JSON strings,
+//! timestamps RFC 3339 UTC. Every type is re-exported at the crate root, its one public path
+//! (`goldjobs_core::Quote`).
+
+mod event;
+mod market;
+mod news;
+mod notify;
+mod outbox;
+mod prediction;
+
+pub use event::*;
+pub use market::*;
+pub use news::*;
+pub use notify::*;
+pub use outbox::*;
+pub use prediction::*;
