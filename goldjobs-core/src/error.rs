@@ -111,11 +111,53 @@ impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidInput(message.into())
     }
+
+    /// An invalid-input error from an adapter's own error: its message followed by every
+    /// `source` in its chain (`feed url "x": relative URL without a base`), so nothing of the
+    /// cause is lost at the top.
+    pub fn invalid_from(err: &(dyn std::error::Error + 'static)) -> Self {
+        Error::InvalidInput(chain_message(err))
+    }
+}
+
+/// `err`'s message and the messages of its sources, joined with `: ` (a source whose message
+/// is already part of the one above is not repeated).
+pub fn chain_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let m = e.to_string();
+        if !out.ends_with(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        next = e.source();
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("feed url {0:?}")]
+        Url(String, #[source] Inner),
+    }
+    #[derive(Debug, thiserror::Error)]
+    #[error("relative URL without a base")]
+    struct Inner;
+
+    #[test]
+    fn invalid_from_keeps_the_whole_chain() {
+        let e = Error::invalid_from(&Outer::Url("x".into(), Inner));
+        assert_eq!(
+            e.to_string(),
+            "invalid input: feed url \"x\": relative URL without a base"
+        );
+        assert!(!e.is_temporary());
+    }
 
     #[test]
     fn temporary_classification() {

@@ -19,7 +19,7 @@ pub mod runtime;
 pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{BoxError, Error, Result};
+pub use error::{chain_message, BoxError, Error, Result};
 pub use market::{
     validate_price, validate_price_point, validate_quote, HISTORY_WINDOW, MAX_QUOTE_AGE,
     MAX_QUOTE_LEAD,

@@ -29,6 +29,7 @@
 //! batches leave it out.
 
 use super::http::{self, decimal_field, i64_field};
+use super::MarketError;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use goldjobs_core::{
@@ -176,8 +177,7 @@ impl BinanceMarketData {
     /// The 24 h tickers of `markets`, by market: one batched request; when Binance refuses the
     /// batch for an unknown market, one request per market, so only that one fails.
     async fn tickers(&self, markets: &[String]) -> Result<HashMap<String, Result<Value>>> {
-        let list = serde_json::to_string(markets)
-            .map_err(|e| Error::invalid(format!("symbols not serializable: {e}")))?;
+        let list = serde_json::to_string(markets).map_err(MarketError::SymbolList)?;
         tracing::debug!(symbols = markets.len(), "binance: GET /api/v3/ticker/24hr");
         match self
             .get_json("/api/v3/ticker/24hr", &[("symbols", &list)])

@@ -1,5 +1,6 @@
 //! A primary provider with fallbacks, as one [`MarketData`].
 
+use super::MarketError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use goldjobs_core::{
@@ -35,18 +36,12 @@ impl FallbackMarketData {
     /// (CONTRACT.md §1).
     pub fn new(providers: Vec<Arc<dyn MarketData>>) -> Result<Self> {
         if providers.is_empty() {
-            return Err(Error::invalid(
-                "GOLDJOBS_MARKET_DATA: at least one market data provider is needed",
-            ));
+            return Err(MarketError::NoProvider.into());
         }
         let demo = providers.iter().filter(|p| p.is_demo()).count();
         if demo > 0 && demo < providers.len() {
             let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
-            return Err(Error::invalid(format!(
-                "GOLDJOBS_MARKET_DATA: {:?} mixes the demo feed with a real provider; demo is \
-                 allowed only alone",
-                names.join(",")
-            )));
+            return Err(MarketError::DemoMixed(names.join(",")).into());
         }
         Ok(FallbackMarketData { providers })
     }

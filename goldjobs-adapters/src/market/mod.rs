@@ -27,3 +27,33 @@ pub use fallback::FallbackMarketData;
 pub use twelvedata::{
     check_budget, TwelveDataConfig, TwelveDataMarketData, DEFAULT_HISTORY_RESERVE,
 };
+
+/// What the market data adapters refuse; becomes [`Error::InvalidInput`](goldjobs_core::Error)
+/// with its whole chain.
+#[derive(Debug, thiserror::Error)]
+#[allow(dead_code)] // each variant is used by one feature's provider
+enum MarketError {
+    #[error("TWELVEDATA_API_KEY: the API key is empty")]
+    NoApiKey,
+    #[error("TWELVEDATA_API_KEY: the API key contains characters not allowed in a header")]
+    ApiKeyChars,
+    #[error("{code}: provider symbol {provider_symbol:?} contains a comma")]
+    CommaInSymbol {
+        code: String,
+        provider_symbol: String,
+    },
+    #[error("GOLDJOBS_MARKET_DATA: at least one market data provider is needed")]
+    NoProvider,
+    #[error(
+        "GOLDJOBS_MARKET_DATA: {0:?} mixes the demo feed with a real provider; demo is allowed only alone"
+    )]
+    DemoMixed(String),
+    #[error("symbols not serializable")]
+    SymbolList(#[source] serde_json::Error),
+}
+
+impl From<MarketError> for goldjobs_core::Error {
+    fn from(e: MarketError) -> Self {
+        goldjobs_core::Error::invalid_from(&e)
+    }
+}

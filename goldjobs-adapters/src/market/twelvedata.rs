@@ -70,6 +70,7 @@
 //! have counted them).
 
 use super::http::{self, decimal_field, i64_field};
+use super::MarketError;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use goldjobs_core::{
@@ -335,16 +336,11 @@ impl TwelveDataMarketData {
     /// A client for this configuration.
     pub fn new(config: TwelveDataConfig) -> Result<Self> {
         if config.api_key.trim().is_empty() {
-            return Err(Error::invalid("TWELVEDATA_API_KEY: the API key is empty"));
+            return Err(MarketError::NoApiKey.into());
         }
         let mut auth =
-            reqwest::header::HeaderValue::from_str(&format!("apikey {}", config.api_key)).map_err(
-                |_| {
-                    Error::invalid(
-                "TWELVEDATA_API_KEY: the API key contains characters not allowed in a header",
-            )
-                },
-            )?;
+            reqwest::header::HeaderValue::from_str(&format!("apikey {}", config.api_key))
+                .map_err(|_| MarketError::ApiKeyChars)?;
         auth.set_sensitive(true);
         let client = http::build_client(BACKEND, config.timeout)?;
         let state = Mutex::new(BudgetState {
@@ -723,10 +719,11 @@ impl MarketData for TwelveDataMarketData {
                 // It would split the batch into other symbols (and cost their credits).
                 batch.failures.push(SymbolFailure {
                     symbol_code: s.code.clone(),
-                    error: Error::invalid(format!(
-                        "{}: provider symbol {ps:?} contains a comma",
-                        s.code
-                    )),
+                    error: MarketError::CommaInSymbol {
+                        code: s.code.clone(),
+                        provider_symbol: ps.to_string(),
+                    }
+                    .into(),
                 });
                 continue;
             }

@@ -20,9 +20,53 @@ pub struct FeedConfig {
     pub url: Url,
 }
 
+/// What is wrong with a feed entry; becomes [`Error::InvalidInput`] with the whole chain.
+#[derive(Debug, thiserror::Error)]
+enum FeedConfigError {
+    #[error("category {0:?}: expected 1 to {MAX_CATEGORY_LEN} ASCII letters, digits, '-' or '_'")]
+    Category(String),
+    #[error(
+        "source name {0:?}: expected 1 to {MAX_SOURCE_NAME_LEN} characters without control characters"
+    )]
+    SourceName(String),
+    #[error("url {0:?}")]
+    Url(String, #[source] url::ParseError),
+    #[error("url {0:?}: expected an absolute http or https URL")]
+    NotHttp(String),
+    #[error("GOLDJOBS_NEWS_FEEDS entry {n} {entry:?}: expected category|source name|url")]
+    Shape { n: usize, entry: String },
+    #[error("GOLDJOBS_NEWS_FEEDS entry {n} {entry:?}")]
+    Entry {
+        n: usize,
+        entry: String,
+        #[source]
+        why: Box<FeedConfigError>,
+    },
+    #[error("GOLDJOBS_NEWS_FEEDS entry {n} {entry:?}: url {url} is listed twice")]
+    Twice { n: usize, entry: String, url: Url },
+    #[error(
+        "GOLDJOBS_NEWS_FEEDS has no entries: expected `category|source name|url` entries separated by `;`"
+    )]
+    Empty,
+}
+
+impl From<FeedConfigError> for Error {
+    fn from(e: FeedConfigError) -> Self {
+        Error::invalid_from(&e)
+    }
+}
+
 impl FeedConfig {
     /// A checked feed entry.
     pub fn new(category: &str, source_name: &str, url: &str) -> Result<Self> {
+        Ok(Self::checked(category, source_name, url)?)
+    }
+
+    fn checked(
+        category: &str,
+        source_name: &str,
+        url: &str,
+    ) -> std::result::Result<Self, FeedConfigError> {
         let category = category.trim();
         let source_name = source_name.trim();
         let url = url.trim();
@@ -32,23 +76,17 @@ impl FeedConfig {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(Error::invalid(format!(
-                "category {category:?}: expected 1 to {MAX_CATEGORY_LEN} ASCII letters, digits, '-' or '_'"
-            )));
+            return Err(FeedConfigError::Category(category.to_owned()));
         }
         if source_name.is_empty()
             || source_name.chars().count() > MAX_SOURCE_NAME_LEN
             || source_name.chars().any(char::is_control)
         {
-            return Err(Error::invalid(format!(
-                "source name {source_name:?}: expected 1 to {MAX_SOURCE_NAME_LEN} characters without control characters"
-            )));
+            return Err(FeedConfigError::SourceName(source_name.to_owned()));
         }
-        let parsed = Url::parse(url).map_err(|e| Error::invalid(format!("url {url:?}: {e}")))?;
+        let parsed = Url::parse(url).map_err(|e| FeedConfigError::Url(url.to_owned(), e))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(Error::invalid(format!(
-                "url {url:?}: expected an absolute http or https URL"
-            )));
+            return Err(FeedConfigError::NotHttp(url.to_owned()));
         }
         Ok(FeedConfig {
             category: category.to_ascii_lowercase(),
@@ -75,29 +113,30 @@ impl FeedConfig {
             let (Some(category), Some(name), Some(url)) =
                 (parts.next(), parts.next(), parts.next())
             else {
-                return Err(Error::invalid(format!(
-                    "GOLDJOBS_NEWS_FEEDS entry {n} {entry:?}: expected category|source name|url"
-                )));
+                return Err(FeedConfigError::Shape {
+                    n,
+                    entry: entry.to_owned(),
+                }
+                .into());
             };
-            let feed = FeedConfig::new(category, name, url).map_err(|e| {
-                let why = match e {
-                    Error::InvalidInput(m) => m,
-                    other => other.to_string(),
-                };
-                Error::invalid(format!("GOLDJOBS_NEWS_FEEDS entry {n} {entry:?}: {why}"))
-            })?;
+            let feed =
+                FeedConfig::checked(category, name, url).map_err(|why| FeedConfigError::Entry {
+                    n,
+                    entry: entry.to_owned(),
+                    why: Box::new(why),
+                })?;
             if feeds.iter().any(|f| f.url == feed.url) {
-                return Err(Error::invalid(format!(
-                    "GOLDJOBS_NEWS_FEEDS entry {n} {entry:?}: url {} is listed twice",
-                    feed.url
-                )));
+                return Err(FeedConfigError::Twice {
+                    n,
+                    entry: entry.to_owned(),
+                    url: feed.url,
+                }
+                .into());
             }
             feeds.push(feed);
         }
         if feeds.is_empty() {
-            return Err(Error::invalid(
-                "GOLDJOBS_NEWS_FEEDS has no entries: expected `category|source name|url` entries separated by `;`",
-            ));
+            return Err(FeedConfigError::Empty.into());
         }
         Ok(feeds)
     }

@@ -23,6 +23,7 @@
 //! When some devices of a user failed temporarily, the notification is retried by the outbox;
 //! devices that already received it are remembered (bounded) and not sent to again.
 
+use super::NotifyError;
 use async_trait::async_trait;
 use futures::StreamExt;
 use goldjobs_core::{DeviceTokenRepository, Error, Notification, Notifier, Result};
@@ -71,18 +72,13 @@ impl std::fmt::Debug for ServiceAccount {
 impl ServiceAccount {
     /// Parse a service-account JSON key.
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json)
-            .map_err(|e| Error::invalid(format!("service account key is not valid: {e}")))
+        serde_json::from_str(json).map_err(|e| NotifyError::ServiceAccountJson(e).into())
     }
 
     /// Read a service-account JSON key file (`GOOGLE_APPLICATION_CREDENTIALS`).
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!(
-                "GOOGLE_APPLICATION_CREDENTIALS {}: {e}",
-                path.display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NotifyError::CredentialsFile(path.display().to_string(), e))?;
         Self::from_json(&text)
     }
 }
@@ -219,10 +215,10 @@ impl FcmNotifier {
         tokens: Arc<dyn DeviceTokenRepository>,
     ) -> Result<Self> {
         if config.project_id.trim().is_empty() {
-            return Err(Error::invalid("FCM_PROJECT_ID is empty"));
+            return Err(NotifyError::NoProject.into());
         }
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(account.private_key.as_bytes())
-            .map_err(|e| Error::invalid(format!("service account private_key: {e}")))?;
+            .map_err(NotifyError::PrivateKey)?;
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()

@@ -17,6 +17,7 @@
 //! 2xx → delivered; 5xx, 429 and network errors/timeouts → temporary (the outbox retries);
 //! other 4xx and 3xx → permanent.
 
+use super::NotifyError;
 use async_trait::async_trait;
 use goldjobs_core::{Error, Notification, Notifier, Result};
 use hmac::{Hmac, Mac};
@@ -89,17 +90,10 @@ impl WebhookNotifier {
     /// A notifier with its own HTTP client, which follows no redirect. The URL must be
     /// http(s).
     pub fn new(config: WebhookConfig) -> Result<Self> {
-        let url = url::Url::parse(&config.url).map_err(|e| {
-            Error::invalid(format!(
-                "GOLDJOBS_WEBHOOK_URL {}: {e}",
-                redacted_url(&config.url)
-            ))
-        })?;
+        let url = url::Url::parse(&config.url)
+            .map_err(|e| NotifyError::WebhookUrl(redacted_url(&config.url), e))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::invalid(format!(
-                "GOLDJOBS_WEBHOOK_URL {}: expected an http or https URL",
-                redacted_url(&config.url)
-            )));
+            return Err(NotifyError::WebhookScheme(redacted_url(&config.url)).into());
         }
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -107,7 +101,7 @@ impl WebhookNotifier {
             .build()
             .map_err(|e| Error::backend(BACKEND, "cannot build HTTP client", Some(e.into())))?;
         if config.secret.is_empty() {
-            return Err(Error::invalid("GOLDJOBS_WEBHOOK_SECRET is empty"));
+            return Err(NotifyError::NoSecret.into());
         }
         Ok(WebhookNotifier { client, config })
     }
@@ -169,8 +163,7 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn notify(&self, notification: &Notification) -> Result<()> {
-        let body = serde_json::to_vec(notification)
-            .map_err(|e| Error::invalid(format!("notification not serializable: {e}")))?;
+        let body = serde_json::to_vec(notification).map_err(NotifyError::Body)?;
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(self.config.secret.as_bytes(), timestamp, &body);
         // Without an outbox row (a direct call), the body's digest names the delivery.

@@ -77,10 +77,7 @@ pub async fn open(url: &str) -> Result<SqlStore> {
         "postgres" | "postgresql" => Ok(SqlStore::Postgres(std::sync::Arc::new(
             PgStore::connect(url).await?,
         ))),
-        _ => Err(Error::invalid(format!(
-            "database URL: expected sqlite: or postgres:// (with the matching feature), found \
-             {scheme:?}"
-        ))),
+        _ => Err(SqlError::Scheme(scheme).into()),
     }
 }
 
@@ -120,12 +117,62 @@ use chrono::{DateTime, Utc};
 #[cfg(any(feature = "sqlite", test))]
 use goldjobs_core::verify::accuracy_rate;
 use goldjobs_core::{
-    BoxError, Error, NewsArticle, NoticeKind, OutboxPayload, PredictionCorrected,
+    BoxError, Correction, Error, NewsArticle, NoticeKind, OutboxPayload, PredictionCorrected,
     PredictionVerified, PredictionVoided, RecordSummary, Result, UserStats, Verdict,
-    VerificationOutcome, VerificationRecord, VotersFanout,
+    VerificationOutcome, VerificationRecord, VoidRecord, VotersFanout,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+
+/// What the SQL stores refuse before touching the database; becomes [`Error::InvalidInput`]
+/// with its whole chain.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SqlError {
+    #[error(
+        "database URL: expected sqlite: or postgres:// (with the matching feature), found {0:?}"
+    )]
+    Scheme(String),
+    #[cfg(feature = "sqlite")]
+    #[error("database URL is not a valid sqlite: URL")]
+    SqliteUrl(#[source] sqlx::Error),
+    #[error("duration {0:?} too large")]
+    Duration(Duration),
+    #[error("{at} + {d:?} out of range")]
+    OutOfRange { at: DateTime<Utc>, d: Duration },
+    #[error("outbox payload not serializable")]
+    Payload(#[source] serde_json::Error),
+    #[error("prediction {0}: empty correct_option")]
+    EmptyOption(String),
+    #[error("prediction {0}: a void needs a reason")]
+    NoReason(String),
+    #[cfg(feature = "postgres")]
+    #[error("lease ttl {0:?} too large")]
+    LeaseTtl(Duration),
+}
+
+impl From<SqlError> for Error {
+    fn from(e: SqlError) -> Self {
+        Error::invalid_from(&e)
+    }
+}
+
+/// The trimmed `correct_option` of a correction, refused when empty.
+fn correction_option(c: &Correction) -> Result<&str> {
+    let option = c.correct_option.trim();
+    if option.is_empty() {
+        return Err(SqlError::EmptyOption(c.prediction_id.clone()).into());
+    }
+    Ok(option)
+}
+
+/// The trimmed reason of a void, refused when empty.
+fn void_reason(v: &VoidRecord) -> Result<&str> {
+    let reason = v.reason.trim();
+    if reason.is_empty() {
+        return Err(SqlError::NoReason(v.prediction_id.clone()).into());
+    }
+    Ok(reason)
+}
 
 /// Maps an sqlx error into the goldjobs error, by meaning. Messages name what failed, never the
 /// SQL text; the sqlx error is kept as the `source` for logs.
@@ -215,13 +262,13 @@ fn decode_error(backend: &'static str, what: &str, err: impl std::fmt::Display) 
 
 /// `std::time::Duration` → `chrono::Duration`, as an input error when absurdly large.
 fn chrono_duration(d: Duration) -> Result<chrono::Duration> {
-    chrono::Duration::from_std(d).map_err(|_| Error::invalid(format!("duration {d:?} too large")))
+    chrono::Duration::from_std(d).map_err(|_| SqlError::Duration(d).into())
 }
 
 /// `at + d`, as an input error when out of range.
 fn add_duration(at: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
     at.checked_add_signed(chrono_duration(d)?)
-        .ok_or_else(|| Error::invalid(format!("{at} + {d:?} out of range")))
+        .ok_or_else(|| SqlError::OutOfRange { at, d }.into())
 }
 
 /// Articles deduplicated within a batch by `canonical_url` and by `id` (first one wins).
@@ -310,8 +357,7 @@ fn verified_payload(prediction_id: &str, symbol_code: &str, verdict: &Verdict) -
         price_source: verdict.price_source,
         price_at_verify_ts: verdict.price_at_verify_ts,
     });
-    serde_json::to_string(&payload)
-        .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
+    serde_json::to_string(&payload).map_err(|e| SqlError::Payload(e).into())
 }
 
 /// The `notify_voters` outbox payload of a verified prediction (CONTRACT.md §6.6: one
@@ -338,8 +384,7 @@ fn fanout_kind_column(kind: NoticeKind) -> Option<&'static str> {
 }
 
 fn to_text(payload: &OutboxPayload) -> Result<String> {
-    serde_json::to_string(payload)
-        .map_err(|e| Error::invalid(format!("outbox payload not serializable: {e}")))
+    serde_json::to_string(payload).map_err(|e| SqlError::Payload(e).into())
 }
 
 /// The `prediction_corrected` outbox payload (CONTRACT.md §4, §6.7).

@@ -1,10 +1,11 @@
 //! PostgreSQL store.
 
 use super::{
-    add_duration, chrono_duration, corrected_payload, correction_is_noop, decode_error,
-    dedupe_articles, expand_in_pages, fanout_kind_column, fanout_payload, fold_votes,
+    add_duration, chrono_duration, corrected_payload, correction_is_noop, correction_option,
+    decode_error, dedupe_articles, expand_in_pages, fanout_kind_column, fanout_payload, fold_votes,
     kind_fanout_payload, late_users, map_sqlx, not_correctable, prepare_records, record_columns,
-    stats_diff, summarize, verified_payload, voided_payload, votes_per_prediction,
+    stats_diff, summarize, verified_payload, void_reason, voided_payload, votes_per_prediction,
+    SqlError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -1071,12 +1072,7 @@ impl PredictionRepository for PgStore {
 
     async fn record_correction(&self, c: &Correction) -> Result<Revision> {
         let id = c.prediction_id.as_str();
-        let option = c.correct_option.trim();
-        if option.is_empty() {
-            return Err(Error::invalid(format!(
-                "prediction {id}: empty correct_option"
-            )));
-        }
+        let option = correction_option(c)?;
         let mut tx = self.pool.begin().await.map_err(db)?;
         // 1. the prediction, locked: concurrent revisions and verifications of it wait
         let Some(row) = sqlx::query(
@@ -1183,12 +1179,7 @@ impl PredictionRepository for PgStore {
 
     async fn record_void(&self, v: &VoidRecord) -> Result<Revision> {
         let id = v.prediction_id.as_str();
-        let reason = v.reason.trim();
-        if reason.is_empty() {
-            return Err(Error::invalid(format!(
-                "prediction {id}: a void needs a reason"
-            )));
-        }
+        let reason = void_reason(v)?;
         let mut tx = self.pool.begin().await.map_err(db)?;
         // the prediction, locked: a verifier recording it waits, then finds it not eligible
         let Some(row) = sqlx::query(
@@ -1637,7 +1628,7 @@ impl Lease for PgStore {
     async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<LeaseState> {
         let ttl_us = chrono_duration(ttl)?
             .num_microseconds()
-            .ok_or_else(|| Error::invalid(format!("lease ttl {ttl:?} too large")))?;
+            .ok_or(SqlError::LeaseTtl(ttl))?;
         // database time: instances with skewed clocks agree on expiry
         let row = sqlx::query(
             "INSERT INTO leases AS l (name, holder, term, expires_at) \

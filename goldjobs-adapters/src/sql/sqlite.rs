@@ -8,10 +8,11 @@
 //! transactions, which SQLite serializes.
 
 use super::{
-    add_duration, corrected_payload, correction_is_noop, decode_error, dedupe_articles,
-    expand_in_pages, fanout_kind_column, fanout_payload, fold_votes, kind_fanout_payload,
-    late_users, map_sqlx, not_correctable, prepare_records, record_columns, stats_diff, summarize,
-    verified_payload, voided_payload, votes_per_prediction,
+    add_duration, corrected_payload, correction_is_noop, correction_option, decode_error,
+    dedupe_articles, expand_in_pages, fanout_kind_column, fanout_payload, fold_votes,
+    kind_fanout_payload, late_users, map_sqlx, not_correctable, prepare_records, record_columns,
+    stats_diff, summarize, verified_payload, void_reason, voided_payload, votes_per_prediction,
+    SqlError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -316,7 +317,7 @@ impl SqliteStore {
     /// `sqlite::memory:`) with WAL journal, a 5 s busy timeout and foreign keys on.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|_| Error::invalid("database URL is not a valid sqlite: URL"))?
+            .map_err(SqlError::SqliteUrl)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -1040,12 +1041,7 @@ impl PredictionRepository for SqliteStore {
 
     async fn record_correction(&self, c: &Correction) -> Result<Revision> {
         let id = c.prediction_id.as_str();
-        let option = c.correct_option.trim();
-        if option.is_empty() {
-            return Err(Error::invalid(format!(
-                "prediction {id}: empty correct_option"
-            )));
-        }
+        let option = correction_option(c)?;
         // One IMMEDIATE transaction: SQLite serializes writers, so the verifier and other
         // revisions see all of it or nothing, and nothing changes between its statements.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
@@ -1145,12 +1141,7 @@ impl PredictionRepository for SqliteStore {
 
     async fn record_void(&self, v: &VoidRecord) -> Result<Revision> {
         let id = v.prediction_id.as_str();
-        let reason = v.reason.trim();
-        if reason.is_empty() {
-            return Err(Error::invalid(format!(
-                "prediction {id}: a void needs a reason"
-            )));
-        }
+        let reason = void_reason(v)?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let Some(row) = sqlx::query(
             "SELECT status, symbol_code, correct_option FROM predictions WHERE id = ?1",

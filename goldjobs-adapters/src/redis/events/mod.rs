@@ -61,11 +61,12 @@
 //! Anything else (wrong magic, truncated, bad UTF-8, unknown tag, empty id, over
 //! [`MAX_FRAME_BYTES`]) is malformed: dropped and counted in `dropped_malformed`, never a panic.
 
+use crate::redis::RedisConfigError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use goldjobs_core::backoff::{Backoff, Jitter};
-use goldjobs_core::{Error, Result};
+use goldjobs_core::Result;
 
 mod codec;
 mod publisher;
@@ -158,13 +159,10 @@ impl RedisEventBusConfig {
 
     fn validate(&self) -> Result<()> {
         if self.instance_id.is_empty() || self.instance_id.len() > 255 {
-            return Err(Error::invalid(format!(
-                "event bus instance id must be 1..=255 bytes, got {}",
-                self.instance_id.len()
-            )));
+            return Err(RedisConfigError::InstanceId(self.instance_id.len()).into());
         }
         if self.channel.is_empty() {
-            return Err(Error::invalid("event bus channel must not be empty"));
+            return Err(RedisConfigError::NoChannel.into());
         }
         Ok(())
     }

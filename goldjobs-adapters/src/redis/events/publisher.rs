@@ -1,5 +1,6 @@
 //! [`RedisEventBus`]: delivers to the local hub, then `PUBLISH`es one pipeline per batch.
 
+use crate::redis::RedisConfigError;
 use std::sync::Arc;
 
 use super::subscriber::Subscriber;
@@ -94,8 +95,7 @@ impl RedisEventBus {
         channel: impl Into<String>,
     ) -> Result<(Self, RedisEventBusHandle)> {
         // The URL may hold a password: name only the kind of problem.
-        let client = Client::open(redis_url)
-            .map_err(|e| Error::invalid(format!("not a valid Redis URL ({:?})", e.kind())))?;
+        let client = Client::open(redis_url).map_err(|e| RedisConfigError::Url(e.kind()))?;
         Self::start(client, instance_id, local, channel).await
     }
 
@@ -237,5 +237,5 @@ fn resp3_client(client: &Client) -> Result<Client> {
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
     Client::open(info.set_redis_settings(settings))
-        .map_err(|e| Error::invalid(format!("bad Redis connection info ({:?})", e.kind())))
+        .map_err(|e| RedisConfigError::ConnectionInfo(e.kind()).into())
 }
