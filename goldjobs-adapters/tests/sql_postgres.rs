@@ -97,19 +97,10 @@ macro_rules! pg_tests {
 }
 
 pg_tests!(
-    symbols,
-    ticks,
-    prediction_round_trip,
-    claim_due,
-    record_verifications,
-    streaks_across_batches,
-    outbox,
+    migration_seeds_default_symbols,
     outbox_fanout_pages,
     outbox_fanout_small_predictions_fill_claims,
     outbox_retention,
-    news,
-    device_tokens,
-    lease,
 );
 
 #[tokio::test]

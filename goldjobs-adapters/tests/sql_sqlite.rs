@@ -30,26 +30,17 @@ macro_rules! sqlite_tests {
 }
 
 sqlite_tests!(
-    symbols,
-    ticks,
-    prediction_round_trip,
-    claim_due,
-    record_verifications,
-    streaks_across_batches,
-    outbox,
+    migration_seeds_default_symbols,
     outbox_fanout_pages,
     outbox_fanout_small_predictions_fill_claims,
     outbox_retention,
-    news,
-    device_tokens,
-    lease,
 );
 
 #[tokio::test]
 async fn in_memory_url_works() {
     let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
     store.migrate().await.unwrap();
-    sql_shared::ticks(&store).await;
+    goldjobs_core::conformance::ticks::run_all(&store).await;
 }
 
 #[tokio::test]

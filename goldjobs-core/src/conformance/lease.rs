@@ -66,8 +66,8 @@ pub async fn taken_over_after_expiry(lease: &dyn Lease, sleep: &Sleep) {
     assert!(taken.is_leader, "expired holding taken over: {taken:?}");
     assert_eq!(taken.holder.as_deref(), Some(b.as_str()));
     assert!(
-        taken.term > first.term,
-        "new holder, new term: {taken:?} after {first:?}"
+        taken.term == first.term + 1,
+        "new holder, term + 1: {taken:?} after {first:?}"
     );
     let old = acquire(lease, &name, &a, LONG).await;
     assert!(!old.is_leader, "the old holder is refused now: {old:?}");
@@ -112,7 +112,7 @@ pub async fn release_frees(lease: &dyn Lease) {
     ok(lease.release(&name, &a).await, "release");
     let next = acquire(lease, &name, &b, LONG).await;
     assert!(next.is_leader, "released lease is free: {next:?}");
-    assert!(next.term > first.term, "new holder, new term: {next:?}");
+    assert_eq!(next.term, first.term + 1, "new holder, term + 1: {next:?}");
     ok(lease.release(&name, &b).await, "release");
     ok(
         lease.release(&unique("lease"), &a).await,

@@ -235,8 +235,12 @@ pub async fn insert_and_get(repo: &dyn PredictionRepository) {
         .await
         .expect("get")
         .expect("stored");
-    assert_eq!(got.id, p.id);
-    assert_eq!(got.price_at_create, p.price_at_create);
+    assert_eq!(got, p, "every field comes back as inserted");
+    assert_eq!(
+        got.price_at_create.to_string(),
+        "2650.00",
+        "decimals keep their scale"
+    );
     assert_eq!(got.verify_time, p.verify_time);
     assert_eq!(got.status, PredictionStatus::Active);
     assert_eq!(got.verify_rule, VerifyRule::Auto);
@@ -279,8 +283,16 @@ pub async fn insert_and_get(repo: &dyn PredictionRepository) {
         repo.insert_votes(std::slice::from_ref(&v)).await,
         Err(crate::Error::Conflict(_))
     ));
+    let fresh = vote(&id, &format!("cf-u2-{u}"), "B", base - secs(60));
+    assert!(
+        matches!(
+            repo.insert_votes(&[fresh, v.clone()]).await,
+            Err(crate::Error::Conflict(_))
+        ),
+        "a batch with a duplicate vote is a conflict"
+    );
     let votes = repo.votes_for(&id).await.expect("votes_for");
-    assert_eq!(votes.len(), 1);
+    assert_eq!(votes.len(), 1, "a refused batch leaves nothing: {votes:?}");
     assert_eq!(votes[0].selected_option, "A");
     assert_eq!(votes[0].is_correct, None);
     retire(repo, &[id], base).await;
@@ -329,6 +341,12 @@ pub async fn claim_order(repo: &dyn PredictionRepository) {
     // `verify_time <= now` is inclusive.
     let at_d = claim_ours(repo, base + secs(3), 1000, Duration::from_secs(60), &prefix).await;
     assert!(at_d.contains(&id("d")), "due at exactly verify_time");
+
+    let none = repo
+        .claim_due(now, 0, Duration::from_secs(60))
+        .await
+        .expect("claim_due(limit 0)");
+    assert!(none.is_empty(), "limit 0 claims nothing: {none:?}");
 
     let all: Vec<String> = ps.iter().map(|p| p.id.clone()).collect();
     repo.release_claims(&all).await.expect("release");
@@ -906,6 +924,16 @@ pub async fn skip_when_not_eligible(
     assert_eq!(rows.len(), 2, "outbox written once");
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     outbox.mark_delivered(&ids).await.expect("mark_delivered");
+
+    let empty = repo
+        .record_verifications(&[])
+        .await
+        .expect("record nothing");
+    assert!(
+        empty.verified.is_empty() && empty.needs_review.is_empty() && empty.skipped.is_empty(),
+        "{empty:?}"
+    );
+    assert_eq!(empty.votes_marked, 0);
 }
 
 /// A manual record resolves `needs_review` and active manual predictions.
