@@ -680,12 +680,15 @@ async fn websocket_bad_frames_get_errors() {
     server.app.shutdown().await;
 }
 
+/// CONTRACT §4 (0.2): a client that falls behind gets the latest value of its symbols instead
+/// of every value (`seq` jumps, nothing queues up), the others lose nothing; a client that
+/// reads nothing at all for the ping timeout is disconnected with 1013.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
+async fn a_slow_consumer_gets_the_latest_values_and_only_a_silent_one_is_dropped_with_1013() {
     let opts = AppOptions {
         start_jobs: false,
         hub: HubConfig {
-            queue_capacity: 64,
+            ping_interval: Duration::from_secs(2),
             close_timeout: Duration::from_secs(10),
             ..HubConfig::default()
         },
@@ -719,7 +722,7 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    // The fast client reads everything in its own task.
+    // The fast client reads everything in its own task: `seq` only grows.
     let reader = tokio::spawn(async move {
         let mut last_seq = 0u64;
         let mut count = 0u64;
@@ -730,17 +733,18 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
             }
             assert_eq!(v["type"], "price_update");
             let seq = v["payload"]["seq"].as_u64().unwrap();
-            assert_eq!(seq, last_seq + 1, "the fast client loses nothing");
+            assert!(seq > last_seq, "seq grows: {seq} after {last_seq}");
             last_seq = seq;
             count += 1;
         }
     });
 
+    // A burst far beyond what the slow client's socket and the kernel's buffers hold (20 MB).
     let pad = "p".repeat(4000);
     let mut seq = 0u64;
     let hub = server.app.hub().clone();
-    while hub.client_count() == 2 && seq < 20_000 {
-        let batch: Vec<Broadcast> = (0..10)
+    for _ in 0..100 {
+        let batch: Vec<Broadcast> = (0..50)
             .map(|_| {
                 seq += 1;
                 let text = json!({"type": "price_update", "payload": {
@@ -755,27 +759,48 @@ async fn a_slow_consumer_is_disconnected_with_1013_and_others_are_not() {
             })
             .collect();
         hub.publish_now(&batch);
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(hub.client_count(), 1, "the slow client was dropped");
+    assert_eq!(
+        hub.client_count(),
+        2,
+        "falling behind is no reason to drop a client"
+    );
 
-    // The fast client is still there and got every update; a pong-shaped message to everyone
-    // ends its reader loop.
+    // The fast client got the last update; a pong-shaped message to everyone ends its reader.
     hub.publish_now(&[Broadcast {
         topic: Topic::All,
         payload: bytes::Bytes::from_static(br#"{"type":"pong"}"#),
     }]);
     let (mut fast, count, last_seq) = reader.await.unwrap();
-    assert_eq!(count, seq, "fast client received all {seq} updates");
-    assert_eq!(last_seq, seq);
+    assert_eq!(last_seq, seq, "the newest value always arrives");
+    assert!(count > 0);
     send(&mut fast, json!({"action": "ping"})).await;
     assert_eq!(next_json(&mut fast).await["type"], "pong");
 
-    // The slow client now reads: everything queued, then a close frame with 1013.
+    // The slow client reads nothing at all: after the ping timeout it is dropped.
+    let dropped = tokio::time::timeout(Duration::from_secs(15), async {
+        while hub.client_count() > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(dropped.is_ok(), "the silent client was dropped");
+
+    // What it reads now: older updates in order, then a close frame with 1013.
     let code = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut last = 0u64;
         loop {
             match slow.next().await {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(Message::Text(t))) => {
+                    let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                    if v["type"] == "price_update" {
+                        let s = v["payload"]["seq"].as_u64().unwrap();
+                        assert!(s > last, "seq grows for the slow client too");
+                        last = s;
+                    }
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => panic!("read error {e}"),
                 None => return None,

@@ -1,51 +1,156 @@
-//! One WebSocket connection: admission, the upgrade, the read/write loop, pings and close.
+//! One WebSocket connection: admission, the upgrade, the read loop, pings, draining what the
+//! socket could not take at once, and close.
+//!
+//! The WebSocket protocol (frame parsing, limits, pong and close handshakes) is tungstenite's;
+//! its writes, like every other write, go through the connection's [`Outlet`], so that the
+//! publisher can write to the socket directly and ordering holds.
 
+use super::outlet::{Offer, Outlet};
 use super::protocol::{encode, Reply};
 use super::*;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-/// How a bounded write ended.
-pub(super) enum Write {
-    Done,
-    /// A kick or shutdown came first; the loop closes the connection.
-    Interrupted,
-    /// It failed or timed out: the connection is dead or stuck.
-    Failed,
+/// The stream tungstenite sees: reads come from the socket (after any bytes hyper had read
+/// ahead), writes go into the outlet and never wait.
+struct WsIo<R> {
+    read: R,
+    read_ahead: Bytes,
+    outlet: Arc<Outlet>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for WsIo<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read_ahead.is_empty() {
+            let n = self.read_ahead.len().min(buf.remaining());
+            let head = self.read_ahead.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin> AsyncWrite for WsIo<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.outlet.offer_frame(Bytes::copy_from_slice(buf)) {
+            Offer::Sent | Offer::Pending => Poll::Ready(Ok(buf.len())),
+            Offer::Overflow => Poll::Ready(Err(io::Error::other("client backlog full"))),
+            Offer::Closed => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Where the connection task writes what waits in the outlet: nowhere for a raw TCP outlet
+/// (it writes to its socket itself), else this stream.
+enum Drain<W> {
+    Raw,
+    /// The stream and the bytes taken from the outlet but not written yet.
+    Stream(W, Bytes),
+}
+
+impl<W: AsyncWrite + Unpin> Drain<W> {
+    fn stream(w: W) -> Self {
+        Drain::Stream(w, Bytes::new())
+    }
+
+    /// Whether bytes taken from the outlet still wait.
+    fn busy(&self) -> bool {
+        matches!(self, Drain::Stream(_, b) if !b.is_empty())
+    }
+
+    /// Write everything that waits in `outlet`. Cancel-safe: bytes taken and not yet written
+    /// stay in `self` for the next call.
+    async fn run(&mut self, outlet: &Outlet) -> io::Result<()> {
+        match self {
+            Drain::Raw => outlet.drain_raw().await,
+            Drain::Stream(w, inflight) => {
+                loop {
+                    if inflight.is_empty() {
+                        match outlet.take_next() {
+                            Some(b) => *inflight = b,
+                            None => break,
+                        }
+                    }
+                    outlet.mark(true);
+                    let n = w.write(inflight).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    bytes::Buf::advance(inflight, n);
+                    outlet.mark(false);
+                }
+                w.flush().await
+            }
+        }
+    }
 }
 
 impl Hub {
     /// Take over a connection once hyper has upgraded it (after the `101` answer), holding
-    /// `slot` until it ends.
+    /// `slot` until it ends. A plain TCP connection gets the direct-write fast path.
     pub fn accept(&self, on_upgrade: hyper::upgrade::OnUpgrade, slot: Slot) {
         let hub = self.clone();
         self.inner.tracker.spawn(async move {
             let _slot = slot;
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let ws = WebSocketStream::from_raw_socket(
-                        hyper_util::rt::TokioIo::new(upgraded),
-                        Role::Server,
-                        Some(hub.inner.cfg.websocket_config()),
-                    )
-                    .await;
-                    hub.serve(ws).await;
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket upgrade failed");
+                    return;
                 }
-                Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+            };
+            type Tcp = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+            match upgraded.downcast::<Tcp>() {
+                Ok(parts) => {
+                    let (read, write) = parts.io.into_inner().into_split();
+                    let outlet = Arc::new(Outlet::new(
+                        Some(Arc::new(write)),
+                        hub.inner.cfg.max_backlog_bytes,
+                    ));
+                    hub.serve_parts(read, parts.read_buf, Drain::<tokio::io::Sink>::Raw, outlet)
+                        .await;
+                }
+                Err(upgraded) => {
+                    let (read, write) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+                    let outlet = Arc::new(Outlet::new(None, hub.inner.cfg.max_backlog_bytes));
+                    hub.serve_parts(read, Bytes::new(), Drain::stream(write), outlet)
+                        .await;
+                }
             }
         });
     }
 
-    /// Serve one upgraded connection until it closes (runs in the hub's task tracker). Beyond
-    /// [`HubConfig::max_clients`] the stream is dropped (closed) at once.
+    /// Serve a WebSocket over an already upgraded stream (no HTTP handshake), e.g. for tests;
+    /// the connection counts against [`HubConfig::max_clients`] like any other and is closed at
+    /// once when the hub is full.
     pub fn spawn_connection<S>(&self, io: S)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -57,30 +162,42 @@ impl Hub {
         let hub = self.clone();
         self.inner.tracker.spawn(async move {
             let _slot = slot;
-            let ws = WebSocketStream::from_raw_socket(
-                io,
-                Role::Server,
-                Some(hub.inner.cfg.websocket_config()),
-            )
-            .await;
-            hub.serve(ws).await;
+            let (read, write) = tokio::io::split(io);
+            let outlet = Arc::new(Outlet::new(None, hub.inner.cfg.max_backlog_bytes));
+            hub.serve_parts(read, Bytes::new(), Drain::stream(write), outlet)
+                .await;
         });
     }
 
-    /// Serve one WebSocket connection until it closes.
-    pub async fn serve<S>(&self, ws: WebSocketStream<S>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
+    /// Run one connection until it ends.
+    async fn serve_parts<R, W>(
+        &self,
+        read: R,
+        read_ahead: Bytes,
+        mut drain: Drain<W>,
+        outlet: Arc<Outlet>,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
     {
-        let (id, mut rx, kick) = self.register();
+        let io = WsIo {
+            read,
+            read_ahead,
+            outlet: outlet.clone(),
+        };
+        let cfg = &self.inner.cfg;
+        let ws =
+            WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg.websocket_config())).await;
+        let (id, kick) = self.register(outlet.clone());
         if self.inner.shutdown.is_cancelled() {
             kick.fire(1001);
         }
-        let cfg = &self.inner.cfg;
         let (mut sink, mut stream) = ws.split();
         let mut ping =
             tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A socket that takes nothing for this long is a client that reads nothing (1013).
+        let stall_limit = cfg.ping_interval.saturating_mul(2);
         let mut heard_since_ping = true;
         let mut window_start = Instant::now();
         let mut in_window: u32 = 0;
@@ -88,6 +205,7 @@ impl Hub {
         let close_code: Option<u16>;
 
         loop {
+            let pending = drain.busy() || !outlet.is_idle();
             tokio::select! {
                 biased;
                 _ = kick.token.cancelled() => {
@@ -98,17 +216,13 @@ impl Hub {
                     close_code = Some(1001);
                     break;
                 }
-                msg = rx.recv() => {
-                    let Some(text) = msg else { close_code = Some(1011); break };
-                    match self.write(&kick, sink.send(Message::Text(text))).await {
-                        Write::Done => {
-                            self.inner.metrics.ws_messages_sent.inc();
-                        }
-                        // The kick or shutdown is picked up at the top of the loop.
-                        Write::Interrupted => {}
-                        Write::Failed => { close_code = None; break; }
+                r = drain.run(&outlet), if pending => {
+                    if r.is_err() {
+                        close_code = None;
+                        break;
                     }
                 }
+                _ = outlet.wake.notified(), if !pending => {}
                 frame = stream.next() => {
                     heard_since_ping = true;
                     match frame {
@@ -121,11 +235,9 @@ impl Hub {
                                         "message too large: at most {} bytes",
                                         cfg.max_message_bytes
                                     );
-                                    let _ = tokio::time::timeout(
-                                        cfg.close_timeout,
-                                        sink.send(Message::Text(encode(&Reply::Error { message: &message }))),
-                                    )
-                                    .await;
+                                    let _ = sink
+                                        .send(Message::Text(encode(&Reply::Error { message: &message })))
+                                        .await;
                                     close_code = Some(1009);
                                 }
                                 // A text frame that is not UTF-8: "invalid frame payload
@@ -136,8 +248,8 @@ impl Hub {
                             break;
                         }
                         Some(Ok(Message::Close(_))) => {
-                            // tungstenite answers the close; flush it and stop.
-                            let _ = tokio::time::timeout(cfg.close_timeout, sink.flush()).await;
+                            // tungstenite queued the close answer; it is drained below.
+                            let _ = sink.flush().await;
                             close_code = None;
                             break;
                         }
@@ -178,9 +290,9 @@ impl Hub {
                                     );
                                 }
                                 Message::Ping(_) => {
-                                    // tungstenite queued the pong; push it out, bounded.
-                                    if let Write::Failed = self.write(&kick, sink.flush()).await {
-                                        close_code = None;
+                                    // tungstenite queued the pong; hand it to the outlet.
+                                    if sink.flush().await.is_err() {
+                                        close_code = Some(1013);
                                         break;
                                     }
                                 }
@@ -190,16 +302,27 @@ impl Hub {
                     }
                 }
                 _ = ping.tick() => {
+                    if outlet.stalled_since().is_some_and(|t| t.elapsed() >= stall_limit) {
+                        tracing::debug!(client = id, "reads nothing: dropping WebSocket client");
+                        self.inner.metrics.ws_slow_disconnects.inc();
+                        close_code = Some(1013);
+                        break;
+                    }
                     if !heard_since_ping {
-                        tracing::debug!(client = id, "no pong: dropping WebSocket client");
-                        close_code = Some(1001);
+                        if outlet.stalled_since().is_some() {
+                            // Silent and not reading what we send: too slow, not dead.
+                            tracing::debug!(client = id, "reads nothing: dropping WebSocket client");
+                            self.inner.metrics.ws_slow_disconnects.inc();
+                            close_code = Some(1013);
+                        } else {
+                            tracing::debug!(client = id, "no pong: dropping WebSocket client");
+                            close_code = Some(1001);
+                        }
                         break;
                     }
                     heard_since_ping = false;
-                    if let Write::Failed =
-                        self.write(&kick, sink.send(Message::Ping(Bytes::new()))).await
-                    {
-                        close_code = None;
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        close_code = Some(1013);
                         break;
                     }
                 }
@@ -207,14 +330,20 @@ impl Hub {
         }
 
         self.unregister(id);
-        drop(rx);
-        if let Some(code) = close_code {
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: Utf8Bytes::from_static(""),
-            };
-            let closing = async {
+        let closing = async {
+            if let Some(code) = close_code {
+                if code == 1013 {
+                    // Too slow: what waits will not be read in time; the close frame goes next.
+                    outlet.discard();
+                }
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: Utf8Bytes::from_static(""),
+                };
                 if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                    if drain.run(&outlet).await.is_err() {
+                        return;
+                    }
                     // Wait for the client's close reply (or EOF).
                     while let Some(Ok(m)) = stream.next().await {
                         if let Message::Close(_) = m {
@@ -222,28 +351,13 @@ impl Hub {
                         }
                     }
                 }
-            };
-            let _ = tokio::time::timeout(cfg.close_timeout, closing).await;
-        }
-    }
-
-    /// One write to a client, bounded by [`HubConfig::write_timeout`] and interrupted by a kick
-    /// or shutdown: a client that never reads cannot pin its task or keep its slot.
-    pub(super) async fn write<F, E>(&self, kick: &Kick, write: F) -> Write
-    where
-        F: std::future::Future<Output = Result<(), E>>,
-    {
-        tokio::select! {
-            r = tokio::time::timeout(self.inner.cfg.write_timeout, write) => match r {
-                Ok(Ok(())) => Write::Done,
-                Ok(Err(_)) => Write::Failed,
-                Err(_) => {
-                    tracing::debug!("WebSocket write timed out: dropping the client");
-                    Write::Failed
-                }
-            },
-            _ = kick.token.cancelled() => Write::Interrupted,
-            _ = self.inner.shutdown.cancelled() => Write::Interrupted,
-        }
+            } else {
+                // The client closed (or the socket failed): deliver what waits, the close
+                // answer included.
+                let _ = drain.run(&outlet).await;
+            }
+        };
+        let _ = tokio::time::timeout(cfg.close_timeout, closing).await;
+        outlet.close();
     }
 }

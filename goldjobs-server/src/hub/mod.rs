@@ -1,21 +1,23 @@
 //! The WebSocket hub (CONTRACT.md §4).
 //!
-//! **Library choice: `tokio-tungstenite`.** hyper 1 does the HTTP/1.1 upgrade itself
-//! (`hyper::upgrade::on`), so all we need is a WebSocket codec over the upgraded byte stream:
-//! `WebSocketStream::from_raw_socket` does exactly that, with `tungstenite::WebSocketConfig` to set
-//! small per-connection buffers (4 KiB read buffer instead of 128 KiB, eager writes instead of a
-//! 128 KiB write buffer) and hard frame/message limits. The same crate is the client of the
-//! end-to-end tests, it shares `Bytes`-backed text frames (`Utf8Bytes`) so one serialized message
-//! is sent to every client without copying, and it is the most used WebSocket crate of the tokio
-//! ecosystem. `hyper-tungstenite` would only add a thin wrapper over the same two calls, and
-//! `tokio-websockets` would add a second WebSocket stack for the tests.
+//! **Library choice: `tokio-tungstenite`** for the protocol: hyper 1 does the HTTP/1.1 upgrade
+//! itself (`hyper::upgrade::on`), and `WebSocketStream::from_raw_socket` runs the WebSocket
+//! protocol (frame parsing, limits, ping/pong and close handshakes) over the upgraded stream,
+//! with a 256-byte initial read buffer and hard frame/message limits. The same crate is the
+//! client of the end-to-end tests and the most used WebSocket crate of the tokio ecosystem.
 //!
-//! Design:
-//! - every message arrives serialized once ([`Broadcast`]) and its bytes are shared by all
-//!   receivers;
+//! Design (fan-out near the machine's limit, issue #16):
+//! - every message arrives serialized once ([`Broadcast`]) and is **framed once**: server frames
+//!   are unmasked, so the same bytes go to every receiver;
+//! - the publisher **writes from its own side**: one pass over the subscribers, a non-blocking
+//!   `try_write` of the shared frame on each plain-TCP socket (see `outlet`); no connection
+//!   task wakes on this fast path. Only a socket that would block gets the frame kept in its
+//!   outlet and its task woken to finish when the socket is writable;
+//! - a client that falls behind holds **one pending price update per symbol** (conflation: the
+//!   newest replaces the older, `seq` jumps); other frames wait in order up to
+//!   [`HubConfig::max_backlog_bytes`], beyond which the client is disconnected with 1013; a
+//!   client whose socket takes nothing for two ping intervals is disconnected with 1013;
 //! - per-symbol subscriber sets; the last `price_update` of every symbol is kept for snapshots;
-//! - each client has a bounded queue ([`HubConfig::queue_capacity`]); a client whose queue is full
-//!   is disconnected with close code 1013 (try again later), the others are not affected;
 //! - the server pings every [`HubConfig::ping_interval`] and drops clients that stay silent for a
 //!   further interval;
 //! - limits on message size, symbols per client and messages per second answer with
@@ -34,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod connection;
+mod outlet;
 mod protocol;
 mod registry;
 
@@ -44,8 +47,10 @@ use registry::{Kick, State};
 /// Limits and timings of the hub.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// Messages queued per client before it counts as too slow (256).
-    pub queue_capacity: usize,
+    /// Bytes of frames that are not price updates (replies, prediction events) one client may
+    /// have waiting before it counts as too slow and is disconnected with 1013 (256 KiB). Price
+    /// updates never count: a client that falls behind holds only the newest one per symbol.
+    pub max_backlog_bytes: usize,
     /// Largest accepted client message in bytes (4 KiB); larger ones get an error message.
     pub max_message_bytes: usize,
     /// Hard limit of a frame/message (64 KiB); larger ones close the connection with 1009.
@@ -58,9 +63,6 @@ pub struct HubConfig {
     pub ping_interval: Duration,
     /// How long to try to deliver a close frame (2 s).
     pub close_timeout: Duration,
-    /// How long one write (a message, a pong, a ping) may take before the client counts as
-    /// stuck and is dropped (10 s). Every write is also interrupted by a kick or shutdown.
-    pub write_timeout: Duration,
     /// Connected clients at most (10 000); further upgrades get 503.
     pub max_clients: usize,
 }
@@ -68,14 +70,13 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
-            queue_capacity: 256,
+            max_backlog_bytes: 256 * 1024,
             max_message_bytes: 4 * 1024,
             hard_max_message_bytes: 64 * 1024,
             max_symbols: 50,
             max_messages_per_second: 20,
             ping_interval: Duration::from_secs(25),
             close_timeout: Duration::from_secs(2),
-            write_timeout: Duration::from_secs(10),
             max_clients: 10_000,
         }
     }
@@ -85,7 +86,7 @@ impl HubConfig {
     /// The tungstenite config: small buffers, hard limits.
     pub fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(256)
             .write_buffer_size(0)
             .max_write_buffer_size(self.hard_max_message_bytes.max(256 * 1024))
             .max_message_size(Some(self.hard_max_message_bytes))
@@ -173,7 +174,7 @@ impl Hub {
     /// The `seq` of the last `price_update` of `code` this hub saw (published here or relayed
     /// from another instance); 0 when none. A new price leader continues after it.
     pub fn last_seq(&self, code: &str) -> u64 {
-        let text = self.lock().last.get(code).cloned();
+        let text = self.lock().last.get(code).map(|s| s.text.clone());
         text.and_then(|t| match serde_json::from_str::<Event>(t.as_str()) {
             Ok(Event::PriceUpdate(p)) => Some(p.seq),
             _ => None,
@@ -188,7 +189,7 @@ impl Hub {
             let st = self.lock();
             codes
                 .iter()
-                .filter_map(|c| st.last.get(c).cloned())
+                .filter_map(|c| st.last.get(c).map(|s| s.text.clone()))
                 .collect()
         };
         texts
@@ -244,7 +245,6 @@ mod tests {
     use chrono::Utc;
     use goldjobs::PriceUpdate;
     use rust_decimal::Decimal;
-    use tokio::sync::mpsc;
     use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::WebSocketStream;
@@ -265,7 +265,6 @@ mod tests {
     fn hub() -> Hub {
         let h = Hub::new(
             HubConfig {
-                queue_capacity: 4,
                 ..HubConfig::default()
             },
             Arc::new(Metrics::new()),
@@ -274,10 +273,29 @@ mod tests {
         h
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Utf8Bytes>) -> Vec<serde_json::Value> {
+    fn register(h: &Hub) -> (u64, Arc<outlet::Outlet>, Arc<Kick>) {
+        let o = Arc::new(outlet::Outlet::new(None, h.inner.cfg.max_backlog_bytes));
+        let (id, kick) = h.register(o.clone());
+        (id, o, kick)
+    }
+
+    /// The payload of a server text frame (FIN, text, unmasked).
+    fn payload(frame: &[u8]) -> &[u8] {
+        assert_eq!(frame[0], 0x81, "a final text frame");
+        match frame[1] {
+            126 => &frame[4..],
+            127 => &frame[10..],
+            n => {
+                assert_eq!(usize::from(n), frame.len() - 2);
+                &frame[2..]
+            }
+        }
+    }
+
+    fn drain(o: &outlet::Outlet) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
-        while let Ok(t) = rx.try_recv() {
-            out.push(serde_json::from_str(t.as_str()).unwrap());
+        while let Some(f) = o.take_next() {
+            out.push(serde_json::from_slice(payload(&f)).unwrap());
         }
         out
     }
@@ -286,12 +304,12 @@ mod tests {
     fn subscribe_answers_then_snapshots() {
         let h = hub();
         h.publish_now(&[update("XAUUSD", 7)]);
-        let (id, mut rx, _k) = h.register();
+        let (id, rx, _k) = register(&h);
         h.handle_text(
             id,
             r#"{"action":"subscribe","symbols":["xauusd","XAGUSD","NOPE"]}"#,
         );
-        let got = drain(&mut rx);
+        let got = drain(&rx);
         assert_eq!(got[0]["type"], "subscribed");
         assert_eq!(got[0]["symbols"], serde_json::json!(["XAUUSD", "XAGUSD"]));
         assert_eq!(got[0]["unknown"], serde_json::json!(["NOPE"]));
@@ -300,13 +318,13 @@ mod tests {
         assert_eq!(got.len(), 2);
 
         h.publish_now(&[update("XAGUSD", 1), update("EURUSD", 1)]);
-        let got = drain(&mut rx);
+        let got = drain(&rx);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["payload"]["symbol_code"], "XAGUSD");
 
         h.handle_text(id, r#"{"action":"unsubscribe","symbols":["XAGUSD"]}"#);
         h.publish_now(&[update("XAGUSD", 2)]);
-        let got = drain(&mut rx);
+        let got = drain(&rx);
         assert_eq!(got[0]["type"], "unsubscribed");
         assert_eq!(got.len(), 1);
         assert_eq!(h.last_quotes(&["XAGUSD".into()])[0].symbol_code, "XAGUSD");
@@ -315,11 +333,11 @@ mod tests {
     #[test]
     fn bad_messages_get_errors() {
         let h = hub();
-        let (id, mut rx, _k) = h.register();
+        let (id, rx, _k) = register(&h);
         h.handle_text(id, "{not json");
         h.handle_text(id, r#"{"action":"dance"}"#);
         h.handle_text(id, r#"{"action":"subscribe","symbols":"XAUUSD"}"#);
-        let got = drain(&mut rx);
+        let got = drain(&rx);
         assert_eq!(got.len(), 3);
         assert!(got.iter().all(|m| m["type"] == "error"));
         assert!(got[0]["message"].as_str().unwrap().contains("bad JSON"));
@@ -328,10 +346,10 @@ mod tests {
             .unwrap()
             .contains("unknown action"));
         h.handle_text(id, r#"{"action":"ping"}"#);
-        assert_eq!(drain(&mut rx)[0]["type"], "pong");
+        assert_eq!(drain(&rx)[0]["type"], "pong");
         let big = format!(r#"{{"action":"ping","pad":"{}"}}"#, "x".repeat(5000));
         h.handle_text(id, &big);
-        assert!(drain(&mut rx)[0]["message"]
+        assert!(drain(&rx)[0]["message"]
             .as_str()
             .unwrap()
             .contains("too large"));
@@ -342,10 +360,10 @@ mod tests {
         let h = hub();
         let many: Vec<String> = (0..60).map(|i| format!("S{i}")).collect();
         h.set_known_symbols(many.clone());
-        let (id, mut rx, _k) = h.register();
+        let (id, rx, _k) = register(&h);
         let msg = serde_json::json!({"action":"subscribe","symbols":many}).to_string();
         h.handle_text(id, &msg);
-        let got = drain(&mut rx);
+        let got = drain(&rx);
         assert_eq!(got[0]["type"], "error");
         assert!(got[0]["message"]
             .as_str()
@@ -354,28 +372,43 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_kicks_only_that_client() {
+    fn a_slow_client_gets_the_latest_price_and_is_kicked_only_when_events_pile_up() {
         let h = hub();
-        let (slow, _slow_rx, slow_kick) = h.register();
-        let (fast, mut fast_rx, fast_kick) = h.register();
+        let (slow, slow_o, slow_kick) = register(&h);
+        let (fast, fast_o, fast_kick) = register(&h);
         h.handle_text(slow, r#"{"action":"subscribe","symbols":["XAUUSD"]}"#);
         h.handle_text(fast, r#"{"action":"subscribe","symbols":["XAUUSD"]}"#);
-        drain(&mut fast_rx);
+        drain(&fast_o);
         for seq in 1..=10 {
             h.publish_now(&[update("XAUUSD", seq)]);
-            drain(&mut fast_rx);
+            assert_eq!(drain(&fast_o)[0]["payload"]["seq"], seq);
+        }
+        // Conflation: the slow client holds one value per symbol, the newest.
+        assert!(!slow_kick.token.is_cancelled());
+        let got = drain(&slow_o);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["type"], "subscribed");
+        assert_eq!(got[1]["payload"]["seq"], 10);
+        // Events to everyone are not conflated: a client that lets them pile up goes (1013).
+        let pad = "x".repeat(16 * 1024);
+        let pv = Broadcast {
+            topic: Topic::All,
+            payload: Bytes::from(format!(
+                r#"{{"type":"prediction_verified","payload":{{"pad":"{pad}"}}}}"#
+            )),
+        };
+        for _ in 0..64 {
+            h.publish_now(std::slice::from_ref(&pv));
+            assert_eq!(drain(&fast_o)[0]["type"], "prediction_verified");
         }
         assert!(slow_kick.token.is_cancelled());
         assert_eq!(slow_kick.code.load(Ordering::SeqCst), 1013);
         assert!(!fast_kick.token.is_cancelled());
         assert_eq!(h.client_count(), 1);
-        // Prediction messages go to everyone still connected.
-        let pv = Broadcast {
-            topic: Topic::All,
-            payload: Bytes::from_static(br#"{"type":"prediction_verified","payload":{}}"#),
-        };
-        h.publish_now(&[pv]);
-        assert_eq!(drain(&mut fast_rx)[0]["type"], "prediction_verified");
+        assert!(
+            slow_o.is_idle(),
+            "what waited for the kicked client is dropped"
+        );
     }
 
     /// A client over an in-memory pipe of 1 KiB that the test controls; the hub serves the
@@ -398,11 +431,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
+    async fn a_client_that_never_reads_is_dropped_after_the_ping_timeout() {
         let h = Hub::new(
             HubConfig {
-                queue_capacity: 100_000,
-                write_timeout: Duration::from_millis(500),
+                ping_interval: Duration::from_millis(500),
                 ..HubConfig::default()
             },
             Arc::new(Metrics::new()),

@@ -20,6 +20,24 @@ pub(super) enum Reply<'a> {
     },
 }
 
+/// A server text frame with this payload: FIN, opcode text, unmasked (server frames are
+/// never masked, so the same bytes serve every client).
+pub(super) fn text_frame(payload: &[u8]) -> bytes::Bytes {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let frame = Frame::message(
+        bytes::Bytes::copy_from_slice(payload),
+        OpCode::Data(Data::Text),
+        true,
+    );
+    let mut out = Vec::with_capacity(frame.len());
+    match frame.format(&mut out) {
+        Ok(()) => bytes::Bytes::from(out),
+        // Writing into a Vec cannot fail.
+        Err(_) => bytes::Bytes::new(),
+    }
+}
+
 pub(super) fn encode(reply: &Reply<'_>) -> Utf8Bytes {
     match serde_json::to_string(reply) {
         Ok(s) => Utf8Bytes::from(s),

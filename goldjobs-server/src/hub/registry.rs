@@ -1,12 +1,13 @@
 //! Who is connected and subscribed to what, and delivery of a published message to them.
 
-use super::protocol::{encode, Reply};
+use super::outlet::{Offer, Outlet};
+use super::protocol::{encode, text_frame, Reply};
 use super::*;
+use bytes::Bytes;
 use goldjobs::{Broadcast, Topic};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,7 @@ impl Kick {
 }
 
 pub(super) struct Client {
-    pub(super) tx: mpsc::Sender<Utf8Bytes>,
+    pub(super) outlet: Arc<Outlet>,
     pub(super) kick: Arc<Kick>,
     pub(super) symbols: HashSet<String>,
 }
@@ -43,7 +44,16 @@ pub(super) struct State {
     pub(super) known: HashSet<String>,
     pub(super) clients: HashMap<u64, Client>,
     pub(super) subs: HashMap<String, HashSet<u64>>,
-    pub(super) last: HashMap<String, Utf8Bytes>,
+    pub(super) last: HashMap<String, Snapshot>,
+}
+
+/// The last `price_update` of a symbol: its text (for `last_seq`, `last_quotes`) and its frame
+/// (for the snapshot after a subscribe).
+#[derive(Clone)]
+pub(super) struct Snapshot {
+    pub(super) symbol: Arc<str>,
+    pub(super) text: Utf8Bytes,
+    pub(super) frame: Bytes,
 }
 
 impl State {
@@ -75,10 +85,13 @@ impl Drop for Slot {
 }
 
 impl Hub {
-    /// Fan messages out to their subscribers (synchronous; never waits for a client).
+    /// Fan messages out to their subscribers (synchronous; never waits for a client). Each
+    /// message is framed once; the frame's bytes are written to every subscribed socket that
+    /// takes them at once, and kept (price updates conflated per symbol) for the others.
     pub fn publish_now(&self, messages: &[Broadcast]) {
         let mut st = self.lock();
         let mut slow: Vec<u64> = Vec::new();
+        let mut delivered = 0u64;
         for b in messages {
             let text = match Utf8Bytes::try_from(b.payload.clone()) {
                 Ok(t) => t,
@@ -87,6 +100,7 @@ impl Hub {
                     continue;
                 }
             };
+            let frame = text_frame(text.as_bytes());
             let State {
                 clients,
                 subs,
@@ -95,58 +109,65 @@ impl Hub {
             } = &mut *st;
             match &b.topic {
                 Topic::Symbol(code) => {
-                    last.insert(code.clone(), text.clone());
+                    let symbol = match last.get(code) {
+                        Some(s) => s.symbol.clone(),
+                        None => Arc::from(code.as_str()),
+                    };
                     if let Some(ids) = subs.get(code) {
                         for id in ids {
                             if let Some(c) = clients.get(id) {
-                                if !self.offer(c, text.clone()) {
-                                    slow.push(*id);
+                                match c.outlet.offer_price(&symbol, &frame) {
+                                    Offer::Sent | Offer::Pending => delivered += 1,
+                                    Offer::Overflow | Offer::Closed => slow.push(*id),
                                 }
                             }
                         }
                     }
+                    last.insert(
+                        code.clone(),
+                        Snapshot {
+                            symbol,
+                            text,
+                            frame,
+                        },
+                    );
                 }
                 Topic::All => {
                     for (id, c) in clients.iter() {
-                        if !self.offer(c, text.clone()) {
-                            slow.push(*id);
+                        match c.outlet.offer_frame(frame.clone()) {
+                            Offer::Sent | Offer::Pending => delivered += 1,
+                            Offer::Overflow | Offer::Closed => slow.push(*id),
                         }
                     }
                 }
             }
-            if !slow.is_empty() {
-                for id in slow.drain(..) {
-                    if let Some(c) = st.remove(id) {
-                        c.kick.fire(1013);
-                        self.inner.metrics.ws_slow_disconnects.inc();
-                    }
+            for id in slow.drain(..) {
+                if let Some(c) = st.remove(id) {
+                    c.outlet.discard();
+                    c.kick.fire(1013);
+                    self.inner.metrics.ws_slow_disconnects.inc();
                 }
             }
         }
+        self.inner.metrics.ws_messages_sent.inc_by(delivered);
     }
 
-    /// Queue a message for a client; `false` when its queue is full (or it is gone).
-    pub(super) fn offer(&self, c: &Client, text: Utf8Bytes) -> bool {
-        match c.tx.try_send(text) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.inner.metrics.ws_messages_dropped.inc();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Queue `text` for client `id`; kicks it (1013) when its queue is full.
+    /// Send one reply to one client; a client whose backlog is full is disconnected (1013).
     pub(super) fn send_to(&self, st: &mut State, id: u64, text: Utf8Bytes) -> Handled {
-        let ok = match st.clients.get(&id) {
-            Some(c) => self.offer(c, text),
+        let offer = match st.clients.get(&id) {
+            Some(c) => c.outlet.offer_frame(text_frame(text.as_bytes())),
             None => return Handled::Kicked,
         };
-        if ok {
+        self.after_offer(st, id, offer)
+    }
+
+    fn after_offer(&self, st: &mut State, id: u64, offer: Offer) -> Handled {
+        if let Offer::Sent | Offer::Pending = offer {
+            self.inner.metrics.ws_messages_sent.inc();
             Handled::Ok
         } else {
             if let Some(c) = st.remove(id) {
+                c.outlet.discard();
                 c.kick.fire(1013);
                 self.inner.metrics.ws_slow_disconnects.inc();
             }
@@ -154,20 +175,19 @@ impl Hub {
         }
     }
 
-    pub(super) fn register(&self) -> (u64, mpsc::Receiver<Utf8Bytes>, Arc<Kick>) {
+    pub(super) fn register(&self, outlet: Arc<Outlet>) -> (u64, Arc<Kick>) {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.inner.cfg.queue_capacity.max(1));
         let kick = Arc::new(Kick::new());
         self.lock().clients.insert(
             id,
             Client {
-                tx,
+                outlet,
                 kick: kick.clone(),
                 symbols: HashSet::new(),
             },
         );
         self.inner.metrics.ws_connections.inc();
-        (id, rx, kick)
+        (id, kick)
     }
 
     pub(super) fn unregister(&self, id: u64) {
@@ -220,10 +240,15 @@ impl Hub {
             return Handled::Kicked;
         }
         for s in &new {
-            if let Some(last) = st.last.get(s).cloned() {
-                if let Handled::Kicked = self.send_to(&mut st, id, last) {
-                    return Handled::Kicked;
-                }
+            let Some(last) = st.last.get(s).cloned() else {
+                continue;
+            };
+            let offer = match st.clients.get(&id) {
+                Some(c) => c.outlet.offer_price(&last.symbol, &last.frame),
+                None => return Handled::Kicked,
+            };
+            if let Handled::Kicked = self.after_offer(&mut st, id, offer) {
+                return Handled::Kicked;
             }
         }
         Handled::Ok
