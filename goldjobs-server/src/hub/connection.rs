@@ -289,12 +289,10 @@ impl Hub {
                                         "binary frames are not supported; send JSON text",
                                     );
                                 }
-                                Message::Ping(_) => {
-                                    // tungstenite queued the pong; hand it to the outlet.
-                                    if sink.flush().await.is_err() {
-                                        close_code = Some(1013);
-                                        break;
-                                    }
+                                // tungstenite queued the pong; hand it to the outlet.
+                                Message::Ping(_) if sink.flush().await.is_err() => {
+                                    close_code = Some(1013);
+                                    break;
                                 }
                                 _ => {}
                             }
