@@ -48,7 +48,8 @@ impl AppError {
 /// Options that are not part of the operator's config (tests and embedders).
 #[derive(Debug, Clone)]
 pub struct AppOptions {
-    /// WebSocket hub limits.
+    /// WebSocket hub limits; its `push_interval` is taken from the config
+    /// (`GOLDJOBS_PUSH_INTERVAL`).
     pub hub: HubConfig,
     /// Seed of the demo random walk.
     pub demo_seed: u64,
@@ -230,7 +231,11 @@ impl App {
 /// Build everything from `cfg` and start serving.
 pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let metrics = Arc::new(Metrics::new());
-    let hub = Hub::new(opts.hub.clone(), metrics.clone());
+    let hub_config = HubConfig {
+        push_interval: cfg.push_interval,
+        ..opts.hub.clone()
+    };
+    let hub = Hub::new(hub_config, metrics.clone());
     let service = Service::builder(service_config(&cfg, &opts))
         .deliver_to(Arc::new(hub.clone()))
         // After a failover the new leader continues each symbol's seq after the last one its

@@ -162,6 +162,9 @@ pub struct Config {
     pub verify_interval: Duration,
     /// `GOLDJOBS_QUOTE_TTL` (5 s).
     pub quote_ttl: Duration,
+    /// `GOLDJOBS_PUSH_INTERVAL` (250 ms; `0s` pushes every update): at most one `price_update`
+    /// per symbol and client in this period, the newest value wins.
+    pub push_interval: Duration,
     /// `GOLDJOBS_NEWS_CACHE_TTL` (5 min).
     pub news_cache_ttl: Duration,
     /// `GOLDJOBS_VERIFY_MAX_LAG` (5 min).
@@ -225,6 +228,7 @@ const SETTINGS: &[Setting] = &[
     s("GOLDJOBS_NEWS_INTERVAL", "news_interval", false),
     s("GOLDJOBS_VERIFY_INTERVAL", "verify_interval", false),
     s("GOLDJOBS_QUOTE_TTL", "quote_ttl", false),
+    s("GOLDJOBS_PUSH_INTERVAL", "push_interval", false),
     s("GOLDJOBS_NEWS_CACHE_TTL", "news_cache_ttl", false),
     s("GOLDJOBS_VERIFY_MAX_LAG", "verify_max_lag", false),
     s("GOLDJOBS_TICK_RETENTION", "tick_retention", false),
@@ -301,6 +305,20 @@ impl Raw {
                 _ => Err(self.err(
                     env,
                     "expected a duration from 100ms to 30days (a duration like 500ms, 5s, 15m or 1h)",
+                )),
+            },
+        }
+    }
+
+    /// `GOLDJOBS_PUSH_INTERVAL`: 0 (every update) up to 1 minute; 250 ms when unset.
+    fn push_interval(&self, env: &'static str) -> Result<Duration, ConfigError> {
+        match self.get(env) {
+            None => Ok(Duration::from_millis(250)),
+            Some(v) => match humantime::parse_duration(v.trim()) {
+                Ok(d) if d <= Duration::from_secs(60) => Ok(d),
+                _ => Err(self.err(
+                    env,
+                    "expected a duration from 0s to 1m (a duration like 0s, 250ms or 1s)",
                 )),
             },
         }
@@ -650,6 +668,7 @@ impl Config {
             news_interval: raw.duration("GOLDJOBS_NEWS_INTERVAL", Duration::from_secs(15 * 60))?,
             verify_interval: raw.duration("GOLDJOBS_VERIFY_INTERVAL", Duration::from_secs(60))?,
             quote_ttl: raw.duration("GOLDJOBS_QUOTE_TTL", Duration::from_secs(5))?,
+            push_interval: raw.push_interval("GOLDJOBS_PUSH_INTERVAL")?,
             news_cache_ttl: raw.duration("GOLDJOBS_NEWS_CACHE_TTL", Duration::from_secs(5 * 60))?,
             verify_max_lag: raw.duration("GOLDJOBS_VERIFY_MAX_LAG", Duration::from_secs(5 * 60))?,
             tick_retention: raw.retention(
@@ -714,6 +733,7 @@ mod tests {
         assert_eq!(c.news_interval, Duration::from_secs(900));
         assert_eq!(c.verify_interval, Duration::from_secs(60));
         assert_eq!(c.quote_ttl, Duration::from_secs(5));
+        assert_eq!(c.push_interval, Duration::from_millis(250));
         assert_eq!(c.news_cache_ttl, Duration::from_secs(300));
         assert_eq!(c.verify_max_lag, Duration::from_secs(300));
         assert_eq!(c.tick_retention, Some(Duration::from_secs(30 * 24 * 3600)));
@@ -806,6 +826,7 @@ mod tests {
                 ("GOLDJOBS_NEWS_INTERVAL", "1h"),
                 ("GOLDJOBS_VERIFY_INTERVAL", "10s"),
                 ("GOLDJOBS_QUOTE_TTL", "7s"),
+                ("GOLDJOBS_PUSH_INTERVAL", "0s"),
                 ("GOLDJOBS_NEWS_CACHE_TTL", "1m"),
                 ("GOLDJOBS_VERIFY_MAX_LAG", "2m"),
                 ("GOLDJOBS_TICK_RETENTION", "90days"),
@@ -841,6 +862,7 @@ mod tests {
         assert_eq!(c.news_interval, Duration::from_secs(3600));
         assert_eq!(c.verify_interval, Duration::from_secs(10));
         assert_eq!(c.quote_ttl, Duration::from_secs(7));
+        assert_eq!(c.push_interval, Duration::ZERO);
         assert_eq!(c.news_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.verify_max_lag, Duration::from_secs(120));
         assert_eq!(c.tick_retention, Some(Duration::from_secs(90 * 24 * 3600)));
@@ -872,6 +894,10 @@ mod tests {
             assert!(line.contains("from 100ms to 30days"), "{bad}: {line}");
         }
         assert!(err_line(&[("GOLDJOBS_TICK_RETENTION", "1000000000y")]).contains("3650days"));
+        for bad in ["2m", "soon", "-1s"] {
+            let line = err_line(&[("GOLDJOBS_PUSH_INTERVAL", bad)]);
+            assert!(line.contains("from 0s to 1m"), "{bad}: {line}");
+        }
         // The library's feed-list checks, at config time.
         assert!(
             err_line(&[("GOLDJOBS_NEWS_FEEDS", "go ld|Kitco|https://a.example/")])

@@ -694,7 +694,8 @@ async fn a_slow_consumer_gets_the_latest_values_and_only_a_silent_one_is_dropped
         },
         ..AppOptions::default()
     };
-    let server = TestServer::start(&[], opts).await;
+    // Every update pushed (no push interval), so the slow client's socket does fill up.
+    let server = TestServer::start(&[("GOLDJOBS_PUSH_INTERVAL", "0s")], opts).await;
 
     // The slow client: a tiny receive buffer, and it does not read during the burst.
     let addr = server.app.local_addr();
@@ -767,7 +768,9 @@ async fn a_slow_consumer_gets_the_latest_values_and_only_a_silent_one_is_dropped
         "falling behind is no reason to drop a client"
     );
 
-    // The fast client got the last update; a pong-shaped message to everyone ends its reader.
+    // The fast client gets the last update (at the latest one push interval later); a
+    // pong-shaped message to everyone then ends its reader.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     hub.publish_now(&[Broadcast {
         topic: Topic::All,
         payload: bytes::Bytes::from_static(br#"{"type":"pong"}"#),

@@ -135,7 +135,11 @@ impl Hub {
                         Some(Arc::new(write)),
                         hub.inner.cfg.max_backlog_bytes,
                     ));
-                    hub.serve_parts(read, parts.read_buf, Drain::<tokio::io::Sink>::Raw, outlet)
+                    // Bytes hyper read ahead, copied: the view would keep hyper's whole read
+                    // buffer alive for the life of the connection.
+                    let read_ahead = Bytes::copy_from_slice(&parts.read_buf);
+                    drop(parts.read_buf);
+                    hub.serve_parts(read, read_ahead, Drain::<tokio::io::Sink>::Raw, outlet)
                         .await;
                 }
                 Err(upgraded) => {

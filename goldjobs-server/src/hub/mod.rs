@@ -63,6 +63,10 @@ pub struct HubConfig {
     pub ping_interval: Duration,
     /// How long to try to deliver a close frame (2 s).
     pub close_timeout: Duration,
+    /// At most one `price_update` per symbol in this period (`GOLDJOBS_PUSH_INTERVAL`, 250 ms;
+    /// zero pushes every update): a newer value within the period replaces the waiting one and
+    /// goes out when the period is over.
+    pub push_interval: Duration,
     /// Connected clients at most (10 000); further upgrades get 503.
     pub max_clients: usize,
 }
@@ -77,6 +81,7 @@ impl Default for HubConfig {
             max_messages_per_second: 20,
             ping_interval: Duration::from_secs(25),
             close_timeout: Duration::from_secs(2),
+            push_interval: Duration::from_millis(250),
             max_clients: 10_000,
         }
     }
@@ -409,6 +414,71 @@ mod tests {
             slow_o.is_idle(),
             "what waited for the kicked client is dropped"
         );
+    }
+
+    /// GOLDJOBS_PUSH_INTERVAL: at most one update per symbol and period, the newest wins and
+    /// goes out when the period is over; other symbols are not held back.
+    #[tokio::test(start_paused = true)]
+    async fn updates_within_the_push_interval_are_conflated_to_the_newest() {
+        let h = hub();
+        assert_eq!(h.config().push_interval, Duration::from_millis(250));
+        let (id, o, _k) = register(&h);
+        h.handle_text(
+            id,
+            r#"{"action":"subscribe","symbols":["XAUUSD","XAGUSD"]}"#,
+        );
+        drain(&o);
+        h.publish_now(&[update("XAUUSD", 1)]);
+        h.publish_now(&[update("XAUUSD", 2)]);
+        h.publish_now(&[update("XAUUSD", 3), update("XAGUSD", 1)]);
+        let got = drain(&o);
+        let seqs: Vec<_> = got
+            .iter()
+            .map(|m| {
+                (
+                    m["payload"]["symbol_code"].clone(),
+                    m["payload"]["seq"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            [("XAUUSD", 1), ("XAGUSD", 1)]
+                .map(|(s, n)| (serde_json::json!(s), serde_json::json!(n)))
+        );
+        assert_eq!(
+            h.last_seq("XAUUSD"),
+            3,
+            "the snapshot is always the newest value"
+        );
+        tokio::time::sleep(Duration::from_millis(260)).await;
+        let got = drain(&o);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["payload"]["seq"], 3);
+        // After a quiet period an update goes out at once again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        h.publish_now(&[update("XAUUSD", 4)]);
+        assert_eq!(drain(&o)[0]["payload"]["seq"], 4);
+    }
+
+    /// A zero push interval sends every update.
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_push_interval_sends_every_update() {
+        let h = Hub::new(
+            HubConfig {
+                push_interval: Duration::ZERO,
+                ..HubConfig::default()
+            },
+            Arc::new(Metrics::new()),
+        );
+        h.set_known_symbols(["XAUUSD"]);
+        let (id, o, _k) = register(&h);
+        h.handle_text(id, r#"{"action":"subscribe","symbols":["XAUUSD"]}"#);
+        drain(&o);
+        for seq in 1..=3 {
+            h.publish_now(&[update("XAUUSD", seq)]);
+            assert_eq!(drain(&o)[0]["payload"]["seq"], seq);
+        }
     }
 
     /// A client over an in-memory pipe of 1 KiB that the test controls; the hub serves the

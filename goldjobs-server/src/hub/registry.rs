@@ -8,6 +8,7 @@ use goldjobs::{Broadcast, Topic};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +46,15 @@ pub(super) struct State {
     pub(super) clients: HashMap<u64, Client>,
     pub(super) subs: HashMap<String, HashSet<u64>>,
     pub(super) last: HashMap<String, Snapshot>,
+    /// When each symbol's price update last went out, for [`HubConfig::push_interval`].
+    pub(super) pace: HashMap<String, Pace>,
+}
+
+/// The push pace of one symbol.
+pub(super) struct Pace {
+    sent_at: Instant,
+    /// A newer value waits in `last` for the end of the interval (a flush is scheduled).
+    deferred: bool,
 }
 
 /// The last `price_update` of a symbol: its text (for `last_seq`, `last_quotes`) and its frame
@@ -105,6 +115,7 @@ impl Hub {
                 clients,
                 subs,
                 last,
+                pace,
                 ..
             } = &mut *st;
             match &b.topic {
@@ -113,15 +124,28 @@ impl Hub {
                         Some(s) => s.symbol.clone(),
                         None => Arc::from(code.as_str()),
                     };
-                    if let Some(ids) = subs.get(code) {
-                        for id in ids {
-                            if let Some(c) = clients.get(id) {
-                                match c.outlet.offer_price(&symbol, &frame) {
-                                    Offer::Sent | Offer::Pending => delivered += 1,
-                                    Offer::Overflow | Offer::Closed => slow.push(*id),
-                                }
-                            }
+                    let now = Instant::now();
+                    let interval = self.inner.cfg.push_interval;
+                    let deferred = match pace.get_mut(code) {
+                        Some(p) if !interval.is_zero() && now < p.sent_at + interval => {
+                            // Too soon after the last push of this symbol: the newest value
+                            // goes out when the interval is over (conflation, CONTRACT §1
+                            // GOLDJOBS_PUSH_INTERVAL).
+                            p.deferred =
+                                p.deferred || self.schedule_flush(code, p.sent_at + interval);
+                            p.deferred
                         }
+                        _ => false,
+                    };
+                    if !deferred {
+                        pace.insert(
+                            code.clone(),
+                            Pace {
+                                sent_at: now,
+                                deferred: false,
+                            },
+                        );
+                        delivered += fan_out(clients, subs, code, &symbol, &frame, &mut slow);
                     }
                     last.insert(
                         code.clone(),
@@ -150,6 +174,61 @@ impl Hub {
             }
         }
         self.inner.metrics.ws_messages_sent.inc_by(delivered);
+    }
+
+    /// Push the newest value of `code` at `at` (when its push interval is over); `false` when
+    /// there is no runtime to wait on (the value is then pushed at once).
+    fn schedule_flush(&self, code: &str, at: Instant) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let hub = self.clone();
+        let code = code.to_owned();
+        runtime.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            hub.flush_deferred(&code);
+        });
+        true
+    }
+
+    /// Push the value of `code` that waited for the end of its interval.
+    fn flush_deferred(&self, code: &str) {
+        let mut st = self.lock();
+        let mut slow = Vec::new();
+        let State {
+            clients,
+            subs,
+            last,
+            pace,
+            ..
+        } = &mut *st;
+        let Some(p) = pace.get_mut(code) else {
+            return;
+        };
+        if !p.deferred {
+            return;
+        }
+        p.deferred = false;
+        p.sent_at = Instant::now();
+        let Some(snapshot) = last.get(code) else {
+            return;
+        };
+        let delivered = fan_out(
+            clients,
+            subs,
+            code,
+            &snapshot.symbol,
+            &snapshot.frame,
+            &mut slow,
+        );
+        self.inner.metrics.ws_messages_sent.inc_by(delivered);
+        for id in slow {
+            if let Some(c) = st.remove(id) {
+                c.outlet.discard();
+                c.kick.fire(1013);
+                self.inner.metrics.ws_slow_disconnects.inc();
+            }
+        }
     }
 
     /// Send one reply to one client; a client whose backlog is full is disconnected (1013).
@@ -295,4 +374,28 @@ impl Hub {
     pub fn admitted(&self) -> usize {
         self.inner.slots.load(Ordering::Acquire)
     }
+}
+
+/// Offer the price frame of `code` to each of its subscribers; returns how many took it and
+/// adds the ones to disconnect to `slow`.
+fn fan_out(
+    clients: &HashMap<u64, Client>,
+    subs: &HashMap<String, HashSet<u64>>,
+    code: &str,
+    symbol: &Arc<str>,
+    frame: &Bytes,
+    slow: &mut Vec<u64>,
+) -> u64 {
+    let mut delivered = 0;
+    if let Some(ids) = subs.get(code) {
+        for id in ids {
+            if let Some(c) = clients.get(id) {
+                match c.outlet.offer_price(symbol, frame) {
+                    Offer::Sent | Offer::Pending => delivered += 1,
+                    Offer::Overflow | Offer::Closed => slow.push(*id),
+                }
+            }
+        }
+    }
+    delivered
 }
