@@ -165,13 +165,7 @@ impl Hub {
                     }
                 }
             }
-            for id in slow.drain(..) {
-                if let Some(c) = st.remove(id) {
-                    c.outlet.discard();
-                    c.kick.fire(1013);
-                    self.inner.metrics.ws_slow_disconnects.inc();
-                }
-            }
+            self.disconnect_slow(&mut st, slow.drain(..));
         }
         self.inner.metrics.ws_messages_sent.inc_by(delivered);
     }
@@ -222,7 +216,12 @@ impl Hub {
             &mut slow,
         );
         self.inner.metrics.ws_messages_sent.inc_by(delivered);
-        for id in slow {
+        self.disconnect_slow(&mut st, slow);
+    }
+
+    /// Disconnect these clients with 1013 (too slow): out of the registry, what waits dropped.
+    fn disconnect_slow(&self, st: &mut State, ids: impl IntoIterator<Item = u64>) {
+        for id in ids {
             if let Some(c) = st.remove(id) {
                 c.outlet.discard();
                 c.kick.fire(1013);
@@ -245,11 +244,7 @@ impl Hub {
             self.inner.metrics.ws_messages_sent.inc();
             Handled::Ok
         } else {
-            if let Some(c) = st.remove(id) {
-                c.outlet.discard();
-                c.kick.fire(1013);
-                self.inner.metrics.ws_slow_disconnects.inc();
-            }
+            self.disconnect_slow(st, [id]);
             Handled::Kicked
         }
     }

@@ -1,9 +1,9 @@
-//! [`RedisEventBus`]: cross-instance fan-out of [`Broadcast`]s over Redis pub/sub
+//! [`RedisEventBus`]: cross-instance fan-out of [`Broadcast`](goldjobs_core::Broadcast)s over Redis pub/sub
 //! (CONTRACT §5, channel [`DEFAULT_CHANNEL`] = `goldjobs:events`).
 //!
 //! # How it works
 //!
-//! - [`RedisEventBus::publish`] first hands the messages to the **local** hub (this instance's
+//! - [`RedisEventBus::publish`](goldjobs_core::Broadcaster::publish) first hands the messages to the **local** hub (this instance's
 //!   WebSocket clients never wait for Redis and keep getting updates while Redis is down), then
 //!   `PUBLISH`es every message on the channel in **one pipeline** (one round trip), each wrapped
 //!   in an [envelope](#envelope) naming the origin instance.

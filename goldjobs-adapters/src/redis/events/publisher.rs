@@ -21,7 +21,7 @@ pub(super) struct Inner {
 }
 
 /// A [`Broadcaster`] delivering to the local hub at once and to every other instance through
-/// Redis pub/sub. See the [module docs](self). Cheap to clone.
+/// Redis pub/sub. See the [module docs](super). Cheap to clone.
 #[derive(Clone)]
 pub struct RedisEventBus {
     inner: Arc<Inner>,
