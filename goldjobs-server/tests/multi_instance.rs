@@ -262,6 +262,22 @@ async fn singleton_price_job_fan_out_redis_outage_and_failover() {
         "fan-out did not resume on {} after the Redis restart",
         inst[follower].label
     );
+    // Every other instance resubscribes too (each on its own backoff, up to its cap of 5 s).
+    for i in 0..clients.len() {
+        if i == leader || i == follower {
+            continue;
+        }
+        let mut got = Vec::new();
+        while got.is_empty() && restarted.elapsed() < Duration::from_secs(15) {
+            got = collect_seqs(&mut clients[i], "XAUUSD", Duration::from_millis(500)).await;
+        }
+        assert!(
+            !got.is_empty(),
+            "fan-out did not resume on {} after the Redis restart; its log:\n{}",
+            inst[i].label,
+            inst[i].log_tail(4000)
+        );
+    }
 
     // --- 4: kill -9 of the leader → a standby leads within the lease TTL --------------------
     let leader = price_leader(&http, &inst).await[0];
@@ -275,8 +291,9 @@ async fn singleton_price_job_fan_out_redis_outage_and_failover() {
         before_kill[i] = seen.last().copied().unwrap_or(0);
         assert!(
             before_kill[i] > 0,
-            "no ticks on {} before the kill",
-            inst[i].label
+            "no ticks on {} before the kill; its log:\n{}",
+            inst[i].label,
+            inst[i].log_tail(4000)
         );
     }
     let killed_label = inst[leader].label.clone();

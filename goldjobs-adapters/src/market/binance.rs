@@ -401,13 +401,7 @@ impl MarketData for BinanceMarketData {
                         None,
                     )),
                 };
-                match result {
-                    Ok(q) => batch.quotes.push(q),
-                    Err(error) => batch.failures.push(SymbolFailure {
-                        symbol_code: (*code).to_owned(),
-                        error,
-                    }),
-                }
+                batch.record(code, result);
             }
         }
         Ok(batch)

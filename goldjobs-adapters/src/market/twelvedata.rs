@@ -780,13 +780,7 @@ impl MarketData for TwelveDataMarketData {
                         None,
                     )),
                 };
-                match result {
-                    Ok(q) => batch.quotes.push(q),
-                    Err(error) => batch.failures.push(SymbolFailure {
-                        symbol_code: (*code).to_owned(),
-                        error,
-                    }),
-                }
+                batch.record(code, result);
             }
         }
         Ok(batch)

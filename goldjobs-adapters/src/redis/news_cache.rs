@@ -92,16 +92,25 @@ fn redis_error(what: &str, e: redis::RedisError) -> Error {
     )
 }
 
+impl RedisNewsCache {
+    /// `EVAL script 1 version_key list_prefix key`: every script's common arguments.
+    fn script(&self, script: &str, key: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script)
+            .arg(1)
+            .arg(&self.version_key)
+            .arg(&self.list_prefix)
+            .arg(key);
+        cmd
+    }
+}
+
 #[async_trait]
 impl NewsCache for RedisNewsCache {
     async fn get_list(&self, key: &str) -> Result<Option<Bytes>> {
         let mut conn = self.conn.clone();
-        let value: Option<Vec<u8>> = redis::cmd("EVAL")
-            .arg(GET_SCRIPT)
-            .arg(1)
-            .arg(&self.version_key)
-            .arg(&self.list_prefix)
-            .arg(key)
+        let value: Option<Vec<u8>> = self
+            .script(GET_SCRIPT, key)
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_error("read", e))?;
@@ -115,12 +124,8 @@ impl NewsCache for RedisNewsCache {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        let _version: redis::Value = redis::cmd("EVAL")
-            .arg(PUT_SCRIPT)
-            .arg(1)
-            .arg(&self.version_key)
-            .arg(&self.list_prefix)
-            .arg(key)
+        let _version: redis::Value = self
+            .script(PUT_SCRIPT, key)
             .arg(value.as_ref())
             .arg(millis)
             .query_async(&mut conn)
@@ -131,12 +136,8 @@ impl NewsCache for RedisNewsCache {
 
     async fn get_list_at(&self, key: &str) -> Result<(Option<Bytes>, u64)> {
         let mut conn = self.conn.clone();
-        let (version, value): (String, Option<Vec<u8>>) = redis::cmd("EVAL")
-            .arg(GET_AT_SCRIPT)
-            .arg(1)
-            .arg(&self.version_key)
-            .arg(&self.list_prefix)
-            .arg(key)
+        let (version, value): (String, Option<Vec<u8>>) = self
+            .script(GET_AT_SCRIPT, key)
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_error("read", e))?;
@@ -162,12 +163,8 @@ impl NewsCache for RedisNewsCache {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        let _stored: i64 = redis::cmd("EVAL")
-            .arg(PUT_AT_SCRIPT)
-            .arg(1)
-            .arg(&self.version_key)
-            .arg(&self.list_prefix)
-            .arg(key)
+        let _stored: i64 = self
+            .script(PUT_AT_SCRIPT, key)
             .arg(value.as_ref())
             .arg(millis)
             .arg(generation.to_string())

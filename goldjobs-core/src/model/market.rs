@@ -121,6 +121,19 @@ pub struct QuoteBatch {
     pub failures: Vec<SymbolFailure>,
 }
 
+impl QuoteBatch {
+    /// Record one symbol's answer: its quote, or why it could not be priced.
+    pub fn record(&mut self, symbol_code: &str, answer: crate::Result<Quote>) {
+        match answer {
+            Ok(q) => self.quotes.push(q),
+            Err(error) => self.failures.push(SymbolFailure {
+                symbol_code: symbol_code.to_owned(),
+                error,
+            }),
+        }
+    }
+}
+
 /// A symbol a provider could not price in this call.
 #[derive(Debug)]
 pub struct SymbolFailure {
