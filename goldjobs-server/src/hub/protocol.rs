@@ -22,14 +22,10 @@ pub(super) enum Reply<'a> {
 
 /// A server text frame with this payload: FIN, opcode text, unmasked (server frames are
 /// never masked, so the same bytes serve every client).
-pub(super) fn text_frame(payload: &[u8]) -> bytes::Bytes {
+pub(super) fn text_frame(payload: impl Into<bytes::Bytes>) -> bytes::Bytes {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-    let frame = Frame::message(
-        bytes::Bytes::copy_from_slice(payload),
-        OpCode::Data(Data::Text),
-        true,
-    );
+    let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
     let mut out = Vec::with_capacity(frame.len());
     match frame.format(&mut out) {
         Ok(()) => bytes::Bytes::from(out),

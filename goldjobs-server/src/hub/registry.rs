@@ -110,7 +110,7 @@ impl Hub {
                     continue;
                 }
             };
-            let frame = text_frame(text.as_bytes());
+            let frame = text_frame(b.payload.clone());
             let State {
                 clients,
                 subs,
@@ -233,7 +233,7 @@ impl Hub {
     /// Send one reply to one client; a client whose backlog is full is disconnected (1013).
     pub(super) fn send_to(&self, st: &mut State, id: u64, text: Utf8Bytes) -> Handled {
         let offer = match st.clients.get(&id) {
-            Some(c) => c.outlet.offer_frame(text_frame(text.as_bytes())),
+            Some(c) => c.outlet.offer_frame(text_frame(text)),
             None => return Handled::Kicked,
         };
         self.after_offer(st, id, offer)
