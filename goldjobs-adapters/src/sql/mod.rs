@@ -40,8 +40,14 @@
 //! [`DeviceTokenRepository`]: goldjobs_core::DeviceTokenRepository
 //! [`Lease`]: goldjobs_core::Lease
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod common;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod dialect;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod row;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 

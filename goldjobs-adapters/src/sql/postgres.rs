@@ -1,21 +1,21 @@
 //! PostgreSQL store.
 
+use super::common;
+use super::dialect::{dialect_impl, Arg, Dialect};
+use super::row;
 use super::{
-    add_duration, chrono_duration, corrected_payload, correction_is_noop, correction_option,
-    decode_error, dedupe_articles, expand_in_pages, fanout_kind_column, fanout_payload, fold_votes,
-    kind_fanout_payload, late_users, map_sqlx, not_correctable, prepare_records, record_columns,
-    stats_diff, summarize, verified_payload, void_reason, voided_payload, votes_per_prediction,
-    SqlError,
+    add_duration, chrono_duration, dedupe_articles, expand_in_pages, fanout_kind_column,
+    fanout_payload, fold_votes, kind_fanout_payload, late_users, map_sqlx, prepare_records,
+    record_columns, summarize, verified_payload, votes_per_prediction, SqlError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
-    NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxPayload,
-    OutboxRepository, OutboxRow, OutboxState, Prediction, PredictionCorrected, PredictionQuery,
-    PredictionRepository, PredictionStatus, PredictionVoided, PriceSource, PriceTick,
-    PriceTickRepository, RecomputeMode, RecordSummary, Result, Revision, StatsDiff, Symbol,
-    SymbolRepository, TickQuery, UserStats, VerificationRecord, VoidRecord, Vote,
+    NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
+    OutboxRow, Prediction, PredictionQuery, PredictionRepository, PriceTick, PriceTickRepository,
+    RecomputeMode, RecordSummary, Result, Revision, StatsDiff, Symbol, SymbolRepository, TickQuery,
+    UserStats, VerificationRecord, VoidRecord, Vote,
 };
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgPool, PgRow};
@@ -29,11 +29,10 @@ fn db(err: sqlx::Error) -> Error {
     map_sqlx(BACKEND, err)
 }
 
-/// Columns of a prediction as [`prediction_from_row`] reads them.
-const PREDICTION_COLUMNS: &str = "id, symbol_code, question, price_at_create, price_at_verify, \
-    price_change_percent, verify_time, verify_rule, auto_verify_conditions::text AS auto_verify_conditions, \
-    correct_option, status, review_reason, price_source, price_at_verify_ts, verified_at, created_at, \
-    price_provider";
+/// Columns of a prediction as [`row::prediction`] reads them.
+fn prediction_columns() -> String {
+    row::prediction_columns("auto_verify_conditions::text AS auto_verify_conditions")
+}
 
 /// Every repository port and the lease on PostgreSQL.
 ///
@@ -342,121 +341,10 @@ async fn insert_revision_outbox(
     Ok(())
 }
 
-/// Statistics from the columns `{prefix}total`, `…correct`, `…acc`, `…cur`, `…best` (and
-/// `…updated_at` unless given).
-fn stats_of(
-    row: &PgRow,
-    prefix: &str,
-    user_id: String,
-    updated_at: Option<DateTime<Utc>>,
-) -> Result<UserStats> {
-    let col = |c: &str| format!("{prefix}{c}");
-    Ok(UserStats {
-        user_id,
-        total_participations: row.try_get(col("total").as_str()).map_err(db)?,
-        correct_count: row.try_get(col("correct").as_str()).map_err(db)?,
-        accuracy_rate: row.try_get(col("acc").as_str()).map_err(db)?,
-        current_streak: row.try_get(col("cur").as_str()).map_err(db)?,
-        max_streak: row.try_get(col("best").as_str()).map_err(db)?,
-        updated_at: match updated_at {
-            Some(t) => t,
-            None => row.try_get(col("updated_at").as_str()).map_err(db)?,
-        },
-    })
-}
-
-fn parse<T: std::str::FromStr<Err = Error>>(s: &str) -> Result<T> {
-    s.parse::<T>()
-        .map_err(|e| decode_error(BACKEND, "a stored enum value", e))
-}
-
-fn prediction_from_row(row: &PgRow) -> Result<Prediction> {
-    let verify_rule: String = row.try_get("verify_rule").map_err(db)?;
-    let status: String = row.try_get("status").map_err(db)?;
-    let price_source: Option<String> = row.try_get("price_source").map_err(db)?;
-    Ok(Prediction {
-        id: row.try_get("id").map_err(db)?,
-        symbol_code: row.try_get("symbol_code").map_err(db)?,
-        question: row.try_get("question").map_err(db)?,
-        price_at_create: row.try_get("price_at_create").map_err(db)?,
-        price_at_verify: row.try_get("price_at_verify").map_err(db)?,
-        price_change_percent: row.try_get("price_change_percent").map_err(db)?,
-        verify_time: row.try_get("verify_time").map_err(db)?,
-        verify_rule: parse(&verify_rule)?,
-        auto_verify_conditions: row.try_get("auto_verify_conditions").map_err(db)?,
-        correct_option: row.try_get("correct_option").map_err(db)?,
-        status: parse(&status)?,
-        review_reason: row.try_get("review_reason").map_err(db)?,
-        price_source: price_source.as_deref().map(parse).transpose()?,
-        price_provider: row.try_get("price_provider").map_err(db)?,
-        price_at_verify_ts: row.try_get("price_at_verify_ts").map_err(db)?,
-        verified_at: row.try_get("verified_at").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-    })
-}
-
-fn tick_from_row(row: &PgRow) -> Result<PriceTick> {
-    Ok(PriceTick {
-        symbol_code: row.try_get("symbol_code").map_err(db)?,
-        price: row.try_get("price").map_err(db)?,
-        ts: row.try_get("ts").map_err(db)?,
-        source: row.try_get("source").map_err(db)?,
-    })
-}
-
-fn article_from_row(row: &PgRow) -> Result<NewsArticle> {
-    Ok(NewsArticle {
-        id: row.try_get("id").map_err(db)?,
-        title: row.try_get("title").map_err(db)?,
-        summary: row.try_get("summary").map_err(db)?,
-        content: row.try_get("content").map_err(db)?,
-        url: row.try_get("url").map_err(db)?,
-        canonical_url: row.try_get("canonical_url").map_err(db)?,
-        source: row.try_get("source").map_err(db)?,
-        category: row.try_get("category").map_err(db)?,
-        thumbnail_url: row.try_get("thumbnail_url").map_err(db)?,
-        published_at: row.try_get("published_at").map_err(db)?,
-        related_symbols: row.try_get("related_symbols").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-    })
-}
-
-fn payload_from_text(text: &str) -> std::result::Result<OutboxPayload, serde_json::Error> {
-    serde_json::from_str(text)
-}
-
-fn outbox_state(s: &str) -> Result<OutboxState> {
-    match s {
-        "pending" => Ok(OutboxState::Pending),
-        "delivered" => Ok(OutboxState::Delivered),
-        "failed" => Ok(OutboxState::Failed),
-        other => Err(decode_error(BACKEND, "outbox state", other)),
-    }
-}
-
-fn u32_from(n: i32) -> u32 {
-    u32::try_from(n).unwrap_or(0)
-}
-
 #[async_trait]
 impl SymbolRepository for PgStore {
     async fn active_symbols(&self) -> Result<Vec<Symbol>> {
-        let rows = sqlx::query(
-            "SELECT code, name, provider_symbol, active FROM symbols WHERE active ORDER BY code",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Symbol {
-                    code: r.try_get("code").map_err(db)?,
-                    name: r.try_get("name").map_err(db)?,
-                    provider_symbol: r.try_get("provider_symbol").map_err(db)?,
-                    active: r.try_get("active").map_err(db)?,
-                })
-            })
-            .collect()
+        common::active_symbols(self).await
     }
 
     async fn upsert_symbols(&self, symbols: &[Symbol]) -> Result<()> {
@@ -545,74 +433,27 @@ impl PriceTickRepository for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let price: Option<Decimal> = r.try_get("price").map_err(db)?;
-                match price {
-                    Some(_) => tick_from_row(r).map(Some),
-                    None => Ok(None),
-                }
-            })
-            .collect()
+        rows.iter().map(row::joined_tick).collect()
     }
 
     async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
-        let row = sqlx::query(
-            "SELECT symbol_code, price, ts, source FROM price_ticks WHERE symbol_code = $1 \
-             ORDER BY ts DESC LIMIT 1",
-        )
-        .bind(symbol_code)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(tick_from_row).transpose()
+        common::latest_tick(self, symbol_code).await
     }
 
     async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let done = sqlx::query(
+        self.execute(
             "DELETE FROM price_ticks WHERE ctid IN \
              (SELECT ctid FROM price_ticks WHERE ts < $1 LIMIT $2)",
+            &[Arg::Instant(before), Arg::Int(i64::from(limit))],
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
     }
 }
 
 #[async_trait]
 impl PredictionRepository for PgStore {
     async fn insert_prediction(&self, p: &Prediction) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO predictions (id, symbol_code, question, price_at_create, price_at_verify, \
-             price_change_percent, verify_time, verify_rule, auto_verify_conditions, correct_option, \
-             status, review_reason, price_source, price_at_verify_ts, verified_at, created_at, \
-             price_provider) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(&p.id)
-        .bind(&p.symbol_code)
-        .bind(&p.question)
-        .bind(p.price_at_create)
-        .bind(p.price_at_verify)
-        .bind(p.price_change_percent)
-        .bind(p.verify_time)
-        .bind(p.verify_rule.as_str())
-        .bind(p.auto_verify_conditions.as_deref())
-        .bind(p.correct_option.as_deref())
-        .bind(p.status.as_str())
-        .bind(p.review_reason.as_deref())
-        .bind(p.price_source.map(|s| s.as_str()))
-        .bind(p.price_at_verify_ts)
-        .bind(p.verified_at)
-        .bind(p.created_at)
-        .bind(p.price_provider.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::insert_prediction(self, p).await
     }
 
     async fn insert_votes(&self, votes: &[Vote]) -> Result<()> {
@@ -640,48 +481,15 @@ impl PredictionRepository for PgStore {
     }
 
     async fn get_prediction(&self, id: &str) -> Result<Option<Prediction>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PREDICTION_COLUMNS} FROM predictions WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(prediction_from_row).transpose()
+        common::get_prediction(self, id).await
     }
 
     async fn list_predictions(&self, query: &PredictionQuery) -> Result<Vec<Prediction>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PREDICTION_COLUMNS} FROM predictions \
-             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR symbol_code = $2) \
-             ORDER BY verified_at DESC NULLS LAST, verify_time DESC, id LIMIT $3"
-        ))
-        .bind(query.status.map(|s| s.as_str()))
-        .bind(query.symbol_code.as_deref())
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(prediction_from_row).collect()
+        common::list_predictions(self, query).await
     }
 
     async fn vote_counts(&self, prediction_id: &str) -> Result<Vec<OptionVotes>> {
-        let rows = sqlx::query(
-            "SELECT selected_option, COUNT(*) AS votes FROM prediction_votes \
-             WHERE prediction_id = $1 GROUP BY selected_option ORDER BY selected_option",
-        )
-        .bind(prediction_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OptionVotes {
-                    option: r.try_get("selected_option").map_err(db)?,
-                    votes: u64::try_from(r.try_get::<i64, _>("votes").map_err(db)?).unwrap_or(0),
-                })
-            })
-            .collect()
+        common::vote_counts(self, prediction_id).await
     }
 
     async fn claim_due(
@@ -703,7 +511,8 @@ impl PredictionRepository for PgStore {
                      ORDER BY verify_time, id LIMIT $3 \
                      FOR UPDATE SKIP LOCKED) \
                  RETURNING *) \
-             SELECT {PREDICTION_COLUMNS} FROM claimed ORDER BY verify_time, id"
+             SELECT {cols} FROM claimed ORDER BY verify_time, id",
+            cols = prediction_columns()
         ))
         .bind(now)
         .bind(until)
@@ -711,19 +520,11 @@ impl PredictionRepository for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter().map(prediction_from_row).collect()
+        rows.iter().map(row::prediction).collect()
     }
 
     async fn release_claims(&self, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("UPDATE predictions SET claimed_until = NULL WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
+        common::release_claims(self, ids).await
     }
 
     async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary> {
@@ -1008,245 +809,23 @@ impl PredictionRepository for PgStore {
     }
 
     async fn votes_for(&self, prediction_id: &str) -> Result<Vec<Vote>> {
-        let rows = sqlx::query(
-            "SELECT prediction_id, user_id, selected_option, is_correct, created_at \
-             FROM prediction_votes WHERE prediction_id = $1 ORDER BY created_at, user_id",
-        )
-        .bind(prediction_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Vote {
-                    prediction_id: r.try_get("prediction_id").map_err(db)?,
-                    user_id: r.try_get("user_id").map_err(db)?,
-                    selected_option: r.try_get("selected_option").map_err(db)?,
-                    is_correct: r.try_get("is_correct").map_err(db)?,
-                    created_at: r.try_get("created_at").map_err(db)?,
-                })
-            })
-            .collect()
+        common::votes_for(self, prediction_id).await
     }
 
     async fn user_stats(&self, user_ids: &[String]) -> Result<Vec<UserStats>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT user_id, total_participations, correct_count, accuracy_rate, current_streak, \
-             max_streak, updated_at FROM user_prediction_stats WHERE user_id = ANY($1) \
-             ORDER BY user_id",
-        )
-        .bind(user_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(UserStats {
-                    user_id: r.try_get("user_id").map_err(db)?,
-                    total_participations: r.try_get("total_participations").map_err(db)?,
-                    correct_count: r.try_get("correct_count").map_err(db)?,
-                    accuracy_rate: r.try_get("accuracy_rate").map_err(db)?,
-                    current_streak: r.try_get("current_streak").map_err(db)?,
-                    max_streak: r.try_get("max_streak").map_err(db)?,
-                    updated_at: r.try_get("updated_at").map_err(db)?,
-                })
-            })
-            .collect()
+        common::user_stats(self, user_ids).await
     }
 
     async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PREDICTION_COLUMNS} FROM predictions \
-             WHERE status = 'ended' AND verified_at IS NOT NULL \
-             ORDER BY verified_at DESC, id LIMIT $1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(prediction_from_row).collect()
+        common::recent_verified(self, limit).await
     }
 
     async fn record_correction(&self, c: &Correction) -> Result<Revision> {
-        let id = c.prediction_id.as_str();
-        let option = correction_option(c)?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // 1. the prediction, locked: concurrent revisions and verifications of it wait
-        let Some(row) = sqlx::query(
-            "SELECT status, correct_option, price_at_verify FROM predictions WHERE id = $1 \
-             FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        else {
-            return Err(Error::NotFound(format!("prediction {id}")));
-        };
-        let status: String = row.try_get("status").map_err(db)?;
-        if status != "ended" {
-            return Err(not_correctable(id, &status));
-        }
-        let previous: Option<String> = row.try_get("correct_option").map_err(db)?;
-        let stored_price: Option<Decimal> = row.try_get("price_at_verify").map_err(db)?;
-        if correction_is_noop(previous.as_deref(), stored_price, c) {
-            return Err(Error::Conflict(format!(
-                "prediction {id} already has correct_option {option}"
-            )));
-        }
-        // 2. the new answer (and price)
-        let price = c.price.as_ref();
-        let updated = sqlx::query(
-            "UPDATE predictions SET correct_option = $2, \
-                 price_at_verify = CASE WHEN $3 THEN $4 ELSE price_at_verify END, \
-                 price_change_percent = CASE WHEN $3 THEN $5 ELSE price_change_percent END, \
-                 price_at_verify_ts = CASE WHEN $3 THEN $6 ELSE price_at_verify_ts END, \
-                 price_source = CASE WHEN $3 THEN 'manual' ELSE price_source END, \
-                 price_provider = CASE WHEN $3 THEN NULL ELSE price_provider END \
-             WHERE id = $1 \
-             RETURNING symbol_code, price_at_verify, price_change_percent, price_source, \
-                       price_at_verify_ts",
-        )
-        .bind(id)
-        .bind(option)
-        .bind(price.is_some())
-        .bind(price.map(|m| m.price_at_verify))
-        .bind(price.and_then(|m| m.price_change_percent))
-        .bind(price.map(|m| m.price_at_verify_ts))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        // 3. every vote re-marked
-        let voters = sqlx::query(
-            "UPDATE prediction_votes SET is_correct = (selected_option = $2) \
-             WHERE prediction_id = $1 RETURNING user_id",
-        )
-        .bind(id)
-        .bind(option)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut users = voters
-            .iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(db))
-            .collect::<Result<Vec<String>>>()?;
-        users.sort();
-        // 4. the voters' statistics, recomputed from all of their verified votes
-        let recomputed = recompute_users(&mut tx, &users, c.corrected_at).await?;
-        // 5. the broadcast and one notice per voter
-        let source: Option<String> = updated.try_get("price_source").map_err(db)?;
-        let event = PredictionCorrected {
-            prediction_id: id.to_owned(),
-            symbol_code: updated.try_get("symbol_code").map_err(db)?,
-            correct_option: option.to_owned(),
-            price_at_verify: updated
-                .try_get::<Option<Decimal>, _>("price_at_verify")
-                .map_err(db)?
-                .unwrap_or_default(),
-            price_change_percent: updated.try_get("price_change_percent").map_err(db)?,
-            price_source: source
-                .as_deref()
-                .map(parse)
-                .transpose()?
-                .unwrap_or(PriceSource::Manual),
-            price_at_verify_ts: updated
-                .try_get::<Option<DateTime<Utc>>, _>("price_at_verify_ts")
-                .map_err(db)?
-                .unwrap_or(c.corrected_at),
-            previous_option: previous.clone().unwrap_or_default(),
-        };
-        insert_revision_outbox(
-            &mut tx,
-            "prediction_corrected",
-            corrected_payload(event)?,
-            id,
-            NoticeKind::Corrected,
-            users.len() as u64,
-            c.corrected_at,
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Revision {
-            previous_status: PredictionStatus::Ended,
-            previous_option: previous,
-            votes_marked: users.len() as u64,
-            users_recomputed: recomputed,
-        })
+        common::record_correction(self, c).await
     }
 
     async fn record_void(&self, v: &VoidRecord) -> Result<Revision> {
-        let id = v.prediction_id.as_str();
-        let reason = void_reason(v)?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // the prediction, locked: a verifier recording it waits, then finds it not eligible
-        let Some(row) = sqlx::query(
-            "SELECT status, symbol_code, correct_option FROM predictions WHERE id = $1 \
-             FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        else {
-            return Err(Error::NotFound(format!("prediction {id}")));
-        };
-        let status: String = row.try_get("status").map_err(db)?;
-        let previous_status: PredictionStatus = parse(&status)?;
-        if previous_status == PredictionStatus::Void {
-            return Err(Error::Conflict(format!("prediction {id} is already void")));
-        }
-        sqlx::query(
-            "UPDATE predictions SET status = 'void', review_reason = $2, claimed_until = NULL \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let voters = sqlx::query(
-            "UPDATE prediction_votes SET is_correct = NULL WHERE prediction_id = $1 \
-             RETURNING user_id",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut users = voters
-            .iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(db))
-            .collect::<Result<Vec<String>>>()?;
-        users.sort();
-        let recomputed = if previous_status == PredictionStatus::Ended {
-            recompute_users(&mut tx, &users, v.voided_at).await?
-        } else {
-            0
-        };
-        let event = PredictionVoided {
-            prediction_id: id.to_owned(),
-            symbol_code: row.try_get("symbol_code").map_err(db)?,
-            reason: reason.to_owned(),
-        };
-        insert_revision_outbox(
-            &mut tx,
-            "prediction_voided",
-            voided_payload(event)?,
-            id,
-            NoticeKind::Voided,
-            users.len() as u64,
-            v.voided_at,
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Revision {
-            previous_status,
-            previous_option: row.try_get("correct_option").map_err(db)?,
-            votes_marked: users.len() as u64,
-            users_recomputed: recomputed,
-        })
+        common::record_void(self, v).await
     }
 
     async fn recompute_stats(
@@ -1255,17 +834,16 @@ impl PredictionRepository for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<StatsDiff>> {
         let cte = recompute_cte(ALL_USERS);
-        let diff =
+        let diff = format!(
             "SELECT r.user_id, r.total, r.correct, r.acc, r.cur, r.best, r.last_vt, r.last_id, \
-                    s.user_id AS s_user, s.total_participations AS s_total, \
-                    s.correct_count AS s_correct, s.accuracy_rate AS s_acc, \
-                    s.current_streak AS s_cur, s.max_streak AS s_best, \
-                    s.updated_at AS s_updated_at \
+                    {} \
              FROM r LEFT JOIN user_prediction_stats AS s ON s.user_id = r.user_id \
              WHERE CASE WHEN s.user_id IS NULL THEN r.total > 0 \
                         ELSE (s.total_participations, s.correct_count, s.accuracy_rate, \
                               s.current_streak, s.max_streak) \
-                             <> (r.total, r.correct, r.acc, r.cur, r.best) END";
+                             <> (r.total, r.correct, r.acc, r.cur, r.best) END",
+            row::STORED_STATS_COLUMNS
+        );
         let rows = match mode {
             RecomputeMode::Check => {
                 let mut tx = self.pool.begin().await.map_err(db)?;
@@ -1328,17 +906,7 @@ impl PredictionRepository for PgStore {
                 rows
             }
         };
-        rows.iter()
-            .map(|row| {
-                let user_id: String = row.try_get("user_id").map_err(db)?;
-                let recomputed = stats_of(row, "", user_id, Some(now))?;
-                let stored = match row.try_get::<Option<String>, _>("s_user").map_err(db)? {
-                    Some(u) => Some(stats_of(row, "s_", u, None)?),
-                    None => None,
-                };
-                Ok(stats_diff(recomputed, stored))
-            })
-            .collect()
+        rows.iter().map(|r| row::stats_diff(r, now)).collect()
     }
 }
 
@@ -1373,117 +941,38 @@ impl OutboxRepository for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut out = Vec::with_capacity(rows.len());
-        let mut poisoned = Vec::new();
-        for r in &rows {
-            let id: i64 = r.try_get("id").map_err(db)?;
-            let text: String = r.try_get("payload").map_err(db)?;
-            match payload_from_text(&text) {
-                Ok(payload) => out.push(OutboxMessage {
-                    id,
-                    payload,
-                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
-                    last_error: r.try_get("last_error").map_err(db)?,
-                }),
-                Err(e) => {
-                    tracing::error!(outbox_id = id, error = %e, "undecodable outbox payload; marking failed");
-                    poisoned.push(id);
-                }
-            }
-        }
-        if !poisoned.is_empty() {
-            sqlx::query(
-                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, \
-                 last_error = 'undecodable payload', claimed_until = NULL WHERE id = ANY($1)",
-            )
-            .bind(&poisoned)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        }
+        let (out, poisoned) = row::claimed_messages(&rows)?;
+        common::mark_undecodable(self, &poisoned).await?;
         Ok(out)
     }
 
     async fn mark_delivered(&self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "UPDATE outbox SET state = 'delivered', claimed_until = NULL WHERE id = ANY($1)",
-        )
-        .bind(ids)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::mark_delivered(self, ids).await
     }
 
     async fn reschedule(&self, id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, \
-             claimed_until = NULL WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(error)
-        .bind(next_attempt_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::reschedule(self, id, next_attempt_at, error).await
     }
 
     async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = $2, \
-             claimed_until = NULL WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(error)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::mark_failed(self, id, error).await
     }
 
     async fn outbox_rows(&self) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query(
-            "SELECT id, payload, state, attempts, last_error, next_attempt_at FROM outbox ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let text: String = r.try_get("payload").map_err(db)?;
-                let state: String = r.try_get("state").map_err(db)?;
-                Ok(OutboxRow {
-                    id: r.try_get("id").map_err(db)?,
-                    payload: payload_from_text(&text)
-                        .map_err(|e| decode_error(BACKEND, "an outbox payload", e))?,
-                    state: outbox_state(&state)?,
-                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
-                    last_error: r.try_get("last_error").map_err(db)?,
-                    next_attempt_at: r.try_get("next_attempt_at").map_err(db)?,
-                })
-            })
-            .collect()
+        common::outbox_rows(self, "payload").await
     }
 
     async fn delete_finished_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
         if limit == 0 {
             return Ok(0);
         }
-        let done = sqlx::query(
+        self.execute(
             "DELETE FROM outbox WHERE id = ANY (ARRAY( \
                  SELECT id FROM outbox WHERE state <> 'pending' AND created_at < $1 \
                  ORDER BY created_at LIMIT $2))",
+            &[Arg::Instant(before), Arg::Int(i64::from(limit))],
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
     }
 }
 
@@ -1550,76 +1039,22 @@ impl NewsRepository for PgStore {
         category: Option<&'a str>,
         limit: u32,
     ) -> Result<Vec<NewsArticle>> {
-        const COLUMNS: &str = "SELECT id, title, summary, content, url, canonical_url, source, \
-            category, thumbnail_url, published_at, related_symbols, created_at FROM news_articles";
-        // two statements rather than `$1 IS NULL OR category = $1`, so each has a plan that
-        // walks its index
-        let sql = match category {
-            Some(_) => {
-                format!("{COLUMNS} WHERE category = $2 ORDER BY published_at DESC, id LIMIT $1")
-            }
-            None => format!("{COLUMNS} ORDER BY published_at DESC, id LIMIT $1"),
-        };
-        let mut query = sqlx::query(&sql).bind(i64::from(limit));
-        if let Some(category) = category {
-            query = query.bind(category);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter().map(article_from_row).collect()
+        common::latest_articles(self, category, limit).await
     }
 }
 
 #[async_trait]
 impl DeviceTokenRepository for PgStore {
     async fn register_token(&self, token: &DeviceToken) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO device_tokens (user_id, token, platform, created_at) \
-             VALUES ($1, $2, $3, now()) \
-             ON CONFLICT (token) DO UPDATE SET user_id = EXCLUDED.user_id, \
-             platform = EXCLUDED.platform",
-        )
-        .bind(&token.user_id)
-        .bind(&token.token)
-        .bind(&token.platform)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::register_token(self, token).await
     }
 
     async fn tokens_for_users(&self, user_ids: &[String]) -> Result<Vec<DeviceToken>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT user_id, token, platform FROM device_tokens WHERE user_id = ANY($1) \
-             ORDER BY user_id, token",
-        )
-        .bind(user_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeviceToken {
-                    user_id: r.try_get("user_id").map_err(db)?,
-                    token: r.try_get("token").map_err(db)?,
-                    platform: r.try_get("platform").map_err(db)?,
-                })
-            })
-            .collect()
+        common::tokens_for_users(self, user_ids).await
     }
 
     async fn delete_tokens(&self, tokens: &[String]) -> Result<u64> {
-        if tokens.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query("DELETE FROM device_tokens WHERE token = ANY($1)")
-            .bind(tokens)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
+        common::delete_tokens(self, tokens).await
     }
 }
 
@@ -1655,25 +1090,50 @@ impl Lease for PgStore {
                 .await
                 .map_err(db)?,
         };
-        let current: Option<String> = row.try_get("holder").map_err(db)?;
-        let term: i64 = row.try_get("term").map_err(db)?;
-        Ok(LeaseState {
-            is_leader: current.as_deref() == Some(holder),
-            holder: current,
-            term: u64::try_from(term).unwrap_or(0),
-            expires_at: Some(row.try_get("expires_at").map_err(db)?),
-        })
+        row::lease_state(&row, holder)
     }
 
     async fn release(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query(
+        self.execute(
             "UPDATE leases SET holder = NULL, expires_at = now() WHERE name = $1 AND holder = $2",
+            &[Arg::Text(name), Arg::Text(holder)],
         )
-        .bind(name)
-        .bind(holder)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 }
+
+/// `sql` with `args` bound in PostgreSQL's native types.
+fn bound<'q>(
+    sql: &'q str,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    args.iter().fold(sqlx::query(sql), |q, arg| match *arg {
+        Arg::Text(v) => q.bind(v),
+        Arg::OptText(v) => q.bind(v),
+        Arg::Int(v) => q.bind(v),
+        Arg::Flag(v) => q.bind(v),
+        Arg::Instant(v) => q.bind(v),
+        Arg::OptInstant(v) => q.bind(v),
+        Arg::Decimal(v) => q.bind(v),
+        Arg::OptDecimal(v) => q.bind(v),
+        Arg::Texts(v) => q.bind(v),
+        Arg::Ints(v) => q.bind(v),
+    })
+}
+
+dialect_impl!(PgStore, PgRow, sqlx::Postgres, {
+    fn member(col: &str, n: u8) -> String {
+        format!("{col} = ANY(${n})")
+    }
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const CONDITIONS_AS_TEXT: &'static str =
+        "auto_verify_conditions::text AS auto_verify_conditions";
+    fn conditions_param(n: u8) -> String {
+        format!("${n}::json")
+    }
+
+    async fn begin_write(&self) -> Result<Self::Tx> {
+        self.pool.begin().await.map_err(db)
+    }
+});

@@ -7,24 +7,23 @@
 //! 32766-parameter limit). Writers that need several statements run in `BEGIN IMMEDIATE`
 //! transactions, which SQLite serializes.
 
+use super::common;
+use super::dialect::{dialect_impl, Arg, Dialect};
+use super::row::{self, Cells};
 use super::{
-    add_duration, corrected_payload, correction_is_noop, correction_option, decode_error,
-    dedupe_articles, expand_in_pages, fanout_kind_column, fanout_payload, fold_votes,
-    kind_fanout_payload, late_users, map_sqlx, not_correctable, prepare_records, record_columns,
-    stats_diff, summarize, verified_payload, void_reason, voided_payload, votes_per_prediction,
-    SqlError,
+    add_duration, dedupe_articles, expand_in_pages, fanout_kind_column, fanout_payload, fold_votes,
+    kind_fanout_payload, late_users, map_sqlx, prepare_records, record_columns, summarize,
+    verified_payload, votes_per_prediction, SqlError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
-    NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxPayload,
-    OutboxRepository, OutboxRow, OutboxState, Prediction, PredictionCorrected, PredictionQuery,
-    PredictionRepository, PredictionStatus, PredictionVoided, PriceSource, PriceTick,
-    PriceTickRepository, RecomputeMode, RecordSummary, Result, Revision, StatsDiff, Symbol,
-    SymbolRepository, TickQuery, UserStats, VerificationRecord, VoidRecord, Vote,
+    NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
+    OutboxRow, Prediction, PredictionQuery, PredictionRepository, PriceTick, PriceTickRepository,
+    RecomputeMode, RecordSummary, Result, Revision, StatsDiff, Symbol, SymbolRepository, TickQuery,
+    UserStats, VerificationRecord, VoidRecord, Vote,
 };
-use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -46,126 +45,9 @@ fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| decode_error(BACKEND, "a stored instant", e))
-}
-
-fn parse_dec(s: &str) -> Result<Decimal> {
-    Decimal::from_str(s).map_err(|e| decode_error(BACKEND, "a stored decimal", e))
-}
-
-fn parse<T: FromStr<Err = Error>>(s: &str) -> Result<T> {
-    s.parse::<T>()
-        .map_err(|e| decode_error(BACKEND, "a stored enum value", e))
-}
-
-fn get_str(row: &SqliteRow, col: &str) -> Result<String> {
-    row.try_get(col).map_err(db)
-}
-
-fn get_opt(row: &SqliteRow, col: &str) -> Result<Option<String>> {
-    row.try_get(col).map_err(db)
-}
-
-fn get_ts(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
-    parse_ts(&get_str(row, col)?)
-}
-
-fn get_opt_ts(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
-    get_opt(row, col)?.as_deref().map(parse_ts).transpose()
-}
-
-fn get_dec(row: &SqliteRow, col: &str) -> Result<Decimal> {
-    parse_dec(&get_str(row, col)?)
-}
-
-fn get_opt_dec(row: &SqliteRow, col: &str) -> Result<Option<Decimal>> {
-    get_opt(row, col)?.as_deref().map(parse_dec).transpose()
-}
-
-const PREDICTION_COLUMNS: &str = "id, symbol_code, question, price_at_create, price_at_verify, \
-    price_change_percent, verify_time, verify_rule, auto_verify_conditions, correct_option, \
-    status, review_reason, price_source, price_at_verify_ts, verified_at, created_at, \
-    price_provider";
-
-fn prediction_from_row(row: &SqliteRow) -> Result<Prediction> {
-    Ok(Prediction {
-        id: get_str(row, "id")?,
-        symbol_code: get_str(row, "symbol_code")?,
-        question: get_str(row, "question")?,
-        price_at_create: get_dec(row, "price_at_create")?,
-        price_at_verify: get_opt_dec(row, "price_at_verify")?,
-        price_change_percent: get_opt_dec(row, "price_change_percent")?,
-        verify_time: get_ts(row, "verify_time")?,
-        verify_rule: parse(&get_str(row, "verify_rule")?)?,
-        auto_verify_conditions: get_opt(row, "auto_verify_conditions")?,
-        correct_option: get_opt(row, "correct_option")?,
-        status: parse(&get_str(row, "status")?)?,
-        review_reason: get_opt(row, "review_reason")?,
-        price_source: get_opt(row, "price_source")?
-            .as_deref()
-            .map(parse)
-            .transpose()?,
-        price_provider: get_opt(row, "price_provider")?,
-        price_at_verify_ts: get_opt_ts(row, "price_at_verify_ts")?,
-        verified_at: get_opt_ts(row, "verified_at")?,
-        created_at: get_ts(row, "created_at")?,
-    })
-}
-
-fn tick_from_row(row: &SqliteRow) -> Result<PriceTick> {
-    Ok(PriceTick {
-        symbol_code: get_str(row, "symbol_code")?,
-        price: get_dec(row, "price")?,
-        ts: get_ts(row, "ts")?,
-        source: get_opt(row, "source")?,
-    })
-}
-
-fn article_from_row(row: &SqliteRow) -> Result<NewsArticle> {
-    let related = get_str(row, "related_symbols")?;
-    Ok(NewsArticle {
-        id: get_str(row, "id")?,
-        title: get_str(row, "title")?,
-        summary: get_str(row, "summary")?,
-        content: get_opt(row, "content")?,
-        url: get_str(row, "url")?,
-        canonical_url: get_str(row, "canonical_url")?,
-        source: get_str(row, "source")?,
-        category: get_str(row, "category")?,
-        thumbnail_url: get_opt(row, "thumbnail_url")?,
-        published_at: get_ts(row, "published_at")?,
-        related_symbols: serde_json::from_str(&related)
-            .map_err(|e| decode_error(BACKEND, "related_symbols", e))?,
-        created_at: get_ts(row, "created_at")?,
-    })
-}
-
-fn stats_from_row(row: &SqliteRow) -> Result<UserStats> {
-    Ok(UserStats {
-        user_id: get_str(row, "user_id")?,
-        total_participations: row.try_get("total_participations").map_err(db)?,
-        correct_count: row.try_get("correct_count").map_err(db)?,
-        accuracy_rate: get_dec(row, "accuracy_rate")?,
-        current_streak: row.try_get("current_streak").map_err(db)?,
-        max_streak: row.try_get("max_streak").map_err(db)?,
-        updated_at: get_ts(row, "updated_at")?,
-    })
-}
-
-fn outbox_state(s: &str) -> Result<OutboxState> {
-    match s {
-        "pending" => Ok(OutboxState::Pending),
-        "delivered" => Ok(OutboxState::Delivered),
-        "failed" => Ok(OutboxState::Failed),
-        other => Err(decode_error(BACKEND, "outbox state", other)),
-    }
-}
-
-fn u32_from(n: i64) -> u32 {
-    u32::try_from(n).unwrap_or(0)
+/// Columns of a prediction as [`row::prediction`] reads them.
+fn prediction_columns() -> String {
+    row::prediction_columns("auto_verify_conditions")
 }
 
 /// One JSON parameter carrying a whole batch.
@@ -374,11 +256,11 @@ impl SqliteStore {
             };
             let id: i64 = row.try_get("id").map_err(db)?;
             // a fan-out row without a prediction id expands to nothing and is marked delivered
-            let prediction_id = get_opt(&row, "fanout_prediction_id")?;
-            let cursor = get_opt(&row, "fanout_cursor")?;
+            let prediction_id = row.opt_text("fanout_prediction_id")?;
+            let cursor = row.opt_text("fanout_cursor")?;
             // NULL: verified (rows before 0.2); 'corrected'; 'voided' (every vote: a void
             // unmarks them)
-            let kind = get_opt(&row, "fanout_kind")?;
+            let kind = row.opt_text("fanout_kind")?;
             // the page: the next `left` marked votes after the cursor, in user_id order
             let page = sqlx::query(
                 "SELECT count(*) AS n, max(user_id) AS last FROM ( \
@@ -395,7 +277,7 @@ impl SqliteStore {
             .await
             .map_err(db)?;
             let n: i64 = page.try_get("n").map_err(db)?;
-            let last = get_opt(&page, "last")?;
+            let last = page.opt_text("last")?;
             if n > 0 {
                 sqlx::query(
                     "INSERT INTO outbox (kind, payload, state, attempts, next_attempt_at, created_at) \
@@ -469,22 +351,7 @@ impl SqliteStore {
 #[async_trait]
 impl SymbolRepository for SqliteStore {
     async fn active_symbols(&self) -> Result<Vec<Symbol>> {
-        let rows = sqlx::query(
-            "SELECT code, name, provider_symbol, active FROM symbols WHERE active ORDER BY code",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Symbol {
-                    code: get_str(r, "code")?,
-                    name: get_str(r, "name")?,
-                    provider_symbol: get_str(r, "provider_symbol")?,
-                    active: r.try_get("active").map_err(db)?,
-                })
-            })
-            .collect()
+        common::active_symbols(self).await
     }
 
     async fn upsert_symbols(&self, symbols: &[Symbol]) -> Result<()> {
@@ -564,68 +431,27 @@ impl PriceTickRepository for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|r| match get_opt(r, "price")? {
-                Some(_) => tick_from_row(r).map(Some),
-                None => Ok(None),
-            })
-            .collect()
+        rows.iter().map(row::joined_tick).collect()
     }
 
     async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
-        let row = sqlx::query(
-            "SELECT symbol_code, price, ts, source FROM price_ticks WHERE symbol_code = ?1 \
-             ORDER BY ts DESC LIMIT 1",
-        )
-        .bind(symbol_code)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(tick_from_row).transpose()
+        common::latest_tick(self, symbol_code).await
     }
 
     async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let done = sqlx::query(
+        self.execute(
             "DELETE FROM price_ticks WHERE rowid IN \
              (SELECT rowid FROM price_ticks WHERE ts < ?1 LIMIT ?2)",
+            &[Arg::Instant(before), Arg::Int(i64::from(limit))],
         )
-        .bind(ts(before))
-        .bind(i64::from(limit))
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
     }
 }
 
 #[async_trait]
 impl PredictionRepository for SqliteStore {
     async fn insert_prediction(&self, p: &Prediction) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO predictions ({PREDICTION_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-        ))
-        .bind(&p.id)
-        .bind(&p.symbol_code)
-        .bind(&p.question)
-        .bind(p.price_at_create.to_string())
-        .bind(p.price_at_verify.map(|d| d.to_string()))
-        .bind(p.price_change_percent.map(|d| d.to_string()))
-        .bind(ts(p.verify_time))
-        .bind(p.verify_rule.as_str())
-        .bind(p.auto_verify_conditions.as_deref())
-        .bind(p.correct_option.as_deref())
-        .bind(p.status.as_str())
-        .bind(p.review_reason.as_deref())
-        .bind(p.price_source.map(|s| s.as_str()))
-        .bind(p.price_at_verify_ts.map(ts))
-        .bind(p.verified_at.map(ts))
-        .bind(ts(p.created_at))
-        .bind(p.price_provider.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::insert_prediction(self, p).await
     }
 
     async fn insert_votes(&self, votes: &[Vote]) -> Result<()> {
@@ -658,48 +484,15 @@ impl PredictionRepository for SqliteStore {
     }
 
     async fn get_prediction(&self, id: &str) -> Result<Option<Prediction>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PREDICTION_COLUMNS} FROM predictions WHERE id = ?1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(prediction_from_row).transpose()
+        common::get_prediction(self, id).await
     }
 
     async fn list_predictions(&self, query: &PredictionQuery) -> Result<Vec<Prediction>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PREDICTION_COLUMNS} FROM predictions \
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR symbol_code = ?2) \
-             ORDER BY verified_at DESC NULLS LAST, verify_time DESC, id LIMIT ?3"
-        ))
-        .bind(query.status.map(|s| s.as_str()))
-        .bind(query.symbol_code.as_deref())
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(prediction_from_row).collect()
+        common::list_predictions(self, query).await
     }
 
     async fn vote_counts(&self, prediction_id: &str) -> Result<Vec<OptionVotes>> {
-        let rows = sqlx::query(
-            "SELECT selected_option, COUNT(*) AS votes FROM prediction_votes \
-             WHERE prediction_id = ?1 GROUP BY selected_option ORDER BY selected_option",
-        )
-        .bind(prediction_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OptionVotes {
-                    option: get_str(r, "selected_option")?,
-                    votes: u64::try_from(r.try_get::<i64, _>("votes").map_err(db)?).unwrap_or(0),
-                })
-            })
-            .collect()
+        common::vote_counts(self, prediction_id).await
     }
 
     async fn claim_due(
@@ -719,7 +512,8 @@ impl PredictionRepository for SqliteStore {
                  WHERE status = 'active' AND verify_rule = 'auto' AND verify_time <= ?1 \
                    AND (claimed_until IS NULL OR claimed_until <= ?1) \
                  ORDER BY verify_time, id LIMIT ?3) \
-             RETURNING {PREDICTION_COLUMNS}"
+             RETURNING {cols}",
+            cols = prediction_columns()
         ))
         .bind(ts(now))
         .bind(ts(until))
@@ -729,25 +523,14 @@ impl PredictionRepository for SqliteStore {
         .map_err(db)?;
         let mut out = rows
             .iter()
-            .map(prediction_from_row)
+            .map(row::prediction)
             .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| (a.verify_time, &a.id).cmp(&(b.verify_time, &b.id)));
         Ok(out)
     }
 
     async fn release_claims(&self, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "UPDATE predictions SET claimed_until = NULL \
-             WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(json!(ids).to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::release_claims(self, ids).await
     }
 
     async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary> {
@@ -815,10 +598,10 @@ impl PredictionRepository for SqliteStore {
         let mut symbol_of: HashMap<String, String> = HashMap::with_capacity(rows.len());
         let mut verify_time_of: HashMap<String, DateTime<Utc>> = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let id = get_str(row, "id")?;
-            symbol_of.insert(id.clone(), get_str(row, "symbol_code")?);
-            verify_time_of.insert(id.clone(), get_ts(row, "verify_time")?);
-            updated.insert(id, get_str(row, "status")?);
+            let id = row.text("id")?;
+            symbol_of.insert(id.clone(), row.text("symbol_code")?);
+            verify_time_of.insert(id.clone(), row.instant("verify_time")?);
+            updated.insert(id, row.text("status")?);
         }
         let verified: Vec<&VerificationRecord> = prepared
             .records
@@ -863,8 +646,8 @@ impl PredictionRepository for SqliteStore {
             let mut votes = Vec::with_capacity(vote_rows.len());
             for row in &vote_rows {
                 votes.push((
-                    get_str(row, "prediction_id")?,
-                    get_str(row, "user_id")?,
+                    row.text("prediction_id")?,
+                    row.text("user_id")?,
                     row.try_get::<bool, _>("is_correct").map_err(db)?,
                 ));
             }
@@ -875,12 +658,12 @@ impl PredictionRepository for SqliteStore {
             if !deltas.is_empty() {
                 // 3. the voters' current stats (we hold the write lock: nobody changes them)
                 let users: Vec<&str> = deltas.iter().map(|d| d.user_id.as_str()).collect();
-                let old_rows = sqlx::query(
-                    "SELECT user_id, total_participations, correct_count, accuracy_rate, \
-                     current_streak, max_streak, updated_at, last_verify_time, \
-                     last_prediction_id FROM user_prediction_stats \
-                     WHERE user_id IN (SELECT value FROM json_each(?1))",
-                )
+                let old_rows = sqlx::query(&format!(
+                    "SELECT {}, last_verify_time, last_prediction_id \
+                         FROM user_prediction_stats \
+                         WHERE user_id IN (SELECT value FROM json_each(?1))",
+                    row::STATS_COLUMNS
+                ))
                 .bind(json!(users).to_string())
                 .fetch_all(&mut *tx)
                 .await
@@ -888,9 +671,9 @@ impl PredictionRepository for SqliteStore {
                 let mut old: HashMap<String, UserStats> = HashMap::with_capacity(old_rows.len());
                 let mut stored_last: HashMap<String, (DateTime<Utc>, String)> = HashMap::new();
                 for row in &old_rows {
-                    let s = stats_from_row(row)?;
-                    let t = get_opt_ts(row, "last_verify_time")?;
-                    let id: Option<String> = get_opt(row, "last_prediction_id")?;
+                    let s = row::user_stats(row)?;
+                    let t = row.opt_instant("last_verify_time")?;
+                    let id: Option<String> = row.opt_text("last_prediction_id")?;
                     if let (Some(t), Some(id)) = (t, id) {
                         stored_last.insert(s.user_id.clone(), (t, id));
                     }
@@ -989,223 +772,23 @@ impl PredictionRepository for SqliteStore {
     }
 
     async fn votes_for(&self, prediction_id: &str) -> Result<Vec<Vote>> {
-        let rows = sqlx::query(
-            "SELECT prediction_id, user_id, selected_option, is_correct, created_at \
-             FROM prediction_votes WHERE prediction_id = ?1 ORDER BY created_at, user_id",
-        )
-        .bind(prediction_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Vote {
-                    prediction_id: get_str(r, "prediction_id")?,
-                    user_id: get_str(r, "user_id")?,
-                    selected_option: get_str(r, "selected_option")?,
-                    is_correct: r.try_get("is_correct").map_err(db)?,
-                    created_at: get_ts(r, "created_at")?,
-                })
-            })
-            .collect()
+        common::votes_for(self, prediction_id).await
     }
 
     async fn user_stats(&self, user_ids: &[String]) -> Result<Vec<UserStats>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT user_id, total_participations, correct_count, accuracy_rate, current_streak, \
-             max_streak, updated_at FROM user_prediction_stats \
-             WHERE user_id IN (SELECT value FROM json_each(?1)) ORDER BY user_id",
-        )
-        .bind(json!(user_ids).to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(stats_from_row).collect()
+        common::user_stats(self, user_ids).await
     }
 
     async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PREDICTION_COLUMNS} FROM predictions \
-             WHERE status = 'ended' AND verified_at IS NOT NULL \
-             ORDER BY verified_at DESC, id LIMIT ?1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(prediction_from_row).collect()
+        common::recent_verified(self, limit).await
     }
 
     async fn record_correction(&self, c: &Correction) -> Result<Revision> {
-        let id = c.prediction_id.as_str();
-        let option = correction_option(c)?;
-        // One IMMEDIATE transaction: SQLite serializes writers, so the verifier and other
-        // revisions see all of it or nothing, and nothing changes between its statements.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let Some(row) = sqlx::query(
-            "SELECT status, correct_option, price_at_verify FROM predictions WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        else {
-            return Err(Error::NotFound(format!("prediction {id}")));
-        };
-        let status = get_str(&row, "status")?;
-        if status != "ended" {
-            return Err(not_correctable(id, &status));
-        }
-        let previous = get_opt(&row, "correct_option")?;
-        if correction_is_noop(
-            previous.as_deref(),
-            get_opt_dec(&row, "price_at_verify")?,
-            c,
-        ) {
-            return Err(Error::Conflict(format!(
-                "prediction {id} already has correct_option {option}"
-            )));
-        }
-        let price = c.price.as_ref();
-        let updated = sqlx::query(
-            "UPDATE predictions SET correct_option = ?2, \
-                 price_at_verify = CASE WHEN ?3 THEN ?4 ELSE price_at_verify END, \
-                 price_change_percent = CASE WHEN ?3 THEN ?5 ELSE price_change_percent END, \
-                 price_at_verify_ts = CASE WHEN ?3 THEN ?6 ELSE price_at_verify_ts END, \
-                 price_source = CASE WHEN ?3 THEN 'manual' ELSE price_source END, \
-                 price_provider = CASE WHEN ?3 THEN NULL ELSE price_provider END \
-             WHERE id = ?1 \
-             RETURNING symbol_code, price_at_verify, price_change_percent, price_source, \
-                       price_at_verify_ts",
-        )
-        .bind(id)
-        .bind(option)
-        .bind(price.is_some())
-        .bind(price.map(|m| m.price_at_verify.to_string()))
-        .bind(price.and_then(|m| m.price_change_percent.map(|p| p.to_string())))
-        .bind(price.map(|m| ts(m.price_at_verify_ts)))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let voters = sqlx::query(
-            "UPDATE prediction_votes SET is_correct = (selected_option = ?2) \
-             WHERE prediction_id = ?1 RETURNING user_id",
-        )
-        .bind(id)
-        .bind(option)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut users = voters
-            .iter()
-            .map(|r| get_str(r, "user_id"))
-            .collect::<Result<Vec<String>>>()?;
-        users.sort();
-        let recomputed = recompute_users(&mut tx, &users, c.corrected_at).await?;
-        let event = PredictionCorrected {
-            prediction_id: id.to_owned(),
-            symbol_code: get_str(&updated, "symbol_code")?,
-            correct_option: option.to_owned(),
-            price_at_verify: get_opt_dec(&updated, "price_at_verify")?.unwrap_or_default(),
-            price_change_percent: get_opt_dec(&updated, "price_change_percent")?,
-            price_source: get_opt(&updated, "price_source")?
-                .as_deref()
-                .map(parse)
-                .transpose()?
-                .unwrap_or(PriceSource::Manual),
-            price_at_verify_ts: get_opt_ts(&updated, "price_at_verify_ts")?
-                .unwrap_or(c.corrected_at),
-            previous_option: previous.clone().unwrap_or_default(),
-        };
-        insert_revision_outbox(
-            &mut tx,
-            "prediction_corrected",
-            corrected_payload(event)?,
-            id,
-            NoticeKind::Corrected,
-            users.len() as u64,
-            c.corrected_at,
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Revision {
-            previous_status: PredictionStatus::Ended,
-            previous_option: previous,
-            votes_marked: users.len() as u64,
-            users_recomputed: recomputed,
-        })
+        common::record_correction(self, c).await
     }
 
     async fn record_void(&self, v: &VoidRecord) -> Result<Revision> {
-        let id = v.prediction_id.as_str();
-        let reason = void_reason(v)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let Some(row) = sqlx::query(
-            "SELECT status, symbol_code, correct_option FROM predictions WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        else {
-            return Err(Error::NotFound(format!("prediction {id}")));
-        };
-        let previous_status: PredictionStatus = parse(&get_str(&row, "status")?)?;
-        if previous_status == PredictionStatus::Void {
-            return Err(Error::Conflict(format!("prediction {id} is already void")));
-        }
-        sqlx::query(
-            "UPDATE predictions SET status = 'void', review_reason = ?2, claimed_until = NULL \
-             WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let voters = sqlx::query(
-            "UPDATE prediction_votes SET is_correct = NULL WHERE prediction_id = ?1 \
-             RETURNING user_id",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut users = voters
-            .iter()
-            .map(|r| get_str(r, "user_id"))
-            .collect::<Result<Vec<String>>>()?;
-        users.sort();
-        let recomputed = if previous_status == PredictionStatus::Ended {
-            recompute_users(&mut tx, &users, v.voided_at).await?
-        } else {
-            0
-        };
-        let event = PredictionVoided {
-            prediction_id: id.to_owned(),
-            symbol_code: get_str(&row, "symbol_code")?,
-            reason: reason.to_owned(),
-        };
-        insert_revision_outbox(
-            &mut tx,
-            "prediction_voided",
-            voided_payload(event)?,
-            id,
-            NoticeKind::Voided,
-            users.len() as u64,
-            v.voided_at,
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Revision {
-            previous_status,
-            previous_option: get_opt(&row, "correct_option")?,
-            votes_marked: users.len() as u64,
-            users_recomputed: recomputed,
-        })
+        common::record_void(self, v).await
     }
 
     async fn recompute_stats(
@@ -1218,14 +801,14 @@ impl PredictionRepository for SqliteStore {
         let diff_sql = format!(
             "WITH {cte} \
              SELECT r.user_id, r.total, r.correct, r.acc, r.cur, r.best, \
-                    s.user_id AS s_user, s.total_participations, s.correct_count, \
-                    s.accuracy_rate, s.current_streak, s.max_streak, s.updated_at \
+                    {stored} \
              FROM r LEFT JOIN user_prediction_stats AS s ON s.user_id = r.user_id \
              WHERE (s.user_id IS NULL AND r.total > 0) \
                 OR s.total_participations <> r.total OR s.correct_count <> r.correct \
                 OR CAST(s.accuracy_rate AS REAL) <> CAST(r.acc AS REAL) \
                 OR s.current_streak <> r.cur OR s.max_streak <> r.best \
-             ORDER BY r.user_id"
+             ORDER BY r.user_id",
+            stored = row::STORED_STATS_COLUMNS
         );
         let mut tx = match mode {
             RecomputeMode::Check => self.pool.begin().await.map_err(db)?,
@@ -1235,31 +818,10 @@ impl PredictionRepository for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
-        let mut diffs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let recomputed = UserStats {
-                user_id: get_str(row, "user_id")?,
-                total_participations: row.try_get("total").map_err(db)?,
-                correct_count: row.try_get("correct").map_err(db)?,
-                accuracy_rate: get_dec(row, "acc")?,
-                current_streak: row.try_get("cur").map_err(db)?,
-                max_streak: row.try_get("best").map_err(db)?,
-                updated_at: now,
-            };
-            let stored = match get_opt(row, "s_user")? {
-                Some(user_id) => Some(UserStats {
-                    user_id,
-                    total_participations: row.try_get("total_participations").map_err(db)?,
-                    correct_count: row.try_get("correct_count").map_err(db)?,
-                    accuracy_rate: get_dec(row, "accuracy_rate")?,
-                    current_streak: row.try_get("current_streak").map_err(db)?,
-                    max_streak: row.try_get("max_streak").map_err(db)?,
-                    updated_at: get_ts(row, "updated_at")?,
-                }),
-                None => None,
-            };
-            diffs.push(stats_diff(recomputed, stored));
-        }
+        let diffs = rows
+            .iter()
+            .map(|r| row::stats_diff(r, now))
+            .collect::<Result<Vec<_>>>()?;
         if mode == RecomputeMode::Fix && !diffs.is_empty() {
             let users: Vec<String> = diffs.iter().map(|d| d.user_id.clone()).collect();
             recompute_users(&mut tx, &users, now).await?;
@@ -1296,118 +858,39 @@ impl OutboxRepository for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut out = Vec::with_capacity(rows.len());
-        let mut poisoned = Vec::new();
-        for r in &rows {
-            let id: i64 = r.try_get("id").map_err(db)?;
-            let text = get_str(r, "payload")?;
-            match serde_json::from_str::<OutboxPayload>(&text) {
-                Ok(payload) => out.push(OutboxMessage {
-                    id,
-                    payload,
-                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
-                    last_error: get_opt(r, "last_error")?,
-                }),
-                Err(e) => {
-                    tracing::error!(outbox_id = id, error = %e, "undecodable outbox payload; marking failed");
-                    poisoned.push(id);
-                }
-            }
-        }
-        if !poisoned.is_empty() {
-            sqlx::query(
-                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, \
-                 last_error = 'undecodable payload', claimed_until = NULL \
-                 WHERE id IN (SELECT value FROM json_each(?1))",
-            )
-            .bind(json!(poisoned).to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        }
+        let (mut out, poisoned) = row::claimed_messages(&rows)?;
+        common::mark_undecodable(self, &poisoned).await?;
         out.sort_by_key(|m| m.id);
         Ok(out)
     }
 
     async fn mark_delivered(&self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "UPDATE outbox SET state = 'delivered', claimed_until = NULL \
-             WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(json!(ids).to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::mark_delivered(self, ids).await
     }
 
     async fn reschedule(&self, id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, \
-             claimed_until = NULL WHERE id = ?1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(error)
-        .bind(ts(next_attempt_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::reschedule(self, id, next_attempt_at, error).await
     }
 
     async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2, \
-             claimed_until = NULL WHERE id = ?1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(error)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::mark_failed(self, id, error).await
     }
 
     async fn outbox_rows(&self) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query(
-            "SELECT id, payload, state, attempts, last_error, next_attempt_at FROM outbox ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id").map_err(db)?,
-                    payload: serde_json::from_str(&get_str(r, "payload")?)
-                        .map_err(|e| decode_error(BACKEND, "an outbox payload", e))?,
-                    state: outbox_state(&get_str(r, "state")?)?,
-                    attempts: u32_from(r.try_get("attempts").map_err(db)?),
-                    last_error: get_opt(r, "last_error")?,
-                    next_attempt_at: get_ts(r, "next_attempt_at")?,
-                })
-            })
-            .collect()
+        common::outbox_rows(self, "payload").await
     }
 
     async fn delete_finished_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
         if limit == 0 {
             return Ok(0);
         }
-        let done = sqlx::query(
+        self.execute(
             "DELETE FROM outbox WHERE id IN ( \
                  SELECT id FROM outbox WHERE state <> 'pending' AND created_at < ?1 \
                  ORDER BY created_at LIMIT ?2)",
+            &[Arg::Instant(before), Arg::Int(i64::from(limit))],
         )
-        .bind(ts(before))
-        .bind(i64::from(limit))
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
     }
 }
 
@@ -1461,79 +944,22 @@ impl NewsRepository for SqliteStore {
         category: Option<&'a str>,
         limit: u32,
     ) -> Result<Vec<NewsArticle>> {
-        const COLUMNS: &str = "SELECT id, title, summary, content, url, canonical_url, source, \
-            category, thumbnail_url, published_at, related_symbols, created_at FROM news_articles";
-        // two statements rather than `?1 IS NULL OR category = ?1`, so each has a plan that
-        // walks its index
-        let sql = match category {
-            Some(_) => {
-                format!("{COLUMNS} WHERE category = ?2 ORDER BY published_at DESC, id LIMIT ?1")
-            }
-            None => format!("{COLUMNS} ORDER BY published_at DESC, id LIMIT ?1"),
-        };
-        let mut query = sqlx::query(&sql).bind(i64::from(limit));
-        if let Some(category) = category {
-            query = query.bind(category);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter().map(article_from_row).collect()
+        common::latest_articles(self, category, limit).await
     }
 }
 
 #[async_trait]
 impl DeviceTokenRepository for SqliteStore {
     async fn register_token(&self, token: &DeviceToken) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO device_tokens (user_id, token, platform, created_at) \
-             VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, \
-             platform = excluded.platform",
-        )
-        .bind(&token.user_id)
-        .bind(&token.token)
-        .bind(&token.platform)
-        .bind(ts(Utc::now()))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        common::register_token(self, token).await
     }
 
     async fn tokens_for_users(&self, user_ids: &[String]) -> Result<Vec<DeviceToken>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT user_id, token, platform FROM device_tokens \
-             WHERE user_id IN (SELECT value FROM json_each(?1)) ORDER BY user_id, token",
-        )
-        .bind(json!(user_ids).to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeviceToken {
-                    user_id: get_str(r, "user_id")?,
-                    token: get_str(r, "token")?,
-                    platform: get_str(r, "platform")?,
-                })
-            })
-            .collect()
+        common::tokens_for_users(self, user_ids).await
     }
 
     async fn delete_tokens(&self, tokens: &[String]) -> Result<u64> {
-        if tokens.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query(
-            "DELETE FROM device_tokens WHERE token IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(json!(tokens).to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
+        common::delete_tokens(self, tokens).await
     }
 }
 
@@ -1567,29 +993,55 @@ impl Lease for SqliteStore {
                 .await
                 .map_err(db)?,
         };
-        let current = get_opt(&row, "holder")?;
-        let term: i64 = row.try_get("term").map_err(db)?;
-        Ok(LeaseState {
-            is_leader: current.as_deref() == Some(holder),
-            holder: current,
-            term: u64::try_from(term).unwrap_or(0),
-            expires_at: Some(get_ts(&row, "expires_at")?),
-        })
+        row::lease_state(&row, holder)
     }
 
     async fn release(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query(
+        self.execute(
             "UPDATE leases SET holder = NULL, expires_at = ?3 WHERE name = ?1 AND holder = ?2",
+            &[Arg::Text(name), Arg::Text(holder), Arg::Instant(Utc::now())],
         )
-        .bind(name)
-        .bind(holder)
-        .bind(ts(Utc::now()))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 }
+
+/// `sql` with `args` bound in this schema's representation (decimals and instants as text,
+/// lists as JSON arrays).
+fn bound<'q>(
+    sql: &'q str,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    args.iter().fold(sqlx::query(sql), |q, arg| match *arg {
+        Arg::Text(v) => q.bind(v),
+        Arg::OptText(v) => q.bind(v),
+        Arg::Int(v) => q.bind(v),
+        Arg::Flag(v) => q.bind(v),
+        Arg::Instant(v) => q.bind(ts(v)),
+        Arg::OptInstant(v) => q.bind(v.map(ts)),
+        Arg::Decimal(v) => q.bind(v.to_string()),
+        Arg::OptDecimal(v) => q.bind(v.map(|d| d.to_string())),
+        Arg::Texts(v) => q.bind(json!(v).to_string()),
+        Arg::Ints(v) => q.bind(json!(v).to_string()),
+    })
+}
+
+dialect_impl!(SqliteStore, SqliteRow, sqlx::Sqlite, {
+    fn member(col: &str, n: u8) -> String {
+        format!("{col} IN (SELECT value FROM json_each(${n}))")
+    }
+    const LOCK_ROWS: &'static str = "";
+    const CONDITIONS_AS_TEXT: &'static str = "auto_verify_conditions";
+    fn conditions_param(n: u8) -> String {
+        format!("${n}")
+    }
+
+    async fn begin_write(&self) -> Result<Self::Tx> {
+        // IMMEDIATE: SQLite serializes writers, so the verifier and other revisions see all
+        // of a revision or nothing, and nothing changes between its statements
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+});
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -1605,6 +1057,6 @@ mod tests {
         let c = a + chrono::Duration::seconds(1);
         assert_eq!(ts(a), "2026-01-01T00:00:09.000000Z");
         assert!(ts(a) < ts(b) && ts(b) < ts(c));
-        assert_eq!(parse_ts(&ts(b)).unwrap(), b);
+        assert_eq!(super::row::parse_instant(&ts(b)).unwrap(), b);
     }
 }

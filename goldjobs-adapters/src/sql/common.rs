@@ -1,0 +1,452 @@
+//! The repository operations whose statements are the same on both databases, written once
+//! over [`Dialect`]. Each store's port implementation calls these; what stays in `postgres.rs`
+//! and `sqlite.rs` is what the databases really do differently (batch encoding, row locks with
+//! `SKIP LOCKED`, set-based verification, leases on the database clock).
+
+use super::dialect::{Arg, Dialect};
+use super::row::{self, Cells};
+use super::{corrected_payload, correction_option, void_reason, voided_payload};
+use chrono::{DateTime, Utc};
+use goldjobs_core::{
+    Correction, DeviceToken, Error, NewsArticle, NoticeKind, OptionVotes, OutboxRow, Prediction,
+    PredictionQuery, PredictionStatus, PredictionVoided, PriceTick, Result, Revision, Symbol,
+    UserStats, VoidRecord, Vote,
+};
+
+/// The active symbols in code order.
+pub(crate) async fn active_symbols<D: Dialect>(d: &D) -> Result<Vec<Symbol>> {
+    let rows = d
+        .fetch_all(
+            "SELECT code, name, provider_symbol, active FROM symbols WHERE active ORDER BY code",
+            &[],
+        )
+        .await?;
+    rows.iter().map(row::symbol).collect()
+}
+
+/// The newest tick of a symbol.
+pub(crate) async fn latest_tick<D: Dialect>(d: &D, symbol_code: &str) -> Result<Option<PriceTick>> {
+    let row = d
+        .fetch_optional(
+            "SELECT symbol_code, price, ts, source FROM price_ticks WHERE symbol_code = $1 \
+             ORDER BY ts DESC LIMIT 1",
+            &[Arg::Text(symbol_code)],
+        )
+        .await?;
+    row.as_ref().map(row::tick).transpose()
+}
+
+/// Columns of a prediction as [`row::prediction`] reads them on `D`.
+fn prediction_columns<D: Dialect>() -> String {
+    row::prediction_columns(D::CONDITIONS_AS_TEXT)
+}
+
+/// Insert one prediction.
+pub(crate) async fn insert_prediction<D: Dialect>(d: &D, p: &Prediction) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO predictions ({}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, $10, $11, $12, $13, $14, $15, $16, $17)",
+        row::prediction_columns("auto_verify_conditions"),
+        D::conditions_param(9)
+    );
+    d.execute(
+        &sql,
+        &[
+            Arg::Text(&p.id),
+            Arg::Text(&p.symbol_code),
+            Arg::Text(&p.question),
+            Arg::Decimal(p.price_at_create),
+            Arg::OptDecimal(p.price_at_verify),
+            Arg::OptDecimal(p.price_change_percent),
+            Arg::Instant(p.verify_time),
+            Arg::Text(p.verify_rule.as_str()),
+            Arg::OptText(p.auto_verify_conditions.as_deref()),
+            Arg::OptText(p.correct_option.as_deref()),
+            Arg::Text(p.status.as_str()),
+            Arg::OptText(p.review_reason.as_deref()),
+            Arg::OptText(p.price_source.map(|s| s.as_str())),
+            Arg::OptInstant(p.price_at_verify_ts),
+            Arg::OptInstant(p.verified_at),
+            Arg::Instant(p.created_at),
+            Arg::OptText(p.price_provider.as_deref()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One prediction by id.
+pub(crate) async fn get_prediction<D: Dialect>(d: &D, id: &str) -> Result<Option<Prediction>> {
+    let sql = format!(
+        "SELECT {} FROM predictions WHERE id = $1",
+        prediction_columns::<D>()
+    );
+    let row = d.fetch_optional(&sql, &[Arg::Text(id)]).await?;
+    row.as_ref().map(row::prediction).transpose()
+}
+
+/// Predictions by status and symbol, verified newest first.
+pub(crate) async fn list_predictions<D: Dialect>(
+    d: &D,
+    query: &PredictionQuery,
+) -> Result<Vec<Prediction>> {
+    let sql = format!(
+        "SELECT {} FROM predictions \
+         WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR symbol_code = $2) \
+         ORDER BY verified_at DESC NULLS LAST, verify_time DESC, id LIMIT $3",
+        prediction_columns::<D>()
+    );
+    let rows = d
+        .fetch_all(
+            &sql,
+            &[
+                Arg::OptText(query.status.map(|s| s.as_str())),
+                Arg::OptText(query.symbol_code.as_deref()),
+                Arg::Int(i64::from(query.limit)),
+            ],
+        )
+        .await?;
+    rows.iter().map(row::prediction).collect()
+}
+
+/// The newest verified predictions.
+pub(crate) async fn recent_verified<D: Dialect>(d: &D, limit: u32) -> Result<Vec<Prediction>> {
+    let sql = format!(
+        "SELECT {} FROM predictions WHERE status = 'ended' AND verified_at IS NOT NULL \
+         ORDER BY verified_at DESC, id LIMIT $1",
+        prediction_columns::<D>()
+    );
+    let rows = d.fetch_all(&sql, &[Arg::Int(i64::from(limit))]).await?;
+    rows.iter().map(row::prediction).collect()
+}
+
+/// Votes per option of a prediction, in option order.
+pub(crate) async fn vote_counts<D: Dialect>(
+    d: &D,
+    prediction_id: &str,
+) -> Result<Vec<OptionVotes>> {
+    let rows = d
+        .fetch_all(
+            "SELECT selected_option, COUNT(*) AS votes FROM prediction_votes \
+             WHERE prediction_id = $1 GROUP BY selected_option ORDER BY selected_option",
+            &[Arg::Text(prediction_id)],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OptionVotes {
+                option: r.text("selected_option")?,
+                votes: u64::try_from(r.int("votes")?).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// The votes of a prediction in the order they were cast.
+pub(crate) async fn votes_for<D: Dialect>(d: &D, prediction_id: &str) -> Result<Vec<Vote>> {
+    let rows = d
+        .fetch_all(
+            "SELECT prediction_id, user_id, selected_option, is_correct, created_at \
+             FROM prediction_votes WHERE prediction_id = $1 ORDER BY created_at, user_id",
+            &[Arg::Text(prediction_id)],
+        )
+        .await?;
+    rows.iter().map(row::vote).collect()
+}
+
+/// The stored statistics of `user_ids` (those that have a row), in user order.
+pub(crate) async fn user_stats<D: Dialect>(d: &D, user_ids: &[String]) -> Result<Vec<UserStats>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {} FROM user_prediction_stats WHERE {} ORDER BY user_id",
+        row::STATS_COLUMNS,
+        D::member("user_id", 1)
+    );
+    let rows = d.fetch_all(&sql, &[Arg::Texts(user_ids)]).await?;
+    rows.iter().map(row::user_stats).collect()
+}
+
+/// Give up the verification claims on `ids`.
+pub(crate) async fn release_claims<D: Dialect>(d: &D, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE predictions SET claimed_until = NULL WHERE {}",
+        D::member("id", 1)
+    );
+    d.execute(&sql, &[Arg::Texts(ids)]).await?;
+    Ok(())
+}
+
+/// A locked prediction of a revision, or not found.
+async fn lock_prediction<D: Dialect>(tx: &mut D::Tx, columns: &str, id: &str) -> Result<D::Row> {
+    let sql = format!(
+        "SELECT {columns} FROM predictions WHERE id = $1{}",
+        D::LOCK_ROWS
+    );
+    D::tx_fetch_optional(tx, &sql, &[Arg::Text(id)])
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("prediction {id}")))
+}
+
+/// Record a correction (CONTRACT.md §6.8) in one transaction: lock the prediction, write the
+/// new answer (and price), re-mark every vote, recompute the voters' statistics from all of
+/// their verified votes, and queue the broadcast and one notice per voter.
+pub(crate) async fn record_correction<D: Dialect>(d: &D, c: &Correction) -> Result<Revision> {
+    let id = c.prediction_id.as_str();
+    let option = correction_option(c)?;
+    let mut tx = d.begin_write().await?;
+    // 1. the prediction, locked: concurrent revisions and verifications of it wait
+    let locked =
+        lock_prediction::<D>(&mut tx, "status, correct_option, price_at_verify", id).await?;
+    let previous = row::correctable(&locked, c, option)?;
+    // 2. the new answer (and price)
+    let price = c.price.as_ref();
+    let updated = D::tx_fetch_optional(
+        &mut tx,
+        "UPDATE predictions SET correct_option = $2, \
+             price_at_verify = CASE WHEN $3 THEN $4 ELSE price_at_verify END, \
+             price_change_percent = CASE WHEN $3 THEN $5 ELSE price_change_percent END, \
+             price_at_verify_ts = CASE WHEN $3 THEN $6 ELSE price_at_verify_ts END, \
+             price_source = CASE WHEN $3 THEN 'manual' ELSE price_source END, \
+             price_provider = CASE WHEN $3 THEN NULL ELSE price_provider END \
+         WHERE id = $1 \
+         RETURNING symbol_code, price_at_verify, price_change_percent, price_source, \
+                   price_at_verify_ts",
+        &[
+            Arg::Text(id),
+            Arg::Text(option),
+            Arg::Flag(price.is_some()),
+            Arg::OptDecimal(price.map(|m| m.price_at_verify)),
+            Arg::OptDecimal(price.and_then(|m| m.price_change_percent)),
+            Arg::OptInstant(price.map(|m| m.price_at_verify_ts)),
+        ],
+    )
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("prediction {id}")))?;
+    // 3. every vote re-marked
+    let voters = D::tx_fetch_all(
+        &mut tx,
+        "UPDATE prediction_votes SET is_correct = (selected_option = $2) \
+         WHERE prediction_id = $1 RETURNING user_id",
+        &[Arg::Text(id), Arg::Text(option)],
+    )
+    .await?;
+    let users = row::sorted_users(&voters, "user_id")?;
+    // 4. the voters' statistics, recomputed from all of their verified votes
+    let recomputed = D::recompute_users(&mut tx, &users, c.corrected_at).await?;
+    // 5. the broadcast and one notice per voter
+    let event = row::corrected_event(&updated, c, option, previous.as_deref())?;
+    D::insert_revision_outbox(
+        &mut tx,
+        "prediction_corrected",
+        corrected_payload(event)?,
+        id,
+        NoticeKind::Corrected,
+        users.len() as u64,
+        c.corrected_at,
+    )
+    .await?;
+    D::commit(tx).await?;
+    Ok(Revision {
+        previous_status: PredictionStatus::Ended,
+        previous_option: previous,
+        votes_marked: users.len() as u64,
+        users_recomputed: recomputed,
+    })
+}
+
+/// Record a void (CONTRACT.md §6.8) in one transaction: lock the prediction (a verifier
+/// recording it waits, then finds it not eligible), mark it void, unmark its votes, recompute
+/// the voters' statistics when it had ended, and queue the broadcast and the notices.
+pub(crate) async fn record_void<D: Dialect>(d: &D, v: &VoidRecord) -> Result<Revision> {
+    let id = v.prediction_id.as_str();
+    let reason = void_reason(v)?;
+    let mut tx = d.begin_write().await?;
+    let locked = lock_prediction::<D>(&mut tx, "status, symbol_code, correct_option", id).await?;
+    let previous_status = row::voidable(&locked, id)?;
+    D::tx_execute(
+        &mut tx,
+        "UPDATE predictions SET status = 'void', review_reason = $2, claimed_until = NULL \
+         WHERE id = $1",
+        &[Arg::Text(id), Arg::Text(reason)],
+    )
+    .await?;
+    let voters = D::tx_fetch_all(
+        &mut tx,
+        "UPDATE prediction_votes SET is_correct = NULL WHERE prediction_id = $1 \
+         RETURNING user_id",
+        &[Arg::Text(id)],
+    )
+    .await?;
+    let users = row::sorted_users(&voters, "user_id")?;
+    let recomputed = if previous_status == PredictionStatus::Ended {
+        D::recompute_users(&mut tx, &users, v.voided_at).await?
+    } else {
+        0
+    };
+    let event = PredictionVoided {
+        prediction_id: id.to_owned(),
+        symbol_code: locked.text("symbol_code")?,
+        reason: reason.to_owned(),
+    };
+    D::insert_revision_outbox(
+        &mut tx,
+        "prediction_voided",
+        voided_payload(event)?,
+        id,
+        NoticeKind::Voided,
+        users.len() as u64,
+        v.voided_at,
+    )
+    .await?;
+    D::commit(tx).await?;
+    Ok(Revision {
+        previous_status,
+        previous_option: locked.opt_text("correct_option")?,
+        votes_marked: users.len() as u64,
+        users_recomputed: recomputed,
+    })
+}
+
+/// Mark claimed outbox rows failed for good because their payload cannot be decoded.
+pub(crate) async fn mark_undecodable<D: Dialect>(d: &D, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, \
+         last_error = 'undecodable payload', claimed_until = NULL WHERE {}",
+        D::member("id", 1)
+    );
+    d.execute(&sql, &[Arg::Ints(ids)]).await?;
+    Ok(())
+}
+
+/// Mark outbox rows delivered.
+pub(crate) async fn mark_delivered<D: Dialect>(d: &D, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET state = 'delivered', claimed_until = NULL WHERE {}",
+        D::member("id", 1)
+    );
+    d.execute(&sql, &[Arg::Ints(ids)]).await?;
+    Ok(())
+}
+
+/// Count a failed attempt of a pending outbox row and retry it at `next_attempt_at`.
+pub(crate) async fn reschedule<D: Dialect>(
+    d: &D,
+    id: i64,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+) -> Result<()> {
+    d.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, \
+         claimed_until = NULL WHERE id = $1 AND state = 'pending'",
+        &[
+            Arg::Int(id),
+            Arg::Text(error),
+            Arg::Instant(next_attempt_at),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Count a failed attempt of a pending outbox row and give it up.
+pub(crate) async fn mark_failed<D: Dialect>(d: &D, id: i64, error: &str) -> Result<()> {
+    d.execute(
+        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = $2, \
+         claimed_until = NULL WHERE id = $1 AND state = 'pending'",
+        &[Arg::Int(id), Arg::Text(error)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Every outbox row in id order (`payload` is the select expression of the payload as text).
+pub(crate) async fn outbox_rows<D: Dialect>(d: &D, payload: &str) -> Result<Vec<OutboxRow>> {
+    let sql = format!(
+        "SELECT {} FROM outbox ORDER BY id",
+        row::outbox_columns(payload)
+    );
+    let rows = d.fetch_all(&sql, &[]).await?;
+    rows.iter().map(row::outbox_row).collect()
+}
+
+/// The newest articles, of one category or of all.
+pub(crate) async fn latest_articles<D: Dialect>(
+    d: &D,
+    category: Option<&str>,
+    limit: u32,
+) -> Result<Vec<NewsArticle>> {
+    // two statements rather than `$1 IS NULL OR category = $1`, so each has a plan that walks
+    // its index
+    let columns = row::ARTICLE_COLUMNS;
+    let limit = Arg::Int(i64::from(limit));
+    let rows = match category {
+        Some(category) => {
+            let sql = format!(
+                "SELECT {columns} FROM news_articles WHERE category = $2 \
+                 ORDER BY published_at DESC, id LIMIT $1"
+            );
+            d.fetch_all(&sql, &[limit, Arg::Text(category)]).await?
+        }
+        None => {
+            let sql = format!(
+                "SELECT {columns} FROM news_articles ORDER BY published_at DESC, id LIMIT $1"
+            );
+            d.fetch_all(&sql, &[limit]).await?
+        }
+    };
+    rows.iter().map(row::article).collect()
+}
+
+/// Register (or move to another user) a device token.
+pub(crate) async fn register_token<D: Dialect>(d: &D, token: &DeviceToken) -> Result<()> {
+    d.execute(
+        "INSERT INTO device_tokens (user_id, token, platform, created_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, \
+         platform = excluded.platform",
+        &[
+            Arg::Text(&token.user_id),
+            Arg::Text(&token.token),
+            Arg::Text(&token.platform),
+            Arg::Instant(Utc::now()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The device tokens of `user_ids`, in user then token order.
+pub(crate) async fn tokens_for_users<D: Dialect>(
+    d: &D,
+    user_ids: &[String],
+) -> Result<Vec<DeviceToken>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT user_id, token, platform FROM device_tokens WHERE {} ORDER BY user_id, token",
+        D::member("user_id", 1)
+    );
+    let rows = d.fetch_all(&sql, &[Arg::Texts(user_ids)]).await?;
+    rows.iter().map(row::device_token).collect()
+}
+
+/// Delete device tokens; how many there were.
+pub(crate) async fn delete_tokens<D: Dialect>(d: &D, tokens: &[String]) -> Result<u64> {
+    if tokens.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!("DELETE FROM device_tokens WHERE {}", D::member("token", 1));
+    d.execute(&sql, &[Arg::Texts(tokens)]).await
+}
