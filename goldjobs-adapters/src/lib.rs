@@ -2,6 +2,14 @@
 //!
 //! Real backends for the ports of `goldjobs-core`, one module per backend, each behind a feature.
 
+#[cfg(any(
+    feature = "twelvedata",
+    feature = "binance",
+    feature = "rss",
+    feature = "fcm",
+    feature = "webhook"
+))]
+mod headers;
 pub mod market;
 #[cfg(feature = "rss")]
 pub mod news;

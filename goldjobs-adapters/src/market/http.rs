@@ -63,17 +63,7 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
-/// `Retry-After` in seconds (the only form these providers send).
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
+pub(crate) use crate::headers::retry_after;
 
 /// A decimal field that may be a JSON string (the providers' habit), a JSON number, null or absent.
 pub(crate) fn decimal_field(obj: &Value, field: &str) -> Result<Option<Decimal>, String> {

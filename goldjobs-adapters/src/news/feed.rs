@@ -8,7 +8,7 @@ use goldjobs_core::{
 };
 use reqwest::header::{
     HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, RETRY_AFTER,
+    LAST_MODIFIED,
 };
 use reqwest::StatusCode;
 use std::collections::HashMap;
@@ -305,11 +305,7 @@ fn request_error(what: &str, e: reqwest::Error) -> Error {
 fn status_error(what: &str, status: StatusCode, headers: &HeaderMap) -> Error {
     let message = format!("{what}: HTTP {status}");
     if status == StatusCode::TOO_MANY_REQUESTS {
-        let retry_after = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::headers::retry_after(headers);
         Error::RateLimited {
             backend: BACKEND,
             message,

@@ -339,12 +339,7 @@ impl FcmNotifier {
         if status.is_success() {
             return DeviceOutcome::Sent;
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::headers::retry_after(response.headers());
         let bytes = read_limited(response).await.unwrap_or_default();
         classify(status.as_u16(), &bytes, retry_after)
     }

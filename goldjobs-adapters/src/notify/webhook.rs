@@ -192,12 +192,7 @@ impl Notifier for WebhookNotifier {
         if status.is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::headers::retry_after(response.headers());
         let message = format!(
             "webhook {} answered HTTP {}",
             redacted_url(&self.config.url),

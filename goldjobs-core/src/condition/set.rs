@@ -229,26 +229,26 @@ struct TopVisitor;
 macro_rules! other_visits {
     ($ret:expr) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($ret("a boolean"))
+            Ok($ret(self, "a boolean"))
         }
         fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($ret("a number"))
+            Ok($ret(self, "a number"))
         }
         fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($ret("a number"))
+            Ok($ret(self, "a number"))
         }
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($ret("a number"))
+            Ok($ret(self, "a number"))
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok($ret("null"))
+            Ok($ret(self, "null"))
         }
         fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok($ret("null"))
+            Ok($ret(self, "null"))
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok($ret("an array"))
+            Ok($ret(self, "an array"))
         }
     };
 }
@@ -264,7 +264,7 @@ impl<'de> Visitor<'de> for TopVisitor {
         Ok(Top::Other("a string"))
     }
 
-    other_visits!(Top::Other);
+    other_visits!(|_, what| Top::Other(what));
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::new();
@@ -272,7 +272,7 @@ impl<'de> Visitor<'de> for TopVisitor {
         while let Some(key) = map.next_key::<String>()? {
             found += 1;
             if entries.len() < MAX_OPTIONS {
-                let value = map.next_value_seed(ValueSeed)?;
+                let value = map.next_value_seed(ValueSeed { inner: false })?;
                 entries.push((key, value));
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -282,20 +282,45 @@ impl<'de> Visitor<'de> for TopVisitor {
     }
 }
 
-/// Deserializes one option's value: a string, or the name of the type found instead.
-struct ValueSeed;
+/// Deserializes one option's value: a string, or the name of the type found instead. At the
+/// option level (`inner: false`) an object is the platform's `{"condition": "…"}` shape; inside
+/// it (`inner: true`) only a string is a condition.
+#[derive(Clone, Copy)]
+struct ValueSeed {
+    inner: bool,
+}
 
 impl<'de> de::DeserializeSeed<'de> for ValueSeed {
     type Value = RawValue;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(ValueVisitor)
+        de.deserialize_any(self)
     }
 }
 
-struct ValueVisitor;
+macro_rules! inner_other {
+    ($what:literal) => {
+        RawValue::Other(concat!("an object whose \"condition\" is ", $what))
+    };
+}
 
-impl<'de> Visitor<'de> for ValueVisitor {
+impl ValueSeed {
+    /// What stood where a condition string was expected.
+    fn other(self, what: &'static str) -> RawValue {
+        if !self.inner {
+            return RawValue::Other(what);
+        }
+        match what {
+            "a boolean" => inner_other!("a boolean"),
+            "a number" => inner_other!("a number"),
+            "null" => inner_other!("null"),
+            "an object" => inner_other!("an object"),
+            _ => inner_other!("an array"),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed {
     type Value = RawValue;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -310,16 +335,20 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(RawValue::Str(v))
     }
 
-    other_visits!(RawValue::Other);
+    other_visits!(ValueSeed::other);
 
     /// The platform's shape: the `"condition"` member is the condition, other members are
     /// ignored.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        if self.inner {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(self.other("an object"));
+        }
         let mut condition: Option<RawValue> = None;
         let mut twice = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == CONDITION_KEY {
-                let value = map.next_value_seed(InnerSeed)?;
+                let value = map.next_value_seed(ValueSeed { inner: true })?;
                 twice |= condition.is_some();
                 condition.get_or_insert(value);
             } else {
@@ -331,52 +360,5 @@ impl<'de> Visitor<'de> for ValueVisitor {
             Some(value) => value,
             None => RawValue::Other("an object without a \"condition\" key"),
         })
-    }
-}
-
-/// Deserializes the `"condition"` member of an option object: a string, or what stood there.
-struct InnerSeed;
-
-impl<'de> de::DeserializeSeed<'de> for InnerSeed {
-    type Value = RawValue;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(InnerVisitor)
-    }
-}
-
-struct InnerVisitor;
-
-macro_rules! inner_other {
-    ($what:literal) => {
-        RawValue::Other(concat!("an object whose \"condition\" is ", $what))
-    };
-}
-
-impl<'de> Visitor<'de> for InnerVisitor {
-    type Value = RawValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a condition string")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(RawValue::Str(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(RawValue::Str(v))
-    }
-
-    other_visits!(|what: &'static str| match what {
-        "a boolean" => inner_other!("a boolean"),
-        "a number" => inner_other!("a number"),
-        "null" => inner_other!("null"),
-        _ => inner_other!("an array"),
-    });
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(inner_other!("an object"))
     }
 }
