@@ -235,8 +235,16 @@ fn recompute_cte(users: &str) -> String {
     )
 }
 
-/// Memory for the recomputation's sort, for the transaction that runs it.
-const RECOMPUTE_WORK_MEM: &str = "SET LOCAL work_mem = '128MB'";
+/// Give the recomputation's sort memory, for the transaction `tx` only: the window sorts
+/// every affected user's votes (100 votes × 10,000 users is a 1 M-row sort), which at the
+/// default 4 MB spills to disk.
+async fn recompute_work_mem(tx: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL work_mem = '128MB'")
+        .execute(tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
 
 /// Every user with stored statistics or a verified vote.
 const ALL_USERS: &str = "SELECT user_id FROM prediction_votes WHERE is_correct IS NOT NULL \
@@ -278,12 +286,7 @@ async fn recompute_users(
     .fetch_one(&mut *tx)
     .await
     .map_err(db)?;
-    // The window sorts every affected user's votes (100 votes × 10,000 users is a 1 M-row
-    // sort): at the default 4 MB it spills to disk. For this transaction only.
-    sqlx::query(RECOMPUTE_WORK_MEM)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    recompute_work_mem(tx).await?;
     let cte = recompute_cte("SELECT unnest($1::text[]) AS user_id");
     let done = sqlx::query(&format!(
         "WITH {cte} \
@@ -847,10 +850,7 @@ impl PredictionRepository for PgStore {
         let rows = match mode {
             RecomputeMode::Check => {
                 let mut tx = self.pool.begin().await.map_err(db)?;
-                sqlx::query(RECOMPUTE_WORK_MEM)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                recompute_work_mem(&mut tx).await?;
                 let rows = sqlx::query(&format!(
                     "WITH {cte}, d AS ({diff}) SELECT * FROM d ORDER BY user_id"
                 ))
@@ -884,10 +884,7 @@ impl PredictionRepository for PgStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?;
-                sqlx::query(RECOMPUTE_WORK_MEM)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                recompute_work_mem(&mut tx).await?;
                 let rows = sqlx::query(&format!(
                     "WITH {cte}, d AS ({diff}), \
                      up AS (UPDATE user_prediction_stats AS s SET \
