@@ -18,7 +18,7 @@ mod ports;
 pub mod runtime;
 pub mod verify;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use error::{chain_message, BoxError, Error, Result};
 pub use market::{
     validate_price, validate_price_point, validate_quote, HISTORY_WINDOW, MAX_QUOTE_AGE,

@@ -101,13 +101,13 @@ pub fn service_config(cfg: &Config, opts: &AppOptions) -> ServiceConfig {
         .with_market_data(market_data)
         .with_price(
             goldjobs::jobs::PriceFetcherConfig::default()
-                .with_interval(cfg.price_interval)
+                .with_cadence(cfg.price_interval.clone())
                 .with_quote_ttl(cfg.quote_ttl),
         )
-        .with_news_interval(cfg.news_interval)
+        .with_news_interval(cfg.news_interval.clone())
         .with_verifier(
             goldjobs::jobs::VerifierConfig::default()
-                .with_interval(cfg.verify_interval)
+                .with_cadence(cfg.verify_interval.clone())
                 .with_max_lag(cfg.verify_max_lag),
         )
         .with_news_cache_ttl(cfg.news_cache_ttl);

@@ -9,6 +9,7 @@
 //! Unknown keys in the file are an error, so that a typo does not pass silently.
 
 use goldjobs::adapters::news::FeedConfig;
+use goldjobs::runtime::Cadence;
 /// The language of notification texts: the library's.
 pub use goldjobs::verify::Locale;
 use std::collections::HashMap;
@@ -154,12 +155,14 @@ pub struct Config {
     pub binance_base_url: String,
     /// `GOLDJOBS_NEWS_FEEDS`; `None` = the built-in list.
     pub news_feeds: Option<Vec<FeedConfig>>,
-    /// `GOLDJOBS_PRICE_INTERVAL` (5 s).
-    pub price_interval: Duration,
-    /// `GOLDJOBS_NEWS_INTERVAL` (15 min).
-    pub news_interval: Duration,
-    /// `GOLDJOBS_VERIFY_INTERVAL` (60 s).
-    pub verify_interval: Duration,
+    /// `GOLDJOBS_PRICE_INTERVAL` (5 s, or `cron:EXPR`).
+    pub price_interval: Cadence,
+    /// `GOLDJOBS_NEWS_INTERVAL` (15 min, or `cron:EXPR`).
+    pub news_interval: Cadence,
+    /// `GOLDJOBS_VERIFY_INTERVAL` (60 s, or `cron:EXPR`).
+    pub verify_interval: Cadence,
+    /// `GOLDJOBS_TIMEZONE` (`UTC`): the IANA zone `cron:` schedules are evaluated in.
+    pub timezone: String,
     /// `GOLDJOBS_QUOTE_TTL` (5 s).
     pub quote_ttl: Duration,
     /// `GOLDJOBS_PUSH_INTERVAL` (250 ms; `0s` pushes every update): at most one `price_update`
@@ -224,6 +227,7 @@ const SETTINGS: &[Setting] = &[
     ),
     s("BINANCE_BASE_URL", "binance_base_url", false),
     s("GOLDJOBS_NEWS_FEEDS", "news_feeds", false),
+    s("GOLDJOBS_TIMEZONE", "timezone", false),
     s("GOLDJOBS_PRICE_INTERVAL", "price_interval", false),
     s("GOLDJOBS_NEWS_INTERVAL", "news_interval", false),
     s("GOLDJOBS_VERIFY_INTERVAL", "verify_interval", false),
@@ -307,6 +311,21 @@ impl Raw {
                     "expected a duration from 100ms to 30days (a duration like 500ms, 5s, 15m or 1h)",
                 )),
             },
+        }
+    }
+
+    /// A job's period: a duration from 100 ms to 30 days, or `cron:EXPR` evaluated in `zone`.
+    fn cadence(
+        &self,
+        env: &'static str,
+        default: Duration,
+        zone: &str,
+    ) -> Result<Cadence, ConfigError> {
+        match self.get(env) {
+            None => Ok(Cadence::Every(default)),
+            Some(v) if v.trim().starts_with("cron:") => Cadence::parse(v, zone)
+                .map_err(|e| self.err(env, format!("expected cron:EXPR with 5 or 6 fields ({e})"))),
+            Some(_) => self.duration(env, default).map(Cadence::Every),
         }
     }
 
@@ -616,6 +635,17 @@ impl Config {
             }),
         };
 
+        let timezone = match raw.get("GOLDJOBS_TIMEZONE") {
+            None => "UTC".to_owned(),
+            Some(z) => goldjobs::runtime::parse_zone(z)
+                .map(|tz| tz.name().to_owned())
+                .map_err(|_| {
+                    raw.err(
+                        "GOLDJOBS_TIMEZONE",
+                        "expected an IANA time zone such as UTC, Europe/Zurich or America/New_York",
+                    )
+                })?,
+        };
         let locale = match raw.get("GOLDJOBS_LOCALE") {
             None => Locale::default(),
             Some(v) => v
@@ -664,9 +694,22 @@ impl Config {
             twelvedata_credits_per_minute,
             binance_base_url: raw.http_url("BINANCE_BASE_URL", "https://api.binance.com")?,
             news_feeds,
-            price_interval: raw.duration("GOLDJOBS_PRICE_INTERVAL", Duration::from_secs(5))?,
-            news_interval: raw.duration("GOLDJOBS_NEWS_INTERVAL", Duration::from_secs(15 * 60))?,
-            verify_interval: raw.duration("GOLDJOBS_VERIFY_INTERVAL", Duration::from_secs(60))?,
+            price_interval: raw.cadence(
+                "GOLDJOBS_PRICE_INTERVAL",
+                Duration::from_secs(5),
+                &timezone,
+            )?,
+            news_interval: raw.cadence(
+                "GOLDJOBS_NEWS_INTERVAL",
+                Duration::from_secs(15 * 60),
+                &timezone,
+            )?,
+            verify_interval: raw.cadence(
+                "GOLDJOBS_VERIFY_INTERVAL",
+                Duration::from_secs(60),
+                &timezone,
+            )?,
+            timezone,
             quote_ttl: raw.duration("GOLDJOBS_QUOTE_TTL", Duration::from_secs(5))?,
             push_interval: raw.push_interval("GOLDJOBS_PUSH_INTERVAL")?,
             news_cache_ttl: raw.duration("GOLDJOBS_NEWS_CACHE_TTL", Duration::from_secs(5 * 60))?,
@@ -729,9 +772,9 @@ mod tests {
         assert_eq!(c.twelvedata_credits_per_minute, 8);
         assert_eq!(c.binance_base_url, "https://api.binance.com");
         assert_eq!(c.news_feeds, None);
-        assert_eq!(c.price_interval, Duration::from_secs(5));
-        assert_eq!(c.news_interval, Duration::from_secs(900));
-        assert_eq!(c.verify_interval, Duration::from_secs(60));
+        assert_eq!(c.price_interval, Cadence::Every(Duration::from_secs(5)));
+        assert_eq!(c.news_interval, Cadence::Every(Duration::from_secs(900)));
+        assert_eq!(c.verify_interval, Cadence::Every(Duration::from_secs(60)));
         assert_eq!(c.quote_ttl, Duration::from_secs(5));
         assert_eq!(c.push_interval, Duration::from_millis(250));
         assert_eq!(c.news_cache_ttl, Duration::from_secs(300));
@@ -858,9 +901,9 @@ mod tests {
         assert_eq!(feeds[1].category, "forex");
         assert_eq!(feeds[1].source_name, "FX Street");
         assert_eq!(feeds[1].url.as_str(), "http://fx.example/feed");
-        assert_eq!(c.price_interval, Duration::from_millis(500));
-        assert_eq!(c.news_interval, Duration::from_secs(3600));
-        assert_eq!(c.verify_interval, Duration::from_secs(10));
+        assert_eq!(c.price_interval, Cadence::Every(Duration::from_millis(500)));
+        assert_eq!(c.news_interval, Cadence::Every(Duration::from_secs(3600)));
+        assert_eq!(c.verify_interval, Cadence::Every(Duration::from_secs(10)));
         assert_eq!(c.quote_ttl, Duration::from_secs(7));
         assert_eq!(c.push_interval, Duration::ZERO);
         assert_eq!(c.news_cache_ttl, Duration::from_secs(60));
@@ -877,6 +920,46 @@ mod tests {
         assert_eq!(c.webhook.as_ref().unwrap().url, "https://hooks.example/x");
         assert_eq!(c.locale, Locale::En);
         assert_eq!(c.log_filter, "goldjobs=debug,info");
+    }
+
+    #[test]
+    fn intervals_take_cron_in_the_configured_zone() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("GOLDJOBS_NEWS_INTERVAL", "cron:0 */15 6-22 * * Mon-Fri"),
+                ("GOLDJOBS_VERIFY_INTERVAL", " cron:30 2 * * * "),
+                ("GOLDJOBS_TIMEZONE", "Europe/Zurich"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.timezone, "Europe/Zurich");
+        let Cadence::Calendar(news) = &c.news_interval else {
+            panic!("{:?}", c.news_interval)
+        };
+        assert_eq!(news.expression(), "0 */15 6-22 * * Mon-Fri");
+        assert_eq!(news.zone().name(), "Europe/Zurich");
+        let Cadence::Calendar(verify) = &c.verify_interval else {
+            panic!("{:?}", c.verify_interval)
+        };
+        assert_eq!(verify.expression(), "30 2 * * *");
+        assert_eq!(c.price_interval, Cadence::Every(Duration::from_secs(5)));
+        // without GOLDJOBS_TIMEZONE: UTC
+        let c = Config::from_sources(None, &env(&[("GOLDJOBS_PRICE_INTERVAL", "cron:* * * * *")]))
+            .unwrap();
+        assert_eq!(c.timezone, "UTC");
+    }
+
+    #[test]
+    fn bad_cron_and_bad_zones_name_the_key() {
+        let line = err_line(&[("GOLDJOBS_NEWS_INTERVAL", "cron:61 * * * *")]);
+        assert!(line.contains("GOLDJOBS_NEWS_INTERVAL"), "{line}");
+        assert!(line.contains("cron:EXPR with 5 or 6 fields"), "{line}");
+        let line = err_line(&[("GOLDJOBS_PRICE_INTERVAL", "cron:* * *")]);
+        assert!(line.contains("3 fields"), "{line}");
+        let line = err_line(&[("GOLDJOBS_TIMEZONE", "Mars/Olympus")]);
+        assert!(line.contains("GOLDJOBS_TIMEZONE"), "{line}");
+        assert!(line.contains("IANA time zone"), "{line}");
     }
 
     #[test]
@@ -963,7 +1046,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9999);
-        assert_eq!(c.price_interval, Duration::from_secs(3));
+        assert_eq!(c.price_interval, Cadence::Every(Duration::from_secs(3)));
         assert_eq!(c.market_data, vec![MarketDataKind::Binance]);
         assert_eq!(c.twelvedata_credits_per_minute, 20);
         assert_eq!(c.news_feeds.unwrap()[0].source_name, "Kitco");
@@ -986,7 +1069,7 @@ mod tests {
             &env(&[]),
         )
         .unwrap();
-        assert_eq!(c.price_interval, Duration::from_secs(2));
+        assert_eq!(c.price_interval, Cadence::Every(Duration::from_secs(2)));
     }
 
     #[test]
@@ -996,7 +1079,7 @@ mod tests {
         let path = dir.join("c.toml");
         std::fs::write(&path, "news_interval = \"30m\"\n").unwrap();
         let c = Config::load(None, &env(&[("GOLDJOBS_CONFIG", path.to_str().unwrap())])).unwrap();
-        assert_eq!(c.news_interval, Duration::from_secs(1800));
+        assert_eq!(c.news_interval, Cadence::Every(Duration::from_secs(1800)));
         let e = Config::load(Some(&dir.join("missing.toml")), &env(&[])).unwrap_err();
         assert!(matches!(e, ConfigError::File { .. }));
         let _ = std::fs::remove_dir_all(&dir);

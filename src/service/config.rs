@@ -3,6 +3,7 @@
 use goldjobs_core::jobs::{
     NewsJobConfig, OutboxConfig, PriceFetcherConfig, RetentionConfig, VerifierConfig,
 };
+use goldjobs_core::runtime::Cadence;
 use goldjobs_core::MarketData;
 #[cfg(feature = "fcm")]
 use std::path::PathBuf;
@@ -93,13 +94,16 @@ impl FcmSettings {
 /// methods.
 ///
 /// ```
+/// use goldjobs::runtime::Cadence;
 /// use goldjobs::service::ServiceConfig;
 /// use std::time::Duration;
 ///
 /// let config = ServiceConfig::default()
 ///     .with_database_url("sqlite::memory:")
-///     .with_price_interval(Duration::from_secs(1));
-/// assert_eq!(config.price.interval, Duration::from_secs(1));
+///     .with_price_interval(Duration::from_secs(1))
+///     .with_news_interval(Cadence::parse("cron:0 */15 6-22 * * Mon-Fri", "Europe/Zurich")?);
+/// assert_eq!(config.price.cadence, Cadence::Every(Duration::from_secs(1)));
+/// # Ok::<(), goldjobs::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -235,21 +239,22 @@ impl ServiceConfig {
         self
     }
 
-    /// How often prices are fetched (and pushed).
-    pub fn with_price_interval(mut self, every: Duration) -> Self {
-        self.price = self.price.with_interval(every);
+    /// How often prices are fetched (and pushed): a period, or a calendar
+    /// (`Cadence::parse("cron:*/5 * * * * *", "UTC")`).
+    pub fn with_price_interval(mut self, every: impl Into<Cadence>) -> Self {
+        self.price = self.price.with_cadence(every);
         self
     }
 
     /// How often the feeds are read.
-    pub fn with_news_interval(mut self, every: Duration) -> Self {
-        self.news = self.news.with_interval(every);
+    pub fn with_news_interval(mut self, every: impl Into<Cadence>) -> Self {
+        self.news = self.news.with_cadence(every);
         self
     }
 
     /// How often due predictions are verified.
-    pub fn with_verify_interval(mut self, every: Duration) -> Self {
-        self.verifier = self.verifier.with_interval(every);
+    pub fn with_verify_interval(mut self, every: impl Into<Cadence>) -> Self {
+        self.verifier = self.verifier.with_cadence(every);
         self
     }
 

@@ -614,7 +614,7 @@ async fn warn_about_budget(config: &ServiceConfig, ports: &Ports) {
         return;
     };
     if let Some(warning) = goldjobs_adapters::market::check_budget(
-        config.price.interval,
+        config.price.cadence.schedule().interval,
         active.len(),
         td.credits_per_minute,
         td.history_reserve,

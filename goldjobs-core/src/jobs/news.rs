@@ -1,7 +1,7 @@
 //! `NewsFetcherJob`: fetch every feed, deduplicate, store new articles, invalidate cached lists.
 
 use crate::news::dedupe;
-use crate::runtime::{Job, JobContext, RunReport, Schedule};
+use crate::runtime::{Cadence, Job, JobContext, RunReport, Schedule};
 use crate::{Error, NewsCache, NewsRepository, NewsSource, Result};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -11,14 +11,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewsJobConfig {
-    /// Period between runs (`GOLDJOBS_NEWS_INTERVAL`, default 15 minutes).
-    pub interval: Duration,
+    /// Period between runs (`GOLDJOBS_NEWS_INTERVAL`, default 15 minutes); or a calendar (`cron:EXPR`).
+    pub cadence: Cadence,
 }
 
 impl Default for NewsJobConfig {
     fn default() -> Self {
         NewsJobConfig {
-            interval: Duration::from_secs(15 * 60),
+            cadence: Cadence::Every(Duration::from_secs(15 * 60)),
         }
     }
 }
@@ -26,7 +26,12 @@ impl Default for NewsJobConfig {
 impl NewsJobConfig {
     /// Set the interval.
     pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.cadence = Cadence::Every(interval);
+        self
+    }
+    /// Run at a fixed rate or on a calendar (`Cadence::parse("cron:0 6 * * Mon-Fri", "UTC")`).
+    pub fn with_cadence(mut self, cadence: impl Into<Cadence>) -> Self {
+        self.cadence = cadence.into();
         self
     }
 }
@@ -89,7 +94,7 @@ impl Job for NewsFetcherJob {
     }
 
     fn schedule(&self) -> Schedule {
-        Schedule::every(self.config.interval).with_singleton(true)
+        self.config.cadence.schedule().with_singleton(true)
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {

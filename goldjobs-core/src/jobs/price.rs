@@ -2,7 +2,7 @@
 //! ticks and published to clients.
 
 use crate::market::validate_quote;
-use crate::runtime::{Job, JobContext, RunReport, Schedule};
+use crate::runtime::{Cadence, Job, JobContext, RunReport, Schedule};
 use crate::{
     Broadcast, Broadcaster, Error, Event, MarketData, PriceTick, PriceTickRepository, PriceUpdate,
     Quote, QuoteCache, Result, SymbolFailure, SymbolRepository,
@@ -18,8 +18,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PriceFetcherConfig {
-    /// Period (`GOLDJOBS_PRICE_INTERVAL`), default 5 s.
-    pub interval: Duration,
+    /// Period (`GOLDJOBS_PRICE_INTERVAL`), default 5 s; or a calendar (`cron:EXPR`).
+    pub cadence: Cadence,
     /// TTL of the cached quotes (`GOLDJOBS_QUOTE_TTL`), default 5 s.
     pub quote_ttl: Duration,
 }
@@ -27,7 +27,7 @@ pub struct PriceFetcherConfig {
 impl Default for PriceFetcherConfig {
     fn default() -> Self {
         PriceFetcherConfig {
-            interval: Duration::from_secs(5),
+            cadence: Cadence::Every(Duration::from_secs(5)),
             quote_ttl: Duration::from_secs(5),
         }
     }
@@ -36,7 +36,12 @@ impl Default for PriceFetcherConfig {
 impl PriceFetcherConfig {
     /// Set the period.
     pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.cadence = Cadence::Every(interval);
+        self
+    }
+    /// Run at a fixed rate or on a calendar (`Cadence::parse("cron:0 6 * * Mon-Fri", "UTC")`).
+    pub fn with_cadence(mut self, cadence: impl Into<Cadence>) -> Self {
+        self.cadence = cadence.into();
         self
     }
 
@@ -245,7 +250,7 @@ impl Job for PriceFetcherJob {
     }
 
     fn schedule(&self) -> Schedule {
-        Schedule::every(self.config.interval).with_singleton(true)
+        self.config.cadence.schedule().with_singleton(true)
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {

@@ -4,7 +4,7 @@
 use crate::condition::{ConditionSet, Vars};
 use crate::model::*;
 use crate::ports::MarketData;
-use crate::runtime::{Job, JobContext, RunReport, Schedule};
+use crate::runtime::{Cadence, Job, JobContext, RunReport, Schedule};
 use crate::verify::pricing::{plus, review, Decision, History, PriceFound, RunCache, VerifyPorts};
 use crate::verify::ManualResolver;
 use crate::{Error, Result};
@@ -18,8 +18,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifierConfig {
-    /// Period of the job (`GOLDJOBS_VERIFY_INTERVAL`, default 60 s).
-    pub interval: Duration,
+    /// Period of the job (`GOLDJOBS_VERIFY_INTERVAL`, default 60 s); or a calendar (`cron:EXPR`).
+    pub cadence: Cadence,
     /// Predictions claimed and recorded per round trip (default 500).
     pub batch_size: u32,
     /// `GOLDJOBS_VERIFY_MAX_LAG` (default 5 min): a first tick later than
@@ -35,7 +35,7 @@ pub struct VerifierConfig {
 impl Default for VerifierConfig {
     fn default() -> Self {
         VerifierConfig {
-            interval: Duration::from_secs(60),
+            cadence: Cadence::Every(Duration::from_secs(60)),
             batch_size: 500,
             max_lag: Duration::from_secs(300),
             claim_for: Duration::from_secs(60),
@@ -46,7 +46,12 @@ impl Default for VerifierConfig {
 impl VerifierConfig {
     /// Set the period.
     pub fn with_interval(mut self, d: Duration) -> Self {
-        self.interval = d;
+        self.cadence = Cadence::Every(d);
+        self
+    }
+    /// Run at a fixed rate or on a calendar (`Cadence::parse("cron:0 6 * * Mon-Fri", "UTC")`).
+    pub fn with_cadence(mut self, cadence: impl Into<Cadence>) -> Self {
+        self.cadence = cadence.into();
         self
     }
     /// Set the batch size (at least 1).
@@ -347,7 +352,7 @@ impl Job for PredictionVerifierJob {
     }
 
     fn schedule(&self) -> Schedule {
-        Schedule::every(self.config.interval)
+        self.config.cadence.schedule()
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {

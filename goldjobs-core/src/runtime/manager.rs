@@ -342,6 +342,13 @@ impl JobManager {
             .map(|e| {
                 let st = e.lock();
                 let singleton = e.schedule.singleton;
+                let next_run_at = st.next_instant.filter(|_| st.tasks.is_some()).map(|at| {
+                    let ahead = at.saturating_duration_since(now_i);
+                    chrono::Duration::from_std(ahead)
+                        .ok()
+                        .and_then(|d| now_w.checked_add_signed(d))
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                });
                 JobStatus {
                     name: e.name.clone(),
                     running: st.tasks.is_some(),
@@ -353,10 +360,15 @@ impl JobManager {
                     last_error: st.last_error.clone(),
                     runs: st.runs,
                     failures: st.failures,
-                    next_run_at: st.next_instant.filter(|_| st.tasks.is_some()).map(|at| {
-                        let ahead = at.saturating_duration_since(now_i);
-                        now_w + chrono::Duration::from_std(ahead).unwrap_or(chrono::TimeDelta::MAX)
-                    }),
+                    schedule: e.schedule.describe(),
+                    timezone: e.schedule.calendar.as_ref().map(|c| c.zone().to_string()),
+                    next_run_at,
+                    next_run_local: e
+                        .schedule
+                        .calendar
+                        .as_ref()
+                        .zip(next_run_at)
+                        .map(|(c, at)| at.with_timezone(&c.zone()).to_rfc3339()),
                     leader: singleton
                         .then(|| e.leadership.holder(&self.env.instance_id))
                         .flatten(),
@@ -432,6 +444,9 @@ async fn drive(env: Arc<Env>, entry: Arc<JobEntry>, first: Instant, cancel: Canc
 }
 
 async fn schedule_loop(env: &Env, entry: &JobEntry, first: Instant, cancel: &CancellationToken) {
+    if let Some(calendar) = &entry.schedule.calendar {
+        return calendar_loop(env, entry, calendar, cancel).await;
+    }
     let interval = entry.schedule.interval;
     let mut next = first;
     loop {
@@ -463,6 +478,60 @@ async fn schedule_loop(env: &Env, entry: &JobEntry, first: Instant, cancel: &Can
             let skipped = u64::try_from(skipped).unwrap_or(u64::MAX);
             entry.lock().missed_ticks += skipped;
             tracing::debug!(job = %entry.name, skipped, "skipped missed ticks");
+        }
+    }
+}
+
+/// The schedule loop of a calendar job: runs at the instants of `calendar` by the manager's
+/// wall clock, waiting on the Tokio timer.
+async fn calendar_loop(
+    env: &Env,
+    entry: &JobEntry,
+    calendar: &super::CronSchedule,
+    cancel: &CancellationToken,
+) {
+    // Instants before the start are not missed runs.
+    let mut last = env.clock.now();
+    loop {
+        let now = env.clock.now();
+        let Some(mut at) = calendar.next_after(last) else {
+            tracing::warn!(job = %entry.name, "calendar has no next instant; schedule ends");
+            entry.lock().next_instant = None;
+            cancel.cancelled().await;
+            break;
+        };
+        if at < now && entry.schedule.missed == MissedTickPolicy::Skip {
+            // A run (or a pause of the process) outlasted instants: skip to the next one.
+            let mut skipped = 0u64;
+            while at < now && skipped < 100_000 {
+                skipped += 1;
+                match calendar.next_after(at) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            entry.lock().missed_ticks += skipped;
+            tracing::debug!(job = %entry.name, skipped, "skipped missed calendar instants");
+        }
+        let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
+        let deadline = Instant::now() + wait;
+        entry.lock().next_instant = Some(deadline);
+        let trigger = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(deadline) => RunTrigger::Scheduled,
+            _ = entry.manual.notified() => RunTrigger::Manual,
+        };
+        match trigger {
+            RunTrigger::Scheduled => {
+                if let Some(after) = calendar.next_after(at) {
+                    let ahead = (after - at).to_std().unwrap_or(Duration::ZERO);
+                    entry.lock().next_instant = Some(deadline + ahead);
+                }
+                execute(env, entry, trigger, Some(deadline), cancel).await;
+                last = at;
+            }
+            RunTrigger::Manual => execute(env, entry, trigger, None, cancel).await,
         }
     }
 }

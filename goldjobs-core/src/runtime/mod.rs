@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod calendar;
 mod leader;
 mod manager;
 mod retry;
 mod status;
+pub use calendar::{parse_zone, CronSchedule};
 pub use manager::*;
 pub use status::*;
 
@@ -96,11 +98,75 @@ impl RetryPolicy {
     }
 }
 
-/// A fixed-rate schedule and its run options.
+/// When a periodic job runs: at a fixed rate or at the instants of a calendar.
+///
+/// The configuration writes it as a duration (`5s`, `15m`) or as `cron:EXPR`
+/// ([`Cadence::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cadence {
+    /// Every period, on a fixed-rate grid from the start.
+    Every(Duration),
+    /// At the instants of a cron expression in its zone.
+    Calendar(CronSchedule),
+}
+
+impl From<Duration> for Cadence {
+    fn from(d: Duration) -> Self {
+        Cadence::Every(d)
+    }
+}
+
+impl From<CronSchedule> for Cadence {
+    fn from(c: CronSchedule) -> Self {
+        Cadence::Calendar(c)
+    }
+}
+
+impl Cadence {
+    /// `cron:EXPR` (evaluated in the IANA zone `zone`) or a humantime duration (`500ms`, `5s`,
+    /// `15m`, `1h`); a zero duration is refused. Errors are [`Error::InvalidInput`](crate::Error::InvalidInput).
+    pub fn parse(text: &str, zone: &str) -> Result<Cadence> {
+        let text = text.trim();
+        if let Some(expr) = text.strip_prefix("cron:") {
+            return CronSchedule::parse(expr, zone).map(Cadence::Calendar);
+        }
+        match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() => Ok(Cadence::Every(d)),
+            Ok(_) => Err(crate::Error::invalid("a period must be longer than zero")),
+            Err(e) => Err(crate::Error::invalid(format!(
+                "{text:?} is neither a duration (500ms, 5s, 15m) nor cron:EXPR: {e}"
+            ))),
+        }
+    }
+
+    /// The schedule: [`Schedule::every`] or [`Schedule::cron`].
+    pub fn schedule(&self) -> Schedule {
+        match self {
+            Cadence::Every(d) => Schedule::every(*d),
+            Cadence::Calendar(c) => Schedule::cron(c.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Cadence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cadence::Every(d) => write!(f, "{}", humantime::format_duration(*d)),
+            Cadence::Calendar(c) => write!(f, "cron:{}", c.expression()),
+        }
+    }
+}
+
+/// When a job runs — a fixed rate or a calendar — and its run options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
-    /// The period; runs start at `start + n × interval` (no drift).
+    /// The period; runs start at `start + n × interval` (no drift). For a calendar schedule,
+    /// the nominal period shown in the status (the gap between its next two instants).
     pub interval: Duration,
+    /// A calendar: when set, runs start at the instants of the cron expression in its zone
+    /// (DST-correct, see [`CronSchedule`]) instead of on the fixed-rate grid; `start_delay`
+    /// and `jitter` are not used.
+    pub calendar: Option<CronSchedule>,
     /// Wait before the first run.
     pub start_delay: Duration,
     /// Random extra delay in `[0, jitter)` added once to the start, so instances don't hit a
@@ -122,12 +188,38 @@ impl Schedule {
     pub fn every(interval: Duration) -> Self {
         Schedule {
             interval,
+            calendar: None,
             start_delay: Duration::ZERO,
             jitter: Duration::ZERO,
             timeout: Some(interval.max(Duration::from_secs(1))),
             retry: RetryPolicy::default(),
             missed: MissedTickPolicy::Skip,
             singleton: true,
+        }
+    }
+
+    /// At the instants of `calendar`, timeout = its nominal period (at least 1 s), default
+    /// retries, skip missed instants, singleton.
+    pub fn cron(calendar: CronSchedule) -> Self {
+        let now = chrono::Utc::now();
+        let interval = calendar
+            .next_after(now)
+            .and_then(|a| calendar.next_after(a).map(|b| (b - a).to_std().ok()))
+            .flatten()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(60));
+        Schedule {
+            calendar: Some(calendar),
+            ..Schedule::every(interval)
+        }
+    }
+
+    /// How the schedule is written: `every 5s` or `cron:EXPR` (with its zone when not UTC).
+    pub fn describe(&self) -> String {
+        match &self.calendar {
+            Some(c) if c.zone() == chrono_tz::Tz::UTC => format!("cron:{}", c.expression()),
+            Some(c) => format!("cron:{} ({})", c.expression(), c.zone()),
+            None => format!("every {}", humantime::format_duration(self.interval)),
         }
     }
 

@@ -127,6 +127,10 @@ pub struct JobStatus {
     /// The schedule's period in seconds (an integer in JSON when whole, e.g. `5`, else `0.5`).
     #[serde(serialize_with = "serialize_seconds")]
     pub interval_seconds: f64,
+    /// The schedule as written: `every 5s`, or `cron:EXPR` (with its zone when not UTC).
+    pub schedule: String,
+    /// The zone a calendar schedule is evaluated in (`Europe/Zurich`); `null` for a fixed rate.
+    pub timezone: Option<String>,
     /// Start of the last executed run (skipped ticks excluded).
     pub last_run_at: Option<DateTime<Utc>>,
     /// Duration of the last executed run in milliseconds.
@@ -139,6 +143,9 @@ pub struct JobStatus {
     pub failures: u64,
     /// The next scheduled instant; `null` when not started.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// `next_run_at` in the calendar's zone (RFC 3339 with the zone's offset then); `null` for
+    /// a fixed rate or when not started.
+    pub next_run_local: Option<String>,
     /// Id of the instance holding the job's lease, if known; `null` for non-singleton jobs.
     pub leader: Option<String>,
     /// Whether a run is in progress now.

@@ -980,3 +980,50 @@ fn public_messages_are_one_line_without_urls_or_sources() {
         "GET <url> failed; see /var/log"
     );
 }
+
+/// A calendar job on paused time with a wall clock that follows the Tokio timer: it runs at
+/// the calendar's instants in its zone, and the status shows the schedule as written and the
+/// next instant in UTC and in the zone.
+#[tokio::test(start_paused = true)]
+async fn calendar_job_runs_at_its_instants_and_status_shows_them() {
+    // 2026-03-29 00:59:00 UTC = 01:59 CET, one minute before Zurich springs forward
+    let start = Utc.with_ymd_and_hms(2026, 3, 29, 0, 59, 0).unwrap();
+    let wall = Arc::new(crate::TokioClock::starting_at(start));
+    let cron = CronSchedule::parse("30 2,3 * * *", "Europe/Zurich").unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let clock_for_job = wall.clone();
+    let job = TestJob::new(
+        "CalendarJob",
+        Schedule::cron(cron).with_singleton(false),
+        move |_, _| {
+            record.lock().unwrap().push(clock_for_job.now());
+            async { Ok(RunReport::ok("ok")) }.boxed()
+        },
+    );
+    let m = JobManager::new(wall.clone(), Arc::new(TestLease::default()), "me");
+    m.register(job.clone()).unwrap();
+    m.start_all();
+    sleep(ms(10)).await;
+    let st = status_of(&m, "CalendarJob");
+    assert_eq!(st.schedule, "cron:30 2,3 * * * (Europe/Zurich)");
+    assert_eq!(st.timezone.as_deref(), Some("Europe/Zurich"));
+    // 02:30 does not exist today: the first valid instant, 03:00 CEST = 01:00 UTC
+    assert_eq!(
+        st.next_run_at,
+        Some(Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap())
+    );
+    assert_eq!(
+        st.next_run_local.as_deref(),
+        Some("2026-03-29T03:00:00+02:00")
+    );
+    sleep(secs(3 * 3600)).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap(), // 03:00 CEST (02:30 skipped)
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 30, 0).unwrap(), // 03:30 CEST
+        ]
+    );
+    m.stop_all(secs(1)).await;
+}
