@@ -37,7 +37,7 @@ pub(crate) async fn latest_tick<D: Dialect>(d: &D, symbol_code: &str) -> Result<
 }
 
 /// Columns of a prediction as [`row::prediction`] reads them on `D`.
-fn prediction_columns<D: Dialect>() -> String {
+pub(crate) fn prediction_columns<D: Dialect>() -> String {
     row::prediction_columns(D::CONDITIONS_AS_TEXT)
 }
 

@@ -29,11 +29,6 @@ fn db(err: sqlx::Error) -> Error {
     map_sqlx(BACKEND, err)
 }
 
-/// Columns of a prediction as [`row::prediction`] reads them.
-fn prediction_columns() -> String {
-    row::prediction_columns("auto_verify_conditions::text AS auto_verify_conditions")
-}
-
 /// Every repository port and the lease on PostgreSQL.
 ///
 /// Open it with [`PgStore::connect`] (or build it from a pool the caller owns with
@@ -515,7 +510,7 @@ impl PredictionRepository for PgStore {
                      FOR UPDATE SKIP LOCKED) \
                  RETURNING *) \
              SELECT {cols} FROM claimed ORDER BY verify_time, id",
-            cols = prediction_columns()
+            cols = common::prediction_columns::<PgStore>()
         ))
         .bind(now)
         .bind(until)

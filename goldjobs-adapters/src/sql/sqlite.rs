@@ -45,11 +45,6 @@ fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// Columns of a prediction as [`row::prediction`] reads them.
-fn prediction_columns() -> String {
-    row::prediction_columns("auto_verify_conditions")
-}
-
 /// One JSON parameter carrying a whole batch.
 fn batch(values: Vec<Value>) -> String {
     Value::Array(values).to_string()
@@ -513,7 +508,7 @@ impl PredictionRepository for SqliteStore {
                    AND (claimed_until IS NULL OR claimed_until <= ?1) \
                  ORDER BY verify_time, id LIMIT ?3) \
              RETURNING {cols}",
-            cols = prediction_columns()
+            cols = common::prediction_columns::<SqliteStore>()
         ))
         .bind(ts(now))
         .bind(ts(until))

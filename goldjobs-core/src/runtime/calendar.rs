@@ -12,7 +12,7 @@
 
 use crate::{Error, Result};
 use chrono::offset::LocalResult;
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
@@ -133,29 +133,17 @@ impl CronSchedule {
 
     /// The first instant after the spring-forward gap that contains `wall`.
     fn end_of_gap(&self, wall: NaiveDateTime) -> Option<DateTime<Tz>> {
-        // Gaps are whole minutes long (at most a few hours); step to the first minute that exists.
-        let start = wall.date().and_hms_opt(0, 0, 0)?;
-        let minute = wall.signed_duration_since(start).num_minutes().max(0);
-        let mut probe = start + chrono::Duration::minutes(minute);
+        // Gaps are whole minutes long (at most a few hours): step to the first minute that exists.
+        let mut probe = wall.with_second(0)?.with_nanosecond(0)?;
         for _ in 0..(24 * 60) {
             probe += chrono::Duration::minutes(1);
             match self.zone.from_local_datetime(&probe) {
-                LocalResult::Single(t) => return Some(gap_start(t)),
-                LocalResult::Ambiguous(first, _) => return Some(gap_start(first)),
+                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => return Some(t),
                 LocalResult::None => {}
             }
         }
         None
     }
-}
-
-/// `t` truncated to its minute: the transition instant itself when `t` is the first whole
-/// minute after a gap.
-fn gap_start(t: DateTime<Tz>) -> DateTime<Tz> {
-    use chrono::Timelike;
-    t.with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(t)
 }
 
 /// An IANA zone name (`UTC`, `Europe/Zurich`, `America/New_York`).
