@@ -119,6 +119,9 @@ struct JobState {
     tasks: Option<JobTasks>,
     busy: bool,
     next_instant: Option<Instant>,
+    /// For a calendar job, the wall-clock instant `next_instant` stands for (exact, as the
+    /// calendar names it; the status shows it rather than a conversion of the timer instant).
+    next_calendar_at: Option<DateTime<Utc>>,
     current_run: Option<AbortHandle>,
     last_run_at: Option<DateTime<Utc>>,
     last_success_at: Option<DateTime<Utc>>,
@@ -311,6 +314,7 @@ impl JobManager {
             }
             let mut st = entry.lock();
             st.next_instant = None;
+            st.next_calendar_at = None;
         }
         report
     }
@@ -343,11 +347,13 @@ impl JobManager {
                 let st = e.lock();
                 let singleton = e.schedule.singleton;
                 let next_run_at = st.next_instant.filter(|_| st.tasks.is_some()).map(|at| {
-                    let ahead = at.saturating_duration_since(now_i);
-                    chrono::Duration::from_std(ahead)
-                        .ok()
-                        .and_then(|d| now_w.checked_add_signed(d))
-                        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                    st.next_calendar_at.unwrap_or_else(|| {
+                        let ahead = at.saturating_duration_since(now_i);
+                        chrono::Duration::from_std(ahead)
+                            .ok()
+                            .and_then(|d| now_w.checked_add_signed(d))
+                            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                    })
                 });
                 JobStatus {
                     name: e.name.clone(),
@@ -496,7 +502,11 @@ async fn calendar_loop(
         let now = env.clock.now();
         let Some(mut at) = calendar.next_after(last) else {
             tracing::warn!(job = %entry.name, "calendar has no next instant; schedule ends");
-            entry.lock().next_instant = None;
+            {
+                let mut st = entry.lock();
+                st.next_instant = None;
+                st.next_calendar_at = None;
+            }
             cancel.cancelled().await;
             break;
         };
@@ -515,7 +525,11 @@ async fn calendar_loop(
         }
         let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
         let deadline = Instant::now() + wait;
-        entry.lock().next_instant = Some(deadline);
+        {
+            let mut st = entry.lock();
+            st.next_instant = Some(deadline);
+            st.next_calendar_at = Some(at);
+        }
         let trigger = tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -526,7 +540,9 @@ async fn calendar_loop(
             RunTrigger::Scheduled => {
                 if let Some(after) = calendar.next_after(at) {
                     let ahead = (after - at).to_std().unwrap_or(Duration::ZERO);
-                    entry.lock().next_instant = Some(deadline + ahead);
+                    let mut st = entry.lock();
+                    st.next_instant = Some(deadline + ahead);
+                    st.next_calendar_at = Some(after);
                 }
                 execute(env, entry, trigger, Some(deadline), cancel).await;
                 last = at;
