@@ -100,7 +100,9 @@ impl CronSchedule {
             u32::try_from(SEARCH_YEARS * 12).unwrap_or(60),
         ))?;
         // Walk the wall-clock times the pattern names, from the wall-clock time of `after`.
+        // Whole seconds: the pattern's resolution (croner would carry the fraction along).
         let mut wall = after.with_timezone(&self.zone).naive_local();
+        wall = wall.with_nanosecond(0)?;
         loop {
             wall = self.next_wall(wall)?;
             if wall > limit {
@@ -258,6 +260,12 @@ mod tests {
         let secs = CronSchedule::parse("*/10 * * * * *", "UTC").unwrap();
         let t = utc(2026, 12, 4, 0, 0);
         assert_eq!(secs.next_after(t), Some(t + chrono::Duration::seconds(10)));
+        // an instant with a fraction of a second: the next instant is still whole
+        let frac = t + chrono::Duration::milliseconds(203);
+        assert_eq!(
+            secs.next_after(frac),
+            Some(t + chrono::Duration::seconds(10))
+        );
     }
 
     #[test]
