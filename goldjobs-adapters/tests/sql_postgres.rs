@@ -370,6 +370,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn jobs() {
+        // prune_runs acts on the whole store: a schema of its own
+        with_store(4, |s| async move { suite::jobs::run_all(&s).await }).await;
+    }
+
+    #[tokio::test]
     async fn lease() {
         with_store(4, |s| async move {
             suite::lease::run_all(&s, &suite::tokio_sleep).await

@@ -133,6 +133,12 @@ mod conformance {
     }
 
     #[tokio::test]
+    async fn jobs() {
+        let (s, _dir) = store().await;
+        suite::jobs::run_all(&s).await;
+    }
+
+    #[tokio::test]
     async fn lease() {
         let (s, _dir) = store().await;
         suite::lease::run_all(&s, &suite::tokio_sleep).await;

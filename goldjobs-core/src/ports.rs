@@ -31,6 +31,8 @@ pub struct Ports {
     pub device_tokens: Arc<dyn DeviceTokenRepository>,
     /// Leases of singleton jobs.
     pub lease: Arc<dyn Lease>,
+    /// The runtime's shared state: pause flags, schedule state, run history.
+    pub jobs: Arc<dyn JobStore>,
 }
 
 impl Ports {
@@ -84,6 +86,12 @@ impl Ports {
         self
     }
 
+    /// Replace the job store.
+    pub fn with_jobs(mut self, jobs: Arc<dyn JobStore>) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
     /// Every port served by one store that implements them all.
     pub fn of<S>(store: Arc<S>) -> Ports
     where
@@ -94,6 +102,7 @@ impl Ports {
             + NewsRepository
             + DeviceTokenRepository
             + Lease
+            + JobStore
             + 'static,
     {
         Ports {
@@ -103,7 +112,8 @@ impl Ports {
             outbox: store.clone(),
             news: store.clone(),
             device_tokens: store.clone(),
-            lease: store,
+            lease: store.clone(),
+            jobs: store,
         }
     }
 }
@@ -395,4 +405,41 @@ pub trait Lease: Send + Sync {
     async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<LeaseState>;
     /// Give it up (on shutdown), if `holder` has it.
     async fn release(&self, name: &str, holder: &str) -> Result<()>;
+}
+
+/// The job runtime's shared state ([`JobManager::with_store`](crate::runtime::JobManager::with_store)):
+/// each job's pause flag and last scheduled instant, and its run history. One store serves every
+/// instance of a fleet.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// The control state of every job that has any (jobs without a row are unpaused and have
+    /// no schedule state).
+    async fn job_controls(&self) -> Result<Vec<crate::runtime::JobControl>>;
+
+    /// Pause or resume `job` (creating its row if needed); `at` is recorded as `changed_at`
+    /// when the flag changes. Returns the state after the change.
+    async fn set_paused(
+        &self,
+        job: &str,
+        paused: bool,
+        at: DateTime<Utc>,
+    ) -> Result<crate::runtime::JobControl>;
+
+    /// Record that the leader of lease term `term` handled the scheduled instant `at` of
+    /// `job`. Fenced: refused (`Ok(false)`, nothing written) when a leader with a greater term
+    /// has written; otherwise `Ok(true)`, and the instant only moves forward (an older `at` is
+    /// accepted and ignored).
+    async fn set_last_scheduled(&self, job: &str, at: DateTime<Utc>, term: u64) -> Result<bool>;
+
+    /// Append one run to the history of `run.job` and drop its runs beyond the newest `keep`.
+    /// `error` and `summary` are stored clipped ([`JobRun::clipped`](crate::runtime::JobRun::clipped)).
+    async fn record_run(&self, run: &crate::runtime::JobRun, keep: u32) -> Result<()>;
+
+    /// The newest `limit` runs of `job`, newest first.
+    async fn recent_runs(&self, job: &str, limit: u32) -> Result<Vec<crate::runtime::JobRun>>;
+
+    /// Keep the newest `keep` runs of every job and delete the rest; returns how many went
+    /// (the [`RetentionJob`](crate::jobs::RetentionJob) calls it).
+    async fn prune_runs(&self, keep: u32) -> Result<u64>;
 }

@@ -12,7 +12,7 @@ use crate::hub::{Hub, HubConfig};
 use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
 use goldjobs::adapters::market::{BinanceConfig, TwelveDataConfig};
 use goldjobs::adapters::notify::webhook::WebhookConfig;
-use goldjobs::runtime::{JobManager, JobObserver, RunOutcome, RunStatus};
+use goldjobs::runtime::{JobManager, JobObserver, RunOutcome};
 use goldjobs::service::{FcmSettings, MarketDataSource, Service, ServiceConfig, ServiceError};
 use goldjobs::Ports;
 use std::net::SocketAddr;
@@ -137,16 +137,7 @@ struct MetricsObserver(Arc<Metrics>);
 
 impl JobObserver for MetricsObserver {
     fn on_run_finished(&self, job: &str, outcome: &RunOutcome) {
-        if outcome.status == RunStatus::SkippedNotLeader {
-            return;
-        }
-        self.0.job_finished(
-            job,
-            outcome.status == RunStatus::Ok,
-            outcome.status.is_failure(),
-            outcome.duration,
-            chrono::Utc::now(),
-        );
+        self.0.job_finished(job, outcome, chrono::Utc::now());
     }
 }
 
@@ -218,12 +209,14 @@ impl App {
         for task in &self.background {
             task.abort();
         }
+        // The jobs stop (and give up their leases, so a standby takes over at once) while the
+        // connections drain.
         let hub_closing = self.hub.shutdown(Duration::from_secs(3));
-        let (_, server) = tokio::join!(hub_closing, self.server);
+        let jobs_stopping = self.service.shutdown(self.stop_grace);
+        let (_, server, _) = tokio::join!(hub_closing, self.server, jobs_stopping);
         if let Err(e) = server {
             tracing::warn!(error = %e, "HTTP server task ended badly");
         }
-        self.service.shutdown(self.stop_grace).await;
         tracing::info!("goldjobs stopped");
     }
 }

@@ -41,6 +41,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/jobs/status"),
     ("POST", "/jobs/{name}/run"),
+    ("POST", "/jobs/{name}/pause"),
+    ("POST", "/jobs/{name}/resume"),
+    ("GET", "/jobs/{name}/runs"),
     ("GET", "/quotes"),
     ("GET", "/quotes/{symbol}"),
     ("GET", "/news"),
@@ -315,6 +318,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, HttpResponse> {
 fn is_read_endpoint(path: &str) -> bool {
     path == "/health"
         || path == "/jobs/status"
+        || (path.starts_with("/jobs/") && path.ends_with("/runs"))
         || path == "/quotes"
         || path.starts_with("/quotes/")
         || path == "/news"
@@ -339,6 +343,9 @@ fn route_pattern(path: &str) -> &'static str {
         ["health"] => "/health",
         ["jobs", "status"] => "/jobs/status",
         ["jobs", _, "run"] => "/jobs/{name}/run",
+        ["jobs", _, "pause"] => "/jobs/{name}/pause",
+        ["jobs", _, "resume"] => "/jobs/{name}/resume",
+        ["jobs", _, "runs"] => "/jobs/{name}/runs",
         ["quotes"] => "/quotes",
         ["quotes", _] => "/quotes/{symbol}",
         ["news"] => "/news",
@@ -433,6 +440,11 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
             Some(refused) => refused,
             None => run_job(state, &decode(name)),
         },
+        ["jobs", name, action @ ("pause" | "resume")] if post => match check_admin(state, &req) {
+            Some(refused) => refused,
+            None => pause_job(state, &decode(name), *action == "pause").await,
+        },
+        ["jobs", name, "runs"] if get => job_runs(state, &decode(name), req.uri().query()).await,
         ["quotes"] if get => quotes(state).await,
         ["quotes", symbol] if get => quote(state, &decode(symbol)).await,
         ["news"] if get => news(state, req.uri().query()).await,
@@ -459,11 +471,14 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
                 }
             }
         },
-        ["metrics"] if get => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            state.metrics.encode(),
-        ),
+        ["metrics"] if get => {
+            state.metrics.observe_jobs(&state.jobs.status());
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                state.metrics.encode(),
+            )
+        }
         ["ws"] if get => websocket(state, req),
         []
         | ["dashboard.js"]
@@ -471,7 +486,7 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         | ["openapi.json"]
         | ["health"]
         | ["jobs", "status"]
-        | ["jobs", _, "run"]
+        | ["jobs", _, "run" | "pause" | "resume" | "runs"]
         | ["quotes"]
         | ["quotes", _]
         | ["news"]
@@ -547,6 +562,44 @@ fn run_job(state: &HttpState, name: &str) -> HttpResponse {
         ),
         Err(Error::NotFound(_)) => error(StatusCode::NOT_FOUND, &format!("no job named {name:?}")),
         Err(e) => core_error(&e, "run job"),
+    }
+}
+
+async fn pause_job(state: &HttpState, name: &str, pause: bool) -> HttpResponse {
+    let done = if pause {
+        state.jobs.pause(name).await
+    } else {
+        state.jobs.resume(name).await
+    };
+    match done {
+        Ok(status) => json(StatusCode::OK, &status),
+        Err(Error::NotFound(_)) => error(StatusCode::NOT_FOUND, &format!("no job named {name:?}")),
+        Err(e) => core_error(&e, if pause { "pause job" } else { "resume job" }),
+    }
+}
+
+/// The most runs `GET /jobs/{name}/runs` lists.
+const MAX_RUNS_LIMIT: u32 = 200;
+
+async fn job_runs(state: &HttpState, name: &str, query: Option<&str>) -> HttpResponse {
+    let mut limit: u32 = 50;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "limit" {
+            match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_RUNS_LIMIT).contains(&n) => limit = n,
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "limit: expected a whole number from 1 to 200",
+                    )
+                }
+            }
+        }
+    }
+    match state.jobs.runs(name, limit).await {
+        Ok(runs) => json(StatusCode::OK, &serde_json::json!({ "runs": runs })),
+        Err(Error::NotFound(_)) => error(StatusCode::NOT_FOUND, &format!("no job named {name:?}")),
+        Err(e) => core_error(&e, "job runs"),
     }
 }
 

@@ -24,6 +24,15 @@ pub struct JobLabel {
     pub job: String,
 }
 
+/// Label set `{job="...",status="ok|failed|…"}` (a [`RunStatus`](goldjobs::runtime::RunStatus) label).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// The job's name.
+    pub job: String,
+    /// How the run ended.
+    pub status: String,
+}
+
 /// Label set `{provider="...",outcome="ok|error"}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
@@ -60,9 +69,12 @@ fn duration_histogram() -> Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    job_runs: Family<JobLabel, Counter>,
+    job_runs: Family<RunLabels, Counter>,
     job_failures: Family<JobLabel, Counter>,
     job_duration: HistogramFamily,
+    job_lateness: HistogramFamily,
+    job_is_leader: Family<JobLabel, Gauge>,
+    job_paused: Family<JobLabel, Gauge>,
     job_last_success: Family<JobLabel, Gauge<f64, AtomicU64>>,
     /// Open WebSocket connections.
     pub ws_connections: Gauge,
@@ -88,7 +100,11 @@ impl Metrics {
     /// A fresh registry with every metric registered under the prefix `goldjobs`.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("goldjobs");
-        let job_runs = Family::<JobLabel, Counter>::default();
+        let job_runs = Family::<RunLabels, Counter>::default();
+        let job_lateness: HistogramFamily =
+            Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let job_is_leader = Family::<JobLabel, Gauge>::default();
+        let job_paused = Family::<JobLabel, Gauge>::default();
         let job_failures = Family::<JobLabel, Counter>::default();
         let job_duration: HistogramFamily =
             Family::new_with_constructor(duration_histogram as fn() -> Histogram);
@@ -102,7 +118,26 @@ impl Metrics {
         let cache_misses = Family::<CacheLabel, Counter>::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
 
-        registry.register("job_runs", "Job runs finished", job_runs.clone());
+        registry.register(
+            "job_runs",
+            "Job runs finished (and ticks skipped), by how they ended",
+            job_runs.clone(),
+        );
+        registry.register(
+            "job_lateness_seconds",
+            "How late scheduled runs started against their instant",
+            job_lateness.clone(),
+        );
+        registry.register(
+            "job_is_leader",
+            "1 while this instance holds the job's lease (singleton jobs)",
+            job_is_leader.clone(),
+        );
+        registry.register(
+            "job_paused",
+            "1 while the job is paused",
+            job_paused.clone(),
+        );
         registry.register("job_failures", "Job runs that failed", job_failures.clone());
         registry.register(
             "job_duration_seconds",
@@ -152,6 +187,9 @@ impl Metrics {
             job_runs,
             job_failures,
             job_duration,
+            job_lateness,
+            job_is_leader,
+            job_paused,
             job_last_success,
             ws_connections,
             ws_messages_sent,
@@ -174,20 +212,35 @@ impl Metrics {
             .inc();
     }
 
-    /// Record a finished job run: `ok` = it succeeded, `failed` = it counts as a failure
-    /// (a cancelled run is neither).
+    /// Record a finished job run (or a skipped tick, which counts in `job_runs_total` only).
     pub fn job_finished(
         &self,
         job: &str,
-        ok: bool,
-        failed: bool,
-        duration: Duration,
+        outcome: &goldjobs::runtime::RunOutcome,
         at: DateTime<Utc>,
     ) {
+        self.job_runs
+            .get_or_create(&RunLabels {
+                job: job.to_owned(),
+                status: outcome.status.as_str().to_owned(),
+            })
+            .inc();
+        if outcome.status.is_skip() {
+            return;
+        }
         let label = JobLabel {
             job: job.to_owned(),
         };
-        self.job_runs.get_or_create(&label).inc();
+        let (ok, failed, duration) = (
+            outcome.status == goldjobs::runtime::RunStatus::Ok,
+            outcome.status.is_failure(),
+            outcome.duration,
+        );
+        if outcome.trigger == goldjobs::runtime::RunTrigger::Scheduled {
+            self.job_lateness
+                .get_or_create(&label)
+                .observe(outcome.lateness.as_secs_f64());
+        }
         self.job_duration
             .get_or_create(&label)
             .observe(duration.as_secs_f64());
@@ -198,6 +251,21 @@ impl Metrics {
         }
         if failed {
             self.job_failures.get_or_create(&label).inc();
+        }
+    }
+
+    /// Set the `job_is_leader` and `job_paused` gauges from the jobs' status (at each scrape).
+    pub fn observe_jobs(&self, status: &goldjobs::runtime::JobsStatus) {
+        for job in &status.jobs {
+            let label = JobLabel {
+                job: job.name.clone(),
+            };
+            self.job_is_leader
+                .get_or_create(&label)
+                .set(i64::from(job.is_leader));
+            self.job_paused
+                .get_or_create(&label)
+                .set(i64::from(job.paused));
         }
     }
 
@@ -356,18 +424,20 @@ mod tests {
     #[test]
     fn exposition_has_the_metrics() {
         let m = Metrics::new();
+        use goldjobs::runtime::{RunOutcome, RunStatus, RunTrigger};
+        let run = |status, ms| {
+            RunOutcome::new(
+                status,
+                RunTrigger::Scheduled,
+                Duration::from_millis(ms),
+                Duration::from_millis(ms / 2),
+            )
+        };
+        m.job_finished("PriceFetcherJob", &run(RunStatus::Ok, 12), Utc::now());
+        m.job_finished("PriceFetcherJob", &run(RunStatus::Failed, 3), Utc::now());
         m.job_finished(
             "PriceFetcherJob",
-            true,
-            false,
-            Duration::from_millis(12),
-            Utc::now(),
-        );
-        m.job_finished(
-            "PriceFetcherJob",
-            false,
-            true,
-            Duration::from_millis(3),
+            &run(RunStatus::SkippedPaused, 0),
             Utc::now(),
         );
         m.provider_request("demo", true);
@@ -375,9 +445,13 @@ mod tests {
         m.ws_connections.inc();
         let text = m.encode();
         assert!(
-            text.contains("goldjobs_job_runs_total{job=\"PriceFetcherJob\"} 2"),
+            text.contains("goldjobs_job_runs_total{job=\"PriceFetcherJob\",status=\"ok\"} 1"),
             "{text}"
         );
+        assert!(text.contains(
+            "goldjobs_job_runs_total{job=\"PriceFetcherJob\",status=\"skipped_paused\"} 1"
+        ));
+        assert!(text.contains("goldjobs_job_lateness_seconds_count{job=\"PriceFetcherJob\"} 2"));
         assert!(text.contains("goldjobs_job_failures_total{job=\"PriceFetcherJob\"} 1"));
         assert!(text.contains("goldjobs_job_duration_seconds_count{job=\"PriceFetcherJob\"} 2"));
         assert!(

@@ -136,10 +136,13 @@ fn schemas() -> Value {
         })),
         "JobStatus": object(
             &["name", "running", "interval_seconds", "last_run_at", "last_duration_ms",
-              "last_error", "runs", "failures", "next_run_at", "leader", "is_leader"],
+              "last_error", "runs", "failures", "next_run_at", "leader", "is_leader", "paused"],
             json!({
                 "name": { "type": "string" },
                 "running": { "type": "boolean" },
+                "paused": { "type": "boolean" },
+                "missed_policy": { "type": "string", "pattern": "^(skip|once|all:[0-9]+)$" },
+                "skipped_paused": { "type": "integer", "minimum": 0 },
                 "interval_seconds": { "type": "number" },
                 "schedule": { "type": "string" },
                 "timezone": nullable(json!({ "type": "string" })),
@@ -165,6 +168,15 @@ fn schemas() -> Value {
             "jobs": { "type": "array", "items": r("JobStatus") },
             "total_jobs": { "type": "integer", "minimum": 0 },
         })),
+        "JobRun": object(&["started_at", "duration_ms", "status", "error", "summary", "instance"], json!({
+            "started_at": time.clone(),
+            "duration_ms": { "type": "integer", "minimum": 0 },
+            "status": { "type": "string", "enum": ["ok", "failed", "timeout", "panicked", "cancelled"] },
+            "error": nullable(json!({ "type": "string" })),
+            "summary": nullable(json!({ "type": "string" })),
+            "instance": { "type": "string" },
+        })),
+        "JobRuns": object(&["runs"], json!({ "runs": { "type": "array", "items": r("JobRun") } })),
         "Accepted": object(&["status", "job"], json!({
             "status": { "type": "string", "enum": ["accepted"] },
             "job": { "type": "string" },
@@ -307,6 +319,28 @@ fn build() -> Value {
                     ("404", not_found("job")),
                 ])),
             })) },
+            "/jobs/{name}/pause": { "post": admin(json!({
+                "summary": "pause a job's scheduled runs on every instance (kept across restarts)",
+                "parameters": [path_param_like("name", "the job, e.g. NewsFetcherJob", "^[A-Za-z]{1,64}$", "NewsFetcherJob")],
+                "responses": with_common(answers(&[
+                    ("200", json_answer("the job's status, paused", r("JobStatus"))),
+                    ("404", not_found("job")),
+                ])),
+            })) },
+            "/jobs/{name}/resume": { "post": admin(json!({
+                "summary": "resume a paused job",
+                "parameters": [path_param_like("name", "the job, e.g. NewsFetcherJob", "^[A-Za-z]{1,64}$", "NewsFetcherJob")],
+                "responses": with_common(answers(&[
+                    ("200", json_answer("the job's status", r("JobStatus"))),
+                    ("404", not_found("job")),
+                ])),
+            })) },
+            "/jobs/{name}/runs": { "get": get("the job's last runs on any instance, newest first",
+                json!([
+                    path_param_like("name", "the job, e.g. PriceFetcherJob", "^[A-Za-z]{1,64}$", "PriceFetcherJob"),
+                    query("limit", "how many, 1–200 (default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 200 })),
+                ]),
+                json_answer("the runs", r("JobRuns")), &[("404", not_found("job"))]) },
             "/quotes": { "get": get("the latest quote of every active symbol", json!([]),
                 json_answer("the quotes", r("Quotes")), &[]) },
             "/quotes/{symbol}": { "get": get("the latest quote of one symbol",

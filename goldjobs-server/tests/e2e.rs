@@ -271,7 +271,7 @@ async fn http_routes_answer_with_the_contract_shapes() {
     }
     assert!(
         samples
-            .get("goldjobs_job_runs_total{job=\"PriceFetcherJob\"}")
+            .get("goldjobs_job_runs_total{job=\"PriceFetcherJob\",status=\"ok\"}")
             .is_some_and(|v| *v >= 1.0),
         "{text}"
     );
@@ -362,6 +362,113 @@ async fn admin_endpoints_need_the_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_run_history_end_to_end() {
+    let server = TestServer::start(&[], AppOptions::default()).await;
+    let client = reqwest::Client::new();
+    let pause = server.url("/jobs/PriceFetcherJob/pause");
+    assert_eq!(client.post(&pause).send().await.unwrap().status(), 401);
+
+    // The price job ran at the start: its run is in the history, with the instance.
+    let mut runs = Value::Null;
+    for _ in 0..100 {
+        runs = client
+            .get(server.url("/jobs/PriceFetcherJob/runs?limit=50"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if runs["runs"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = &runs["runs"][0];
+    assert_eq!(first["status"], "ok", "{runs}");
+    assert!(
+        first["instance"].as_str().is_some_and(|i| !i.is_empty()),
+        "{runs}"
+    );
+    assert!(
+        first["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("quotes")),
+        "{runs}"
+    );
+    assert!(first["duration_ms"].is_u64() && first["started_at"].is_string());
+
+    let resp = client.post(&pause).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let status: Value = resp.json().await.unwrap();
+    assert_eq!(status["name"], "PriceFetcherJob");
+    assert_eq!(status["paused"], true, "{status}");
+    assert_eq!(status["missed_policy"], "skip");
+    let all: Value = client
+        .get(server.url("/jobs/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let price = all["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "PriceFetcherJob")
+        .unwrap();
+    assert_eq!(price["paused"], true);
+    let news = all["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "NewsFetcherJob")
+        .unwrap();
+    assert_eq!(news["paused"], false);
+    assert_eq!(news["missed_policy"], "once");
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("goldjobs_job_paused{job=\"PriceFetcherJob\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("goldjobs_job_is_leader{job=\"PriceFetcherJob\"} 1"));
+    assert!(metrics.contains("goldjobs_job_runs_total{job=\"PriceFetcherJob\",status=\"ok\"}"));
+    assert!(metrics.contains("goldjobs_job_lateness_seconds_count{job=\"PriceFetcherJob\"}"));
+
+    let resp = client
+        .post(server.url("/jobs/PriceFetcherJob/resume"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let status: Value = resp.json().await.unwrap();
+    assert_eq!(status["paused"], false);
+    let resp = client
+        .post(server.url("/jobs/NoSuchJob/resume"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client
+        .get(server.url("/jobs/PriceFetcherJob/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
     server.app.shutdown().await;
 }
 
@@ -1678,6 +1785,19 @@ async fn answers_conform_to_the_openapi_document() {
         ("/predictions/nope", "/predictions/{id}", "get", 404),
         ("/users/u1/stats", "/users/{id}/stats", "get", 200),
         ("/users/nobody/stats", "/users/{id}/stats", "get", 404),
+        (
+            "/jobs/PriceFetcherJob/runs?limit=5",
+            "/jobs/{name}/runs",
+            "get",
+            200,
+        ),
+        (
+            "/jobs/PriceFetcherJob/runs?limit=0",
+            "/jobs/{name}/runs",
+            "get",
+            400,
+        ),
+        ("/jobs/NoSuchJob/runs", "/jobs/{name}/runs", "get", 404),
     ];
     for (url, documented, method, status) in gets {
         let resp = client.get(server.url(url)).send().await.unwrap();
@@ -1732,6 +1852,24 @@ async fn answers_conform_to_the_openapi_document() {
             202,
         ),
         ("/jobs/NoSuchJob/run", "/jobs/{name}/run", json!({}), 404),
+        (
+            "/jobs/RetentionJob/pause",
+            "/jobs/{name}/pause",
+            json!({}),
+            200,
+        ),
+        (
+            "/jobs/RetentionJob/resume",
+            "/jobs/{name}/resume",
+            json!({}),
+            200,
+        ),
+        (
+            "/jobs/NoSuchJob/pause",
+            "/jobs/{name}/pause",
+            json!({}),
+            404,
+        ),
     ];
     for (url, documented, body, status) in posts {
         let resp = client

@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 const PRICE_JOB: &str = "PriceFetcherJob";
 const VERIFY_JOB: &str = "PredictionVerifierJob";
 
-/// Lease TTL (10 s) plus one renewal period (ttl / 3 ≈ 3.3 s): the longest a standby can need,
-/// within the 15 s that operators are promised.
-const TAKEOVER_BOUND: Duration = Duration::from_secs(15);
+/// Lease TTL (3 s) plus one standby poll (0.5 s): the longest a standby needs after a leader
+/// dies (the figures are in BENCHMARKS.md); the bound leaves room for a loaded CI machine.
+const TAKEOVER_BOUND: Duration = Duration::from_secs(10);
 
 /// Services, or `None` (skip). A private redis-server is required as well.
 fn services() -> Option<(String, PrivateRedis)> {
@@ -749,5 +749,113 @@ async fn postgres_outage_fails_runs_clearly_and_they_resume() {
 
     drop(inst);
     drop(proxy);
+    schema.drop_now().await;
+}
+
+/// Handover of the price job among three instances: SIGTERM of the leader (it stops its runs
+/// and releases its leases, a standby takes over at once) and `kill -9` (a standby takes over
+/// when the lease runs out). Repeated `GOLDJOBS_HANDOVER_REPS` times (default 1; BENCHMARKS.md
+/// has 10), printing each takeover time; the killed or stopped instance is started again
+/// between repetitions. Prices go on after every handover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handover_after_sigterm_and_kill() {
+    let Some((pg, redis)) = services() else {
+        return;
+    };
+    let reps: usize = std::env::var("GOLDJOBS_HANDOVER_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let schema = Schema::create(&pg).await;
+    let provider = Provider::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut env = base_env(&schema.url, Some(&redis.url()));
+    provider.env(&mut env);
+    set(&mut env, "GOLDJOBS_PRICE_INTERVAL", "500ms");
+    set(&mut env, "GOLDJOBS_VERIFY_INTERVAL", "1h");
+    migrate(&env);
+    let labels = ["A", "B", "C"];
+    let mut inst = spawn_instances(&labels, &env, logs.path()).await;
+    wait_until(Duration::from_secs(15), "a price job leader", || async {
+        price_leader(&http, &inst).await.len() == 1
+    })
+    .await;
+
+    let mut figures: Vec<(&str, Duration)> = Vec::new();
+    for rep in 0..reps * 2 {
+        let graceful = rep % 2 == 0;
+        let leader = price_leader(&http, &inst).await[0];
+        let requests_before = provider.requests();
+        let started = Instant::now();
+        if graceful {
+            inst[leader].terminate();
+        } else {
+            inst[leader].kill();
+        }
+        // Poll the survivors every 20 ms until one of them leads.
+        let took = loop {
+            let mut leads = 0;
+            for (i, s) in inst.iter().enumerate() {
+                if i != leader && !s.is_dead() && s.leads(&http, PRICE_JOB).await {
+                    leads += 1;
+                }
+            }
+            assert!(leads <= 1, "two survivors lead at once");
+            if leads == 1 {
+                break started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no takeover within 30 s; logs:\n{}",
+                inst.iter()
+                    .map(|i| i.log_tail(2000))
+                    .collect::<Vec<_>>()
+                    .join("\n---\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let kind = if graceful { "sigterm" } else { "kill -9" };
+        eprintln!(
+            "handover {rep}: {kind} of {} → a standby leads after {took:?}",
+            inst[leader].label
+        );
+        figures.push((kind, took));
+        // The new leader asks the provider again.
+        wait_until(
+            Duration::from_secs(10),
+            "prices after the handover",
+            || async { provider.requests() > requests_before + 1 },
+        )
+        .await;
+        if graceful {
+            inst[leader].reap();
+        }
+        let label = inst[leader].label.clone();
+        let (env, dir) = (env.clone(), logs.path().to_path_buf());
+        inst[leader] = tokio::task::spawn_blocking(move || Instance::spawn(&label, &env, &dir))
+            .await
+            .unwrap();
+    }
+    for kind in ["sigterm", "kill -9"] {
+        let mut times: Vec<Duration> = figures
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, d)| *d)
+            .collect();
+        times.sort();
+        eprintln!(
+            "handover figures, {kind}: n = {}, median {:?}, max {:?}",
+            times.len(),
+            times[times.len() / 2],
+            times[times.len() - 1]
+        );
+    }
+    for i in &mut inst {
+        i.kill();
+    }
     schema.drop_now().await;
 }

@@ -327,7 +327,9 @@ impl ServiceBuilder {
         };
 
         // 4. Jobs.
-        let mut manager = JobManager::new(Arc::new(SystemClock), ports.lease.clone(), instance_id);
+        let mut manager = JobManager::new(Arc::new(SystemClock), ports.lease.clone(), instance_id)
+            .with_store(ports.jobs.clone())
+            .with_runs_kept(config.retention.runs_kept);
         if let Some(observer) = observer {
             manager = manager.with_observer(observer);
         }

@@ -7,6 +7,7 @@ use super::dialect::{Arg, Dialect};
 use super::row::{self, Cells};
 use super::{corrected_payload, correction_option, void_reason, voided_payload};
 use chrono::{DateTime, Utc};
+use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::{
     Correction, DeviceToken, Error, NewsArticle, NoticeKind, OptionVotes, OutboxRow, Prediction,
     PredictionQuery, PredictionStatus, PredictionVoided, PriceTick, Result, Revision, Symbol,
@@ -449,4 +450,111 @@ pub(crate) async fn delete_tokens<D: Dialect>(d: &D, tokens: &[String]) -> Resul
     }
     let sql = format!("DELETE FROM device_tokens WHERE {}", D::member("token", 1));
     d.execute(&sql, &[Arg::Texts(tokens)]).await
+}
+
+/// Every stored job control.
+pub(crate) async fn job_controls<D: Dialect>(d: &D) -> Result<Vec<JobControl>> {
+    let sql = format!(
+        "SELECT {} FROM job_controls ORDER BY job",
+        row::JOB_CONTROL_COLUMNS
+    );
+    let rows = d.fetch_all(&sql, &[]).await?;
+    rows.iter().map(row::job_control).collect()
+}
+
+/// Pause or resume a job; `changed_at` moves only when the flag changes.
+pub(crate) async fn set_paused<D: Dialect>(
+    d: &D,
+    job: &str,
+    paused: bool,
+    at: DateTime<Utc>,
+) -> Result<JobControl> {
+    let sql = format!(
+        "INSERT INTO job_controls AS c (job, paused, changed_at, term) VALUES ($1, $2, $3, 0) \
+         ON CONFLICT (job) DO UPDATE SET paused = excluded.paused, \
+             changed_at = CASE WHEN c.paused = excluded.paused AND c.changed_at IS NOT NULL \
+                          THEN c.changed_at ELSE excluded.changed_at END \
+         RETURNING {}",
+        row::JOB_CONTROL_COLUMNS
+    );
+    let row = d
+        .fetch_optional(&sql, &[Arg::Text(job), Arg::Flag(paused), Arg::Instant(at)])
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job_controls row of {job}")))?;
+    row::job_control(&row)
+}
+
+/// The fenced write of a job's last scheduled instant (see `JobStore::set_last_scheduled`).
+pub(crate) async fn set_last_scheduled<D: Dialect>(
+    d: &D,
+    job: &str,
+    at: DateTime<Utc>,
+    term: u64,
+) -> Result<bool> {
+    let term = i64::try_from(term).unwrap_or(i64::MAX);
+    let written = d
+        .execute(
+            "INSERT INTO job_controls AS c (job, paused, last_scheduled_at, term) \
+             VALUES ($1, FALSE, $2, $3) \
+             ON CONFLICT (job) DO UPDATE SET \
+                 last_scheduled_at = CASE WHEN c.last_scheduled_at IS NULL \
+                     OR c.last_scheduled_at < excluded.last_scheduled_at \
+                     THEN excluded.last_scheduled_at ELSE c.last_scheduled_at END, \
+                 term = excluded.term \
+             WHERE c.term <= excluded.term",
+            &[Arg::Text(job), Arg::Instant(at), Arg::Int(term)],
+        )
+        .await?;
+    Ok(written > 0)
+}
+
+/// Append a run and keep the newest `keep` of its job.
+pub(crate) async fn record_run<D: Dialect>(d: &D, run: &JobRun, keep: u32) -> Result<()> {
+    let run = run.clone().clipped();
+    d.execute(
+        "INSERT INTO job_runs (job, instance, started_at, duration_ms, status, error, summary) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            Arg::Text(&run.job),
+            Arg::Text(&run.instance),
+            Arg::Instant(run.started_at),
+            Arg::Int(i64::try_from(run.duration_ms).unwrap_or(i64::MAX)),
+            Arg::Text(run.status.as_str()),
+            Arg::OptText(run.error.as_deref()),
+            Arg::OptText(run.summary.as_deref()),
+        ],
+    )
+    .await?;
+    // walks the (job, id) index: the id of the newest run beyond `keep`, then the older ones
+    d.execute(
+        "DELETE FROM job_runs WHERE job = $1 AND id <= \
+         (SELECT id FROM job_runs WHERE job = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        &[Arg::Text(&run.job), Arg::Int(i64::from(keep))],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The newest runs of a job.
+pub(crate) async fn recent_runs<D: Dialect>(d: &D, job: &str, limit: u32) -> Result<Vec<JobRun>> {
+    let sql = format!(
+        "SELECT {} FROM job_runs WHERE job = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
+        row::JOB_RUN_COLUMNS
+    );
+    let rows = d
+        .fetch_all(&sql, &[Arg::Text(job), Arg::Int(i64::from(limit))])
+        .await?;
+    rows.iter().map(row::job_run).collect()
+}
+
+/// Keep the newest `keep` runs of every job.
+pub(crate) async fn prune_runs<D: Dialect>(d: &D, keep: u32) -> Result<u64> {
+    d.execute(
+        "DELETE FROM job_runs WHERE id IN (SELECT id FROM \
+             (SELECT id, row_number() OVER (PARTITION BY job ORDER BY id DESC) AS rn \
+              FROM job_runs) AS r \
+         WHERE rn > $1)",
+        &[Arg::Int(i64::from(keep))],
+    )
+    .await
 }

@@ -10,6 +10,8 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use goldjobs_core::runtime::{JobControl, JobRun};
+use goldjobs_core::JobStore;
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
     NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
@@ -1062,7 +1064,8 @@ impl Lease for PgStore {
              VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond') \
              ON CONFLICT (name) DO UPDATE SET \
                  holder = EXCLUDED.holder, \
-                 term = CASE WHEN l.holder IS NOT DISTINCT FROM EXCLUDED.holder THEN l.term \
+                 term = CASE WHEN l.holder IS NOT DISTINCT FROM EXCLUDED.holder \
+                                  AND l.expires_at > now() THEN l.term \
                              ELSE l.term + 1 END, \
                  expires_at = EXCLUDED.expires_at \
              WHERE l.holder = EXCLUDED.holder OR l.holder IS NULL OR l.expires_at <= now() \
@@ -1129,3 +1132,30 @@ dialect_impl!(PgStore, PgRow, sqlx::Postgres, {
         self.pool.begin().await.map_err(db)
     }
 });
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn job_controls(&self) -> Result<Vec<JobControl>> {
+        common::job_controls(self).await
+    }
+
+    async fn set_paused(&self, job: &str, paused: bool, at: DateTime<Utc>) -> Result<JobControl> {
+        common::set_paused(self, job, paused, at).await
+    }
+
+    async fn set_last_scheduled(&self, job: &str, at: DateTime<Utc>, term: u64) -> Result<bool> {
+        common::set_last_scheduled(self, job, at, term).await
+    }
+
+    async fn record_run(&self, run: &JobRun, keep: u32) -> Result<()> {
+        common::record_run(self, run, keep).await
+    }
+
+    async fn recent_runs(&self, job: &str, limit: u32) -> Result<Vec<JobRun>> {
+        common::recent_runs(self, job, limit).await
+    }
+
+    async fn prune_runs(&self, keep: u32) -> Result<u64> {
+        common::prune_runs(self, keep).await
+    }
+}

@@ -7,6 +7,7 @@
 
 use super::decode_error;
 use chrono::{DateTime, Utc};
+use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::{
     DeviceToken, Error, LeaseState, NewsArticle, OutboxRow, OutboxState, Prediction, PriceTick,
     Result, Symbol, UserStats, Vote,
@@ -461,4 +462,35 @@ pub(crate) fn voidable(row: &impl Cells, id: &str) -> Result<goldjobs_core::Pred
         return Err(Error::Conflict(format!("prediction {id} is already void")));
     }
     Ok(status)
+}
+
+/// The `job_controls` columns [`job_control`] reads.
+pub(crate) const JOB_CONTROL_COLUMNS: &str = "job, paused, changed_at, last_scheduled_at, term";
+
+/// A `job_controls` row.
+pub(crate) fn job_control(row: &impl Cells) -> Result<JobControl> {
+    Ok(JobControl {
+        job: row.text("job")?,
+        paused: row.flag("paused")?,
+        changed_at: row.opt_instant("changed_at")?,
+        last_scheduled_at: row.opt_instant("last_scheduled_at")?,
+        term: u64::try_from(row.int("term")?).unwrap_or(0),
+    })
+}
+
+/// The `job_runs` columns [`job_run`] reads.
+pub(crate) const JOB_RUN_COLUMNS: &str =
+    "job, instance, started_at, duration_ms, status, error, summary";
+
+/// A `job_runs` row.
+pub(crate) fn job_run(row: &impl Cells) -> Result<JobRun> {
+    Ok(JobRun {
+        job: row.text("job")?,
+        instance: row.text("instance")?,
+        started_at: row.instant("started_at")?,
+        duration_ms: u64::try_from(row.int("duration_ms")?).unwrap_or(0),
+        status: row.parsed("status")?,
+        error: row.opt_text("error")?,
+        summary: row.opt_text("summary")?,
+    })
 }

@@ -17,6 +17,8 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use goldjobs_core::runtime::{JobControl, JobRun};
+use goldjobs_core::JobStore;
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
     NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
@@ -968,7 +970,8 @@ impl Lease for SqliteStore {
             "INSERT INTO leases AS l (name, holder, term, expires_at) VALUES (?1, ?2, 1, ?3) \
              ON CONFLICT (name) DO UPDATE SET \
                  holder = excluded.holder, \
-                 term = CASE WHEN l.holder IS excluded.holder THEN l.term ELSE l.term + 1 END, \
+                 term = CASE WHEN l.holder IS excluded.holder AND l.expires_at > ?4 THEN l.term \
+                             ELSE l.term + 1 END, \
                  expires_at = excluded.expires_at \
              WHERE l.holder = excluded.holder OR l.holder IS NULL OR l.expires_at <= ?4 \
              RETURNING holder, term, expires_at",
@@ -1053,5 +1056,32 @@ mod tests {
         assert_eq!(ts(a), "2026-01-01T00:00:09.000000Z");
         assert!(ts(a) < ts(b) && ts(b) < ts(c));
         assert_eq!(super::row::parse_instant(&ts(b)).unwrap(), b);
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn job_controls(&self) -> Result<Vec<JobControl>> {
+        common::job_controls(self).await
+    }
+
+    async fn set_paused(&self, job: &str, paused: bool, at: DateTime<Utc>) -> Result<JobControl> {
+        common::set_paused(self, job, paused, at).await
+    }
+
+    async fn set_last_scheduled(&self, job: &str, at: DateTime<Utc>, term: u64) -> Result<bool> {
+        common::set_last_scheduled(self, job, at, term).await
+    }
+
+    async fn record_run(&self, run: &JobRun, keep: u32) -> Result<()> {
+        common::record_run(self, run, keep).await
+    }
+
+    async fn recent_runs(&self, job: &str, limit: u32) -> Result<Vec<JobRun>> {
+        common::recent_runs(self, job, limit).await
+    }
+
+    async fn prune_runs(&self, keep: u32) -> Result<u64> {
+        common::prune_runs(self, keep).await
     }
 }

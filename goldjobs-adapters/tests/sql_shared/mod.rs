@@ -23,6 +23,7 @@ pub trait Store:
     + NewsRepository
     + DeviceTokenRepository
     + Lease
+    + goldjobs_core::JobStore
 {
 }
 impl<T> Store for T where
@@ -33,6 +34,7 @@ impl<T> Store for T where
         + NewsRepository
         + DeviceTokenRepository
         + Lease
+        + goldjobs_core::JobStore
 {
 }
 
@@ -528,7 +530,7 @@ pub async fn retention_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) 
     let report = job.run(&ctx).await.unwrap();
     assert_eq!(
         report.summary,
-        "25 ticks and 1 finished outbox rows deleted"
+        "25 ticks, 1 finished outbox rows and 0 old job runs deleted"
     );
     let latest = s.latest_tick("XAUUSD").await.unwrap().unwrap();
     assert_eq!(latest.ts, t(10 * day + 2));
@@ -542,7 +544,10 @@ pub async fn retention_job_end_to_end<S: Store + 'static>(s: std::sync::Arc<S>) 
     assert_eq!(rows[0].state, OutboxState::Pending);
     // a second run finds nothing more
     let again = job.run(&ctx).await.unwrap();
-    assert_eq!(again.summary, "0 ticks and 0 finished outbox rows deleted");
+    assert_eq!(
+        again.summary,
+        "0 ticks, 0 finished outbox rows and 0 old job runs deleted"
+    );
 }
 
 /// A random step of a verification history (see `conformance::predictions::random_history`).

@@ -4,11 +4,12 @@ use super::{ok, unique, Sleep};
 use crate::{Lease, LeaseState};
 use std::time::Duration;
 
-/// Run every behaviour of this suite; `sleep` lets about 2.7 s pass in all (an in-memory lease
+/// Run every behaviour of this suite; `sleep` lets about 4 s pass in all (an in-memory lease
 /// passes a closure advancing its clock).
 pub async fn run_all(lease: &dyn Lease, sleep: &Sleep) {
     acquire_renew_refuse(lease).await;
     taken_over_after_expiry(lease, sleep).await;
+    a_new_holding_is_a_new_term(lease, sleep).await;
     renewal_extends(lease, sleep).await;
     release_frees(lease).await;
     one_leader_among_racers(lease).await;
@@ -47,6 +48,32 @@ pub async fn acquire_renew_refuse(lease: &dyn Lease) {
     assert_eq!(refused.term, first.term);
     let other = acquire(lease, &unique("lease"), &b, LONG).await;
     assert!(other.is_leader, "leases of other names are independent");
+    ok(lease.release(&name, &a).await, "release");
+}
+
+/// Taking a lease back after its holding expired or was released is a new term, also for
+/// the same holder: the term names one continuous holding (the fencing token of its writes).
+pub async fn a_new_holding_is_a_new_term(lease: &dyn Lease, sleep: &Sleep) {
+    let name = unique("lease");
+    let a = unique("holder");
+    let first = acquire(lease, &name, &a, TTL).await;
+    assert!(first.is_leader);
+    sleep(TTL + Duration::from_millis(300)).await;
+    let again = acquire(lease, &name, &a, LONG).await;
+    assert!(
+        again.is_leader,
+        "the holder takes its expired lease back: {again:?}"
+    );
+    assert!(
+        again.term > first.term,
+        "as a new term: {first:?} then {again:?}"
+    );
+    ok(lease.release(&name, &a).await, "release");
+    let after_release = acquire(lease, &name, &a, LONG).await;
+    assert!(
+        after_release.term > again.term,
+        "a release ends the term: {after_release:?}"
+    );
     ok(lease.release(&name, &a).await, "release");
 }
 

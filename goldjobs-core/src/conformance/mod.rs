@@ -18,6 +18,7 @@
 //! `ManualClock`.
 
 pub mod device_tokens;
+pub mod jobs;
 pub mod lease;
 pub mod news;
 pub mod news_cache;

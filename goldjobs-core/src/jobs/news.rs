@@ -13,12 +13,15 @@ use std::time::Duration;
 pub struct NewsJobConfig {
     /// Period between runs (`GOLDJOBS_NEWS_INTERVAL`, default 15 minutes); or a calendar (`cron:EXPR`).
     pub cadence: Cadence,
+    /// What a restart or a failover does with instants nobody ran (default `once: one catch-up run`).
+    pub missed: crate::runtime::MissedTickPolicy,
 }
 
 impl Default for NewsJobConfig {
     fn default() -> Self {
         NewsJobConfig {
             cadence: Cadence::Every(Duration::from_secs(15 * 60)),
+            missed: crate::runtime::MissedTickPolicy::Once,
         }
     }
 }
@@ -32,6 +35,12 @@ impl NewsJobConfig {
     /// Run at a fixed rate or on a calendar (`Cadence::parse("cron:0 6 * * Mon-Fri", "UTC")`).
     pub fn with_cadence(mut self, cadence: impl Into<Cadence>) -> Self {
         self.cadence = cadence.into();
+        self
+    }
+
+    /// Set the missed-run policy.
+    pub fn with_missed(mut self, missed: crate::runtime::MissedTickPolicy) -> Self {
+        self.missed = missed;
         self
     }
 }
@@ -94,7 +103,11 @@ impl Job for NewsFetcherJob {
     }
 
     fn schedule(&self) -> Schedule {
-        self.config.cadence.schedule().with_singleton(true)
+        self.config
+            .cadence
+            .schedule()
+            .with_missed(self.config.missed)
+            .with_singleton(true)
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {

@@ -20,6 +20,8 @@ use std::time::Duration;
 pub struct PriceFetcherConfig {
     /// Period (`GOLDJOBS_PRICE_INTERVAL`), default 5 s; or a calendar (`cron:EXPR`).
     pub cadence: Cadence,
+    /// What a restart or a failover does with instants nobody ran (default `skip: a price from the past is worth nothing`).
+    pub missed: crate::runtime::MissedTickPolicy,
     /// TTL of the cached quotes (`GOLDJOBS_QUOTE_TTL`), default 5 s.
     pub quote_ttl: Duration,
 }
@@ -28,6 +30,7 @@ impl Default for PriceFetcherConfig {
     fn default() -> Self {
         PriceFetcherConfig {
             cadence: Cadence::Every(Duration::from_secs(5)),
+            missed: crate::runtime::MissedTickPolicy::Skip,
             quote_ttl: Duration::from_secs(5),
         }
     }
@@ -42,6 +45,12 @@ impl PriceFetcherConfig {
     /// Run at a fixed rate or on a calendar (`Cadence::parse("cron:0 6 * * Mon-Fri", "UTC")`).
     pub fn with_cadence(mut self, cadence: impl Into<Cadence>) -> Self {
         self.cadence = cadence.into();
+        self
+    }
+
+    /// Set the missed-run policy.
+    pub fn with_missed(mut self, missed: crate::runtime::MissedTickPolicy) -> Self {
+        self.missed = missed;
         self
     }
 
@@ -250,7 +259,11 @@ impl Job for PriceFetcherJob {
     }
 
     fn schedule(&self) -> Schedule {
-        self.config.cadence.schedule().with_singleton(true)
+        self.config
+            .cadence
+            .schedule()
+            .with_missed(self.config.missed)
+            .with_singleton(true)
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {

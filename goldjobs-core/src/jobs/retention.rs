@@ -23,6 +23,10 @@ pub struct RetentionConfig {
     /// Delivered and failed outbox rows created longer ago than this are deleted (default
     /// 7 days; `None` keeps them). Pending rows are never deleted.
     pub outbox_retention: Option<Duration>,
+    /// Runs kept per job in the run history (default
+    /// [`DEFAULT_RUNS_KEPT`](crate::runtime::DEFAULT_RUNS_KEPT)); older runs of every job are
+    /// deleted (the runtime also trims each job's history as it records a run).
+    pub runs_kept: u32,
     /// Rows deleted per statement (default 10,000).
     pub batch: u32,
     /// Statements per table and run at most (default 100); what is left waits for the next run.
@@ -35,6 +39,7 @@ impl Default for RetentionConfig {
             interval: Duration::from_secs(10 * 60),
             tick_retention: Some(Duration::from_secs(30 * 24 * 3600)),
             outbox_retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            runs_kept: crate::runtime::DEFAULT_RUNS_KEPT,
             batch: 10_000,
             max_batches: 100,
         }
@@ -60,6 +65,12 @@ impl RetentionConfig {
         self
     }
 
+    /// Set the runs kept per job (at least 1).
+    pub fn with_runs_kept(mut self, runs_kept: u32) -> Self {
+        self.runs_kept = runs_kept.max(1);
+        self
+    }
+
     /// Set the rows deleted per statement.
     pub fn with_batch(mut self, batch: u32) -> Self {
         self.batch = batch;
@@ -76,10 +87,12 @@ impl RetentionConfig {
 /// Deletes ticks older than [`RetentionConfig::tick_retention`] with
 /// [`PriceTickRepository::delete_ticks_before`] and finished outbox rows older than
 /// [`RetentionConfig::outbox_retention`] with [`OutboxRepository::delete_finished_before`],
-/// each in batches of [`RetentionConfig::batch`] rows, so no statement holds locks for long.
+/// each in batches of [`RetentionConfig::batch`] rows, so no statement holds locks for long;
+/// and keeps the newest [`RetentionConfig::runs_kept`] runs of every job in the run history.
 /// A singleton: one instance of a fleet does it.
 pub struct RetentionJob {
     ticks: Arc<dyn PriceTickRepository>,
+    jobs: Arc<dyn crate::JobStore>,
     outbox: Arc<dyn OutboxRepository>,
     config: RetentionConfig,
 }
@@ -100,6 +113,7 @@ impl RetentionJob {
     pub fn new(ports: &crate::Ports) -> Self {
         RetentionJob {
             ticks: ports.ticks.clone(),
+            jobs: ports.jobs.clone(),
             outbox: ports.outbox.clone(),
             config: RetentionConfig::default(),
         }
@@ -175,11 +189,14 @@ impl Job for RetentionJob {
                 .in_batches(ctx, |n| self.outbox.delete_finished_before(before, n))
                 .await?;
         }
+        let runs = self.jobs.prune_runs(self.config.runs_kept.max(1)).await?;
         if ctx.cancel.is_cancelled() {
             problems.push("stopped early: the job was cancelled".to_owned());
         }
         Ok(RunReport {
-            summary: format!("{ticks} ticks and {rows} finished outbox rows deleted"),
+            summary: format!(
+                "{ticks} ticks, {rows} finished outbox rows and {runs} old job runs deleted"
+            ),
             problems,
         })
     }
@@ -239,7 +256,7 @@ mod tests {
         let report = job.run(&ctx()).await.unwrap();
         assert_eq!(
             report.summary,
-            "207 ticks and 3 finished outbox rows deleted"
+            "207 ticks, 3 finished outbox rows and 0 old job runs deleted"
         );
         assert!(report.problems.is_empty());
     }
@@ -263,9 +280,44 @@ mod tests {
         let report = job.run(&ctx()).await.unwrap();
         assert_eq!(
             report.summary,
-            "20 ticks and 0 finished outbox rows deleted"
+            "20 ticks, 0 finished outbox rows and 0 old job runs deleted"
         );
         assert_eq!(job.name(), RetentionJob::NAME);
         assert!(job.schedule().singleton);
+    }
+
+    #[tokio::test]
+    async fn old_job_runs_are_pruned_to_the_kept_number() {
+        use crate::runtime::{JobRun, RunStatus};
+        use crate::JobStore;
+        let store = Arc::new(crate::memory::InMemoryJobs::new());
+        for n in 0..5 {
+            let run = JobRun {
+                job: "PriceFetcherJob".into(),
+                instance: "a".into(),
+                started_at: t0() + chrono::Duration::seconds(n),
+                duration_ms: 1,
+                status: RunStatus::Ok,
+                error: None,
+                summary: None,
+            };
+            store.record_run(&run, 100).await.unwrap();
+        }
+        let ports = crate::Ports::in_memory().with_jobs(store.clone());
+        let job =
+            RetentionJob::new(&ports).with_config(RetentionConfig::default().with_runs_kept(2));
+        let report = job.run(&ctx()).await.unwrap();
+        assert!(
+            report.summary.ends_with("and 3 old job runs deleted"),
+            "{report:?}"
+        );
+        assert_eq!(
+            store
+                .recent_runs("PriceFetcherJob", 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -20,6 +20,8 @@ use std::time::Duration;
 pub struct VerifierConfig {
     /// Period of the job (`GOLDJOBS_VERIFY_INTERVAL`, default 60 s); or a calendar (`cron:EXPR`).
     pub cadence: Cadence,
+    /// What a restart or a failover does with instants nobody ran (default `once: one catch-up run`).
+    pub missed: crate::runtime::MissedTickPolicy,
     /// Predictions claimed and recorded per round trip (default 500).
     pub batch_size: u32,
     /// `GOLDJOBS_VERIFY_MAX_LAG` (default 5 min): a first tick later than
@@ -36,6 +38,7 @@ impl Default for VerifierConfig {
     fn default() -> Self {
         VerifierConfig {
             cadence: Cadence::Every(Duration::from_secs(60)),
+            missed: crate::runtime::MissedTickPolicy::Once,
             batch_size: 500,
             max_lag: Duration::from_secs(300),
             claim_for: Duration::from_secs(60),
@@ -52,6 +55,12 @@ impl VerifierConfig {
     /// Run at a fixed rate or on a calendar (`Cadence::parse("cron:0 6 * * Mon-Fri", "UTC")`).
     pub fn with_cadence(mut self, cadence: impl Into<Cadence>) -> Self {
         self.cadence = cadence.into();
+        self
+    }
+
+    /// Set the missed-run policy.
+    pub fn with_missed(mut self, missed: crate::runtime::MissedTickPolicy) -> Self {
+        self.missed = missed;
         self
     }
     /// Set the batch size (at least 1).
@@ -352,7 +361,10 @@ impl Job for PredictionVerifierJob {
     }
 
     fn schedule(&self) -> Schedule {
-        self.config.cadence.schedule()
+        self.config
+            .cadence
+            .schedule()
+            .with_missed(self.config.missed)
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<RunReport> {

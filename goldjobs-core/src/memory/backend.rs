@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::{
-    Broadcaster, DeviceTokenRepository, Lease, NewsCache, NewsRepository, Notifier,
+    Broadcaster, DeviceTokenRepository, JobStore, Lease, NewsCache, NewsRepository, Notifier,
     OutboxRepository, PredictionRepository, PriceTickRepository, QuoteCache, SymbolRepository,
 };
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 ///
 /// [`InMemoryBackend::new`] gives: the default symbols, ticks capped at
 /// [`DEFAULT_TICK_RETENTION`] per symbol, predictions with their outbox, news capped at [`DEFAULT_NEWS_RETENTION`] articles, device tokens, quote and news caches, a
-/// [`LocalBroadcaster`] (also reachable as [`hub`](Self::hub) to subscribe), a [`LogNotifier`]
-/// and a [`SoleLeader`]. Replace any field to mix in another adapter.
+/// [`LocalBroadcaster`] (also reachable as [`hub`](Self::hub) to subscribe), a [`LogNotifier`],
+/// a [`SoleLeader`] and [`InMemoryJobs`]. Replace any field to mix in another adapter.
 #[derive(Clone)]
 pub struct InMemoryBackend {
     /// [`InMemorySymbols::with_defaults`].
@@ -40,6 +40,8 @@ pub struct InMemoryBackend {
     pub notifier: Arc<dyn Notifier>,
     /// [`SoleLeader`].
     pub lease: Arc<dyn Lease>,
+    /// [`InMemoryJobs`].
+    pub jobs: Arc<dyn JobStore>,
 }
 
 impl std::fmt::Debug for InMemoryBackend {
@@ -72,6 +74,7 @@ impl InMemoryBackend {
             hub,
             notifier: Arc::new(LogNotifier::new()),
             lease: Arc::new(SoleLeader::new()),
+            jobs: Arc::new(InMemoryJobs::new()),
         }
     }
 
@@ -85,6 +88,7 @@ impl InMemoryBackend {
             news: self.news.clone(),
             device_tokens: self.device_tokens.clone(),
             lease: self.lease.clone(),
+            jobs: self.jobs.clone(),
         }
     }
 

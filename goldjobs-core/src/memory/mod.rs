@@ -42,6 +42,7 @@
 mod backend;
 mod broadcaster;
 mod device_tokens;
+mod jobs;
 mod lease;
 mod news;
 mod news_cache;
@@ -57,6 +58,7 @@ mod concurrency_tests;
 pub use backend::InMemoryBackend;
 pub use broadcaster::{LocalBroadcaster, DEFAULT_BROADCAST_CAPACITY};
 pub use device_tokens::InMemoryDeviceTokens;
+pub use jobs::InMemoryJobs;
 pub use lease::{InMemoryLease, SoleLeader};
 pub use news::{InMemoryNews, DEFAULT_NEWS_RETENTION};
 pub use news_cache::{InMemoryNewsCache, DEFAULT_NEWS_CACHE_ENTRIES};

@@ -15,6 +15,9 @@ pub(crate) struct Leadership {
     inner: Mutex<LeaderInner>,
     /// `true` once the first acquire attempt since the start finished (either way).
     first_attempt: watch::Sender<bool>,
+    /// Counts the times this instance became leader (the schedule loop re-plans from the
+    /// stored schedule state on every change).
+    elected: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -24,6 +27,8 @@ struct LeaderInner {
     valid_until: Option<Instant>,
     /// Last known holder.
     holder: Option<String>,
+    /// The lease term of our holding (the fencing token of our writes); 0 when not leader.
+    term: u64,
 }
 
 impl Leadership {
@@ -31,6 +36,7 @@ impl Leadership {
         Self {
             inner: Mutex::new(LeaderInner::default()),
             first_attempt: watch::channel(false).0,
+            elected: watch::channel(0).0,
         }
     }
 
@@ -61,6 +67,19 @@ impl Leadership {
         }
     }
 
+    /// The term of our holding, if we hold the lease now.
+    pub(crate) fn term(&self) -> Option<u64> {
+        let g = self.lock();
+        g.valid_until
+            .is_some_and(|until| Instant::now() < until)
+            .then_some(g.term)
+    }
+
+    /// A receiver that sees every election of this instance.
+    pub(crate) fn elections(&self) -> watch::Receiver<u64> {
+        self.elected.subscribe()
+    }
+
     /// Waits until the first acquire attempt finished.
     pub(crate) async fn first_attempt_done(&self) {
         let mut rx = self.first_attempt.subscribe();
@@ -73,10 +92,23 @@ impl Leadership {
         let mut g = self.lock();
         g.valid_until = None;
         g.holder = None;
+        g.term = 0;
+    }
+
+    /// Step down at once: the store refused a write of our term (a newer leader wrote).
+    pub(crate) fn step_down(&self) {
+        self.lock().valid_until = None;
     }
 }
 
-/// Acquires/renews the lease `name` every `ttl / 3` until `cancel`; see [`Leadership`].
+/// How often a standby asks for a lease: a leader renews every `ttl / 3`, a standby asks at
+/// least every 500 ms, so a released lease is taken over at once.
+pub(crate) fn standby_period(ttl: Duration) -> Duration {
+    (ttl / 3).clamp(Duration::from_millis(1), Duration::from_millis(500))
+}
+
+/// Acquires/renews the lease `name` every `ttl / 3` (a standby every
+/// [`standby_period`]) until `cancel`; see [`Leadership`].
 pub(crate) async fn keep_lease(
     lease: Arc<dyn Lease>,
     name: String,
@@ -86,6 +118,7 @@ pub(crate) async fn keep_lease(
     cancel: CancellationToken,
 ) {
     let period = (ttl / 3).max(Duration::from_millis(1));
+    let standby = standby_period(ttl);
     loop {
         let started = Instant::now();
         let res = tokio::select! {
@@ -102,11 +135,14 @@ pub(crate) async fn keep_lease(
             }
             Ok(Ok(Ok(state))) => {
                 let mut g = leadership.lock();
-                let was = g.valid_until.is_some_and(|until| started < until);
+                let was =
+                    g.valid_until.is_some_and(|until| started < until) && g.term == state.term;
                 if state.is_leader {
                     g.valid_until = Some(started + ttl);
+                    g.term = state.term;
                     if !was {
                         tracing::info!(job = %name, term = state.term, "became leader");
+                        leadership.elected.send_modify(|n| *n += 1);
                     }
                 } else {
                     g.valid_until = None;
@@ -124,10 +160,15 @@ pub(crate) async fn keep_lease(
             }
         }
         leadership.first_attempt.send_replace(true);
+        let wait = if leadership.is_leader() {
+            period
+        } else {
+            standby
+        };
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep_until(started + period) => {}
+            _ = tokio::time::sleep_until(started + wait) => {}
         }
     }
 }

@@ -11,9 +11,11 @@ mod leader;
 mod manager;
 mod retry;
 mod status;
+mod store;
 pub use calendar::{parse_zone, CronSchedule};
 pub use manager::*;
 pub use status::*;
+pub use store::{JobControl, JobRun, DEFAULT_RUNS_KEPT, MAX_RUN_TEXT_CHARS};
 
 /// A periodic background job.
 #[async_trait]
@@ -57,14 +59,65 @@ impl RunReport {
     }
 }
 
-/// What to do when runs fall behind their schedule.
+/// What to do with scheduled instants nobody ran: those that passed while a run was still
+/// going, while every instance was stopped, or during a failover (the schedule state is kept in
+/// the [`JobStore`](crate::JobStore), so a restart knows what it missed).
+///
+/// An instant up to one lease term late (the time a takeover may take) is not missed: it runs
+/// late. Older ones are missed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MissedTickPolicy {
-    /// Skip the missed instants and continue at the next one on the grid (never burst).
+    /// Skip the missed instants and continue at the next one of the schedule (never burst).
+    /// The default, and the prices' policy: a price from the past is worth nothing.
     #[default]
     Skip,
-    /// Run the missed instants back to back until caught up.
-    Burst,
+    /// Run one catch-up run at once for all missed instants, then continue at the next one of
+    /// the schedule. The policy of news and verification.
+    Once,
+    /// Run the missed instants back to back, at most `max` of them (older ones are skipped),
+    /// then continue.
+    All {
+        /// The most catch-up runs.
+        max: u32,
+    },
+}
+
+impl MissedTickPolicy {
+    /// `skip`, `once` or `all:N`.
+    pub fn as_label(&self) -> String {
+        match self {
+            MissedTickPolicy::Skip => "skip".to_owned(),
+            MissedTickPolicy::Once => "once".to_owned(),
+            MissedTickPolicy::All { max } => format!("all:{max}"),
+        }
+    }
+
+    /// How many of `missed` instants to run: 0, 1 or at most `max`.
+    pub fn catch_up(&self, missed: u64) -> u64 {
+        match self {
+            MissedTickPolicy::Skip => 0,
+            MissedTickPolicy::Once => missed.min(1),
+            MissedTickPolicy::All { max } => missed.min(u64::from(*max)),
+        }
+    }
+}
+
+impl std::str::FromStr for MissedTickPolicy {
+    type Err = crate::Error;
+
+    /// `skip`, `once`, or `all:N` (N from 1 to 10,000).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "skip" => Ok(MissedTickPolicy::Skip),
+            "once" => Ok(MissedTickPolicy::Once),
+            other => match other.strip_prefix("all:").map(|n| n.trim().parse::<u32>()) {
+                Some(Ok(max)) if (1..=10_000).contains(&max) => Ok(MissedTickPolicy::All { max }),
+                _ => Err(crate::Error::invalid(format!(
+                    "{other:?} is not a missed-run policy: skip, once or all:N (N from 1 to 10000)"
+                ))),
+            },
+        }
+    }
 }
 
 /// Retries of temporary errors inside one run: exponential backoff with full jitter.
@@ -260,5 +313,7 @@ impl Schedule {
     }
 }
 
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;

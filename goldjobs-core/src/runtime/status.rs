@@ -17,6 +17,8 @@ pub enum RunStatus {
     Failed,
     /// The tick was skipped because this instance does not hold the job's lease.
     SkippedNotLeader,
+    /// The tick was skipped because the job is paused ([`JobManager::pause`](super::JobManager::pause)).
+    SkippedPaused,
     /// The run did not finish within `Schedule::timeout`; its cancel token was cancelled.
     Timeout,
     /// The run panicked; the panic was caught and the schedule continues.
@@ -27,17 +29,24 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    /// A short lowercase label (`ok`, `failed`, `skipped_not_leader`, `timeout`, `panicked`,
-    /// `cancelled`), e.g. for a metrics label.
+    /// A short lowercase label (`ok`, `failed`, `skipped_not_leader`, `skipped_paused`,
+    /// `timeout`, `panicked`, `cancelled`), e.g. for a metrics label; [`FromStr`](std::str::FromStr)
+    /// reads it back.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
             RunStatus::SkippedNotLeader => "skipped_not_leader",
+            RunStatus::SkippedPaused => "skipped_paused",
             RunStatus::Timeout => "timeout",
             RunStatus::Panicked => "panicked",
             RunStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether the tick was skipped rather than run (`skipped_not_leader`, `skipped_paused`).
+    pub fn is_skip(self) -> bool {
+        matches!(self, RunStatus::SkippedNotLeader | RunStatus::SkippedPaused)
     }
 
     /// Whether this outcome counts as a failure (`failed`, `timeout`, `panicked`).
@@ -90,6 +99,28 @@ pub struct RunOutcome {
     pub report: Option<RunReport>,
 }
 
+impl RunOutcome {
+    /// An outcome without error or report (for observers' own tests; the runtime fills in the
+    /// rest of a real one).
+    pub fn new(
+        status: RunStatus,
+        trigger: RunTrigger,
+        duration: Duration,
+        lateness: Duration,
+    ) -> Self {
+        RunOutcome {
+            status,
+            trigger,
+            duration,
+            attempts: u32::from(!status.is_skip()),
+            lateness,
+            error: None,
+            public_error: None,
+            report: None,
+        }
+    }
+}
+
 /// Receives every finished run (and skipped tick), e.g. to export Prometheus metrics.
 ///
 /// Called on the runtime's task right after the run; keep it quick and non-blocking.
@@ -124,6 +155,10 @@ pub struct JobStatus {
     pub name: String,
     /// Whether its schedule is started.
     pub running: bool,
+    /// Whether its scheduled runs are paused (on every instance; `POST /jobs/{name}/pause`).
+    pub paused: bool,
+    /// What a restart or failover does with instants nobody ran: `skip`, `once` or `all:N`.
+    pub missed_policy: String,
     /// The schedule's period in seconds (an integer in JSON when whole, e.g. `5`, else `0.5`).
     #[serde(serialize_with = "serialize_seconds")]
     pub interval_seconds: f64,
@@ -157,8 +192,11 @@ pub struct JobStatus {
     pub is_leader: bool,
     /// Ticks skipped because this instance was not the leader.
     pub skipped_not_leader: u64,
-    /// Scheduled instants skipped because a run was still in progress
-    /// (`MissedTickPolicy::Skip`).
+    /// Ticks skipped because the job was paused.
+    #[serde(default)]
+    pub skipped_paused: u64,
+    /// Scheduled instants nobody ran and the missed-run policy skipped (a run still going, every
+    /// instance stopped, a failover).
     pub missed_ticks: u64,
     /// Start of the last successful run.
     pub last_success_at: Option<DateTime<Utc>>,

@@ -345,7 +345,7 @@ async fn burst_policy_catches_up_back_to_back() {
     let (m, _) = manager();
     let schedule = local(secs(1))
         .with_timeout(None)
-        .with_missed(MissedTickPolicy::Burst);
+        .with_missed(MissedTickPolicy::All { max: 100 });
     let job = TestJob::new("Burst", schedule, |n, _| {
         async move {
             if n == 0 {

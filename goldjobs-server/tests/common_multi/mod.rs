@@ -329,6 +329,23 @@ impl Instance {
         }
     }
 
+    /// SIGTERM (a graceful stop); the process is reaped by [`reap`](Self::reap) or on drop.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM {} failed", self.pid);
+    }
+
+    /// Wait for the process to end (after [`terminate`](Self::terminate)).
+    pub fn reap(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
     /// Whether it was killed.
     pub fn is_dead(&self) -> bool {
         self.child.is_none()
