@@ -1041,24 +1041,6 @@ dialect_impl!(SqliteStore, SqliteRow, sqlx::Sqlite, {
     }
 });
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instants_sort_as_text() {
-        let a = DateTime::parse_from_rfc3339("2026-01-01T00:00:09Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let b = a + chrono::Duration::microseconds(1);
-        let c = a + chrono::Duration::seconds(1);
-        assert_eq!(ts(a), "2026-01-01T00:00:09.000000Z");
-        assert!(ts(a) < ts(b) && ts(b) < ts(c));
-        assert_eq!(super::row::parse_instant(&ts(b)).unwrap(), b);
-    }
-}
-
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn job_controls(&self) -> Result<Vec<JobControl>> {
@@ -1083,5 +1065,23 @@ impl JobStore for SqliteStore {
 
     async fn prune_runs(&self, keep: u32) -> Result<u64> {
         common::prune_runs(self, keep).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_sort_as_text() {
+        let a = DateTime::parse_from_rfc3339("2026-01-01T00:00:09Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let b = a + chrono::Duration::microseconds(1);
+        let c = a + chrono::Duration::seconds(1);
+        assert_eq!(ts(a), "2026-01-01T00:00:09.000000Z");
+        assert!(ts(a) < ts(b) && ts(b) < ts(c));
+        assert_eq!(super::row::parse_instant(&ts(b)).unwrap(), b);
     }
 }

@@ -49,8 +49,9 @@ impl StopReport {
 ///   `first = start_all() + start_delay + random [0, jitter)`; uses `tokio::time`, so tests
 ///   can use paused time.
 /// * Never two runs of one job at once (also not via [`run_now`](Self::run_now)). Instants
-///   missed because a run was still going are skipped ([`MissedTickPolicy::Skip`], default) or
-///   run back to back ([`MissedTickPolicy::Burst`]).
+///   missed because a run was still going — or, with a [store](Self::with_store), while no
+///   instance ran the job — follow the job's [`MissedTickPolicy`] (skip, one catch-up, or all
+///   of them up to a bound).
 /// * Every run is its own task: a panic is caught and recorded as a failure; a run that exceeds
 ///   `Schedule::timeout` gets its [`JobContext::cancel`](super::JobContext::cancel) cancelled,
 ///   is given a grace period ([`with_cancel_grace`](Self::with_cancel_grace)) and is then aborted.
@@ -60,7 +61,9 @@ impl StopReport {
 ///   holding ran out by the local monotonic clock without a successful renewal. Leadership is
 ///   checked when a run starts; a tick on a non-leader is skipped and counted. A run already
 ///   going is not interrupted by a loss of leadership (stale leaders are the job's business,
-///   e.g. row claims).
+///   e.g. row claims); the schedule state it writes afterwards is fenced by its lease term.
+/// * With a store, pause flags ([`pause`](Self::pause)) are re-read every `ttl / 3` and checked
+///   when a scheduled run starts, and every executed run is recorded ([`runs`](Self::runs)).
 ///
 /// ```no_run
 /// # use std::{sync::Arc, time::Duration};
