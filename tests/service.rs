@@ -163,13 +163,17 @@ async fn sqlite_service_verifies_and_notifies_once_and_keeps_it_across_restarts(
         .unwrap();
     ports.predictions.insert_votes(&votes).await.unwrap();
 
-    tokio::time::timeout(PATIENCE, async {
+    let notified = tokio::time::timeout(PATIENCE, async {
         while notifier.delivered().len() < 2 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
-    .await
-    .expect("both voters notified");
+    .await;
+    assert!(
+        notified.is_ok(),
+        "both voters notified; the jobs: {:#?}",
+        service.jobs().status()
+    );
     let evidence = service
         .predictions()
         .get("facade-1")

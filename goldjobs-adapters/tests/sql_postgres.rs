@@ -554,6 +554,14 @@ async fn a_previous_release_claimer_passes_over_fanout_rows() {
 }
 
 #[tokio::test]
+async fn job_runtime_state_survives_a_restart() {
+    with_store(4, |store| async move {
+        sql_shared::job_runtime_state_survives_a_restart(std::sync::Arc::new(store)).await
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn retention_job_end_to_end() {
     with_store(4, |store| async move {
         sql_shared::retention_job_end_to_end(std::sync::Arc::new(store)).await

@@ -158,6 +158,12 @@ mod conformance {
 }
 
 #[tokio::test]
+async fn job_runtime_state_survives_a_restart() {
+    let (store, _dir) = store().await;
+    sql_shared::job_runtime_state_survives_a_restart(std::sync::Arc::new(store)).await;
+}
+
+#[tokio::test]
 async fn retention_job_end_to_end() {
     let (store, _dir) = store().await;
     sql_shared::retention_job_end_to_end(std::sync::Arc::new(store)).await;

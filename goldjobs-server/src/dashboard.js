@@ -75,7 +75,8 @@ async function pollJobs() {
     const s = await (await fetch("/jobs/status")).json();
     $("jobs").replaceChildren(...s.jobs.map((j) => el("tr", {},
       el("td", {}, j.name, j.last_error ? el("div", {class: "err"}, j.last_error) : ""),
-      el("td", {}, j.busy ? "running" : (j.running ? "scheduled" : "stopped")),
+      el("td", {class: j.paused ? "down" : ""},
+        j.busy ? "running" : (j.paused ? "paused" : (j.running ? "scheduled" : "stopped"))),
       el("td", {class: "num"}, j.runs),
       el("td", {class: "num " + (j.failures ? "down" : "")}, j.failures),
       el("td", {}, time(j.last_run_at)),

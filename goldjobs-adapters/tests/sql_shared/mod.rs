@@ -599,3 +599,99 @@ pub async fn random_histories(s: &dyn Store, cases: u32) {
         }
     }
 }
+
+/// A job that counts its runs.
+struct Counting {
+    schedule: goldjobs_core::runtime::Schedule,
+    runs: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl goldjobs_core::runtime::Job for Counting {
+    fn name(&self) -> &str {
+        "SqlCatchUpJob"
+    }
+
+    fn schedule(&self) -> goldjobs_core::runtime::Schedule {
+        self.schedule.clone()
+    }
+
+    async fn run(
+        &self,
+        _ctx: &goldjobs_core::runtime::JobContext,
+    ) -> goldjobs_core::Result<goldjobs_core::runtime::RunReport> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(goldjobs_core::runtime::RunReport::ok("counted"))
+    }
+}
+
+/// The schedule state, pause flag and run history of the job runtime live in the database:
+/// every instance is stopped across three instants of a 2 s job with the `once` policy, and the
+/// next start runs exactly one catch-up at once (then waits for the next instant); a pause
+/// written by one manager stops the scheduled runs of the next one; the history lists the runs
+/// of both managers.
+pub async fn job_runtime_state_survives_a_restart<S: Store + 'static>(s: std::sync::Arc<S>) {
+    use goldjobs_core::runtime::{JobManager, MissedTickPolicy, Schedule};
+    use std::sync::atomic::Ordering;
+    let ports = goldjobs_core::Ports::of(s.clone());
+    let manager = |id: &str| {
+        JobManager::new(
+            std::sync::Arc::new(goldjobs_core::SystemClock),
+            ports.lease.clone(),
+            id,
+        )
+        .with_store(ports.jobs.clone())
+        // a takeover takes up to 0.4 s: an instant later than that is missed
+        .with_lease_ttl(Duration::from_millis(300))
+    };
+    let job = std::sync::Arc::new(Counting {
+        schedule: Schedule::every(Duration::from_secs(2)).with_missed(MissedTickPolicy::Once),
+        runs: Default::default(),
+    });
+    let a = manager("sql-a");
+    a.register(job.clone()).unwrap();
+    a.start_all();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a.stop_all(Duration::from_secs(5)).await.all_stopped());
+    assert_eq!(
+        job.runs.load(Ordering::SeqCst),
+        1,
+        "a ran its first instant"
+    );
+
+    // down across the instants at 2, 4 and 6 s; up again at 7 s
+    tokio::time::sleep(Duration::from_millis(6_800)).await;
+    let b = manager("sql-b");
+    b.register(job.clone()).unwrap();
+    b.start_all();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        job.runs.load(Ordering::SeqCst),
+        2,
+        "exactly one catch-up at the start, nothing else before the next instant"
+    );
+    let status = b.job_status("SqlCatchUpJob").unwrap();
+    assert_eq!(status.missed_ticks, 2, "{status:?}");
+    b.pause("SqlCatchUpJob").await.unwrap();
+    assert!(b.stop_all(Duration::from_secs(5)).await.all_stopped());
+
+    let c = manager("sql-c");
+    c.register(job.clone()).unwrap();
+    c.start_all();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        c.job_status("SqlCatchUpJob").unwrap().paused,
+        "the pause is kept"
+    );
+    assert_eq!(
+        job.runs.load(Ordering::SeqCst),
+        2,
+        "a paused job does not run"
+    );
+    let runs = c.runs("SqlCatchUpJob", 10).await.unwrap();
+    let instances: Vec<&str> = runs.iter().map(|r| r.instance.as_str()).collect();
+    assert_eq!(instances, vec!["sql-b", "sql-a"], "newest first: {runs:?}");
+    assert!(runs.iter().all(|r| r.summary.as_deref() == Some("counted")));
+    c.resume("SqlCatchUpJob").await.unwrap();
+    assert!(c.stop_all(Duration::from_secs(5)).await.all_stopped());
+}
