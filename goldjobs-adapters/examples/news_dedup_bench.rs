@@ -94,6 +94,7 @@ fn articles(n: usize) -> Vec<NewsArticle> {
                 published_at: t0 + ChronoDuration::seconds(i as i64 * 37),
                 related_symbols: vec![symbols[i % symbols.len()].to_owned()],
                 created_at: t0 + ChronoDuration::days(30),
+                story_id: None,
             }
         })
         .collect()

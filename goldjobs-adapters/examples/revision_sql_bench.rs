@@ -150,7 +150,11 @@ async fn main() {
     );
 
     let target = format!("bp{:04}", history - 1);
-    let mut option = if (history - 1) % 2 == 0 { "A" } else { "B" };
+    let mut option = if (history - 1).is_multiple_of(2) {
+        "A"
+    } else {
+        "B"
+    };
     let flip = |o: &str| if o == "A" { "B" } else { "A" };
     let mut set_based = Vec::new();
     let mut baseline = Vec::new();

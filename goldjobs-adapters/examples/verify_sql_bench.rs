@@ -51,7 +51,7 @@ fn base_time() -> DateTime<Utc> {
 }
 
 fn correct_of(i: usize) -> &'static str {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         "A"
     } else {
         "B"

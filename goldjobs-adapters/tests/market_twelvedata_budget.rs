@@ -256,7 +256,7 @@ impl World {
         for t in (0..).step_by(5) {
             // Rate limited runs are expected (the budget is smaller than 6 symbols every 5 s).
             let _ = self.price_job.run(&self.ctx()).await;
-            if t >= phase && (t - phase) % 60 == 0 {
+            if t >= phase && (t - phase).is_multiple_of(60) {
                 runs += 1;
                 self.verifier.run(&self.ctx()).await.unwrap();
                 if self.status("gold").await.status == PredictionStatus::Ended

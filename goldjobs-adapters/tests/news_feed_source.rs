@@ -450,3 +450,98 @@ async fn at_most_the_configured_number_of_feeds_at_once() {
     let most = max.load(Ordering::SeqCst);
     assert!((2..=3).contains(&most), "most in flight: {most}");
 }
+
+/// Each feed is listed with a stable key and a URL without secrets; `fetch_feeds` asks only
+/// the named feeds and reports each one's outcome, with a 429's or 503's `Retry-After`.
+#[tokio::test]
+async fn feeds_are_listed_fetched_by_key_and_reported() {
+    use goldjobs_core::news::{feed_key, FeedOutcome};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ok.xml"))
+        .respond_with(ok_rss(&[("Gold steady", "https://news.example/steady")]))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/limited.xml"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7200"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/busy.xml"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "60"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/never.xml"))
+        .respond_with(ok_rss(&[]))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let with_token = FeedConfig::new(
+        "gold",
+        "Ok",
+        &format!(
+            "{}/ok.xml?token=s3cret",
+            server.uri().replace("http://", "http://user:pw@")
+        ),
+    )
+    .unwrap();
+    let source = FeedSource::new(
+        vec![
+            with_token.clone(),
+            feed(&server, "Limited", "/limited.xml"),
+            feed(&server, "Busy", "/busy.xml"),
+            feed(&server, "Never", "/never.xml"),
+        ],
+        FeedSourceConfig::default(),
+    )
+    .unwrap();
+    let feeds = NewsSource::feeds(&source);
+    assert_eq!(feeds.len(), 4);
+    assert_eq!(feeds[0].key, feed_key(with_token.url.as_str()));
+    assert_eq!(
+        feeds[0].url,
+        format!("{}/ok.xml", server.uri()),
+        "no user info or query"
+    );
+    assert!(!feeds[0].url.contains("s3cret") && !feeds[0].key.contains("s3cret"));
+    assert_eq!(
+        (feeds[1].name.as_str(), feeds[1].category.as_str()),
+        ("Limited", "gold")
+    );
+
+    let keys: Vec<String> = feeds[..3].iter().map(|f| f.key.clone()).collect();
+    let batch = source.fetch_feeds(&keys).await.unwrap();
+    assert_eq!(batch.reports.len(), 3, "one report per fetched feed");
+    assert_eq!(
+        batch.reports[0].outcome,
+        FeedOutcome::Fetched { articles: 1 }
+    );
+    match &batch.reports[1].outcome {
+        FeedOutcome::Failed {
+            rate_limited,
+            retry_after,
+            error,
+        } => {
+            assert!(*rate_limited, "{error}");
+            assert_eq!(*retry_after, Some(Duration::from_secs(7200)));
+        }
+        other => panic!("429 reported as {other:?}"),
+    }
+    match &batch.reports[2].outcome {
+        FeedOutcome::Failed {
+            rate_limited,
+            retry_after,
+            ..
+        } => assert_eq!(
+            (*rate_limited, *retry_after),
+            (true, Some(Duration::from_secs(60)))
+        ),
+        other => panic!("503 reported as {other:?}"),
+    }
+    assert_eq!(batch.articles.len(), 1);
+    assert_eq!(batch.failures.len(), 2);
+    let nothing = source.fetch_feeds(&["unknown".to_owned()]).await.unwrap();
+    assert!(nothing.reports.is_empty() && nothing.articles.is_empty());
+}

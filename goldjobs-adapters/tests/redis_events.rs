@@ -106,10 +106,17 @@ async fn pair(client: &redis::Client) -> (String, Node, Node) {
 }
 
 fn msg(i: usize) -> Broadcast {
-    let topic = if i % 3 == 0 {
+    let topic = if i.is_multiple_of(3) {
         Topic::All
     } else {
-        Topic::Symbol(if i % 2 == 0 { "XAUUSD" } else { "XAGUSD" }.to_owned())
+        Topic::Symbol(
+            if i.is_multiple_of(2) {
+                "XAUUSD"
+            } else {
+                "XAGUSD"
+            }
+            .to_owned(),
+        )
     };
     Broadcast {
         topic,

@@ -4,6 +4,7 @@
 //! (`MockMarketData`, ...).
 
 use crate::model::*;
+use crate::news::FeedHealth;
 use crate::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -158,6 +159,20 @@ pub trait MarketData: Send + Sync {
 pub trait NewsSource: Send + Sync {
     /// Fetch from every configured source; broken sources are reported in the batch.
     async fn fetch(&self) -> Result<NewsBatch>;
+
+    /// The feeds this source fetches, so the news job can keep each one's health and back off
+    /// a failing one. The default (a source without separate feeds) lists none: the job then
+    /// calls [`fetch`](Self::fetch) every run.
+    fn feeds(&self) -> Vec<FeedInfo> {
+        Vec::new()
+    }
+
+    /// Fetch only the feeds with these [`FeedInfo::key`]s (unknown keys are ignored), with a
+    /// [`FeedReport`](crate::FeedReport) per feed in the batch. The default fetches everything.
+    async fn fetch_feeds(&self, keys: &[String]) -> Result<NewsBatch> {
+        let _ = keys;
+        self.fetch().await
+    }
 }
 
 /// Symbols.
@@ -312,6 +327,23 @@ pub trait OutboxRepository: Send + Sync {
 pub trait NewsRepository: Send + Sync {
     /// Insert articles, skipping those whose `canonical_url` exists; returns how many were new.
     async fn insert_articles(&self, articles: &[NewsArticle]) -> Result<u64>;
+    /// Insert new articles and update the stored article of a known `canonical_url` whose
+    /// title, summary, content or thumbnail changed (its `id`, `story_id`, `published_at` and
+    /// `created_at` stay). Within one batch the first occurrence of a canonical URL wins.
+    async fn upsert_articles(&self, articles: &[NewsArticle]) -> Result<ArticleWrites>;
+    /// One entry per story, newest lead first: the lead is the story's newest article (of
+    /// `category` when given) and `others` the story's other articles (any category), newest
+    /// first, at most `max_sources` of them. Articles without `story_id` are stories of their own.
+    async fn latest_stories<'a>(
+        &self,
+        category: Option<&'a str>,
+        limit: u32,
+        max_sources: u32,
+    ) -> Result<Vec<Story>>;
+    /// The stored health of every feed the news job has fetched.
+    async fn feed_states(&self) -> Result<Vec<(String, FeedHealth)>>;
+    /// Store the health of these feeds (key, health), replacing what was stored under each key.
+    async fn save_feed_states(&self, states: &[(String, FeedHealth)]) -> Result<()>;
     /// Newest `published_at` first, optionally of one category.
     async fn latest_articles<'a>(
         &self,

@@ -9,7 +9,9 @@
 use crate::config::{Config, MarketDataKind};
 use crate::http::HttpState;
 use crate::hub::{Hub, HubConfig};
-use crate::metrics::{MeteredMarketData, MeteredNewsCache, MeteredQuoteCache, Metrics};
+use crate::metrics::{
+    MeteredMarketData, MeteredNewsCache, MeteredNewsSource, MeteredQuoteCache, Metrics,
+};
 use goldjobs::adapters::market::{BinanceConfig, TwelveDataConfig};
 use goldjobs::adapters::notify::webhook::WebhookConfig;
 use goldjobs::runtime::{JobManager, JobObserver, RunOutcome};
@@ -250,6 +252,10 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
             let metrics = metrics.clone();
             move |c| Arc::new(MeteredNewsCache::new(c, metrics))
         })
+        .layer_news_source({
+            let metrics = metrics.clone();
+            move |s| Arc::new(MeteredNewsSource::new(s, metrics))
+        })
         .build()
         .await?;
     let ports = service.ports().clone();
@@ -297,6 +303,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         symbols: ports.symbols.clone(),
         quote_cache: service.quotes().clone(),
         news: service.news().clone(),
+        feeds: service.feeds().cloned(),
         predictions: service.predictions().clone(),
         resolver: service.resolver().clone(),
         admin_token: cfg.admin_token.clone(),

@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/quotes"),
     ("GET", "/quotes/{symbol}"),
     ("GET", "/news"),
+    ("GET", "/news/feeds"),
     ("GET", "/predictions"),
     ("GET", "/predictions/{id}"),
     ("GET", "/users/{id}/stats"),
@@ -135,6 +136,8 @@ pub struct HttpState {
     pub quote_cache: Arc<dyn QuoteCache>,
     /// The `GET /news` reader.
     pub news: NewsReader,
+    /// `GET /news/feeds`: the feeds with their health (`None` without a news source).
+    pub feeds: Option<goldjobs::news::FeedDirectory>,
     /// `GET /predictions`, `GET /predictions/{id}`, `GET /users/{id}/stats`.
     pub predictions: PredictionReader,
     /// Manual resolution.
@@ -157,6 +160,8 @@ pub struct ReadMemos {
     health: Memo<(&'static str, &'static str)>,
     /// Active symbol codes (`None` when the database could not be read).
     codes: Memo<Option<Vec<String>>>,
+    /// The feeds' health for the `feed_consecutive_failures` gauges (`None` when unread).
+    feeds: Memo<Option<Vec<goldjobs::news::FeedHealth>>>,
 }
 
 /// How long `/health` and `/quotes` reuse what they read (1 s).
@@ -167,6 +172,7 @@ impl Default for ReadMemos {
         ReadMemos {
             health: Memo::new(READ_MEMO_TTL),
             codes: Memo::new(READ_MEMO_TTL),
+            feeds: Memo::new(READ_MEMO_TTL),
         }
     }
 }
@@ -322,6 +328,7 @@ fn is_read_endpoint(path: &str) -> bool {
         || path == "/quotes"
         || path.starts_with("/quotes/")
         || path == "/news"
+        || path == "/news/feeds"
         || path == "/metrics"
         || path == "/predictions"
         || path.starts_with("/predictions/")
@@ -349,6 +356,7 @@ fn route_pattern(path: &str) -> &'static str {
         ["quotes"] => "/quotes",
         ["quotes", _] => "/quotes/{symbol}",
         ["news"] => "/news",
+        ["news", "feeds"] => "/news/feeds",
         ["predictions"] => "/predictions",
         ["predictions", _] => "/predictions/{id}",
         ["users", _, "stats"] => "/users/{id}/stats",
@@ -448,6 +456,7 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         ["quotes"] if get => quotes(state).await,
         ["quotes", symbol] if get => quote(state, &decode(symbol)).await,
         ["news"] if get => news(state, req.uri().query()).await,
+        ["news", "feeds"] if get => news_feeds(state).await,
         ["predictions"] if get => predictions(state, req.uri().query()).await,
         ["predictions", id] if get => prediction(state, &decode(id)).await,
         ["users", id, "stats"] if get => user_stats(state, &decode(id)).await,
@@ -473,6 +482,9 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         },
         ["metrics"] if get => {
             state.metrics.observe_jobs(&state.jobs.status());
+            if let Some(feeds) = state.reads.feeds.get(|| feed_health(state)).await {
+                state.metrics.observe_feeds(&feeds);
+            }
             respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -490,6 +502,7 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         | ["quotes"]
         | ["quotes", _]
         | ["news"]
+        | ["news", "feeds"]
         | ["predictions"]
         | ["predictions", _]
         | ["users", _, "stats"]
@@ -667,9 +680,15 @@ async fn quote(state: &HttpState, symbol: &str) -> HttpResponse {
 async fn news(state: &HttpState, query: Option<&str>) -> HttpResponse {
     let mut category: Option<String> = None;
     let mut limit: u32 = 20;
+    let mut group = true;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "category" if !v.is_empty() => category = Some(v.into_owned()),
+            "group" => match v.as_ref() {
+                "true" | "1" => group = true,
+                "false" | "0" => group = false,
+                _ => return error(StatusCode::BAD_REQUEST, "group: expected true or false"),
+            },
             "limit" => match v.parse::<u32>() {
                 Ok(n) if (1..=100).contains(&n) => limit = n,
                 _ => {
@@ -682,9 +701,36 @@ async fn news(state: &HttpState, query: Option<&str>) -> HttpResponse {
             _ => {}
         }
     }
-    match state.news.list(category.as_deref(), limit).await {
+    match state
+        .news
+        .list_with(category.as_deref(), limit, group)
+        .await
+    {
         Ok(body) => respond(StatusCode::OK, "application/json", body),
         Err(e) => core_error(&e, "news list"),
+    }
+}
+
+/// The feeds' health, or `None` (logged) when it cannot be read.
+async fn feed_health(state: &HttpState) -> Option<Vec<goldjobs::news::FeedHealth>> {
+    let feeds = state.feeds.as_ref()?;
+    match feeds.list().await {
+        Ok(list) => Some(list),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the feeds' health failed");
+            None
+        }
+    }
+}
+
+async fn news_feeds(state: &HttpState) -> HttpResponse {
+    let list = match &state.feeds {
+        None => Ok(Vec::new()),
+        Some(feeds) => feeds.list().await,
+    };
+    match list.and_then(|l| goldjobs::news::feeds_body(&l)) {
+        Ok(body) => respond(StatusCode::OK, "application/json", body),
+        Err(e) => core_error(&e, "news feeds"),
     }
 }
 

@@ -6,7 +6,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use goldjobs::{MarketData, NewsCache, PricePoint, Quote, QuoteBatch, QuoteCache, Result, Symbol};
+use goldjobs::news::{FeedOutcome, FeedStatus};
+use goldjobs::{
+    FeedInfo, MarketData, NewsBatch, NewsCache, NewsSource, PricePoint, Quote, QuoteBatch,
+    QuoteCache, Result, Symbol,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -51,6 +55,22 @@ pub struct HttpLabels {
     pub status: String,
 }
 
+/// Label set `{feed="Kitco",status="ok|not_modified|failed|rate_limited"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    /// The feed's name (its publisher).
+    pub feed: String,
+    /// How the fetch ended.
+    pub status: String,
+}
+
+/// Label set `{feed="Kitco"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabel {
+    /// The feed's name (its publisher).
+    pub feed: String,
+}
+
 /// Label set `{cache="quotes|news"}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabel {
@@ -88,6 +108,8 @@ pub struct Metrics {
     cache_hits: Family<CacheLabel, Counter>,
     cache_misses: Family<CacheLabel, Counter>,
     http_requests: Family<HttpLabels, Counter>,
+    feed_fetches: Family<FeedLabels, Counter>,
+    feed_failures: Family<FeedLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -117,6 +139,8 @@ impl Metrics {
         let cache_hits = Family::<CacheLabel, Counter>::default();
         let cache_misses = Family::<CacheLabel, Counter>::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
+        let feed_fetches = Family::<FeedLabels, Counter>::default();
+        let feed_failures = Family::<FeedLabel, Gauge>::default();
 
         registry.register(
             "job_runs",
@@ -181,6 +205,16 @@ impl Metrics {
             "HTTP requests by route and status",
             http_requests.clone(),
         );
+        registry.register(
+            "feed_fetch",
+            "News feed fetches by feed and how they ended",
+            feed_fetches.clone(),
+        );
+        registry.register(
+            "feed_consecutive_failures",
+            "Failures in a row of each news feed (0 = healthy)",
+            feed_failures.clone(),
+        );
 
         Metrics {
             registry,
@@ -199,6 +233,33 @@ impl Metrics {
             cache_hits,
             cache_misses,
             http_requests,
+            feed_fetches,
+            feed_failures,
+        }
+    }
+
+    /// Record one fetch of a feed.
+    pub fn feed_fetched(&self, feed: &str, status: goldjobs::news::FeedStatus) {
+        self.feed_fetches
+            .get_or_create(&FeedLabels {
+                feed: feed.to_owned(),
+                status: status.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Set the `feed_consecutive_failures` gauges from the feeds' stored health (at each
+    /// scrape; feeds sharing a name show the largest count).
+    pub fn observe_feeds(&self, feeds: &[goldjobs::news::FeedHealth]) {
+        self.feed_failures.clear();
+        for f in feeds {
+            let gauge = self.feed_failures.get_or_create(&FeedLabel {
+                feed: f.name.clone(),
+            });
+            let n = i64::from(f.consecutive_failures);
+            if n > gauge.get() {
+                gauge.set(n);
+            }
         }
     }
 
@@ -413,6 +474,63 @@ impl NewsCache for MeteredNewsCache {
         ttl: Duration,
     ) -> Result<()> {
         self.inner.put_list_at(key, generation, value, ttl).await
+    }
+}
+
+/// A [`NewsSource`] that counts each feed's fetches by how they ended
+/// (`goldjobs_feed_fetch_total{feed,status}`).
+pub struct MeteredNewsSource {
+    inner: Arc<dyn NewsSource>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredNewsSource {
+    /// Wrap a source.
+    pub fn new(inner: Arc<dyn NewsSource>, metrics: Arc<Metrics>) -> Self {
+        MeteredNewsSource { inner, metrics }
+    }
+
+    fn count(&self, batch: &NewsBatch) {
+        if batch.reports.is_empty() {
+            return;
+        }
+        let names: std::collections::HashMap<String, String> = self
+            .inner
+            .feeds()
+            .into_iter()
+            .map(|f| (f.key, f.name))
+            .collect();
+        for r in &batch.reports {
+            let status = match &r.outcome {
+                FeedOutcome::Fetched { .. } => FeedStatus::Ok,
+                FeedOutcome::NotModified => FeedStatus::NotModified,
+                FeedOutcome::Failed {
+                    rate_limited: true, ..
+                } => FeedStatus::RateLimited,
+                FeedOutcome::Failed { .. } => FeedStatus::Failed,
+            };
+            let name = names.get(&r.key).map(String::as_str).unwrap_or("unknown");
+            self.metrics.feed_fetched(name, status);
+        }
+    }
+}
+
+#[async_trait]
+impl NewsSource for MeteredNewsSource {
+    async fn fetch(&self) -> Result<NewsBatch> {
+        let batch = self.inner.fetch().await?;
+        self.count(&batch);
+        Ok(batch)
+    }
+
+    fn feeds(&self) -> Vec<FeedInfo> {
+        self.inner.feeds()
+    }
+
+    async fn fetch_feeds(&self, keys: &[String]) -> Result<NewsBatch> {
+        let batch = self.inner.fetch_feeds(keys).await?;
+        self.count(&batch);
+        Ok(batch)
     }
 }
 

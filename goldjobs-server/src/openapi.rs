@@ -191,7 +191,7 @@ fn schemas() -> Value {
         "Quotes": object(&["quotes"], json!({ "quotes": { "type": "array", "items": r("Quote") } })),
         "Article": object(
             &["id", "title", "summary", "url", "source", "category", "thumbnail_url",
-              "published_at", "related_symbols"],
+              "published_at", "related_symbols", "story_id", "sources"],
             json!({
                 "id": { "type": "string" },
                 "title": { "type": "string" },
@@ -202,9 +202,31 @@ fn schemas() -> Value {
                 "thumbnail_url": nullable(json!({ "type": "string" })),
                 "published_at": time,
                 "related_symbols": { "type": "array", "items": { "type": "string" } },
+                "story_id": { "type": "string" },
+                "sources": { "type": "array", "items": object(&["source", "url", "title"], json!({
+                    "source": { "type": "string" },
+                    "url": { "type": "string" },
+                    "title": { "type": "string" },
+                })) },
             }),
         ),
         "News": object(&["articles"], json!({ "articles": { "type": "array", "items": r("Article") } })),
+        "Feed": object(
+            &["name", "category", "url", "last_fetch_at", "last_status", "consecutive_failures",
+              "next_fetch_at", "articles_total"],
+            json!({
+                "name": { "type": "string" },
+                "category": { "type": "string" },
+                "url": { "type": "string" },
+                "last_fetch_at": nullable(time.clone()),
+                "last_status": nullable(json!({ "type": "string", "enum": ["ok", "not_modified", "failed", "rate_limited"] })),
+                "consecutive_failures": { "type": "integer", "minimum": 0 },
+                "next_fetch_at": nullable(time.clone()),
+                "articles_total": { "type": "integer", "minimum": 0 },
+                "last_error": nullable(json!({ "type": "string" })),
+            }),
+        ),
+        "Feeds": object(&["feeds"], json!({ "feeds": { "type": "array", "items": r("Feed") } })),
         "PredictionSummary": object(&summary_required, summary_props),
         "Predictions": object(&["predictions"], json!({
             "predictions": { "type": "array", "items": r("PredictionSummary") },
@@ -350,8 +372,12 @@ fn build() -> Value {
                 json!([
                     query("category", "one of the configured categories, any letter case", json!({ "type": "string" })),
                     query("limit", "how many, 1–100", limit.clone()),
+                    query("group", "one entry per story (default true); false lists every article", json!({ "type": "boolean" })),
                 ]),
                 json_answer("the articles", r("News")), &[]) },
+            "/news/feeds": { "get": get("the news feeds with their health",
+                json!([]),
+                json_answer("the feeds", r("Feeds")), &[]) },
             "/predictions": { "get": get("predictions, most recently verified first",
                 json!([
                     query("status", "only this status", json!({ "type": "string", "enum": ["active", "ended", "needs_review", "void"] })),

@@ -1466,6 +1466,7 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
             Arc::new(InMemoryNewsCache::new()),
             Duration::from_secs(60),
         ),
+        feeds: None,
         predictions: goldjobs::verify::PredictionReader::new(predictions),
         resolver: Arc::new(resolver),
         admin_token: None,

@@ -48,7 +48,7 @@ use goldjobs_core::memory::{
     FanoutNotifier, InMemoryBackend, InMemoryNewsCache, InMemoryQuoteCache, LocalBroadcaster,
     LogNotifier,
 };
-use goldjobs_core::news::NewsReader;
+use goldjobs_core::news::{FeedDirectory, NewsReader};
 use goldjobs_core::runtime::{JobManager, JobObserver, StopReport};
 use goldjobs_core::verify::{ManualResolver, PredictionReader};
 use goldjobs_core::{
@@ -111,6 +111,7 @@ pub struct ServiceBuilder {
     market_layer: Option<Layer<dyn MarketData>>,
     quote_cache_layer: Option<Layer<dyn QuoteCache>>,
     news_cache_layer: Option<Layer<dyn NewsCache>>,
+    news_source_layer: Option<Layer<dyn NewsSource>>,
 }
 
 impl std::fmt::Debug for ServiceBuilder {
@@ -135,6 +136,7 @@ impl ServiceBuilder {
             market_layer: None,
             quote_cache_layer: None,
             news_cache_layer: None,
+            news_source_layer: None,
         }
     }
 
@@ -205,6 +207,16 @@ impl ServiceBuilder {
         self
     }
 
+    /// Wrap the news source (the built-in feeds or [`news_source`](Self::news_source)), e.g.
+    /// in a metering decorator.
+    pub fn layer_news_source(
+        mut self,
+        layer: impl FnOnce(Arc<dyn NewsSource>) -> Arc<dyn NewsSource> + Send + 'static,
+    ) -> Self {
+        self.news_source_layer = Some(Box::new(layer));
+        self
+    }
+
     /// Build and start every job's schedule.
     pub async fn start(self) -> std::result::Result<Service, ServiceError> {
         let service = self.build().await?;
@@ -226,6 +238,7 @@ impl ServiceBuilder {
             market_layer,
             quote_cache_layer,
             news_cache_layer,
+            news_source_layer,
         } = self;
 
         // 1. What needs no store, so that a bad value fails before anything is connected.
@@ -246,6 +259,10 @@ impl ServiceBuilder {
             None => market,
         };
         let (news_source, news_categories, news_label) = news(&config, news_source)?;
+        let news_source = match (news_source, news_source_layer) {
+            (Some(source), Some(layer)) => Some(layer(source)),
+            (source, _) => source,
+        };
         let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
         if config.log_notifications {
             notifiers.push(Arc::new(LogNotifier::new()));
@@ -346,6 +363,9 @@ impl ServiceBuilder {
             price = price.with_seq_floor(floor);
         }
         register(Arc::new(price))?;
+        let feeds = news_source
+            .as_ref()
+            .map(|source| FeedDirectory::new(source.clone(), ports.news.clone()));
         if let Some(source) = news_source {
             register(Arc::new(
                 NewsFetcherJob::new(&ports, source, news_cache.clone())
@@ -375,6 +395,7 @@ impl ServiceBuilder {
             ports,
             quote_cache,
             news,
+            feeds,
             resolver,
             events,
             #[cfg(feature = "redis")]
@@ -675,6 +696,7 @@ pub struct Service {
     ports: Ports,
     quote_cache: Arc<dyn QuoteCache>,
     news: NewsReader,
+    feeds: Option<FeedDirectory>,
     predictions: PredictionReader,
     resolver: Arc<ManualResolver>,
     events: LocalBroadcaster,
@@ -721,6 +743,11 @@ impl Service {
     /// News lists, cached ([`NewsReader::list`]).
     pub fn news(&self) -> &NewsReader {
         &self.news
+    }
+
+    /// The news feeds with their health (`GET /news/feeds`); `None` without a news source.
+    pub fn feeds(&self) -> Option<&FeedDirectory> {
+        self.feeds.as_ref()
     }
 
     /// Predictions with their evidence, and users' statistics.

@@ -3,12 +3,14 @@
 use super::{parse::parse_feed_at, FeedConfig, ParsedFeed};
 use async_trait::async_trait;
 use futures::StreamExt;
+use goldjobs_core::news::{feed_key, FeedOutcome};
 use goldjobs_core::{
-    BoxError, Clock, Error, NewsBatch, NewsSource, Result, SourceFailure, SystemClock,
+    BoxError, Clock, Error, FeedInfo, FeedReport, NewsBatch, NewsSource, Result, SourceFailure,
+    SystemClock,
 };
 use reqwest::header::{
     HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED,
+    LAST_MODIFIED, RETRY_AFTER,
 };
 use reqwest::StatusCode;
 use std::collections::HashMap;
@@ -304,7 +306,9 @@ fn request_error(what: &str, e: reqwest::Error) -> Error {
 
 fn status_error(what: &str, status: StatusCode, headers: &HeaderMap) -> Error {
     let message = format!("{what}: HTTP {status}");
-    if status == StatusCode::TOO_MANY_REQUESTS {
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::SERVICE_UNAVAILABLE && headers.contains_key(RETRY_AFTER))
+    {
         let retry_after = crate::headers::retry_after(headers);
         Error::RateLimited {
             backend: BACKEND,
@@ -318,10 +322,52 @@ fn status_error(what: &str, status: StatusCode, headers: &HeaderMap) -> Error {
     }
 }
 
-#[async_trait]
-impl NewsSource for FeedSource {
-    async fn fetch(&self) -> Result<NewsBatch> {
-        let mut results: Vec<(usize, Outcome)> = futures::stream::iter(0..self.feeds.len())
+/// A feed's URL without user info, query or fragment (which may carry tokens).
+pub fn display_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    // cannot fail for http(s) URLs, the only ones a FeedConfig holds
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// The [`FeedInfo`] of a configured feed.
+pub fn feed_info(feed: &FeedConfig) -> FeedInfo {
+    FeedInfo {
+        key: feed_key(feed.url.as_str()),
+        name: feed.source_name.clone(),
+        category: feed.category.clone(),
+        url: display_url(&feed.url),
+    }
+}
+
+/// The health outcome of one fetch.
+fn health_outcome(outcome: &Outcome) -> FeedOutcome {
+    match outcome {
+        Outcome::Parsed(p) => FeedOutcome::Fetched {
+            articles: p.articles.len() as u64,
+        },
+        Outcome::NotModified => FeedOutcome::NotModified,
+        Outcome::Failed(e) => {
+            let (rate_limited, retry_after) = match e {
+                Error::RateLimited { retry_after, .. } => (true, *retry_after),
+                _ => (false, None),
+            };
+            FeedOutcome::Failed {
+                error: e.to_string(),
+                rate_limited,
+                retry_after,
+            }
+        }
+    }
+}
+
+impl FeedSource {
+    /// Fetch the feeds at these positions, reporting in the configured order.
+    async fn fetch_indices(&self, indices: Vec<usize>) -> NewsBatch {
+        let mut results: Vec<(usize, Outcome)> = futures::stream::iter(indices)
             .map(|i| self.fetch_nth(i))
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
@@ -329,19 +375,27 @@ impl NewsSource for FeedSource {
         // report in the configured order, so "keep the first" in dedupe is deterministic
         results.sort_by_key(|(i, _)| *i);
         let mut batch = NewsBatch::default();
-        for (feed, (_, outcome)) in self.feeds.iter().zip(results) {
+        for (i, outcome) in results {
+            let Some(feed) = self.feeds.get(i) else {
+                continue;
+            };
+            batch.reports.push(FeedReport {
+                key: feed_key(feed.url.as_str()),
+                outcome: health_outcome(&outcome),
+            });
             match outcome {
                 Outcome::Parsed(p) => {
-                    tracing::debug!(feed = %feed.source_name, url = %feed.url, articles = p.articles.len(), skipped = p.skipped, "feed fetched");
+                    tracing::debug!(feed = %feed.source_name, url = %display_url(&feed.url), articles = p.articles.len(), skipped = p.skipped, "feed fetched");
                     batch.articles.extend(p.articles);
                     batch.skipped += p.skipped;
                 }
                 Outcome::NotModified => {
-                    tracing::debug!(feed = %feed.source_name, url = %feed.url, "feed not modified");
+                    tracing::debug!(feed = %feed.source_name, url = %display_url(&feed.url), "feed not modified");
                     batch.not_modified += 1;
                 }
                 Outcome::Failed(error) => {
-                    tracing::warn!(feed = %feed.source_name, error = %error, "feed failed");
+                    // the news job logs a feed's change between healthy and failing once
+                    tracing::debug!(feed = %feed.source_name, error = %error, "feed failed");
                     batch.failures.push(SourceFailure {
                         source: feed.source_name.clone(),
                         error,
@@ -349,6 +403,29 @@ impl NewsSource for FeedSource {
                 }
             }
         }
-        Ok(batch)
+        batch
+    }
+}
+
+#[async_trait]
+impl NewsSource for FeedSource {
+    async fn fetch(&self) -> Result<NewsBatch> {
+        Ok(self.fetch_indices((0..self.feeds.len()).collect()).await)
+    }
+
+    fn feeds(&self) -> Vec<FeedInfo> {
+        self.feeds.iter().map(feed_info).collect()
+    }
+
+    async fn fetch_feeds(&self, keys: &[String]) -> Result<NewsBatch> {
+        let wanted: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let indices = self
+            .feeds
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| wanted.contains(feed_key(f.url.as_str()).as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        Ok(self.fetch_indices(indices).await)
     }
 }

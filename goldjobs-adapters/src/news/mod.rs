@@ -10,5 +10,5 @@ mod feed;
 mod parse;
 
 pub use config::FeedConfig;
-pub use feed::{FeedSource, FeedSourceConfig};
+pub use feed::{display_url, feed_info, FeedSource, FeedSourceConfig};
 pub use parse::{parse_feed, ParsedFeed};

@@ -197,6 +197,7 @@ fn entry_to_article(
         published_at,
         related_symbols: related,
         created_at: fetched_at,
+        story_id: None,
     })
 }
 

@@ -7,12 +7,14 @@ use super::dialect::{Arg, Dialect};
 use super::row::{self, Cells};
 use super::{corrected_payload, correction_option, void_reason, voided_payload};
 use chrono::{DateTime, Utc};
+use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::{
     Correction, DeviceToken, Error, NewsArticle, NoticeKind, OptionVotes, OutboxRow, Prediction,
-    PredictionQuery, PredictionStatus, PredictionVoided, PriceTick, Result, Revision, Symbol,
-    UserStats, VoidRecord, Vote,
+    PredictionQuery, PredictionStatus, PredictionVoided, PriceTick, Result, Revision, Story,
+    Symbol, UserStats, VoidRecord, Vote,
 };
+use std::collections::{HashMap, HashSet};
 
 /// The active symbols in code order.
 pub(crate) async fn active_symbols<D: Dialect>(d: &D) -> Result<Vec<Symbol>> {
@@ -407,6 +409,200 @@ pub(crate) async fn latest_articles<D: Dialect>(
         }
     };
     rows.iter().map(row::article).collect()
+}
+
+/// The first article of each canonical URL in `articles` that is not stored yet, after
+/// updating the text of those stored whose title, summary, content or thumbnail changed; and
+/// how many were updated. The caller inserts the returned ones.
+pub(crate) async fn refresh_articles<'a, D: Dialect>(
+    d: &D,
+    articles: &'a [NewsArticle],
+) -> Result<(Vec<NewsArticle>, u64)> {
+    let mut seen = HashSet::new();
+    let unique: Vec<&'a NewsArticle> = articles
+        .iter()
+        .filter(|a| seen.insert(a.canonical_url.as_str()))
+        .collect();
+    if unique.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let urls: Vec<String> = unique.iter().map(|a| a.canonical_url.clone()).collect();
+    let sql = format!(
+        "SELECT {} FROM news_articles WHERE {}",
+        row::ARTICLE_COLUMNS,
+        D::member("canonical_url", 1)
+    );
+    let stored: HashMap<String, NewsArticle> = d
+        .fetch_all(&sql, &[Arg::Texts(&urls)])
+        .await?
+        .iter()
+        .map(|r| row::article(r).map(|a| (a.canonical_url.clone(), a)))
+        .collect::<Result<_>>()?;
+    let mut fresh = Vec::new();
+    let mut updated = 0;
+    for a in unique {
+        let Some(old) = stored.get(&a.canonical_url) else {
+            fresh.push(a.clone());
+            continue;
+        };
+        if old.title == a.title
+            && old.summary == a.summary
+            && old.content == a.content
+            && old.thumbnail_url == a.thumbnail_url
+        {
+            continue;
+        }
+        updated += d
+            .execute(
+                "UPDATE news_articles SET title = $1, summary = $2, content = $3, \
+                 thumbnail_url = $4 WHERE canonical_url = $5",
+                &[
+                    Arg::Text(&a.title),
+                    Arg::Text(&a.summary),
+                    Arg::OptText(a.content.as_deref()),
+                    Arg::OptText(a.thumbnail_url.as_deref()),
+                    Arg::Text(&a.canonical_url),
+                ],
+            )
+            .await?;
+    }
+    Ok((fresh, updated))
+}
+
+/// Articles scanned per story asked for by [`latest_stories`] (stories are found among the
+/// newest `limit × STORY_SCAN + 100` articles of the category).
+const STORY_SCAN: i64 = 10;
+
+/// One entry per story among the newest articles (of one category or of all), with the
+/// story's other articles.
+pub(crate) async fn latest_stories<D: Dialect>(
+    d: &D,
+    category: Option<&str>,
+    limit: u32,
+    max_sources: u32,
+) -> Result<Vec<Story>> {
+    let columns = row::ARTICLE_COLUMNS;
+    let scan = Arg::Int(
+        i64::from(limit)
+            .saturating_mul(STORY_SCAN)
+            .saturating_add(100),
+    );
+    let ranked = |filter: &str| {
+        format!(
+            "SELECT {columns} FROM ( \
+                 SELECT {columns}, ROW_NUMBER() OVER ( \
+                     PARTITION BY COALESCE(story_id, id) ORDER BY published_at DESC, id) AS rn \
+                 FROM (SELECT {columns} FROM news_articles {filter} \
+                       ORDER BY published_at DESC, id LIMIT $2) AS recent \
+             ) AS ranked WHERE rn = 1 ORDER BY published_at DESC, id LIMIT $1"
+        )
+    };
+    let limit_arg = Arg::Int(i64::from(limit));
+    let leads = match category {
+        Some(c) => {
+            d.fetch_all(
+                &ranked("WHERE category = $3"),
+                &[limit_arg, scan, Arg::Text(c)],
+            )
+            .await?
+        }
+        None => d.fetch_all(&ranked(""), &[limit_arg, scan]).await?,
+    };
+    let leads: Vec<NewsArticle> = leads.iter().map(row::article).collect::<Result<_>>()?;
+    if leads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stories: Vec<String> = leads.iter().map(|a| a.story().to_owned()).collect();
+    let sql = format!(
+        "SELECT {columns} FROM ( \
+             SELECT {columns}, ROW_NUMBER() OVER ( \
+                 PARTITION BY COALESCE(story_id, id) ORDER BY published_at DESC, id) AS rn \
+             FROM news_articles WHERE {} OR {} \
+         ) AS ranked WHERE rn <= $2 ORDER BY published_at DESC, id",
+        D::member("story_id", 1),
+        D::member("id", 1)
+    );
+    let members = d
+        .fetch_all(
+            &sql,
+            &[
+                Arg::Texts(&stories),
+                Arg::Int(i64::from(max_sources).saturating_add(1)),
+            ],
+        )
+        .await?;
+    let mut by_story: HashMap<String, Vec<NewsArticle>> = HashMap::new();
+    for r in &members {
+        let a = row::article(r)?;
+        by_story.entry(a.story().to_owned()).or_default().push(a);
+    }
+    Ok(leads
+        .into_iter()
+        .map(|lead| {
+            let others = by_story
+                .get(lead.story())
+                .map(|all| {
+                    all.iter()
+                        .filter(|a| a.id != lead.id)
+                        .take(max_sources as usize)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            Story { lead, others }
+        })
+        .collect())
+}
+
+/// The stored health of every feed.
+pub(crate) async fn feed_states<D: Dialect>(d: &D) -> Result<Vec<(String, FeedHealth)>> {
+    let sql = format!(
+        "SELECT {} FROM news_feeds ORDER BY feed_key",
+        row::FEED_COLUMNS
+    );
+    d.fetch_all(&sql, &[])
+        .await?
+        .iter()
+        .map(row::feed_health)
+        .collect()
+}
+
+/// Store the health of these feeds, replacing what each key had.
+pub(crate) async fn save_feed_states<D: Dialect>(
+    d: &D,
+    states: &[(String, FeedHealth)],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for (key, h) in states {
+        let status = h.last_status.map(|s| s.as_str());
+        d.execute(
+            "INSERT INTO news_feeds (feed_key, name, category, url, last_fetch_at, last_status, \
+                 consecutive_failures, next_fetch_at, articles_total, last_error, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (feed_key) DO UPDATE SET name = excluded.name, \
+                 category = excluded.category, url = excluded.url, \
+                 last_fetch_at = excluded.last_fetch_at, last_status = excluded.last_status, \
+                 consecutive_failures = excluded.consecutive_failures, \
+                 next_fetch_at = excluded.next_fetch_at, \
+                 articles_total = excluded.articles_total, last_error = excluded.last_error, \
+                 updated_at = excluded.updated_at",
+            &[
+                Arg::Text(key),
+                Arg::Text(&h.name),
+                Arg::Text(&h.category),
+                Arg::Text(&h.url),
+                Arg::OptInstant(h.last_fetch_at),
+                Arg::OptText(status),
+                Arg::Int(i64::from(h.consecutive_failures)),
+                Arg::OptInstant(h.next_fetch_at),
+                Arg::Int(i64::try_from(h.articles_total).unwrap_or(i64::MAX)),
+                Arg::OptText(h.last_error.as_deref()),
+                Arg::Instant(now),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Register (or move to another user) a device token.

@@ -10,8 +10,10 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::JobStore;
+use goldjobs_core::{ArticleWrites, Story};
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
     NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
@@ -992,6 +994,7 @@ impl NewsRepository for PgStore {
             articles.iter().map(|a| a.thumbnail_url.clone()).collect();
         let published: Vec<DateTime<Utc>> = articles.iter().map(|a| a.published_at).collect();
         let created: Vec<DateTime<Utc>> = articles.iter().map(|a| a.created_at).collect();
+        let stories: Vec<Option<String>> = articles.iter().map(|a| a.story_id.clone()).collect();
         // TEXT[][] would need rectangular arrays: ship the symbol lists as JSON and unpack them
         let related: Vec<String> = articles
             .iter()
@@ -999,15 +1002,16 @@ impl NewsRepository for PgStore {
             .collect();
         let done = sqlx::query(
             "INSERT INTO news_articles (id, title, summary, content, url, canonical_url, source, \
-             category, thumbnail_url, published_at, related_symbols, created_at) \
+             category, thumbnail_url, published_at, related_symbols, created_at, story_id) \
              SELECT a.id, a.title, a.summary, a.content, a.url, a.canonical_url, a.source, \
                     a.category, a.thumb, a.published_at, \
-                    ARRAY(SELECT json_array_elements_text(a.related::json)), a.created_at \
+                    ARRAY(SELECT json_array_elements_text(a.related::json)), a.created_at, \
+                    a.story_id \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                          $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[], \
-                         $12::timestamptz[]) \
+                         $12::timestamptz[], $13::text[]) \
                   AS a(id, title, summary, content, url, canonical_url, source, category, thumb, \
-                       published_at, related, created_at) \
+                       published_at, related, created_at, story_id) \
              ON CONFLICT DO NOTHING",
         )
         .bind(ids)
@@ -1022,10 +1026,34 @@ impl NewsRepository for PgStore {
         .bind(published)
         .bind(related)
         .bind(created)
+        .bind(stories)
         .execute(&self.pool)
         .await
         .map_err(db)?;
         Ok(done.rows_affected())
+    }
+
+    async fn upsert_articles(&self, articles: &[NewsArticle]) -> Result<ArticleWrites> {
+        let (fresh, updated) = common::refresh_articles(self, articles).await?;
+        let inserted = self.insert_articles(&fresh).await?;
+        Ok(ArticleWrites { inserted, updated })
+    }
+
+    async fn latest_stories<'a>(
+        &self,
+        category: Option<&'a str>,
+        limit: u32,
+        max_sources: u32,
+    ) -> Result<Vec<Story>> {
+        common::latest_stories(self, category, limit, max_sources).await
+    }
+
+    async fn feed_states(&self) -> Result<Vec<(String, FeedHealth)>> {
+        common::feed_states(self).await
+    }
+
+    async fn save_feed_states(&self, states: &[(String, FeedHealth)]) -> Result<()> {
+        common::save_feed_states(self, states, Utc::now()).await
     }
 
     async fn latest_articles<'a>(

@@ -7,6 +7,7 @@
 
 use super::decode_error;
 use chrono::{DateTime, Utc};
+use goldjobs_core::news::{FeedHealth, FeedStatus};
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::{
     DeviceToken, Error, LeaseState, NewsArticle, OutboxRow, OutboxState, Prediction, PriceTick,
@@ -119,7 +120,7 @@ pub(crate) fn joined_tick(row: &impl Cells) -> Result<Option<PriceTick>> {
 
 /// Columns of an article as [`article`] reads them.
 pub(crate) const ARTICLE_COLUMNS: &str = "id, title, summary, content, url, canonical_url, \
-    source, category, thumbnail_url, published_at, related_symbols, created_at";
+    source, category, thumbnail_url, published_at, related_symbols, created_at, story_id";
 
 /// A `news_articles` row.
 pub(crate) fn article(row: &impl Cells) -> Result<NewsArticle> {
@@ -136,7 +137,31 @@ pub(crate) fn article(row: &impl Cells) -> Result<NewsArticle> {
         published_at: row.instant("published_at")?,
         related_symbols: row.strings("related_symbols")?,
         created_at: row.instant("created_at")?,
+        story_id: row.opt_text("story_id")?,
     })
+}
+
+/// Columns of a feed's health as [`feed_health`] reads them.
+pub(crate) const FEED_COLUMNS: &str = "feed_key, name, category, url, last_fetch_at, \
+    last_status, consecutive_failures, next_fetch_at, articles_total, last_error";
+
+/// A `news_feeds` row: its key and the health.
+pub(crate) fn feed_health(row: &impl Cells) -> Result<(String, FeedHealth)> {
+    let last_status = match row.opt_text("last_status")? {
+        Some(s) => Some(s.parse::<FeedStatus>().map_err(|e| {
+            Error::backend(row.backend(), format!("news_feeds.last_status: {e}"), None)
+        })?),
+        None => None,
+    };
+    let mut h = FeedHealth::new(row.text("name")?, row.text("category")?, row.text("url")?);
+    h.last_fetch_at = row.opt_instant("last_fetch_at")?;
+    h.last_status = last_status;
+    h.consecutive_failures =
+        u32::try_from(row.int("consecutive_failures")?.max(0)).unwrap_or(u32::MAX);
+    h.next_fetch_at = row.opt_instant("next_fetch_at")?;
+    h.articles_total = u64::try_from(row.int("articles_total")?.max(0)).unwrap_or(0);
+    h.last_error = row.opt_text("last_error")?;
+    Ok((row.text("feed_key")?, h))
 }
 
 /// A `symbols` row.

@@ -17,8 +17,10 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::JobStore;
+use goldjobs_core::{ArticleWrites, Story};
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
     NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
@@ -913,19 +915,21 @@ impl NewsRepository for SqliteStore {
                     a.thumbnail_url,
                     ts(a.published_at),
                     json!(a.related_symbols).to_string(),
-                    ts(a.created_at)
+                    ts(a.created_at),
+                    a.story_id
                 ])
             })
             .collect();
         let done = sqlx::query(
             "INSERT INTO news_articles (id, title, summary, content, url, canonical_url, source, \
-             category, thumbnail_url, published_at, related_symbols, created_at) \
+             category, thumbnail_url, published_at, related_symbols, created_at, story_id) \
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
                     json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
                     json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
                     json_extract(value, '$[6]'), json_extract(value, '$[7]'), \
                     json_extract(value, '$[8]'), json_extract(value, '$[9]'), \
-                    json_extract(value, '$[10]'), json_extract(value, '$[11]') \
+                    json_extract(value, '$[10]'), json_extract(value, '$[11]'), \
+                    json_extract(value, '$[12]') \
              FROM json_each(?1) WHERE true \
              ON CONFLICT DO NOTHING",
         )
@@ -934,6 +938,29 @@ impl NewsRepository for SqliteStore {
         .await
         .map_err(db)?;
         Ok(done.rows_affected())
+    }
+
+    async fn upsert_articles(&self, articles: &[NewsArticle]) -> Result<ArticleWrites> {
+        let (fresh, updated) = common::refresh_articles(self, articles).await?;
+        let inserted = self.insert_articles(&fresh).await?;
+        Ok(ArticleWrites { inserted, updated })
+    }
+
+    async fn latest_stories<'a>(
+        &self,
+        category: Option<&'a str>,
+        limit: u32,
+        max_sources: u32,
+    ) -> Result<Vec<Story>> {
+        common::latest_stories(self, category, limit, max_sources).await
+    }
+
+    async fn feed_states(&self) -> Result<Vec<(String, FeedHealth)>> {
+        common::feed_states(self).await
+    }
+
+    async fn save_feed_states(&self, states: &[(String, FeedHealth)]) -> Result<()> {
+        common::save_feed_states(self, states, Utc::now()).await
     }
 
     async fn latest_articles<'a>(

@@ -8,7 +8,7 @@ mod price;
 mod retention;
 mod verify;
 
-pub use news::{NewsFetcherJob, NewsJobConfig};
+pub use news::{NewsFetcherJob, NewsJobConfig, STORY_CANDIDATES};
 pub use outbox::{OutboxConfig, OutboxDispatcherJob};
 pub use price::{PriceFetcherConfig, PriceFetcherJob, SeqFloor};
 pub use retention::{RetentionConfig, RetentionJob};

@@ -19,11 +19,12 @@ fn article(n: u32) -> NewsArticle {
         url: format!("https://x.test/{n}"),
         canonical_url: format!("https://x.test/{n}"),
         source: "s".into(),
-        category: if n % 2 == 0 { "gold" } else { "forex" }.into(),
+        category: if n.is_multiple_of(2) { "gold" } else { "forex" }.into(),
         thumbnail_url: None,
         published_at: t,
         related_symbols: vec![],
         created_at: t,
+        story_id: None,
     }
 }
 

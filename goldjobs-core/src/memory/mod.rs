@@ -60,7 +60,7 @@ pub use broadcaster::{LocalBroadcaster, DEFAULT_BROADCAST_CAPACITY};
 pub use device_tokens::InMemoryDeviceTokens;
 pub use jobs::InMemoryJobs;
 pub use lease::{InMemoryLease, SoleLeader};
-pub use news::{InMemoryNews, DEFAULT_NEWS_RETENTION};
+pub use news::{InMemoryNews, DEFAULT_NEWS_RETENTION, MAX_FEED_STATES};
 pub use news_cache::{InMemoryNewsCache, DEFAULT_NEWS_CACHE_ENTRIES};
 pub use notifier::{FanoutNotifier, LogNotifier, RecordingNotifier, DEFAULT_RECORDING_CAPACITY};
 pub use predictions::{InMemoryPredictions, DEFAULT_OUTBOX_RETENTION};

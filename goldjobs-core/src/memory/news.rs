@@ -1,7 +1,8 @@
 //! [`InMemoryNews`]: a [`NewsRepository`] in memory.
 
 use super::{read, write};
-use crate::{NewsArticle, NewsRepository, Result};
+use crate::news::FeedHealth;
+use crate::{ArticleWrites, NewsArticle, NewsRepository, Result, Story};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
@@ -21,8 +22,73 @@ struct Inner {
     by_time: BTreeMap<OrderKey, NewsArticle>,
     /// category → its articles' order keys, so a category's latest are a prefix scan.
     by_category: HashMap<String, BTreeSet<OrderKey>>,
+    /// story id → its articles' order keys.
+    by_story: HashMap<String, BTreeSet<OrderKey>>,
+    /// Feed health by feed key (bounded by [`MAX_FEED_STATES`]).
+    feeds: BTreeMap<String, FeedHealth>,
     next_seq: u64,
 }
+
+impl Inner {
+    fn insert_new(&mut self, a: &NewsArticle) {
+        let key = (Reverse(a.published_at), Reverse(self.next_seq));
+        self.next_seq += 1;
+        self.by_url.insert(a.canonical_url.clone(), key);
+        self.ids.insert(a.id.clone());
+        self.by_category
+            .entry(a.category.clone())
+            .or_default()
+            .insert(key);
+        self.by_story
+            .entry(a.story().to_owned())
+            .or_default()
+            .insert(key);
+        self.by_time.insert(key, a.clone());
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some((key, old)) = self.by_time.pop_last() {
+            self.by_url.remove(&old.canonical_url);
+            self.ids.remove(&old.id);
+            for (index, name) in [
+                (&mut self.by_category, &old.category),
+                (&mut self.by_story, &old.story().to_owned()),
+            ] {
+                if let Some(keys) = index.get_mut(name) {
+                    keys.remove(&key);
+                    if keys.is_empty() {
+                        index.remove(name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Update the stored article of `a.canonical_url` when its text changed; whether it did.
+    fn refresh(&mut self, a: &NewsArticle) -> bool {
+        let Some(key) = self.by_url.get(&a.canonical_url) else {
+            return false;
+        };
+        let Some(stored) = self.by_time.get_mut(key) else {
+            return false;
+        };
+        let changed = stored.title != a.title
+            || stored.summary != a.summary
+            || stored.content != a.content
+            || stored.thumbnail_url != a.thumbnail_url;
+        if changed {
+            stored.title.clone_from(&a.title);
+            stored.summary.clone_from(&a.summary);
+            stored.content.clone_from(&a.content);
+            stored.thumbnail_url.clone_from(&a.thumbnail_url);
+        }
+        changed
+    }
+}
+
+/// Most feed health records the in-memory store keeps (more feeds than any configuration has;
+/// beyond it the records of the longest-unfetched feeds go).
+pub const MAX_FEED_STATES: usize = 1024;
 
 /// Articles kept by [`crate::memory::InMemoryBackend`] (the oldest `published_at` go first).
 pub const DEFAULT_NEWS_RETENTION: usize = 10_000;
@@ -47,6 +113,14 @@ pub struct InMemoryNews {
 }
 
 impl InMemoryNews {
+    fn enforce_cap(&self, inner: &mut Inner) {
+        if let Some(max) = self.max_articles {
+            while inner.by_time.len() > max {
+                inner.drop_oldest();
+            }
+        }
+    }
+
     /// An empty repository without a cap.
     pub fn new() -> Self {
         Self::default()
@@ -81,33 +155,109 @@ impl NewsRepository for InMemoryNews {
             if inner.by_url.contains_key(&a.canonical_url) || inner.ids.contains(&a.id) {
                 continue;
             }
-            let key = (Reverse(a.published_at), Reverse(inner.next_seq));
-            inner.next_seq += 1;
-            inner.by_url.insert(a.canonical_url.clone(), key);
-            inner.ids.insert(a.id.clone());
-            inner.by_time.insert(key, a.clone());
-            inner
-                .by_category
-                .entry(a.category.clone())
-                .or_default()
-                .insert(key);
+            inner.insert_new(a);
             new += 1;
         }
-        if let Some(max) = self.max_articles {
-            while inner.by_time.len() > max {
-                if let Some((key, old)) = inner.by_time.pop_last() {
-                    inner.by_url.remove(&old.canonical_url);
-                    inner.ids.remove(&old.id);
-                    if let Some(keys) = inner.by_category.get_mut(&old.category) {
-                        keys.remove(&key);
-                        if keys.is_empty() {
-                            inner.by_category.remove(&old.category);
-                        }
-                    }
-                }
-            }
-        }
+        self.enforce_cap(inner);
         Ok(new)
+    }
+
+    async fn upsert_articles(&self, articles: &[NewsArticle]) -> Result<ArticleWrites> {
+        let mut guard = write(&self.inner);
+        let inner = &mut *guard;
+        let mut writes = ArticleWrites::default();
+        let mut seen = HashSet::new();
+        for a in articles {
+            if !seen.insert(a.canonical_url.as_str()) {
+                continue;
+            }
+            if inner.by_url.contains_key(&a.canonical_url) {
+                if inner.refresh(a) {
+                    writes.updated += 1;
+                }
+                continue;
+            }
+            if inner.ids.contains(&a.id) {
+                continue;
+            }
+            inner.insert_new(a);
+            writes.inserted += 1;
+        }
+        self.enforce_cap(inner);
+        Ok(writes)
+    }
+
+    async fn latest_stories<'a>(
+        &self,
+        category: Option<&'a str>,
+        limit: u32,
+        max_sources: u32,
+    ) -> Result<Vec<Story>> {
+        let inner = read(&self.inner);
+        let keys: Box<dyn Iterator<Item = &OrderKey>> = match category {
+            None => Box::new(inner.by_time.keys()),
+            Some(c) => match inner.by_category.get(c) {
+                Some(keys) => Box::new(keys.iter()),
+                None => Box::new(std::iter::empty()),
+            },
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for key in keys {
+            if out.len() >= limit as usize {
+                break;
+            }
+            let Some(lead) = inner.by_time.get(key) else {
+                continue;
+            };
+            if !seen.insert(lead.story()) {
+                continue;
+            }
+            let others = inner
+                .by_story
+                .get(lead.story())
+                .map(|keys| {
+                    keys.iter()
+                        .filter(|k| *k != key)
+                        .take(max_sources as usize)
+                        .filter_map(|k| inner.by_time.get(k))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Story {
+                lead: lead.clone(),
+                others,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn feed_states(&self) -> Result<Vec<(String, FeedHealth)>> {
+        Ok(read(&self.inner)
+            .feeds
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn save_feed_states(&self, states: &[(String, FeedHealth)]) -> Result<()> {
+        let mut inner = write(&self.inner);
+        for (key, health) in states {
+            inner.feeds.insert(key.clone(), health.clone());
+        }
+        while inner.feeds.len() > MAX_FEED_STATES {
+            let oldest = inner
+                .feeds
+                .iter()
+                .min_by_key(|(_, h)| h.last_fetch_at)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => inner.feeds.remove(&k),
+                None => break,
+            };
+        }
+        Ok(())
     }
 
     async fn latest_articles<'a>(
@@ -155,6 +305,7 @@ mod tests {
             published_at: t,
             related_symbols: vec![],
             created_at: t,
+            story_id: None,
         }
     }
 

@@ -1,15 +1,28 @@
-//! News domain rules: canonical URLs, related symbols, deduplication, stable ids, plain text, and
-//! the read-through list cache behind `GET /news` ([`NewsReader`]).
+//! News domain rules: canonical URLs, related symbols, deduplication, stable ids, plain text, feed
+//! health and backoff ([`FeedHealth`]), and the read-through list cache behind `GET /news` ([`NewsReader`]).
 
 mod canonical;
+mod health;
 mod reader;
+mod story;
 mod tagging;
 mod text;
 
 pub use canonical::{
     canonical_url, is_tracking_param, parse_link, TRACKING_PARAMS, TRACKING_PREFIXES,
 };
-pub use reader::{list_body, list_cache_key, NewsReader, MAX_LIST_LIMIT};
+pub use health::{
+    feeds_body, FeedDirectory, FeedHealth, FeedOutcome, FeedStatus, FeedTransition, FEED_BACKOFF,
+    MAX_RETRY_AFTER,
+};
+pub use reader::{
+    list_body, list_cache_key, stories_body, story_list_cache_key, NewsReader, MAX_LIST_LIMIT,
+    MAX_STORY_SOURCES,
+};
+pub use story::{
+    within_window, StoryMatcher, StorySignature, DEFAULT_STORY_THRESHOLD, STORY_WINDOW,
+    SUMMARY_CHARS,
+};
 pub use tagging::related_symbols;
 pub use text::{html_to_text, plain_text, MAX_INPUT_BYTES, SUMMARY_MAX_CHARS, TITLE_MAX_CHARS};
 pub use url::Url;
@@ -24,6 +37,12 @@ use std::collections::HashSet;
 /// derives the same id for the same article.
 pub fn article_id(canonical_url: &str) -> String {
     format!("{:032x}", fnv1a_128(canonical_url.as_bytes()))
+}
+
+/// The key under which a feed's health is stored: 32 hex digits of the 128-bit FNV-1a hash of
+/// its full URL (so credentials or tokens in the URL are never stored or shown).
+pub fn feed_key(feed_url: &str) -> String {
+    format!("{:032x}", fnv1a_128(feed_url.as_bytes()))
 }
 
 /// The canonical key of an entry that has no usable link: `urn:goldjobs:feed:<h>:<guid>`, where
@@ -86,6 +105,7 @@ mod tests {
             published_at: t,
             related_symbols: vec![],
             created_at: t,
+            story_id: None,
         }
     }
 

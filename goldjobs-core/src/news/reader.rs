@@ -1,6 +1,6 @@
 //! Read-through cache of the `GET /news` body.
 
-use crate::{Error, NewsArticle, NewsCache, NewsRepository, Result};
+use crate::{Error, NewsArticle, NewsCache, NewsRepository, Result, Story};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -9,6 +9,9 @@ use std::time::Duration;
 
 /// The largest `limit` of a news list (CONTRACT.md §3: 1–100).
 pub const MAX_LIST_LIMIT: u32 = 100;
+
+/// Most other articles listed in a story's `sources`.
+pub const MAX_STORY_SOURCES: u32 = 10;
 
 /// Longest category accepted in a list request.
 const MAX_CATEGORY_LEN: usize = 64;
@@ -108,10 +111,28 @@ impl NewsReader {
     /// `limit` must be 1–100 and `category`, when given, 1–64 characters of ASCII letters, digits,
     /// `-` and `_` and, with [`with_categories`](Self::with_categories), one of those (any letter
     /// case); anything else is [`Error::InvalidInput`]. Only repository errors fail the call.
+    ///
+    /// One entry per story (the default of `GET /news`); see [`list_with`](Self::list_with).
     pub async fn list(&self, category: Option<&str>, limit: u32) -> Result<Bytes> {
+        self.list_with(category, limit, true).await
+    }
+
+    /// Like [`list`](Self::list); with `group` one entry per story, led by its newest article,
+    /// whose `sources` are the story's other articles (at most [`MAX_STORY_SOURCES`]); without,
+    /// every article on its own (`sources` empty; articles of one story share `story_id`).
+    pub async fn list_with(
+        &self,
+        category: Option<&str>,
+        limit: u32,
+        group: bool,
+    ) -> Result<Bytes> {
         validate(category, limit)?;
         let category = self.category(category)?;
-        let key = list_cache_key(category, limit);
+        let key = if group {
+            story_list_cache_key(category, limit)
+        } else {
+            list_cache_key(category, limit)
+        };
         // The generation seen by the lookup goes back with the write: if new articles
         // invalidated the lists while we read the repository, our (maybe stale) list is not
         // cached.
@@ -123,8 +144,15 @@ impl NewsReader {
                 None
             }
         };
-        let articles = self.repo.latest_articles(category, limit).await?;
-        let body = list_body(&articles)?;
+        let body = if group {
+            let stories = self
+                .repo
+                .latest_stories(category, limit, MAX_STORY_SOURCES)
+                .await?;
+            stories_body(&stories)?
+        } else {
+            list_body(&self.repo.latest_articles(category, limit).await?)?
+        };
         if let Some(generation) = generation {
             if let Err(e) = self
                 .cache
@@ -168,6 +196,14 @@ pub fn list_cache_key(category: Option<&str>, limit: u32) -> String {
     }
 }
 
+/// The cache key of a list of stories: `stories:all:{limit}` or `stories:cat:{category}:{limit}`.
+pub fn story_list_cache_key(category: Option<&str>, limit: u32) -> String {
+    match category {
+        None => format!("stories:all:{limit}"),
+        Some(c) => format!("stories:cat:{c}:{limit}"),
+    }
+}
+
 #[derive(Serialize)]
 struct ListBody<'a> {
     articles: Vec<ArticleView<'a>>,
@@ -184,25 +220,54 @@ struct ArticleView<'a> {
     thumbnail_url: Option<&'a str>,
     published_at: DateTime<Utc>,
     related_symbols: &'a [String],
+    story_id: &'a str,
+    sources: Vec<SourceView<'a>>,
+}
+
+#[derive(Serialize)]
+struct SourceView<'a> {
+    source: &'a str,
+    url: &'a str,
+    title: &'a str,
+}
+
+fn view<'a>(a: &'a NewsArticle, others: &'a [NewsArticle]) -> ArticleView<'a> {
+    ArticleView {
+        id: &a.id,
+        title: &a.title,
+        summary: &a.summary,
+        url: &a.url,
+        source: &a.source,
+        category: &a.category,
+        thumbnail_url: a.thumbnail_url.as_deref(),
+        published_at: a.published_at,
+        related_symbols: &a.related_symbols,
+        story_id: a.story(),
+        sources: others
+            .iter()
+            .map(|o| SourceView {
+                source: &o.source,
+                url: &o.url,
+                title: &o.title,
+            })
+            .collect(),
+    }
+}
+
+/// The JSON body of the grouped `GET /news`: one article per story, with its `sources`.
+pub fn stories_body(stories: &[Story]) -> Result<Bytes> {
+    let body = ListBody {
+        articles: stories.iter().map(|s| view(&s.lead, &s.others)).collect(),
+    };
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| Error::invalid(format!("news list not serializable: {e}")))
 }
 
 /// The JSON body of `GET /news` for these articles, in the given order (CONTRACT.md §3).
 pub fn list_body(articles: &[NewsArticle]) -> Result<Bytes> {
     let body = ListBody {
-        articles: articles
-            .iter()
-            .map(|a| ArticleView {
-                id: &a.id,
-                title: &a.title,
-                summary: &a.summary,
-                url: &a.url,
-                source: &a.source,
-                category: &a.category,
-                thumbnail_url: a.thumbnail_url.as_deref(),
-                published_at: a.published_at,
-                related_symbols: &a.related_symbols,
-            })
-            .collect(),
+        articles: articles.iter().map(|a| view(a, &[])).collect(),
     };
     serde_json::to_vec(&body)
         .map(Bytes::from)
@@ -231,6 +296,7 @@ mod tests {
             published_at: t,
             related_symbols: vec!["XAUUSD".into()],
             created_at: t,
+            story_id: None,
         }
     }
 
@@ -244,10 +310,27 @@ mod tests {
                 "id":"abc","title":"Gold rallies","summary":"Spot gold rose",
                 "url":"https://example.com/a?utm_source=x","source":"Kitco","category":"gold",
                 "thumbnail_url":null,"published_at":"2026-11-29T20:00:00Z",
-                "related_symbols":["XAUUSD"]
+                "related_symbols":["XAUUSD"],"story_id":"abc","sources":[]
             }]})
         );
         assert_eq!(&list_body(&[]).unwrap()[..], br#"{"articles":[]}"#);
+        let mut other = sample();
+        other.id = "def".into();
+        other.source = "Reuters".into();
+        other.url = "https://reuters.example/b".into();
+        other.title = "Gold rallies on Fed bets".into();
+        other.story_id = Some("abc".into());
+        let body = stories_body(&[Story {
+            lead: other.clone(),
+            others: vec![sample()],
+        }])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["articles"][0]["story_id"], "abc");
+        assert_eq!(
+            v["articles"][0]["sources"],
+            serde_json::json!([{"source":"Kitco","url":"https://example.com/a?utm_source=x","title":"Gold rallies"}])
+        );
     }
 
     #[tokio::test]
@@ -261,7 +344,10 @@ mod tests {
         let mut repo = MockNewsRepository::new();
         repo.expect_latest_articles().never();
         let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
-        assert_eq!(&r.list(Some("gold"), 20).await.unwrap()[..], b"cached");
+        assert_eq!(
+            &r.list_with(Some("gold"), 20, false).await.unwrap()[..],
+            b"cached"
+        );
     }
 
     #[tokio::test]
@@ -287,7 +373,7 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(vec![sample()]));
         let r = NewsReader::new(Arc::new(repo), Arc::new(cache), Duration::from_secs(7));
-        let body = r.list(None, 5).await.unwrap();
+        let body = r.list_with(None, 5, false).await.unwrap();
         assert_eq!(body, list_body(&[sample()]).unwrap());
     }
 
@@ -305,7 +391,7 @@ mod tests {
             .returning(|_, _| Ok(vec![sample()]));
         let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
         assert_eq!(
-            r.list(Some("gold"), 20).await.unwrap(),
+            r.list_with(Some("gold"), 20, false).await.unwrap(),
             list_body(&[sample()]).unwrap()
         );
     }
@@ -319,7 +405,11 @@ mod tests {
         repo.expect_latest_articles()
             .returning(|_, _| Err(Error::unavailable("postgres", "down", None)));
         let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL);
-        assert!(r.list(None, 20).await.unwrap_err().is_temporary());
+        assert!(r
+            .list_with(None, 20, false)
+            .await
+            .unwrap_err()
+            .is_temporary());
     }
 
     #[tokio::test]
@@ -337,11 +427,11 @@ mod tests {
             (Some("go ld"), 20),
             (Some("金"), 20),
         ] {
-            let e = r.list(cat, limit).await.unwrap_err();
+            let e = r.list_with(cat, limit, false).await.unwrap_err();
             assert!(matches!(e, Error::InvalidInput(_)), "{cat:?} {limit}: {e}");
         }
         let long = "a".repeat(65);
-        assert!(r.list(Some(&long), 20).await.is_err());
+        assert!(r.list_with(Some(&long), 20, false).await.is_err());
     }
 
     #[tokio::test]
@@ -366,10 +456,10 @@ mod tests {
         let r = NewsReader::new(Arc::new(repo), Arc::new(cache), NewsReader::DEFAULT_TTL)
             .with_categories(["Gold", "forex", "gold", " markets "]);
         assert_eq!(r.categories(), ["forex", "gold", "markets"]);
-        r.list(Some("Gold"), 20).await.unwrap();
-        r.list(Some("GOLD"), 20).await.unwrap();
+        r.list_with(Some("Gold"), 20, false).await.unwrap();
+        r.list_with(Some("GOLD"), 20, false).await.unwrap();
         for unknown in ["silver", "gol", "anything-at-all"] {
-            let e = r.list(Some(unknown), 20).await.unwrap_err();
+            let e = r.list_with(Some(unknown), 20, false).await.unwrap_err();
             assert!(matches!(e, Error::InvalidInput(_)), "{e}");
             assert!(e.to_string().contains("forex, gold, markets"), "{e}");
         }
@@ -391,6 +481,7 @@ mod tests {
         b.published_at += chrono::Duration::hours(1);
         let batches = std::sync::Mutex::new(vec![vec![b], vec![a]]);
         let mut source = MockNewsSource::new();
+        source.expect_feeds().returning(Vec::new);
         source.expect_fetch().times(2).returning(move || {
             let articles = batches.lock().unwrap().pop().unwrap_or_default();
             Ok(NewsBatch {
