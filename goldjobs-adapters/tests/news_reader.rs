@@ -109,7 +109,11 @@ async fn list_is_served_from_cache_until_a_run_brings_new_articles() {
     .unwrap();
     assert_eq!(repo.insert_articles(&[sneaky.clone()]).await.unwrap(), 1);
     assert_eq!(reader.list(Some("gold"), 20).await.unwrap(), body);
-    assert!(cache.get_list("stories:cat:gold:20").await.unwrap().is_some());
+    assert!(cache
+        .get_list("stories:cat:gold:20")
+        .await
+        .unwrap()
+        .is_some());
 
     // the feed now also has a newer article; the run stores it and invalidates the lists
     drop(first);

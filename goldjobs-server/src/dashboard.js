@@ -101,5 +101,17 @@ async function pollNews() {
       : [el("li", {}, el("small", {}, "no news yet"))]));
   } catch (e) { /* next poll */ }
 }
-pollJobs(); pollHealth(); pollNews();
+// Unhealthy feeds first: what failed, since how many attempts, and when it is asked again.
+async function pollFeeds() {
+  try {
+    const f = (await (await fetch("/news/feeds")).json()).feeds;
+    const bad = f.filter((x) => x.consecutive_failures > 0);
+    $("feeds").replaceChildren(...(bad.length ? bad.map((x) => el("li", {class: "down"},
+      el("strong", {}, x.name), ` (${x.category}) · ${x.last_status} · ${x.consecutive_failures} failure(s) in a row · next ${time(x.next_fetch_at)}`,
+      x.last_error ? el("div", {class: "err"}, x.last_error) : ""))
+      : [el("li", {}, el("small", {}, f.length ? `all ${f.length} feeds healthy` : "no feeds configured"))]));
+  } catch (e) { /* next poll */ }
+}
+pollJobs(); pollHealth(); pollNews(); pollFeeds();
 setInterval(pollJobs, 2000); setInterval(pollHealth, 10000); setInterval(pollNews, 60000);
+setInterval(pollFeeds, 30000);

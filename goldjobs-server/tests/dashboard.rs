@@ -279,6 +279,12 @@ async fn dashboard_shows_live_prices_jobs_and_verified_predictions() {
 
     // The news section is there (the only feed is unreachable, so it says so).
     assert!(dom.contains(r#"<ul id="news">"#), "no news list:\n{dom}");
+    // The unreachable feed is listed as unhealthy, with its error.
+    let feeds = element(&dom, r#"<ul id="feeds">"#, "</ul>").unwrap_or_default();
+    assert!(
+        feeds.contains("Local test feed") && feeds.contains("failure(s) in a row"),
+        "the failing feed is not shown:\n{feeds}"
+    );
 
     app.shutdown().await;
 }
