@@ -70,7 +70,7 @@ impl Tokenizer for StoryTokens {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorySignature(txtfp::MinHashSig<HASHES>);
 
-/// Groups articles into stories; see the [module docs](self).
+/// Groups articles into stories: MinHash signatures of title and lede, compared only across different sources within [`STORY_WINDOW`].
 #[derive(Debug)]
 pub struct StoryMatcher {
     fingerprinter: MinHashFingerprinter<StoryTokens, HASHES>,
