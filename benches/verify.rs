@@ -72,6 +72,18 @@ impl PriceTickRepository for IndexedTicks {
     async fn delete_ticks_before(&self, _b: DateTime<Utc>, _l: u32) -> goldjobs::Result<u64> {
         Ok(0)
     }
+    async fn candles(&self, q: &goldjobs::CandleQuery) -> goldjobs::Result<Vec<goldjobs::Candle>> {
+        let map = self.0.lock().unwrap();
+        let ticks = map
+            .get(&q.symbol_code)
+            .map(|s| {
+                s.range(q.from..q.to)
+                    .map(|(t, p)| (*t, *p))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        Ok(goldjobs::candles_from_ticks(q.interval, ticks))
+    }
 }
 
 struct Symbols;

@@ -200,6 +200,10 @@ pub trait PriceTickRepository: Send + Sync {
     async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>>;
     /// Delete at most `limit` ticks older than `before`; returns how many went.
     async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64>;
+    /// The candles of the ticks in `[query.from, query.to)`, oldest first, empty intervals
+    /// omitted; every tick counts, demo ticks included (a chart shows what was recorded). The
+    /// answer equals [`candles_from_ticks`](crate::candles_from_ticks) over those ticks.
+    async fn candles(&self, query: &CandleQuery) -> Result<Vec<Candle>>;
 }
 
 /// Predictions, votes and user statistics.

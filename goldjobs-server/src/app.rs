@@ -302,6 +302,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         metrics: metrics.clone(),
         symbols: ports.symbols.clone(),
         quote_cache: service.quotes().clone(),
+        ticks: ports.ticks.clone(),
         news: service.news().clone(),
         feeds: service.feeds().cloned(),
         predictions: service.predictions().clone(),

@@ -9,6 +9,7 @@ use crate::memo::Memo;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use goldjobs::news::NewsReader;
 use goldjobs::runtime::JobManager;
 use goldjobs::verify::evidence::MAX_LIST_LIMIT;
@@ -46,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/jobs/{name}/runs"),
     ("GET", "/quotes"),
     ("GET", "/quotes/{symbol}"),
+    ("GET", "/quotes/{symbol}/candles"),
     ("GET", "/news"),
     ("GET", "/news/feeds"),
     ("GET", "/predictions"),
@@ -134,6 +136,8 @@ pub struct HttpState {
     pub symbols: Arc<dyn SymbolRepository>,
     /// Latest quotes.
     pub quote_cache: Arc<dyn QuoteCache>,
+    /// Recorded ticks (`GET /quotes/{symbol}/candles`).
+    pub ticks: Arc<dyn goldjobs::PriceTickRepository>,
     /// The `GET /news` reader.
     pub news: NewsReader,
     /// `GET /news/feeds`: the feeds with their health (`None` without a news source).
@@ -355,6 +359,7 @@ fn route_pattern(path: &str) -> &'static str {
         ["jobs", _, "runs"] => "/jobs/{name}/runs",
         ["quotes"] => "/quotes",
         ["quotes", _] => "/quotes/{symbol}",
+        ["quotes", _, "candles"] => "/quotes/{symbol}/candles",
         ["news"] => "/news",
         ["news", "feeds"] => "/news/feeds",
         ["predictions"] => "/predictions",
@@ -455,6 +460,9 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         ["jobs", name, "runs"] if get => job_runs(state, &decode(name), req.uri().query()).await,
         ["quotes"] if get => quotes(state).await,
         ["quotes", symbol] if get => quote(state, &decode(symbol)).await,
+        ["quotes", symbol, "candles"] if get => {
+            candles(state, &decode(symbol), req.uri().query()).await
+        }
         ["news"] if get => news(state, req.uri().query()).await,
         ["news", "feeds"] if get => news_feeds(state).await,
         ["predictions"] if get => predictions(state, req.uri().query()).await,
@@ -501,6 +509,7 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         | ["jobs", _, "run" | "pause" | "resume" | "runs"]
         | ["quotes"]
         | ["quotes", _]
+        | ["quotes", _, "candles"]
         | ["news"]
         | ["news", "feeds"]
         | ["predictions"]
@@ -674,6 +683,59 @@ async fn quote(state: &HttpState, symbol: &str) -> HttpResponse {
             StatusCode::NOT_FOUND,
             &format!("no quote cached for {code}"),
         ),
+    }
+}
+
+/// An RFC 3339 instant of a query parameter; the `400` message otherwise.
+fn instant_param(name: &str, v: &str) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("{name}: expected an RFC 3339 instant like 2026-12-06T10:00:00Z"))
+}
+
+async fn candles(state: &HttpState, symbol: &str, query: Option<&str>) -> HttpResponse {
+    let Some(code) = symbol_code(symbol) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a symbol code like XAUUSD",
+        );
+    };
+    let mut interval = goldjobs::CandleInterval::OneMinute;
+    let (mut from, mut to) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "interval" => match v.parse() {
+                Ok(i) => interval = i,
+                Err(e) => return core_error(&e, "candles"),
+            },
+            "from" => match instant_param("from", &v) {
+                Ok(t) => from = Some(t),
+                Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+            },
+            "to" => match instant_param("to", &v) {
+                Ok(t) => to = Some(t),
+                Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+            },
+            _ => {}
+        }
+    }
+    let q = match goldjobs::CandleQuery::new(code.clone(), interval, from, to, Utc::now()) {
+        Ok(q) => q,
+        Err(e) => return core_error(&e, "candles"),
+    };
+    if !active_codes(state).await.contains(&code) {
+        return error(StatusCode::NOT_FOUND, &format!("unknown symbol {code}"));
+    }
+    match state.ticks.candles(&q).await {
+        Ok(candles) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "symbol_code": code,
+                "interval": interval,
+                "candles": candles,
+            }),
+        ),
+        Err(e) => core_error(&e, "candles"),
     }
 }
 

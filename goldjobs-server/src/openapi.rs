@@ -189,6 +189,19 @@ fn schemas() -> Value {
             "timestamp": time,
         })),
         "Quotes": object(&["quotes"], json!({ "quotes": { "type": "array", "items": r("Quote") } })),
+        "Candle": object(&["t", "open", "high", "low", "close", "ticks"], json!({
+            "t": time,
+            "open": decimal,
+            "high": decimal,
+            "low": decimal,
+            "close": decimal,
+            "ticks": { "type": "integer", "minimum": 1 },
+        })),
+        "Candles": object(&["symbol_code", "interval", "candles"], json!({
+            "symbol_code": { "type": "string" },
+            "interval": { "type": "string", "enum": ["1m", "5m", "15m", "1h", "1d"] },
+            "candles": { "type": "array", "maxItems": 1000, "items": r("Candle") },
+        })),
         "Article": object(
             &["id", "title", "summary", "url", "source", "category", "thumbnail_url",
               "published_at", "related_symbols", "story_id", "sources"],
@@ -368,6 +381,14 @@ fn build() -> Value {
             "/quotes/{symbol}": { "get": get("the latest quote of one symbol",
                 json!([path_param_like("symbol", "a symbol code like XAUUSD", "^[A-Za-z0-9]{1,32}$", "XAUUSD")]),
                 json_answer("the quote", r("Quote")), &[("404", not_found("quote cached"))]) },
+            "/quotes/{symbol}/candles": { "get": get("candles of the recorded ticks in [from, to), oldest first, empty intervals omitted",
+                json!([
+                    path_param_like("symbol", "a symbol code like XAUUSD", "^[A-Za-z0-9]{1,32}$", "XAUUSD"),
+                    query("interval", "the candle width (default 1m), aligned to UTC boundaries", json!({ "type": "string", "enum": ["1m", "5m", "15m", "1h", "1d"] })),
+                    query("from", "inclusive start, RFC 3339 (default: the last 100 intervals)", json!({ "type": "string", "format": "date-time" })),
+                    query("to", "exclusive end, RFC 3339 (default: now); at most 1,000 intervals after from", json!({ "type": "string", "format": "date-time" })),
+                ]),
+                json_answer("the candles", r("Candles")), &[("404", not_found("symbol"))]) },
             "/news": { "get": get("the latest news, newest first",
                 json!([
                     query("category", "one of the configured categories, any letter case", json!({ "type": "string" })),

@@ -186,6 +186,37 @@ async fn http_routes_answer_with_the_contract_shapes() {
 
     // /quotes and /quotes/{symbol}
     let quotes = server.wait_for_quotes(&client).await;
+
+    // /quotes/{symbol}/candles: the demo feed's recorded ticks, in one-minute candles.
+    let candles: Value = client
+        .get(server.url("/quotes/XAUUSD/candles?interval=1m"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(candles["symbol_code"], "XAUUSD");
+    assert_eq!(candles["interval"], "1m");
+    let list = candles["candles"].as_array().unwrap();
+    assert!(!list.is_empty(), "no candles of recorded ticks: {candles}");
+    let last = list.last().unwrap();
+    use rust_decimal::Decimal;
+    let (low, high): (Decimal, Decimal) = (
+        last["low"].as_str().unwrap().parse().unwrap(),
+        last["high"].as_str().unwrap().parse().unwrap(),
+    );
+    for key in ["open", "close"] {
+        let v: Decimal = last[key].as_str().unwrap().parse().unwrap();
+        assert!(low <= v && v <= high, "{key} outside [low, high]: {last}");
+    }
+    assert!(last["ticks"].as_u64().unwrap() >= 1, "{last}");
+    let t: chrono::DateTime<chrono::Utc> = last["t"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        t.timestamp() % 60,
+        0,
+        "a minute candle starts on the minute: {last}"
+    );
     let first = &quotes["quotes"][0];
     for key in [
         "symbol_code",
@@ -1461,6 +1492,7 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
         metrics,
         symbols,
         quote_cache: Arc::new(DownCache),
+        ticks: Arc::new(InMemoryTicks::new()),
         news: goldjobs::news::NewsReader::new(
             Arc::new(InMemoryNews::new()),
             Arc::new(InMemoryNewsCache::new()),
@@ -1778,6 +1810,42 @@ async fn answers_conform_to_the_openapi_document() {
         ("/quotes", "/quotes", "get", 200),
         ("/quotes/XAUUSD", "/quotes/{symbol}", "get", 200),
         ("/quotes/NOPE", "/quotes/{symbol}", "get", 404),
+        (
+            "/quotes/XAUUSD/candles",
+            "/quotes/{symbol}/candles",
+            "get",
+            200,
+        ),
+        (
+            "/quotes/XAUUSD/candles?interval=1h&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z",
+            "/quotes/{symbol}/candles",
+            "get",
+            200,
+        ),
+        (
+            "/quotes/XAUUSD/candles?interval=2m",
+            "/quotes/{symbol}/candles",
+            "get",
+            400,
+        ),
+        (
+            "/quotes/XAUUSD/candles?interval=1m&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+            "/quotes/{symbol}/candles",
+            "get",
+            400,
+        ),
+        (
+            "/quotes/XAUUSD/candles?from=yesterday",
+            "/quotes/{symbol}/candles",
+            "get",
+            400,
+        ),
+        (
+            "/quotes/NOPE/candles",
+            "/quotes/{symbol}/candles",
+            "get",
+            404,
+        ),
         ("/news?limit=5", "/news", "get", 200),
         ("/news?limit=0", "/news", "get", 400),
         ("/predictions?limit=100", "/predictions", "get", 200),

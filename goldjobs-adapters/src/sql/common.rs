@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::{
-    Correction, DeviceToken, Error, NewsArticle, NoticeKind, OptionVotes, OutboxRow, Prediction,
-    PredictionQuery, PredictionStatus, PredictionVoided, PriceTick, Result, Revision, Story,
-    Symbol, UserStats, VoidRecord, Vote,
+    Candle, CandleQuery, Correction, DeviceToken, Error, NewsArticle, NoticeKind, OptionVotes,
+    OutboxRow, Prediction, PredictionQuery, PredictionStatus, PredictionVoided, PriceTick, Result,
+    Revision, Story, Symbol, UserStats, VoidRecord, Vote,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -37,6 +37,22 @@ pub(crate) async fn latest_tick<D: Dialect>(d: &D, symbol_code: &str) -> Result<
         )
         .await?;
     row.as_ref().map(row::tick).transpose()
+}
+
+/// The candles of `q` by the dialect's set-based query.
+pub(crate) async fn candles<D: Dialect>(d: &D, q: &CandleQuery) -> Result<Vec<Candle>> {
+    let rows = d
+        .fetch_all(
+            D::CANDLES,
+            &[
+                Arg::Text(&q.symbol_code),
+                Arg::Instant(q.from),
+                Arg::Instant(q.to),
+                Arg::Int(q.interval.seconds()),
+            ],
+        )
+        .await?;
+    rows.iter().map(row::candle).collect()
 }
 
 /// Columns of a prediction as [`row::prediction`] reads them on `D`.

@@ -56,6 +56,11 @@ pub(crate) trait Dialect: Send + Sync {
     const CONDITIONS_AS_TEXT: &'static str;
     /// Parameter `$n` as the type of `auto_verify_conditions`.
     fn conditions_param(n: u8) -> String;
+    /// The set-based candles query: parameters `$1` symbol code, `$2` from (inclusive), `$3` to
+    /// (exclusive), `$4` interval in seconds; columns `b` (interval start, Unix seconds),
+    /// `open`, `high`, `low`, `close`, `n` (ticks), ordered by `b`. It reads the
+    /// `(symbol_code, ts)` index.
+    const CANDLES: &'static str;
 
     /// Every row `sql` returns.
     async fn fetch_all(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Self::Row>>;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::JobStore;
-use goldjobs_core::{ArticleWrites, Story};
+use goldjobs_core::{ArticleWrites, Candle, CandleQuery, Story};
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
     NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
@@ -440,6 +440,10 @@ impl PriceTickRepository for PgStore {
 
     async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
         common::latest_tick(self, symbol_code).await
+    }
+
+    async fn candles(&self, query: &CandleQuery) -> Result<Vec<Candle>> {
+        common::candles(self, query).await
     }
 
     async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
@@ -1150,6 +1154,13 @@ dialect_impl!(PgStore, PgRow, sqlx::Postgres, {
         format!("{col} = ANY(${n})")
     }
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+    // Exact NUMERIC max/min; open and close are the first and last by `ts`.
+    const CANDLES: &'static str =
+        "SELECT floor(extract(epoch FROM ts) / $4::bigint)::bigint * $4::bigint AS b, \
+         (array_agg(price ORDER BY ts))[1] AS open, max(price) AS high, min(price) AS low, \
+         (array_agg(price ORDER BY ts DESC))[1] AS close, count(*) AS n \
+         FROM price_ticks WHERE symbol_code = $1 AND ts >= $2 AND ts < $3 \
+         GROUP BY 1 ORDER BY 1";
     const CONDITIONS_AS_TEXT: &'static str =
         "auto_verify_conditions::text AS auto_verify_conditions";
     fn conditions_param(n: u8) -> String {

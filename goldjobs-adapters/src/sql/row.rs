@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::news::{FeedHealth, FeedStatus};
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::{
-    DeviceToken, Error, LeaseState, NewsArticle, OutboxRow, OutboxState, Prediction, PriceTick,
-    Result, Symbol, UserStats, Vote,
+    Candle, DeviceToken, Error, LeaseState, NewsArticle, OutboxRow, OutboxState, Prediction,
+    PriceTick, Result, Symbol, UserStats, Vote,
 };
 use rust_decimal::Decimal;
 use std::str::FromStr;
@@ -107,6 +107,22 @@ pub(crate) fn tick(row: &impl Cells) -> Result<PriceTick> {
         price: row.decimal("price")?,
         ts: row.instant("ts")?,
         source: row.opt_text("source")?,
+    })
+}
+
+/// A row of the dialect's candles query (`b`, `open`, `high`, `low`, `close`, `n`).
+pub(crate) fn candle(row: &impl Cells) -> Result<Candle> {
+    let b = row.int("b")?;
+    let t = DateTime::from_timestamp(b, 0).ok_or_else(|| {
+        Error::InvalidInput(format!("candle start {b} is not a representable instant"))
+    })?;
+    Ok(Candle {
+        t,
+        open: row.decimal("open")?,
+        high: row.decimal("high")?,
+        low: row.decimal("low")?,
+        close: row.decimal("close")?,
+        ticks: u64::try_from(row.int("n")?).unwrap_or(0),
     })
 }
 

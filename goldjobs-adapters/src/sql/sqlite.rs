@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::JobStore;
-use goldjobs_core::{ArticleWrites, Story};
+use goldjobs_core::{ArticleWrites, Candle, CandleQuery, Story};
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
     NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
@@ -435,6 +435,10 @@ impl PriceTickRepository for SqliteStore {
 
     async fn latest_tick(&self, symbol_code: &str) -> Result<Option<PriceTick>> {
         common::latest_tick(self, symbol_code).await
+    }
+
+    async fn candles(&self, query: &CandleQuery) -> Result<Vec<Candle>> {
+        common::candles(self, query).await
     }
 
     async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
@@ -1056,6 +1060,26 @@ dialect_impl!(SqliteStore, SqliteRow, sqlx::Sqlite, {
         format!("{col} IN (SELECT value FROM json_each(${n}))")
     }
     const LOCK_ROWS: &'static str = "";
+    // Prices are exact decimal text: a positive decimal's order is (digits before the point,
+    // then the text), so high and low are exact without a float round trip. `s` is floored to
+    // the interval also before 1970; equal instants keep insertion (rowid) order.
+    const CANDLES: &'static str = "WITH t AS ( \
+             SELECT rowid AS r, ts, price, CAST(strftime('%s', ts) AS INTEGER) AS s, \
+                    CASE WHEN instr(price, '.') > 0 THEN instr(price, '.') \
+                         ELSE length(price) + 1 END AS w \
+             FROM price_ticks WHERE symbol_code = $1 AND ts >= $2 AND ts < $3), \
+         ranked AS ( \
+             SELECT s - ((s % $4) + $4) % $4 AS b, price, \
+                    ROW_NUMBER() OVER (PARTITION BY s - ((s % $4) + $4) % $4 ORDER BY ts, r) AS o, \
+                    ROW_NUMBER() OVER (PARTITION BY s - ((s % $4) + $4) % $4 ORDER BY ts DESC, r DESC) AS c, \
+                    ROW_NUMBER() OVER (PARTITION BY s - ((s % $4) + $4) % $4 ORDER BY w DESC, price DESC) AS h, \
+                    ROW_NUMBER() OVER (PARTITION BY s - ((s % $4) + $4) % $4 ORDER BY w, price) AS l \
+             FROM t) \
+         SELECT b, MAX(CASE WHEN o = 1 THEN price END) AS open, \
+                MAX(CASE WHEN h = 1 THEN price END) AS high, \
+                MAX(CASE WHEN l = 1 THEN price END) AS low, \
+                MAX(CASE WHEN c = 1 THEN price END) AS close, COUNT(*) AS n \
+         FROM ranked GROUP BY b ORDER BY b";
     const CONDITIONS_AS_TEXT: &'static str = "auto_verify_conditions";
     fn conditions_param(n: u8) -> String {
         format!("${n}")

@@ -1,7 +1,9 @@
 //! Conformance suite of [`PriceTickRepository`].
 
 use super::{ok, unique_code, utc};
-use crate::{PriceTick, PriceTickRepository, TickQuery};
+use crate::{
+    candles_from_ticks, CandleInterval, CandleQuery, PriceTick, PriceTickRepository, TickQuery,
+};
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
@@ -13,6 +15,7 @@ pub async fn run_all(repo: &dyn PriceTickRepository) {
     latest(repo).await;
     decimals_round_trip(repo).await;
     sources_and_demo_ticks(repo).await;
+    candles(repo).await;
     delete_is_bounded(repo).await;
 }
 
@@ -329,11 +332,108 @@ mod tests {
     }
 }
 
+/// Candles: `[from, to)` (a tick at `from` counts, one at `to` does not), UTC-aligned
+/// intervals, empty ones omitted, open/close the first/last tick by time, high/low by value
+/// (`999.5 < 1000.25`, which text order gets wrong), other symbols and demo ticks as recorded,
+/// an unknown symbol → no candles; equal to [`candles_from_ticks`] for every interval.
+pub async fn candles(repo: &dyn PriceTickRepository) {
+    let s = unique_code();
+    let other = unique_code();
+    let start = utc(2025, 3, 14, 10, 0, 0);
+    let at = |secs: i64, p: &str| PriceTick {
+        symbol_code: s.clone(),
+        price: p.parse().unwrap_or_default(),
+        ts: start + Duration::seconds(secs),
+        source: None,
+    };
+    let mut demo = at(125, "1000.00");
+    demo.source = Some(crate::DEMO_SOURCE.to_owned());
+    let ticks = vec![
+        at(-1, "5"),
+        at(0, "999.5"),
+        at(10, "1000.25"),
+        at(20, "998.125"),
+        at(59, "999.90"),
+        // 10:01 has no ticks; 10:02 has three (one of the demo feed).
+        at(121, "1001"),
+        demo,
+        at(179, "999.99"),
+        at(3600, "1500"),
+        at(3601, "1600"),
+    ];
+    // Inserted newest first, so insertion order is not time order.
+    let mut shuffled = ticks.clone();
+    shuffled.reverse();
+    let noise = PriceTick {
+        symbol_code: other.clone(),
+        price: Decimal::new(1, 0),
+        ts: start + Duration::seconds(30),
+        source: None,
+    };
+    shuffled.push(noise);
+    ok(repo.insert_ticks(&shuffled).await, "insert_ticks");
+    let to = start + Duration::seconds(3600);
+    for interval in CandleInterval::ALL {
+        let query = CandleQuery {
+            symbol_code: s.clone(),
+            interval,
+            from: start,
+            to,
+        };
+        let got = ok(repo.candles(&query).await, "candles");
+        let want = candles_from_ticks(
+            interval,
+            ticks
+                .iter()
+                .filter(|t| t.ts >= start && t.ts < to)
+                .map(|t| (t.ts, t.price)),
+        );
+        assert_eq!(got, want, "candles of {interval}");
+    }
+    let minute = CandleQuery {
+        symbol_code: s.clone(),
+        interval: CandleInterval::OneMinute,
+        from: start,
+        to,
+    };
+    let got = ok(repo.candles(&minute).await, "candles");
+    assert_eq!(got.len(), 2, "an empty minute is omitted: {got:?}");
+    let first = &got[0];
+    assert_eq!(first.t, start);
+    assert_eq!(
+        first.ticks, 4,
+        "the tick at `from` counts, the one before does not"
+    );
+    assert_eq!(first.open, dec(9995, 1));
+    assert_eq!(first.close, dec(99990, 2));
+    assert_eq!(first.high, dec(100_025, 2), "high by value, not by text");
+    assert_eq!(first.low, dec(998_125, 3));
+    assert_eq!(got[1].t, start + Duration::seconds(120));
+    assert_eq!(got[1].ticks, 3, "demo ticks are charted too");
+    assert_eq!(got[1].high, dec(1001, 0));
+    let hour = CandleQuery {
+        interval: CandleInterval::OneHour,
+        to: start + Duration::seconds(7200),
+        ..minute.clone()
+    };
+    let got = ok(repo.candles(&hour).await, "candles");
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[1].t, got[1].open, got[1].close, got[1].ticks),
+        (to, dec(1500, 0), dec(1600, 0), 2)
+    );
+    let unknown = CandleQuery {
+        symbol_code: unique_code(),
+        ..minute
+    };
+    assert!(ok(repo.candles(&unknown).await, "candles").is_empty());
+}
+
 /// The suite catches a classic mistake: `ts > at` instead of `ts >= at`.
 #[cfg(test)]
 mod catches_bugs {
     use crate::memory::InMemoryTicks;
-    use crate::{PriceTick, PriceTickRepository, Result, TickQuery};
+    use crate::{Candle, CandleQuery, PriceTick, PriceTickRepository, Result, TickQuery};
     use async_trait::async_trait;
     use chrono::{DateTime, Utc};
 
@@ -363,6 +463,9 @@ mod catches_bugs {
         }
         async fn delete_ticks_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64> {
             self.0.delete_ticks_before(before, limit).await
+        }
+        async fn candles(&self, query: &CandleQuery) -> Result<Vec<Candle>> {
+            self.0.candles(query).await
         }
     }
 

@@ -1,7 +1,10 @@
 //! [`InMemoryTicks`]: a [`PriceTickRepository`] in memory.
 
 use super::{read, write};
-use crate::{PriceTick, PriceTickRepository, Result, TickQuery, DEMO_SOURCE};
+use crate::{
+    candles_from_ticks, Candle, CandleQuery, PriceTick, PriceTickRepository, Result, TickQuery,
+    DEMO_SOURCE,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -177,6 +180,19 @@ impl PriceTickRepository for InMemoryTicks {
                 .last_key_value()
                 .map(|(&(ts, _), v)| tick(symbol_code, ts, v))
         }))
+    }
+
+    async fn candles(&self, query: &CandleQuery) -> Result<Vec<Candle>> {
+        let inner = read(&self.inner);
+        Ok(match inner.by_symbol.get(&query.symbol_code) {
+            Some(series) => candles_from_ticks(
+                query.interval,
+                series
+                    .range((query.from, 0)..(query.to, 0))
+                    .map(|(&(ts, _), v)| (ts, v.price)),
+            ),
+            None => Vec::new(),
+        })
     }
 
     /// Deletes the oldest ticks first (over all symbols), at most `limit`.

@@ -2,6 +2,7 @@
 //! timestamps RFC 3339 UTC. Every type is re-exported at the crate root, its one public path
 //! (`goldjobs_core::Quote`).
 
+mod candle;
 mod event;
 mod market;
 mod news;
@@ -9,6 +10,7 @@ mod notify;
 mod outbox;
 mod prediction;
 
+pub use candle::*;
 pub use event::*;
 pub use market::*;
 pub use news::*;

@@ -100,6 +100,18 @@ impl PriceTickRepository for Ticks {
         });
         Ok((n - ticks.len()) as u64)
     }
+    async fn candles(&self, query: &CandleQuery) -> Result<Vec<Candle>> {
+        let mut ticks: Vec<(DateTime<Utc>, Decimal)> = self
+            .ticks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.symbol_code == query.symbol_code && t.ts >= query.from && t.ts < query.to)
+            .map(|t| (t.ts, t.price))
+            .collect();
+        ticks.sort_by_key(|t| t.0);
+        Ok(candles_from_ticks(query.interval, ticks))
+    }
 }
 
 pub(super) struct Symbols(pub(super) Vec<Symbol>);
