@@ -813,8 +813,10 @@ mod tests {
             repo.clone(),
             Arc::new(InMemoryNewsCache::new()),
         );
-        j.run(&ctx()).await.unwrap();
-        let report = j.run(&ctx()).await.unwrap();
+        // The articles are of `t0`: run at `t0` (a wall clock would leave the story window).
+        let clock = Arc::new(ManualClock::new(t0()));
+        j.run(&ctx_at(&clock)).await.unwrap();
+        let report = j.run(&ctx_at(&clock)).await.unwrap();
         assert!(
             report.summary.contains("joined stories 1"),
             "{}",
