@@ -46,6 +46,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     let now = Utc::now();
+    // Due in a second: the votes below arrive before the deadline, as on the platform (a
+    // prediction already due could be verified between the two inserts, with nobody voted).
+    let verify_time = now + chrono::Duration::seconds(1);
     let conditions = r#"{"A": {"condition": "price_change_percent >= 0"},
                          "B": {"condition": "price_change_percent < 0"}}"#;
     let prediction = Prediction::new_active(
@@ -53,7 +56,7 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         "XAUUSD",
         "Will gold close higher?",
         Decimal::new(265_000, 2),
-        now,
+        verify_time,
         VerifyRule::Auto,
         Some(conditions.to_owned()),
         now,

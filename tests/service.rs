@@ -111,16 +111,19 @@ async fn sink_receives_what_subscribers_receive() {
     service.shutdown(Duration::from_secs(10)).await;
 }
 
-/// A platform prediction (`{"A": {"condition": …}}`) due now, with one vote per option.
+/// A platform prediction (`{"A": {"condition": …}}`) due in two seconds, with one vote per
+/// option. Not due at once: the verifier could otherwise end it between the insert of the
+/// prediction and that of its votes.
 fn platform_prediction(id: &str) -> (Prediction, Vec<Vote>) {
     let now = Utc::now();
+    let verify_time = now + chrono::Duration::seconds(2);
     let conditions = r#"{"A": {"condition": "price_change_percent >= 0"}, "B": {"condition": "price_change_percent < 0"}}"#;
     let p = Prediction::new_active(
         id,
         "XAUUSD",
         "Will gold close higher?",
         Decimal::new(1, 2),
-        now,
+        verify_time,
         VerifyRule::Auto,
         Some(conditions.to_owned()),
         now,
