@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/dashboard.js"),
     ("GET", "/dashboard.css"),
+    ("GET", "/uplot.js"),
+    ("GET", "/uplot.css"),
     ("GET", "/openapi.json"),
     ("GET", "/health"),
     ("GET", "/jobs/status"),
@@ -72,6 +74,11 @@ pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 pub const DASHBOARD_JS: &str = include_str!("dashboard.js");
 /// The dashboard's style sheet (`GET /dashboard.css`).
 pub const DASHBOARD_CSS: &str = include_str!("dashboard.css");
+/// The dashboard's charts (`GET /uplot.js`): uPlot 1.6.32 (MIT), vendored from the npm registry
+/// unchanged (`src/vendor/`), so that the page loads nothing from elsewhere.
+pub const UPLOT_JS: &str = include_str!("vendor/uPlot.iife.min.js");
+/// uPlot's style sheet (`GET /uplot.css`).
+pub const UPLOT_CSS: &str = include_str!("vendor/uPlot.min.css");
 
 /// The dashboard's Content-Security-Policy: nothing but the server itself, no inline script or
 /// style, no framing, no plugins, no forms.
@@ -350,6 +357,8 @@ fn route_pattern(path: &str) -> &'static str {
         [] => "/",
         ["dashboard.js"] => "/dashboard.js",
         ["dashboard.css"] => "/dashboard.css",
+        ["uplot.js"] => "/uplot.js",
+        ["uplot.css"] => "/uplot.css",
         ["openapi.json"] => "/openapi.json",
         ["health"] => "/health",
         ["jobs", "status"] => "/jobs/status",
@@ -442,6 +451,8 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         [] if get => dashboard_asset("text/html; charset=utf-8", DASHBOARD_HTML),
         ["dashboard.js"] if get => dashboard_asset("text/javascript; charset=utf-8", DASHBOARD_JS),
         ["dashboard.css"] if get => dashboard_asset("text/css; charset=utf-8", DASHBOARD_CSS),
+        ["uplot.js"] if get => dashboard_asset("text/javascript; charset=utf-8", UPLOT_JS),
+        ["uplot.css"] if get => dashboard_asset("text/css; charset=utf-8", UPLOT_CSS),
         ["openapi.json"] if get => respond(
             StatusCode::OK,
             "application/json",
@@ -503,6 +514,8 @@ async fn route(state: &HttpState, req: Request<Incoming>) -> HttpResponse {
         []
         | ["dashboard.js"]
         | ["dashboard.css"]
+        | ["uplot.js"]
+        | ["uplot.css"]
         | ["openapi.json"]
         | ["health"]
         | ["jobs", "status"]

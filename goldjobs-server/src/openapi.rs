@@ -335,6 +335,10 @@ fn build() -> Value {
                 "200": text_answer("the script", "text/javascript") } } },
             "/dashboard.css": { "get": { "summary": "the dashboard's styles", "responses": {
                 "200": text_answer("the style sheet", "text/css") } } },
+            "/uplot.js": { "get": { "summary": "the dashboard's chart library (uPlot, MIT, vendored)", "responses": {
+                "200": text_answer("the script", "text/javascript") } } },
+            "/uplot.css": { "get": { "summary": "the chart library's styles", "responses": {
+                "200": text_answer("the style sheet", "text/css") } } },
             "/openapi.json": { "get": { "summary": "this document", "responses": {
                 "200": json_answer("the OpenAPI document", json!({ "type": "object" })) } } },
             "/health": { "get": {
