@@ -579,6 +579,8 @@ async fn security_headers_on_every_answer_and_a_strict_csp_on_the_dashboard() {
         "/",
         "/dashboard.js",
         "/dashboard.css",
+        "/uplot.js",
+        "/uplot.css",
         "/health",
         "/nope",
         "/metrics",
@@ -616,6 +618,15 @@ async fn security_headers_on_every_answer_and_a_strict_csp_on_the_dashboard() {
         .unwrap()
         .starts_with("text/javascript"));
     assert!(js.text().await.unwrap().contains("new WebSocket"));
+    // The chart library comes from the server itself, with its license banner.
+    assert!(html.contains(r#"<script src="/uplot.js">"#));
+    let uplot = client.get(server.url("/uplot.js")).send().await.unwrap();
+    assert_eq!(uplot.status(), 200);
+    assert!(uplot
+        .text()
+        .await
+        .unwrap()
+        .starts_with("/*! https://github.com/leeoniya/uPlot (v1.6.32) */"));
     server.app.shutdown().await;
 }
 
@@ -965,12 +976,18 @@ fn prediction(
     conditions: Option<&str>,
 ) -> goldjobs::Prediction {
     let now = chrono::Utc::now();
+    // An automatic one is due in two seconds, so that the verifier cannot end it between the
+    // insert of the prediction and that of its votes; a manual one is past its deadline.
+    let verify_time = match rule {
+        goldjobs::VerifyRule::Auto => now + chrono::Duration::seconds(2),
+        _ => now - chrono::Duration::seconds(1),
+    };
     goldjobs::Prediction::new_active(
         id,
         "XAUUSD",
         "Gold up?",
         "2000".parse().unwrap(),
-        now - chrono::Duration::seconds(1),
+        verify_time,
         rule,
         conditions.map(str::to_owned),
         now - chrono::Duration::minutes(10),
