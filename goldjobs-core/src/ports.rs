@@ -153,6 +153,30 @@ pub trait MarketData: Send + Sync {
     async fn price_at(&self, symbol: &Symbol, at: DateTime<Utc>) -> Result<Option<PricePoint>>;
 }
 
+/// The events of one open stream connection: ends when the connection closes; an `Err` item is
+/// why it failed (the stream ends after it).
+pub type PriceEvents = futures::stream::BoxStream<'static, Result<StreamEvent>>;
+
+/// A provider's live price stream (a WebSocket), beside [`MarketData`]'s polling.
+///
+/// [`connect`](Self::connect) opens one connection subscribed to `symbols`; its first event is
+/// normally [`StreamEvent::Subscribed`], then [`StreamEvent::Price`]s. The implementation keeps
+/// the connection alive itself (heartbeats, answering pings), skips frames it cannot read
+/// (logging them, never failing on one), and ends the stream when the provider closes it or
+/// falls silent for longer than its own liveness bound. Reconnecting is the caller's:
+/// [`PriceStreamer`](crate::jobs::PriceStreamer) does it with the runtime's backoff and hands
+/// silent symbols back to polling.
+#[async_trait]
+pub trait MarketStream: Send + Sync {
+    /// Short name for logs, metrics and the ticks' `source`, e.g. `twelvedata`.
+    fn name(&self) -> &'static str;
+
+    /// Open one connection subscribed to `symbols`. Symbols the provider cannot stream at all
+    /// are left out of the subscription and listed as failures of the first
+    /// [`StreamEvent::Subscribed`].
+    async fn connect(&self, symbols: &[Symbol]) -> Result<PriceEvents>;
+}
+
 /// A source of news articles (feeds, APIs).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

@@ -6,10 +6,12 @@ mod news;
 mod outbox;
 mod price;
 mod retention;
+mod stream;
 mod verify;
 
 pub use news::{NewsFetcherJob, NewsJobConfig, STORY_CANDIDATES};
 pub use outbox::{OutboxConfig, OutboxDispatcherJob};
-pub use price::{PriceFetcherConfig, PriceFetcherJob, SeqFloor};
+pub use price::{PriceFetcherConfig, PriceFetcherJob, SeqFloor, StreamCoverage};
 pub use retention::{RetentionConfig, RetentionJob};
+pub use stream::{PriceStreamConfig, PriceStreamer};
 pub use verify::{PredictionVerifierJob, VerifierConfig};

@@ -5,7 +5,7 @@ use crate::market::validate_quote;
 use crate::runtime::{Cadence, Job, JobContext, RunReport, Schedule};
 use crate::{
     Broadcast, Broadcaster, Error, Event, MarketData, PriceTick, PriceTickRepository, PriceUpdate,
-    Quote, QuoteCache, Result, SymbolFailure, SymbolRepository,
+    Quote, QuoteCache, Result, Symbol, SymbolFailure, SymbolRepository,
 };
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
@@ -90,9 +90,64 @@ pub struct PriceFetcherJob {
     seqs: RwLock<HashMap<String, AtomicU64>>,
     seq_floor: Option<SeqFloor>,
     last: Mutex<HashMap<String, Quote>>,
-    /// One run at a time (a manual `POST /jobs/…/run` may overlap a scheduled one), so that
-    /// updates of a symbol are published in `seq` order and last quotes never go back in time.
+    /// One run at a time (a manual `POST /jobs/…/run` may overlap a scheduled one).
     run_lock: tokio::sync::Mutex<()>,
+    /// One distribution at a time (a run's and the stream's), so that updates of a symbol are
+    /// published in `seq` order and last quotes never go back in time.
+    publish_lock: tokio::sync::Mutex<()>,
+    /// Which symbols a live stream prices now (those are not polled).
+    coverage: Arc<StreamCoverage>,
+}
+
+/// Which symbols a live price stream ([`PriceStreamer`](crate::jobs::PriceStreamer)) covers:
+/// the instant of each symbol's last streamed price. A symbol is covered while its last
+/// streamed price is younger than the price job's period; the job polls every other symbol.
+#[derive(Debug, Default)]
+pub struct StreamCoverage {
+    last: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+}
+
+impl StreamCoverage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, chrono::DateTime<chrono::Utc>>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `code` got a streamed price at `at` (the clock's time of receipt).
+    pub fn mark(&self, code: &str, at: chrono::DateTime<chrono::Utc>) {
+        let mut last = self.lock();
+        match last.get_mut(code) {
+            Some(t) => *t = (*t).max(at),
+            None => {
+                last.insert(code.to_owned(), at);
+            }
+        }
+    }
+
+    /// Whether `code` had a streamed price within `window` before `now`.
+    pub fn covers(&self, code: &str, now: chrono::DateTime<chrono::Utc>, window: Duration) -> bool {
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        self.lock()
+            .get(code)
+            .is_some_and(|t| now.signed_duration_since(*t) < window)
+    }
+
+    /// The covered codes at `now`, sorted.
+    pub fn covered(&self, now: chrono::DateTime<chrono::Utc>, window: Duration) -> Vec<String> {
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let mut codes: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, t)| now.signed_duration_since(**t) < window)
+            .map(|(c, _)| c.clone())
+            .collect();
+        codes.sort();
+        codes
+    }
+
+    /// Hand every symbol back to polling (the stream closed).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 impl fmt::Debug for PriceFetcherJob {
@@ -128,6 +183,8 @@ impl PriceFetcherJob {
             seq_floor: None,
             last: Mutex::new(HashMap::new()),
             run_lock: tokio::sync::Mutex::new(()),
+            publish_lock: tokio::sync::Mutex::new(()),
+            coverage: Arc::default(),
         }
     }
 
@@ -150,6 +207,57 @@ impl PriceFetcherJob {
     /// The configuration.
     pub fn config(&self) -> &PriceFetcherConfig {
         &self.config
+    }
+
+    /// Which symbols a live stream covers (shared with [`PriceStreamer`](crate::jobs::PriceStreamer)).
+    pub fn stream_coverage(&self) -> Arc<StreamCoverage> {
+        self.coverage.clone()
+    }
+
+    /// How long a streamed price keeps its symbol off polling: the job's period (5 s for a
+    /// calendar schedule).
+    pub fn coverage_window(&self) -> Duration {
+        match &self.config.cadence {
+            Cadence::Every(d) => *d,
+            _ => Duration::from_secs(5),
+        }
+    }
+
+    /// A streamed price as a quote: the change against the event's reference, else against the
+    /// previous close of the symbol's last quote (0 when neither is known); `source` = the
+    /// stream's provider. Every computation is checked: one out of range gives a change of 0.
+    pub fn quote_from_stream(&self, price: &crate::StreamPrice, source: &str) -> Quote {
+        use rust_decimal::Decimal;
+        let reference = price.reference.filter(|r| *r > Decimal::ZERO).or_else(|| {
+            self.last_quote(&price.symbol_code)
+                .and_then(|q| q.price.checked_sub(q.change))
+                .filter(|r| *r > Decimal::ZERO)
+        });
+        let (change, change_percent) = reference
+            .and_then(|r| {
+                let change = price.price.checked_sub(r)?;
+                let percent = change
+                    .checked_mul(Decimal::ONE_HUNDRED)?
+                    .checked_div(r)?
+                    .round_dp(5);
+                Some((change, percent))
+            })
+            .unwrap_or((Decimal::ZERO, Decimal::ZERO));
+        Quote {
+            symbol_code: price.symbol_code.clone(),
+            price: price.price,
+            change,
+            change_percent,
+            timestamp: price.timestamp,
+            source: Some(source.to_owned()),
+        }
+    }
+
+    /// Record and publish streamed quotes (checked with [`crate::validate_quote`] by the
+    /// caller): ticks, last values and one `price_update` per quote, without the cache write,
+    /// which the job's run makes on its own rhythm. Returns the problems.
+    pub async fn record_streamed(&self, quotes: &[Quote]) -> Vec<String> {
+        self.distribute_quotes(quotes, false).await
     }
 
     /// The last good quote of every symbol fetched so far, ordered by code (for reads while the
@@ -201,23 +309,51 @@ impl PriceFetcherJob {
     /// run does.
     pub async fn distribute(&self, quotes: &[Quote]) -> Vec<String> {
         let _one_at_a_time = self.run_lock.lock().await;
-        self.distribute_locked(quotes).await
+        self.distribute_quotes(quotes, true).await
     }
 
-    async fn distribute_locked(&self, quotes: &[Quote]) -> Vec<String> {
+    /// A run's distribution: the polled quotes in full; the last `streamed` ones (already
+    /// recorded and published by the stream) only into the cache snapshot.
+    async fn distribute_polled(&self, quotes: &[Quote], streamed: usize) -> Vec<String> {
+        let split = quotes.len().saturating_sub(streamed);
+        let (polled, snapshot) = quotes.split_at(split);
+        let mut problems = self.distribute_quotes(polled, true).await;
+        if !snapshot.is_empty() {
+            if let Err(e) = self.cache.put_quotes(snapshot, self.config.quote_ttl).await {
+                tracing::warn!(error = %e, "quote cache write failed");
+                problems.push(format!("quote cache: {e}"));
+            }
+        }
+        problems
+    }
+
+    /// Cache (when `cache`), record and publish; a quote older than the symbol's last one is
+    /// left out (a poll answering after a newer streamed price), so prices never go back.
+    async fn distribute_quotes(&self, quotes: &[Quote], cache: bool) -> Vec<String> {
         let mut problems = Vec::new();
+        let _in_order = self.publish_lock.lock().await;
+        let quotes: Vec<Quote> = {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            quotes
+                .iter()
+                .filter(|q| {
+                    let newer = last
+                        .get(&q.symbol_code)
+                        .is_none_or(|l| q.timestamp >= l.timestamp);
+                    if newer {
+                        last.insert(q.symbol_code.clone(), (*q).clone());
+                    }
+                    newer
+                })
+                .cloned()
+                .collect()
+        };
         if quotes.is_empty() {
             return problems;
         }
-        {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            for q in quotes {
-                last.insert(q.symbol_code.clone(), q.clone());
-            }
-        }
         let ticks: Vec<PriceTick> = quotes.iter().map(PriceTick::from).collect();
         let mut messages: Vec<Broadcast> = Vec::with_capacity(quotes.len());
-        for q in quotes {
+        for q in &quotes {
             let event = Event::PriceUpdate(PriceUpdate {
                 symbol_code: q.symbol_code.clone(),
                 price: q.price,
@@ -231,8 +367,15 @@ impl PriceFetcherJob {
                 Err(e) => problems.push(format!("{}: not published: {e}", q.symbol_code)),
             }
         }
+        let put = async {
+            if cache {
+                self.cache.put_quotes(&quotes, self.config.quote_ttl).await
+            } else {
+                Ok(())
+            }
+        };
         let (cached, recorded, published) = tokio::join!(
-            self.cache.put_quotes(quotes, self.config.quote_ttl),
+            put,
             self.ticks.insert_ticks(&ticks),
             self.broadcaster.publish(&messages),
         );
@@ -277,6 +420,31 @@ impl Job for PriceFetcherJob {
         };
         if symbols.is_empty() {
             return Ok(RunReport::ok("no active symbols"));
+        }
+        // Symbols a live stream priced within the period are not polled; their last streamed
+        // quotes go into the cache snapshot with this run's.
+        let window = self.coverage_window();
+        let (streamed, symbols): (Vec<Symbol>, Vec<Symbol>) = symbols
+            .into_iter()
+            .partition(|s| self.coverage.covers(&s.code, ctx.clock.now(), window));
+        let streamed_quotes: Vec<Quote> = streamed
+            .iter()
+            .filter_map(|s| self.last_quote(&s.code))
+            .collect();
+        if symbols.is_empty() {
+            let mut problems = Vec::new();
+            if let Err(e) = self
+                .cache
+                .put_quotes(&streamed_quotes, self.config.quote_ttl)
+                .await
+            {
+                tracing::warn!(error = %e, "quote cache write failed");
+                problems.push(format!("quote cache: {e}"));
+            }
+            return Ok(RunReport {
+                summary: format!("0 quotes, 0 failed, {} streamed", streamed.len()),
+                problems,
+            });
         }
         let batch = tokio::select! {
             r = self.market.quotes(&symbols) => r?,
@@ -354,12 +522,19 @@ impl Job for PriceFetcherJob {
             tracing::debug!(symbol = %f.symbol_code, error = %f.error, "symbol not priced");
         }
 
-        problems.extend(self.distribute_locked(&quotes).await);
-        let failed = symbols.len() - quotes.len();
-        Ok(RunReport {
-            summary: format!("{} quotes, {failed} failed", quotes.len()),
-            problems,
-        })
+        let polled = quotes.len();
+        quotes.extend(streamed_quotes);
+        problems.extend(self.distribute_polled(&quotes, streamed.len()).await);
+        let failed = symbols.len() - polled;
+        let summary = if streamed.is_empty() {
+            format!("{polled} quotes, {failed} failed")
+        } else {
+            format!(
+                "{polled} quotes, {failed} failed, {} streamed",
+                streamed.len()
+            )
+        };
+        Ok(RunReport { summary, problems })
     }
 }
 

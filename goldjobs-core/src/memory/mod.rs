@@ -49,6 +49,7 @@ mod news_cache;
 mod notifier;
 mod predictions;
 mod quote_cache;
+mod stream;
 mod symbols;
 mod ticks;
 
@@ -65,6 +66,7 @@ pub use news_cache::{InMemoryNewsCache, DEFAULT_NEWS_CACHE_ENTRIES};
 pub use notifier::{FanoutNotifier, LogNotifier, RecordingNotifier, DEFAULT_RECORDING_CAPACITY};
 pub use predictions::{InMemoryPredictions, DEFAULT_OUTBOX_RETENTION};
 pub use quote_cache::InMemoryQuoteCache;
+pub use stream::{InMemoryMarketStream, STREAM_SESSION_CAPACITY};
 pub use symbols::InMemorySymbols;
 pub use ticks::{InMemoryTicks, DEFAULT_TICK_RETENTION};
 

@@ -190,3 +190,34 @@ impl TickQuery {
         self.allow_demo || !tick.is_demo()
     }
 }
+
+/// One price event of a provider's live stream ([`MarketStream`](crate::MarketStream)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPrice {
+    /// Symbol code (ours, e.g. `XAUUSD`, not the provider's `XAU/USD`).
+    pub symbol_code: String,
+    /// The traded or quoted price, parsed exactly from the provider's text.
+    pub price: Decimal,
+    /// When the provider priced it.
+    pub timestamp: DateTime<Utc>,
+    /// The price the change is measured against, when the event carries one (Binance's
+    /// mini ticker: the open 24 hours ago). `None`: the previous close of the last polled quote
+    /// of the symbol is used (Twelve Data's events carry none).
+    pub reference: Option<Decimal>,
+}
+
+/// What a provider's live stream says.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// The provider's answer to the subscription: the codes it streams and those it refused
+    /// (refused symbols stay with polling).
+    Subscribed {
+        /// Codes the provider streams.
+        symbols: Vec<String>,
+        /// Codes it refused, with why.
+        failures: Vec<SymbolFailure>,
+    },
+    /// A price.
+    Price(StreamPrice),
+}
