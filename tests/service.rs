@@ -351,3 +351,62 @@ async fn unusable_values_fail_before_anything_is_connected() {
         .unwrap_err();
     assert!(matches!(err, ServiceError::Database(_)), "{err}");
 }
+
+/// A live stream given to the builder: opened on the price leader (the only instance here),
+/// its prices become ticks and `price_update`s, and shutdown closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_market_stream_feeds_ticks_and_updates_and_closes_on_shutdown() {
+    let stream = goldjobs::memory::InMemoryMarketStream::new("fake");
+    let service = Service::builder(fast().with_price_interval(Duration::from_secs(1)))
+        .market_stream(Arc::new(stream.clone()))
+        .start()
+        .await
+        .unwrap();
+    let mut events = service.subscribe();
+    tokio::time::timeout(PATIENCE, async {
+        while stream.open_connections() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the stream is opened on the price leader");
+    assert_eq!(service.price_stream().unwrap().name(), "fake");
+
+    let price = Decimal::from_str_exact("2701.123456").unwrap();
+    // Polled updates may come first; wait for the streamed one.
+    let got = tokio::time::timeout(PATIENCE, async {
+        loop {
+            stream.send(goldjobs::StreamPrice {
+                symbol_code: "XAUUSD".into(),
+                price,
+                timestamp: Utc::now(),
+                reference: None,
+            });
+            let event = next_on(&mut events, &Topic::Symbol("XAUUSD".into())).await;
+            let v: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+            if v["payload"]["price"] == "2701.123456" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("a streamed price is published");
+    assert_eq!(got["type"], "price_update");
+    // The tick is written with the publish (concurrently): wait for it.
+    let tick = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let tick = service.ports().ticks.latest_tick("XAUUSD").await.unwrap();
+            if let Some(t) = tick.filter(|t| t.price == price) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the streamed price is recorded as a tick");
+    assert_eq!(tick.source.as_deref(), Some("fake"));
+
+    service.shutdown(PATIENCE).await;
+    assert_eq!(stream.open_connections(), 0, "shutdown closes the stream");
+    assert_eq!(stream.connects(), 1);
+}

@@ -41,8 +41,8 @@ pub use config::FcmSettings;
 pub use config::{MarketDataSource, ServiceConfig};
 
 use goldjobs_core::jobs::{
-    NewsFetcherJob, OutboxDispatcherJob, PredictionVerifierJob, PriceFetcherJob, RetentionJob,
-    SeqFloor,
+    NewsFetcherJob, OutboxDispatcherJob, PredictionVerifierJob, PriceFetcherJob, PriceStreamer,
+    RetentionJob, SeqFloor,
 };
 use goldjobs_core::memory::{
     FanoutNotifier, InMemoryBackend, InMemoryNewsCache, InMemoryQuoteCache, LocalBroadcaster,
@@ -52,8 +52,8 @@ use goldjobs_core::news::{FeedDirectory, NewsReader};
 use goldjobs_core::runtime::{JobManager, JobObserver, StopReport};
 use goldjobs_core::verify::{ManualResolver, PredictionReader};
 use goldjobs_core::{
-    Broadcast, Broadcaster, Error, MarketData, NewsCache, NewsSource, Notifier, Ports, QuoteCache,
-    Result, SystemClock,
+    Broadcast, Broadcaster, Error, MarketData, MarketStream, NewsCache, NewsSource, Notifier,
+    Ports, QuoteCache, Result, SystemClock,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +112,7 @@ pub struct ServiceBuilder {
     quote_cache_layer: Option<Layer<dyn QuoteCache>>,
     news_cache_layer: Option<Layer<dyn NewsCache>>,
     news_source_layer: Option<Layer<dyn NewsSource>>,
+    market_stream: Option<Arc<dyn MarketStream>>,
 }
 
 impl std::fmt::Debug for ServiceBuilder {
@@ -137,7 +138,15 @@ impl ServiceBuilder {
             quote_cache_layer: None,
             news_cache_layer: None,
             news_source_layer: None,
+            market_stream: None,
         }
+    }
+
+    /// Also keep `stream` open on the price leader ([`PriceStreamer`]): its prices become ticks
+    /// and `price_update`s as they come, and the price job polls only what it does not cover.
+    pub fn market_stream(mut self, stream: Arc<dyn MarketStream>) -> Self {
+        self.market_stream = Some(stream);
+        self
     }
 
     /// Use these storage ports instead of opening [`ServiceConfig::database_url`] (a store of
@@ -239,6 +248,7 @@ impl ServiceBuilder {
             quote_cache_layer,
             news_cache_layer,
             news_source_layer,
+            market_stream,
         } = self;
 
         // 1. What needs no store, so that a bad value fails before anything is connected.
@@ -362,7 +372,16 @@ impl ServiceBuilder {
         if let Some(floor) = seq_floor {
             price = price.with_seq_floor(floor);
         }
-        register(Arc::new(price))?;
+        let price = Arc::new(price);
+        let streamer = market_stream.map(|stream| {
+            Arc::new(PriceStreamer::new(
+                &ports,
+                stream,
+                price.clone(),
+                Arc::new(SystemClock),
+            ))
+        });
+        register(price)?;
         let feeds = news_source
             .as_ref()
             .map(|source| FeedDirectory::new(source.clone(), ports.news.clone()));
@@ -390,6 +409,8 @@ impl ServiceBuilder {
         let news = NewsReader::new(ports.news.clone(), news_cache, config.news_cache_ttl)
             .with_categories(news_categories);
         Ok(Service {
+            streamer,
+            stream_task: std::sync::Mutex::new(None),
             jobs,
             predictions: PredictionReader::new(ports.predictions.clone()),
             ports,
@@ -692,6 +713,8 @@ impl std::fmt::Display for Description {
 /// A built service: its jobs, ports, read services and events. Dropping it leaves the jobs
 /// running until the runtime ends; call [`Service::shutdown`] to stop them in order.
 pub struct Service {
+    streamer: Option<Arc<PriceStreamer>>,
+    stream_task: std::sync::Mutex<Option<StreamTask>>,
     jobs: Arc<JobManager>,
     ports: Ports,
     quote_cache: Arc<dyn QuoteCache>,
@@ -705,6 +728,12 @@ pub struct Service {
     market_data: String,
     description: Description,
 }
+
+/// The running [`PriceStreamer`]: how to stop it and wait for it.
+type StreamTask = (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+);
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -723,6 +752,27 @@ impl Service {
     /// Start the schedules of every registered job (idempotent).
     pub fn start(&self) {
         self.jobs.start_all();
+        let Some(streamer) = self.streamer.clone() else {
+            return;
+        };
+        let mut task = self.stream_task.lock().unwrap_or_else(|e| e.into_inner());
+        if task.is_none() {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let jobs = self.jobs.clone();
+            let is_leader = move || {
+                jobs.job_status(PriceFetcherJob::NAME)
+                    .is_ok_and(|s| s.is_leader)
+            };
+            let stop = cancel.clone();
+            let handle = tokio::spawn(async move { streamer.run(stop, is_leader).await });
+            *task = Some((cancel, handle));
+        }
+    }
+
+    /// The live price stream, when one was given
+    /// ([`ServiceBuilder::market_stream`]).
+    pub fn price_stream(&self) -> Option<&Arc<PriceStreamer>> {
+        self.streamer.as_ref()
     }
 
     /// The job manager: status, `run_now`, and jobs of your own (`register`).
@@ -781,6 +831,16 @@ impl Service {
     /// Stop every job, waiting up to `deadline` for runs in progress (then they are aborted
     /// and named in the report), then close the event bus.
     pub async fn shutdown(self, deadline: Duration) -> StopReport {
+        let task = self
+            .stream_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((cancel, handle)) = task {
+            // The stream's batch in hand is recorded before the jobs stop.
+            cancel.cancel();
+            let _ = tokio::time::timeout(deadline, handle).await;
+        }
         let report = self.jobs.stop_all(deadline).await;
         #[cfg(feature = "redis")]
         if let Some(bus) = self.event_bus {
