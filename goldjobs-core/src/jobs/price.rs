@@ -313,16 +313,25 @@ impl PriceFetcherJob {
     }
 
     /// A run's distribution: the polled quotes in full; the last `streamed` ones (already
-    /// recorded and published by the stream) only into the cache snapshot.
+    /// recorded and published by the stream) only into the cache snapshot, which then holds
+    /// every symbol's last quote in one write.
     async fn distribute_polled(&self, quotes: &[Quote], streamed: usize) -> Vec<String> {
+        if streamed == 0 {
+            return self.distribute_quotes(quotes, true).await;
+        }
         let split = quotes.len().saturating_sub(streamed);
-        let (polled, snapshot) = quotes.split_at(split);
-        let mut problems = self.distribute_quotes(polled, true).await;
-        if !snapshot.is_empty() {
-            if let Err(e) = self.cache.put_quotes(snapshot, self.config.quote_ttl).await {
-                tracing::warn!(error = %e, "quote cache write failed");
-                problems.push(format!("quote cache: {e}"));
-            }
+        let mut problems = self.distribute_quotes(&quotes[..split], false).await;
+        let snapshot: Vec<Quote> = quotes
+            .iter()
+            .filter_map(|q| self.last_quote(&q.symbol_code))
+            .collect();
+        if let Err(e) = self
+            .cache
+            .put_quotes(&snapshot, self.config.quote_ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "quote cache write failed");
+            problems.push(format!("quote cache: {e}"));
         }
         problems
     }
