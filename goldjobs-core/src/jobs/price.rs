@@ -123,21 +123,29 @@ impl StreamCoverage {
         }
     }
 
+    /// Whether a streamed price received at `at` still covers its symbol at `now`.
+    fn fresh(
+        at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        window: Duration,
+    ) -> bool {
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        now.signed_duration_since(at) < window
+    }
+
     /// Whether `code` had a streamed price within `window` before `now`.
     pub fn covers(&self, code: &str, now: chrono::DateTime<chrono::Utc>, window: Duration) -> bool {
-        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         self.lock()
             .get(code)
-            .is_some_and(|t| now.signed_duration_since(*t) < window)
+            .is_some_and(|t| Self::fresh(*t, now, window))
     }
 
     /// The covered codes at `now`, sorted.
     pub fn covered(&self, now: chrono::DateTime<chrono::Utc>, window: Duration) -> Vec<String> {
-        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         let mut codes: Vec<String> = self
             .lock()
             .iter()
-            .filter(|(_, t)| now.signed_duration_since(**t) < window)
+            .filter(|(_, t)| Self::fresh(**t, now, window))
             .map(|(c, _)| c.clone())
             .collect();
         codes.sort();
@@ -312,28 +320,15 @@ impl PriceFetcherJob {
         self.distribute_quotes(quotes, true).await
     }
 
-    /// A run's distribution: the polled quotes in full; the last `streamed` ones (already
-    /// recorded and published by the stream) only into the cache snapshot, which then holds
-    /// every symbol's last quote in one write.
-    async fn distribute_polled(&self, quotes: &[Quote], streamed: usize) -> Vec<String> {
-        if streamed == 0 {
-            return self.distribute_quotes(quotes, true).await;
-        }
-        let split = quotes.len().saturating_sub(streamed);
-        let mut problems = self.distribute_quotes(&quotes[..split], false).await;
-        let snapshot: Vec<Quote> = quotes
-            .iter()
-            .filter_map(|q| self.last_quote(&q.symbol_code))
-            .collect();
-        if let Err(e) = self
+    /// Write the cache snapshot of `codes`: each one's last quote, in one write; the problem,
+    /// if the write failed.
+    async fn cache_last<'a>(&self, codes: impl Iterator<Item = &'a str>) -> Option<String> {
+        let snapshot: Vec<Quote> = codes.filter_map(|c| self.last_quote(c)).collect();
+        let written = self
             .cache
             .put_quotes(&snapshot, self.config.quote_ttl)
-            .await
-        {
-            tracing::warn!(error = %e, "quote cache write failed");
-            problems.push(format!("quote cache: {e}"));
-        }
-        problems
+            .await;
+        written.err().map(cache_failed)
     }
 
     /// Cache (when `cache`), record and publish; a quote older than the symbol's last one is
@@ -389,8 +384,7 @@ impl PriceFetcherJob {
             self.broadcaster.publish(&messages),
         );
         if let Err(e) = cached {
-            tracing::warn!(error = %e, "quote cache write failed");
-            problems.push(format!("quote cache: {e}"));
+            problems.push(cache_failed(e));
         }
         if let Err(e) = recorded {
             tracing::warn!(error = %e, "price tick insert failed");
@@ -402,6 +396,12 @@ impl PriceFetcherJob {
         }
         problems
     }
+}
+
+/// Log a failed quote cache write; its line for the run's problems.
+fn cache_failed(e: Error) -> String {
+    tracing::warn!(error = %e, "quote cache write failed");
+    format!("quote cache: {e}")
 }
 
 #[async_trait]
@@ -436,20 +436,13 @@ impl Job for PriceFetcherJob {
         let (streamed, symbols): (Vec<Symbol>, Vec<Symbol>) = symbols
             .into_iter()
             .partition(|s| self.coverage.covers(&s.code, ctx.clock.now(), window));
-        let streamed_quotes: Vec<Quote> = streamed
-            .iter()
-            .filter_map(|s| self.last_quote(&s.code))
-            .collect();
+        let streamed_codes = || streamed.iter().map(|s| s.code.as_str());
         if symbols.is_empty() {
-            let mut problems = Vec::new();
-            if let Err(e) = self
-                .cache
-                .put_quotes(&streamed_quotes, self.config.quote_ttl)
+            let problems = self
+                .cache_last(streamed_codes())
                 .await
-            {
-                tracing::warn!(error = %e, "quote cache write failed");
-                problems.push(format!("quote cache: {e}"));
-            }
+                .into_iter()
+                .collect();
             return Ok(RunReport {
                 summary: format!("0 quotes, 0 failed, {} streamed", streamed.len()),
                 problems,
@@ -532,8 +525,15 @@ impl Job for PriceFetcherJob {
         }
 
         let polled = quotes.len();
-        quotes.extend(streamed_quotes);
-        problems.extend(self.distribute_polled(&quotes, streamed.len()).await);
+        if streamed.is_empty() {
+            problems.extend(self.distribute_quotes(&quotes, true).await);
+        } else {
+            // The streamed symbols are already recorded and published: the snapshot of every
+            // symbol's last quote goes into the cache in one write.
+            problems.extend(self.distribute_quotes(&quotes, false).await);
+            let codes = quotes.iter().map(|q| q.symbol_code.as_str());
+            problems.extend(self.cache_last(codes.chain(streamed_codes())).await);
+        }
         let failed = symbols.len() - polled;
         let summary = if streamed.is_empty() {
             format!("{polled} quotes, {failed} failed")
