@@ -215,6 +215,29 @@ async fn wait_js(page: &Page, what: &str, js: &str) {
     }
 }
 
+/// Click the element `selector` names, as the mouse does.
+async fn click(page: &Page, selector: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+}
+
+/// Focus the element `selector` names and press Enter, as the keyboard does.
+async fn press_enter(page: &Page, selector: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .focus()
+        .await
+        .unwrap_or_else(|e| panic!("focus {selector}: {e}"))
+        .press_key("Enter")
+        .await
+        .unwrap_or_else(|e| panic!("Enter on {selector}: {e}"));
+}
+
 /// The chart's state as the page records it on its container.
 async fn chart(page: &Page) -> Value {
     eval(
@@ -438,27 +461,14 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
     }
 
     // The interval buttons switch the chart, with the mouse and with the keyboard.
-    page.find_element("#intervals button[data-interval='5m']")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "#intervals button[data-interval='5m']").await;
     wait_js(
         &page,
         "5-minute candles",
         "(d => d.interval === '5m' && +d.points >= 6)(document.getElementById('chart').dataset)",
     )
     .await;
-    page.find_element("#intervals button[data-interval='1m']")
-        .await
-        .unwrap()
-        .focus()
-        .await
-        .unwrap()
-        .press_key("Enter")
-        .await
-        .unwrap();
+    press_enter(&page, "#intervals button[data-interval='1m']").await;
     wait_js(
         &page,
         "the keyboard to switch back to 1m",
@@ -473,12 +483,7 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
         "document.querySelectorAll('#predictions details').length >= 3",
     )
     .await;
-    page.find_element("details[data-id='dash-ended'] > summary")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "details[data-id='dash-ended'] > summary").await;
     wait_js(
         &page,
         "the evidence of dash-ended",
@@ -508,15 +513,7 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
     .await;
     assert_eq!(winner, ["A", "price_change_percent >= 0", "true", "2"]);
     // The void one and the one in review show their reasons; the keyboard opens them too.
-    page.find_element("details[data-id='dash-void'] > summary")
-        .await
-        .unwrap()
-        .focus()
-        .await
-        .unwrap()
-        .press_key("Enter")
-        .await
-        .unwrap();
+    press_enter(&page, "details[data-id='dash-void'] > summary").await;
     wait_js(
         &page,
         "the void reason",
@@ -532,12 +529,7 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
         .unwrap()
         .review_reason
         .unwrap();
-    page.find_element("details[data-id='dash-review'] > summary")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "details[data-id='dash-review'] > summary").await;
     wait_js(
         &page,
         "the review reason",
@@ -587,12 +579,7 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
         .type_str(TOKEN)
         .await
         .unwrap();
-    page.find_element("#token-save")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "#token-save").await;
     wait_js(
         &page,
         "pause to be offered",
@@ -605,12 +592,7 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
     )
     .await;
     assert_eq!(stored, serde_json::json!([TOKEN, 0, ""]));
-    page.find_element(button)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, button).await;
     wait_js(
         &page,
         "NewsFetcherJob to show paused",
@@ -621,12 +603,7 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
         paused(&base, "NewsFetcherJob").await,
         "the server does not have it paused"
     );
-    page.find_element(button)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, button).await;
     wait_js(
         &page,
         "NewsFetcherJob to show resumed",
