@@ -225,6 +225,7 @@ impl PriceStreamer {
                                     stream = self.name(),
                                     "price stream connected again"
                                 );
+                                failing = false;
                             } else {
                                 tracing::info!(
                                     stream = self.name(),
