@@ -1,4 +1,5 @@
-//! Market data providers: Twelve Data, Binance, the demo feed and the fallback composite.
+//! Market data providers: Twelve Data, Binance, the demo feed and the fallback composite, and
+//! the live price streams of Twelve Data and Binance ([`goldjobs_core::MarketStream`]).
 //!
 //! Every provider implements [`goldjobs_core::MarketData`]; compose real providers with
 //! [`FallbackMarketData`] (primary first, then fallbacks for the symbols it failed for). The demo
@@ -10,6 +11,8 @@
 
 #[cfg(feature = "binance")]
 pub mod binance;
+#[cfg(feature = "binance-stream")]
+pub mod binance_stream;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod fallback;
@@ -17,9 +20,15 @@ pub mod fallback;
 mod http;
 #[cfg(feature = "twelvedata")]
 pub mod twelvedata;
+#[cfg(feature = "twelvedata-stream")]
+pub mod twelvedata_stream;
+#[cfg(feature = "ws")]
+mod ws;
 
 #[cfg(feature = "binance")]
 pub use binance::{binance_symbol, BinanceConfig, BinanceMarketData};
+#[cfg(feature = "binance-stream")]
+pub use binance_stream::{BinanceStream, BinanceStreamConfig};
 #[cfg(feature = "demo")]
 pub use demo::DemoMarketData;
 pub use fallback::FallbackMarketData;
@@ -27,6 +36,8 @@ pub use fallback::FallbackMarketData;
 pub use twelvedata::{
     check_budget, TwelveDataConfig, TwelveDataMarketData, DEFAULT_HISTORY_RESERVE,
 };
+#[cfg(feature = "twelvedata-stream")]
+pub use twelvedata_stream::{TwelveDataStream, TwelveDataStreamConfig};
 
 /// What the market data adapters refuse; becomes [`Error::InvalidInput`](goldjobs_core::Error)
 /// with its whole chain.
