@@ -12,10 +12,14 @@ use crate::hub::{Hub, HubConfig};
 use crate::metrics::{
     MeteredMarketData, MeteredNewsCache, MeteredNewsSource, MeteredQuoteCache, Metrics,
 };
-use goldjobs::adapters::market::{BinanceConfig, TwelveDataConfig};
+use goldjobs::adapters::market::{
+    BinanceConfig, BinanceStreamConfig, TwelveDataConfig, TwelveDataStreamConfig,
+};
 use goldjobs::adapters::notify::webhook::WebhookConfig;
 use goldjobs::runtime::{JobManager, JobObserver, RunOutcome};
-use goldjobs::service::{FcmSettings, MarketDataSource, Service, ServiceConfig, ServiceError};
+use goldjobs::service::{
+    FcmSettings, MarketDataSource, MarketStreamSource, Service, ServiceConfig, ServiceError,
+};
 use goldjobs::Ports;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,6 +83,12 @@ impl Default for AppOptions {
 
 /// The library's service config for the operator's `cfg`.
 pub fn service_config(cfg: &Config, opts: &AppOptions) -> ServiceConfig {
+    let key = || {
+        cfg.twelvedata_api_key
+            .as_ref()
+            .map(|k| k.expose().to_owned())
+            .unwrap_or_default()
+    };
     let market_data = cfg.market_data.iter().map(|kind| match kind {
         MarketDataKind::Demo => MarketDataSource::Demo {
             seed: opts.demo_seed,
@@ -87,15 +97,19 @@ pub fn service_config(cfg: &Config, opts: &AppOptions) -> ServiceConfig {
             BinanceConfig::default().with_base_url(cfg.binance_base_url.clone()),
         ),
         MarketDataKind::TwelveData => MarketDataSource::TwelveData(
-            TwelveDataConfig::new(
-                cfg.twelvedata_api_key
-                    .as_ref()
-                    .map(|k| k.expose().to_owned())
-                    .unwrap_or_default(),
-            )
-            .with_base_url(cfg.twelvedata_base_url.clone())
-            .with_credits_per_minute(cfg.twelvedata_credits_per_minute),
+            TwelveDataConfig::new(key())
+                .with_base_url(cfg.twelvedata_base_url.clone())
+                .with_credits_per_minute(cfg.twelvedata_credits_per_minute),
         ),
+    });
+    let market_stream = cfg.market_stream.and_then(|kind| match kind {
+        MarketDataKind::TwelveData => Some(MarketStreamSource::TwelveData(
+            TwelveDataStreamConfig::new(key()).with_url(cfg.twelvedata_ws_url.clone()),
+        )),
+        MarketDataKind::Binance => Some(MarketStreamSource::Binance(
+            BinanceStreamConfig::default().with_url(cfg.binance_ws_url.clone()),
+        )),
+        MarketDataKind::Demo => None,
     });
     let mut service = ServiceConfig::default()
         .with_database_url(cfg.database_url.expose())
@@ -116,6 +130,9 @@ pub fn service_config(cfg: &Config, opts: &AppOptions) -> ServiceConfig {
     service.outbox.locale = cfg.locale;
     service.retention.tick_retention = cfg.tick_retention;
     service.retention.outbox_retention = cfg.outbox_retention;
+    if let Some(stream) = market_stream {
+        service = service.with_market_stream(stream);
+    }
     if let Some(url) = &cfg.redis_url {
         service = service.with_redis_url(url.expose());
     }
@@ -310,6 +327,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
         admin_token: cfg.admin_token.clone(),
         cors_origins: cfg.cors_origins.clone(),
         market_data: service.market_data_name().to_owned(),
+        stream: service.price_stream().cloned(),
         reads: Default::default(),
     });
     let server = tokio::spawn(crate::http::serve(

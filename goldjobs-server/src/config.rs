@@ -153,6 +153,13 @@ pub struct Config {
     pub twelvedata_credits_per_minute: u32,
     /// `BINANCE_BASE_URL`.
     pub binance_base_url: String,
+    /// `GOLDJOBS_MARKET_STREAM` (unset): `twelvedata` or `binance`, the provider stream kept open
+    /// on the price leader beside polling.
+    pub market_stream: Option<MarketDataKind>,
+    /// `TWELVEDATA_WS_URL` (`wss://ws.twelvedata.com/v1/quotes/price`).
+    pub twelvedata_ws_url: String,
+    /// `BINANCE_WS_URL` (`wss://data-stream.binance.vision`).
+    pub binance_ws_url: String,
     /// `GOLDJOBS_NEWS_FEEDS`; `None` = the built-in list.
     pub news_feeds: Option<Vec<FeedConfig>>,
     /// `GOLDJOBS_PRICE_INTERVAL` (5 s, or `cron:EXPR`).
@@ -226,6 +233,9 @@ const SETTINGS: &[Setting] = &[
         false,
     ),
     s("BINANCE_BASE_URL", "binance_base_url", false),
+    s("GOLDJOBS_MARKET_STREAM", "market_stream", false),
+    s("TWELVEDATA_WS_URL", "twelvedata_ws_url", false),
+    s("BINANCE_WS_URL", "binance_ws_url", false),
     s("GOLDJOBS_NEWS_FEEDS", "news_feeds", false),
     s("GOLDJOBS_TIMEZONE", "timezone", false),
     s("GOLDJOBS_PRICE_INTERVAL", "price_interval", false),
@@ -370,6 +380,31 @@ impl Raw {
                     Ok(v.trim_end_matches('/').to_owned())
                 } else {
                     Err(self.err(env, "expected an http:// or https:// URL"))
+                }
+            }
+        }
+    }
+
+    /// A `ws://` or `wss://` URL without query or fragment (keys never go in URLs).
+    fn ws_url(&self, env: &'static str, default: &str) -> Result<String, ConfigError> {
+        match self.get(env) {
+            None => Ok(default.to_owned()),
+            Some(v) => {
+                let ok = url::Url::parse(v)
+                    .map(|u| {
+                        matches!(u.scheme(), "ws" | "wss")
+                            && u.has_host()
+                            && u.query().is_none()
+                            && u.fragment().is_none()
+                    })
+                    .unwrap_or(false);
+                if ok {
+                    Ok(v.trim_end_matches('/').to_owned())
+                } else {
+                    Err(self.err(
+                        env,
+                        "expected a ws:// or wss:// URL without query (the key is sent in a header)",
+                    ))
                 }
             }
         }
@@ -562,6 +597,36 @@ impl Config {
             }
         };
 
+        let market_stream = match raw.get("GOLDJOBS_MARKET_STREAM") {
+            None => None,
+            Some(v) => {
+                let kind =
+                    match v.trim().to_ascii_lowercase().as_str() {
+                        "twelvedata" => MarketDataKind::TwelveData,
+                        "binance" => MarketDataKind::Binance,
+                        _ => return Err(raw.err(
+                            "GOLDJOBS_MARKET_STREAM",
+                            "expected twelvedata or binance (or leave it unset for polling only)",
+                        )),
+                    };
+                if kind == MarketDataKind::TwelveData && twelvedata_api_key.is_none() {
+                    return Err(raw.err(
+                        "GOLDJOBS_MARKET_STREAM",
+                        "twelvedata needs TWELVEDATA_API_KEY to be set",
+                    ));
+                }
+                // CONTRACT.md §1: demo prices never mix with real ones.
+                if market_data.contains(&MarketDataKind::Demo) {
+                    return Err(raw.err(
+                        "GOLDJOBS_MARKET_STREAM",
+                        "a provider stream gives real prices and cannot run beside the demo \
+                         feed; set GOLDJOBS_MARKET_DATA to twelvedata or binance too",
+                    ));
+                }
+                Some(kind)
+            }
+        };
+
         let twelvedata_credits_per_minute = match raw.get("TWELVEDATA_CREDITS_PER_MINUTE") {
             None => 8,
             Some(v) => match v.parse::<u32>() {
@@ -693,6 +758,12 @@ impl Config {
                 .http_url("TWELVEDATA_BASE_URL", "https://api.twelvedata.com")?,
             twelvedata_credits_per_minute,
             binance_base_url: raw.http_url("BINANCE_BASE_URL", "https://api.binance.com")?,
+            market_stream,
+            twelvedata_ws_url: raw.ws_url(
+                "TWELVEDATA_WS_URL",
+                "wss://ws.twelvedata.com/v1/quotes/price",
+            )?,
+            binance_ws_url: raw.ws_url("BINANCE_WS_URL", "wss://data-stream.binance.vision")?,
             news_feeds,
             price_interval: raw.cadence(
                 "GOLDJOBS_PRICE_INTERVAL",
@@ -771,6 +842,12 @@ mod tests {
         assert_eq!(c.twelvedata_base_url, "https://api.twelvedata.com");
         assert_eq!(c.twelvedata_credits_per_minute, 8);
         assert_eq!(c.binance_base_url, "https://api.binance.com");
+        assert_eq!(c.market_stream, None);
+        assert_eq!(
+            c.twelvedata_ws_url,
+            "wss://ws.twelvedata.com/v1/quotes/price"
+        );
+        assert_eq!(c.binance_ws_url, "wss://data-stream.binance.vision");
         assert_eq!(c.news_feeds, None);
         assert_eq!(c.price_interval, Cadence::Every(Duration::from_secs(5)));
         assert_eq!(c.news_interval, Cadence::Every(Duration::from_secs(900)));
@@ -789,6 +866,49 @@ mod tests {
         assert_eq!(c.log_filter, "info");
         assert_eq!(c.describe_database(), "sqlite goldjobs.db");
         assert_eq!(Config::default(), c);
+    }
+
+    #[test]
+    fn market_streams_are_read_and_checked() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("TWELVEDATA_API_KEY", "k"),
+                ("GOLDJOBS_MARKET_STREAM", "TwelveData"),
+                ("TWELVEDATA_WS_URL", "ws://127.0.0.1:9/v1/quotes/price"),
+                ("BINANCE_WS_URL", "wss://stream.binance.com:9443/"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.market_stream, Some(MarketDataKind::TwelveData));
+        assert_eq!(c.twelvedata_ws_url, "ws://127.0.0.1:9/v1/quotes/price");
+        assert_eq!(c.binance_ws_url, "wss://stream.binance.com:9443");
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("GOLDJOBS_MARKET_DATA", "binance"),
+                ("GOLDJOBS_MARKET_STREAM", "binance"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.market_stream, Some(MarketDataKind::Binance));
+
+        let e = err_line(&[("GOLDJOBS_MARKET_STREAM", "demo")]);
+        assert!(e.contains("expected twelvedata or binance"), "{e}");
+        let e = err_line(&[("GOLDJOBS_MARKET_STREAM", "twelvedata")]);
+        assert!(e.contains("TWELVEDATA_API_KEY"), "{e}");
+        // The demo feed never runs beside real prices.
+        let e = err_line(&[("GOLDJOBS_MARKET_STREAM", "binance")]);
+        assert!(e.contains("demo"), "{e}");
+        let e = err_line(&[
+            ("TWELVEDATA_API_KEY", "k"),
+            (
+                "TWELVEDATA_WS_URL",
+                "wss://ws.twelvedata.com/v1/quotes/price?apikey=k",
+            ),
+        ]);
+        assert!(e.contains("without query"), "{e}");
+        assert!(err_line(&[("BINANCE_WS_URL", "https://x")]).contains("ws://"));
     }
 
     #[test]

@@ -415,7 +415,9 @@ async function pollHealth() {
     healthSeen = {ok: r.ok, ...h};
     $("health").textContent = r.ok ? "healthy" : `database ${h.database}, cache ${h.cache}`;
     $("health").className = "badge " + (r.ok ? "ok" : "bad");
-    $("feed").textContent = h.market_data ? "market data: " + h.market_data : "";
+    const ms = h.market_stream;
+    $("feed").textContent = (h.market_data ? "market data: " + h.market_data : "") +
+      (ms ? ` · stream: ${ms.provider} ${ms.state}` : "");
     $("feed").className = "badge" + (h.market_data === "demo" ? " demo" : "");
   } catch (e) {
     healthSeen = {ok: false, unreachable: true};
@@ -432,6 +434,8 @@ function banner() {
   const price = jobsSeen.find((j) => j.name === "PriceFetcherJob");
   if (price && price.last_error) bad.push("Market data is failing: " + price.last_error);
   if (price && price.paused) warn.push("Prices are paused (PriceFetcherJob).");
+  const ms = healthSeen && healthSeen.market_stream;
+  if (ms && ms.state === "down") warn.push(`The ${ms.provider} price stream is down: prices are polled every price interval until it is back.`);
   if (healthSeen && healthSeen.market_data === "demo") warn.push("Demo market data: prices are a random walk, not real quotes.");
   const b = $("banner");
   const all = [...bad, ...warn];

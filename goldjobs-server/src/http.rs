@@ -159,6 +159,8 @@ pub struct HttpState {
     pub cors_origins: Vec<String>,
     /// Name of the primary market data feed, e.g. `demo`.
     pub market_data: String,
+    /// The provider's live price stream, when one is configured (`GOLDJOBS_MARKET_STREAM`).
+    pub stream: Option<Arc<goldjobs::jobs::PriceStreamer>>,
     /// What `/health` and `/quotes` read from the backends, refreshed at most once a second.
     pub reads: ReadMemos,
 }
@@ -553,6 +555,7 @@ async fn health(state: &HttpState) -> HttpResponse {
         "database": database,
         "cache": cache,
         "market_data": state.market_data,
+        "market_stream": stream_health(state),
         "websocket_clients": state.hub.client_count(),
     });
     json(
@@ -563,6 +566,31 @@ async fn health(state: &HttpState) -> HttpResponse {
         },
         &body,
     )
+}
+
+/// This instance's view of the price stream: `null` without one; `standby` when another
+/// instance leads the price job (and holds the stream), `streaming` while connected, `down`
+/// while this instance leads and the stream is not connected (its symbols are polled).
+fn stream_health(state: &HttpState) -> serde_json::Value {
+    let Some(stream) = &state.stream else {
+        return serde_json::Value::Null;
+    };
+    let leads = state
+        .jobs
+        .job_status(goldjobs::jobs::PriceFetcherJob::NAME)
+        .is_ok_and(|s| s.is_leader);
+    let status = if stream.is_connected() {
+        "streaming"
+    } else if leads {
+        "down"
+    } else {
+        "standby"
+    };
+    serde_json::json!({
+        "provider": stream.name(),
+        "state": status,
+        "streamed": stream.covered().len(),
+    })
 }
 
 /// One round trip to the database and one to the cache: `(database, cache)` states.

@@ -132,6 +132,15 @@ fn schemas() -> Value {
             "database": { "type": "string" },
             "cache": { "type": "string" },
             "market_data": { "type": "string" },
+            "market_stream": {
+                "type": ["object", "null"],
+                "required": ["provider", "state", "streamed"],
+                "properties": {
+                    "provider": { "type": "string" },
+                    "state": { "type": "string", "enum": ["streaming", "down", "standby"] },
+                    "streamed": { "type": "integer", "minimum": 0 },
+                },
+            },
             "websocket_clients": { "type": "integer", "minimum": 0 },
         })),
         "JobStatus": object(

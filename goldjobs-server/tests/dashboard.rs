@@ -58,8 +58,13 @@ fn require_services() -> bool {
 }
 
 async fn start_server(dir: &Path) -> App {
+    start_server_with(dir, &[]).await
+}
+
+/// The test server with some settings replaced.
+async fn start_server_with(dir: &Path, overrides: &[(&str, &str)]) -> App {
     let db = dir.join("dashboard-test.db");
-    let env: HashMap<String, String> = [
+    let mut env: HashMap<String, String> = [
         ("GOLDJOBS_LISTEN", "127.0.0.1:0".to_owned()),
         (
             "DATABASE_URL",
@@ -80,6 +85,9 @@ async fn start_server(dir: &Path) -> App {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    for (k, v) in overrides {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
     let cfg = Config::from_sources(None, &env).unwrap();
     app::start(cfg, AppOptions::default()).await.unwrap()
 }
@@ -655,6 +663,29 @@ async fn dashboard_charts_evidence_jobs_and_layout_in_a_real_browser() {
         "the page reported errors:\n{}",
         errors.join("\n")
     );
+
+    // A server whose provider stream is down (nothing listens at its URL) says so.
+    let down_dir = tempfile::tempdir().unwrap();
+    let down = start_server_with(
+        down_dir.path(),
+        &[
+            ("GOLDJOBS_MARKET_DATA", "binance"),
+            ("BINANCE_BASE_URL", "http://127.0.0.1:9"),
+            ("GOLDJOBS_MARKET_STREAM", "binance"),
+            ("BINANCE_WS_URL", "ws://127.0.0.1:9"),
+        ],
+    )
+    .await;
+    page.goto(format!("http://{}/", down.local_addr()))
+        .await
+        .unwrap();
+    wait_js(
+        &page,
+        "the stream-down banner",
+        "!document.getElementById('banner').hidden && document.getElementById('banner').textContent.includes('binance price stream is down')",
+    )
+    .await;
+    down.shutdown().await;
 
     listeners.abort();
     browser.close().await.unwrap();

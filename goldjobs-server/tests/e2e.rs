@@ -1521,6 +1521,7 @@ async fn cache_down_health_is_503_and_quotes_come_from_the_hub() {
         admin_token: None,
         cors_origins: Vec::new(),
         market_data: "demo".into(),
+        stream: None,
         reads: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

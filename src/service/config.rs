@@ -4,7 +4,7 @@ use goldjobs_core::jobs::{
     NewsJobConfig, OutboxConfig, PriceFetcherConfig, RetentionConfig, VerifierConfig,
 };
 use goldjobs_core::runtime::Cadence;
-use goldjobs_core::MarketData;
+use goldjobs_core::{MarketData, MarketStream};
 #[cfg(feature = "fcm")]
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +56,46 @@ impl std::fmt::Debug for MarketDataSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Provider configs hold API keys: name the provider only.
         write!(f, "MarketDataSource({})", self.name())
+    }
+}
+
+/// A provider's live price stream ([`ServiceConfig::market_stream`]), kept open on the price
+/// leader beside the polling chain: streamed symbols are not polled, the rest are, and a stream
+/// that is down hands its symbols back to polling.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum MarketStreamSource {
+    /// Twelve Data's WebSocket (feature `twelvedata-stream`).
+    #[cfg(feature = "twelvedata-stream")]
+    TwelveData(goldjobs_adapters::market::TwelveDataStreamConfig),
+    /// Binance's combined market streams (feature `binance-stream`).
+    #[cfg(feature = "binance-stream")]
+    Binance(goldjobs_adapters::market::BinanceStreamConfig),
+    /// A stream of your own.
+    Custom(Arc<dyn MarketStream>),
+}
+
+impl MarketStreamSource {
+    /// A stream of your own.
+    pub fn custom(stream: impl MarketStream + 'static) -> Self {
+        MarketStreamSource::Custom(Arc::new(stream))
+    }
+
+    /// The name used in logs and as the ticks' `source`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "twelvedata-stream")]
+            MarketStreamSource::TwelveData(_) => "twelvedata",
+            #[cfg(feature = "binance-stream")]
+            MarketStreamSource::Binance(_) => "binance",
+            MarketStreamSource::Custom(s) => s.name(),
+        }
+    }
+}
+
+impl std::fmt::Debug for MarketStreamSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MarketStreamSource({})", self.name())
     }
 }
 
@@ -123,6 +163,9 @@ pub struct ServiceConfig {
     /// feature `demo`, otherwise empty (then [`ServiceBuilder::build`](super::ServiceBuilder::build)
     /// asks for one).
     pub market_data: Vec<MarketDataSource>,
+    /// A live price stream beside the chain (default none: polling only).
+    /// [`ServiceBuilder::market_stream`](super::ServiceBuilder::market_stream) overrides it.
+    pub market_stream: Option<MarketStreamSource>,
     /// The news feeds (feature `rss`); `None` = the built-in list.
     #[cfg(feature = "rss")]
     pub feeds: Option<Vec<goldjobs_adapters::news::FeedConfig>>,
@@ -163,6 +206,7 @@ impl Default for ServiceConfig {
             market_data: vec![MarketDataSource::Demo { seed: 42 }],
             #[cfg(not(feature = "demo"))]
             market_data: Vec::new(),
+            market_stream: None,
             #[cfg(feature = "rss")]
             feeds: None,
             #[cfg(feature = "fcm")]
@@ -182,6 +226,12 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// Keep this provider stream open beside the polling chain.
+    pub fn with_market_stream(mut self, stream: MarketStreamSource) -> Self {
+        self.market_stream = Some(stream);
+        self
+    }
+
     /// Store everything in the database at `url`.
     pub fn with_database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());

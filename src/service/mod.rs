@@ -38,7 +38,7 @@ mod config;
 
 #[cfg(feature = "fcm")]
 pub use config::FcmSettings;
-pub use config::{MarketDataSource, ServiceConfig};
+pub use config::{MarketDataSource, MarketStreamSource, ServiceConfig};
 
 use goldjobs_core::jobs::{
     NewsFetcherJob, OutboxDispatcherJob, PredictionVerifierJob, PriceFetcherJob, PriceStreamer,
@@ -253,6 +253,10 @@ impl ServiceBuilder {
 
         // 1. What needs no store, so that a bad value fails before anything is connected.
         let market = market_chain(&config.market_data)?;
+        let market_stream = match market_stream {
+            Some(stream) => Some(stream),
+            None => config.market_stream.as_ref().map(stream_of).transpose()?,
+        };
         let market_name = if market.is_demo() {
             "demo"
         } else {
@@ -446,6 +450,25 @@ impl Broadcaster for Tee {
         let _ = self.events.publish(messages).await;
         self.sink.publish(messages).await
     }
+}
+
+/// The live price stream a [`MarketStreamSource`] describes.
+fn stream_of(
+    source: &MarketStreamSource,
+) -> std::result::Result<Arc<dyn MarketStream>, ServiceError> {
+    #[allow(unused_variables)]
+    let fail = setup("market stream");
+    Ok(match source {
+        #[cfg(feature = "twelvedata-stream")]
+        MarketStreamSource::TwelveData(c) => {
+            Arc::new(goldjobs_adapters::market::TwelveDataStream::new(c.clone()).map_err(&fail)?)
+        }
+        #[cfg(feature = "binance-stream")]
+        MarketStreamSource::Binance(c) => {
+            Arc::new(goldjobs_adapters::market::BinanceStream::new(c.clone()).map_err(&fail)?)
+        }
+        MarketStreamSource::Custom(s) => s.clone(),
+    })
 }
 
 /// The market data chain: one provider, or a fallback chain of several.
