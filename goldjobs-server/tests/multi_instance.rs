@@ -17,6 +17,12 @@
 //!   with a clear error in `/jobs/status`, `/health` answers 503, and runs succeed again once
 //!   the connection is back.
 //!
+//! - `one_price_stream_across_the_fleet_moves_on_failover_and_falls_back_to_polling`: with a
+//!   fake Twelve Data stream, exactly one stream connection is open across the three instances
+//!   (the price leader's); while it covers every symbol REST is not asked; `kill -9` of the
+//!   leader moves the connection to the new leader; a stream that goes down hands the symbols
+//!   back to polling, and polling stops again once it is back.
+//!
 //! Needs `GOLDJOBS_TEST_DATABASE_URL` and `GOLDJOBS_TEST_REDIS_URL` (skipped with a printed reason
 //! when unset, a failure when `GOLDJOBS_REQUIRE_SERVICES=1`) and a `redis-server` binary: pub/sub
 //! channels are not per logical database, so the instances talk over a private Redis to keep the
@@ -857,5 +863,124 @@ async fn handover_after_sigterm_and_kill() {
     for i in &mut inst {
         i.kill();
     }
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_price_stream_across_the_fleet_moves_on_failover_and_falls_back_to_polling() {
+    let Some((pg, redis)) = services() else {
+        return;
+    };
+    let schema = Schema::create(&pg).await;
+    let provider = Provider::start().await;
+    let stream = FakeStream::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut env = base_env(&schema.url, Some(&redis.url()));
+    provider.env(&mut env);
+    stream.env(&mut env);
+    set(&mut env, "GOLDJOBS_PRICE_INTERVAL", "500ms");
+    set(&mut env, "GOLDJOBS_VERIFY_INTERVAL", "1h");
+    migrate(&env);
+    let pool = sqlx::PgPool::connect(&schema.url).await.unwrap();
+    let mut inst = spawn_instances(&["A", "B", "C"], &env, logs.path()).await;
+    let logs_of = |inst: &[Instance]| {
+        inst.iter()
+            .map(|i| i.log_tail(2000))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+
+    // One connection, from the leader; streamed ticks are recorded.
+    wait_until(Duration::from_secs(20), "one stream connection", || async {
+        stream.open() == 1
+    })
+    .await;
+    let ticks = tick_count(&pool).await;
+    wait_until(Duration::from_secs(10), "streamed ticks", || async {
+        tick_count(&pool).await > ticks + 5
+    })
+    .await;
+    // Covered symbols are not polled: REST requests stop while the stream covers them all.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = provider.requests();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        provider.requests(),
+        asked,
+        "REST was asked while the stream covered every symbol; logs:\n{}",
+        logs_of(&inst)
+    );
+    assert_eq!(
+        stream.max_open(),
+        1,
+        "more than one stream connection at once"
+    );
+    let leader = price_leader(&http, &inst).await;
+    assert_eq!(leader.len(), 1);
+    let health: Value = http
+        .get(inst[leader[0]].url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["market_stream"]["state"], "streaming", "{health}");
+
+    // Failover moves the connection.
+    let connections = stream.total();
+    inst[leader[0]].kill();
+    wait_until(
+        Duration::from_secs(20),
+        "the stream on the new leader",
+        || async { stream.total() > connections && stream.open() == 1 },
+    )
+    .await;
+    let new_leader = price_leader(&http, &inst).await;
+    assert_eq!(new_leader.len(), 1);
+    assert_ne!(new_leader[0], leader[0]);
+    assert_eq!(stream.max_open(), 1, "two stream connections at once");
+
+    // Down: polling takes the symbols back. Up again: polling stops.
+    stream.set_down(true);
+    let asked = provider.requests();
+    wait_until(
+        Duration::from_secs(20),
+        "polling while the stream is down",
+        || async { provider.requests() > asked + 2 },
+    )
+    .await;
+    let health: Value = http
+        .get(inst[new_leader[0]].url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["market_stream"]["state"], "down", "{health}");
+    stream.set_down(false);
+    wait_until(Duration::from_secs(90), "the stream back", || async {
+        stream.open() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = provider.requests();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        provider.requests(),
+        asked,
+        "REST still asked after the stream came back"
+    );
+    assert_eq!(stream.max_open(), 1);
+
+    for i in &mut inst {
+        i.kill();
+    }
+    pool.close().await;
     schema.drop_now().await;
 }

@@ -717,3 +717,144 @@ pub fn host_port(url: &str) -> String {
         u.port_or_known_default().unwrap_or(5432)
     )
 }
+
+/// A loopback Twelve Data price stream (`TWELVEDATA_WS_URL`): answers every subscription with a
+/// `subscribe-status` listing every symbol as a success, then sends a price event per symbol
+/// every 200 ms stamped now. Counts connections; can be taken down (every connection closed,
+/// new ones refused) and brought back.
+pub struct FakeStream {
+    /// Its URL.
+    pub url: String,
+    open: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+    max_open: Arc<AtomicU64>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeStream {
+    /// Start it on a loopback port.
+    pub async fn start() -> FakeStream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicU64::new(0));
+        let total = Arc::new(AtomicU64::new(0));
+        let max_open = Arc::new(AtomicU64::new(0));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (o, t, m, d) = (open.clone(), total.clone(), max_open.clone(), down.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                if d.load(Ordering::SeqCst) {
+                    drop(tcp);
+                    continue;
+                }
+                let (o, t, m, d) = (o.clone(), t.clone(), m.clone(), d.clone());
+                tokio::spawn(async move {
+                    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
+                    t.fetch_add(1, Ordering::SeqCst);
+                    let now_open = o.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(now_open, Ordering::SeqCst);
+                    serve_stream(ws, &d).await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        FakeStream {
+            url: format!("ws://{addr}/v1/quotes/price"),
+            open,
+            total,
+            max_open,
+            down,
+            task,
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// The most connections ever open at once.
+    pub fn max_open(&self) -> u64 {
+        self.max_open.load(Ordering::SeqCst)
+    }
+
+    /// Close every connection and refuse new ones (`true`), or accept again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The instances' environment pointing at this stream.
+    pub fn env(&self, env: &mut Vec<(String, String)>) {
+        set(env, "GOLDJOBS_MARKET_STREAM", "twelvedata");
+        set(env, "TWELVEDATA_WS_URL", &self.url);
+    }
+}
+
+impl Drop for FakeStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_stream(mut ws: WebSocketStream<TcpStream>, down: &std::sync::atomic::AtomicBool) {
+    let mut symbols: Vec<String> = Vec::new();
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+                    if v["action"] == "subscribe" {
+                        symbols = v["params"]["symbols"]
+                            .as_str()
+                            .unwrap_or("")
+                            .split(',')
+                            .map(str::to_owned)
+                            .collect();
+                        let success: Vec<Value> =
+                            symbols.iter().map(|s| json!({"symbol": s})).collect();
+                        let status = json!({"event": "subscribe-status", "status": "ok",
+                            "success": success, "fails": []});
+                        if ws.send(Message::text(status.to_string())).await.is_err() {
+                            return;
+                        }
+                    } else if v["action"] == "heartbeat" {
+                        let _ = ws
+                            .send(Message::text(r#"{"event":"heartbeat","status":"ok"}"#))
+                            .await;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
+            _ = every.tick() => {
+                if down.load(Ordering::SeqCst) {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                n += 1;
+                let now = chrono::Utc::now().timestamp();
+                for (i, s) in symbols.iter().enumerate() {
+                    let price = format!("{}.{:02}", 2000 + 100 * i as u64, n % 100);
+                    let event = json!({"event": "price", "symbol": s, "timestamp": now,
+                        "price": price.parse::<f64>().unwrap_or(1.0)});
+                    if ws.send(Message::text(event.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
