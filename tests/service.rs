@@ -410,3 +410,74 @@ async fn a_market_stream_feeds_ticks_and_updates_and_closes_on_shutdown() {
     assert_eq!(stream.open_connections(), 0, "shutdown closes the stream");
     assert_eq!(stream.connects(), 1);
 }
+
+/// The verifier's waker: with a sweep an hour apart, a prediction is verified as soon as a
+/// streamed tick past its deadline is recorded, by that tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prediction_is_verified_by_the_first_streamed_tick_after_its_deadline() {
+    let stream = goldjobs::memory::InMemoryMarketStream::new("fake");
+    let hour = Duration::from_secs(3600);
+    // Polling and the sweep an hour apart: only the stream and the waker can decide it.
+    let service = Service::builder(fast().with_price_interval(hour).with_verify_interval(hour))
+        .market_stream(Arc::new(stream.clone()))
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        service.verify_waker().is_some(),
+        "the waker is on by default"
+    );
+    tokio::time::timeout(PATIENCE, async {
+        while stream.open_connections() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the stream is opened on the price leader");
+
+    // Votes go in with the prediction, before its deadline (two seconds ahead).
+    let (prediction, votes) = platform_prediction("wake-1");
+    let ports = service.ports().clone();
+    ports
+        .predictions
+        .insert_prediction(&prediction)
+        .await
+        .unwrap();
+    ports.predictions.insert_votes(&votes).await.unwrap();
+
+    // A provider's stream: a price every 100 ms, until the prediction is ended.
+    let price = Decimal::from_str_exact("2702.5").unwrap();
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            stream.send(goldjobs::StreamPrice {
+                symbol_code: "XAUUSD".into(),
+                price,
+                timestamp: Utc::now(),
+                reference: None,
+            });
+            let p = ports
+                .predictions
+                .get_prediction("wake-1")
+                .await
+                .unwrap()
+                .unwrap();
+            if p.status != PredictionStatus::Active {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("verified long before the hourly sweep");
+    assert_eq!(ended.status, PredictionStatus::Ended, "{ended:?}");
+    assert_eq!(ended.correct_option.as_deref(), Some("A"));
+    assert_eq!(ended.price_at_verify, Some(price));
+    assert_eq!(ended.price_provider.as_deref(), Some("fake"));
+    assert!(ended.price_at_verify_ts.unwrap() >= ended.verify_time);
+    assert!(service.verify_waker().unwrap().wakes() >= 1);
+    let votes = ports.predictions.votes_for("wake-1").await.unwrap();
+    assert!(votes.iter().all(|v| v.is_correct.is_some()), "{votes:?}");
+
+    let report = service.shutdown(PATIENCE).await;
+    assert!(report.all_stopped(), "{report:?}");
+}

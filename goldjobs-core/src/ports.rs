@@ -262,6 +262,23 @@ pub trait PredictionRepository: Send + Sync {
     ) -> Result<Vec<Prediction>>;
     /// Give back claims of predictions that stay active (no price yet).
     async fn release_claims(&self, ids: &[String]) -> Result<()>;
+
+    /// The next deadlines: for the active `auto` predictions (those
+    /// [`claim_due`](Self::claim_due) hands out once due, whether claimed now or not), the
+    /// earliest `verify_time` of each symbol, past or future; earliest first, ties by symbol
+    /// code; at most `limit` symbols.
+    ///
+    /// The [`VerifyWaker`](crate::jobs::VerifyWaker) asks about once a second, so that the
+    /// verifier runs at the deadlines rather than only on its sweep (CONTRACT.md §6.1); an
+    /// adapter answers from an index, in time that grows with the number of symbols, not with
+    /// the number of active predictions.
+    ///
+    /// The default answers nothing (for stores written before this method): the waker then
+    /// never wakes the verifier, and predictions are verified by its periodic sweep alone.
+    async fn next_due(&self, limit: u32) -> Result<Vec<DueSymbol>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
     /// Record decisions in one atomic step (CONTRACT.md §6.6): predictions, votes, stats
     /// (records of one user applied in slice order, which callers make `verify_time` order) and
     /// the outbox. Predictions no longer eligible are skipped and listed as such.

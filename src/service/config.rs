@@ -2,6 +2,7 @@
 
 use goldjobs_core::jobs::{
     NewsJobConfig, OutboxConfig, PriceFetcherConfig, RetentionConfig, VerifierConfig,
+    VerifyWakeConfig,
 };
 use goldjobs_core::runtime::Cadence;
 use goldjobs_core::{MarketData, MarketStream};
@@ -183,6 +184,10 @@ pub struct ServiceConfig {
     pub news: NewsJobConfig,
     /// The verifier job.
     pub verifier: VerifierConfig,
+    /// The verifier's [`VerifyWaker`](goldjobs_core::jobs::VerifyWaker), which wakes it at the
+    /// deadlines instead of leaving predictions to its periodic sweep (default on, with
+    /// [`VerifyWakeConfig::default`]); `None` = the sweep alone.
+    pub verify_wake: Option<VerifyWakeConfig>,
     /// The outbox dispatcher (broadcasts and push notifications of verdicts).
     pub outbox: OutboxConfig,
     /// The retention job.
@@ -217,6 +222,7 @@ impl Default for ServiceConfig {
             price: PriceFetcherConfig::default(),
             news: NewsJobConfig::default(),
             verifier: VerifierConfig::default(),
+            verify_wake: Some(VerifyWakeConfig::default()),
             outbox: OutboxConfig::default(),
             retention: RetentionConfig::default(),
             news_cache_ttl: Duration::from_secs(300),
@@ -323,6 +329,13 @@ impl ServiceConfig {
     /// The verifier's settings.
     pub fn with_verifier(mut self, verifier: VerifierConfig) -> Self {
         self.verifier = verifier;
+        self
+    }
+
+    /// The verifier's waker: `Some(config)` (the default is on), or `None` to verify on the
+    /// periodic sweep alone.
+    pub fn with_verify_wake(mut self, wake: impl Into<Option<VerifyWakeConfig>>) -> Self {
+        self.verify_wake = wake.into();
         self
     }
 

@@ -32,7 +32,10 @@
 //! 3. caches and events: Redis when `redis_url` is set (the jobs publish on the Redis channel and
 //!    every instance's subscriber relays to its local sink), otherwise in-process;
 //! 4. the jobs `PriceFetcherJob`, `NewsFetcherJob` (when there is a news source),
-//!    `PredictionVerifierJob`, `OutboxDispatcherJob` and `RetentionJob` (each type's `NAME`).
+//!    `PredictionVerifierJob`, `OutboxDispatcherJob` and `RetentionJob` (each type's `NAME`);
+//!    beside them the loops [`Service::start`] runs: the [`PriceStreamer`] of a market stream
+//!    (on the price leader) and the verifier's [`VerifyWaker`] (on the verifier's leader, unless
+//!    [`ServiceConfig::verify_wake`] is `None`).
 
 mod config;
 
@@ -42,7 +45,7 @@ pub use config::{MarketDataSource, MarketStreamSource, ServiceConfig};
 
 use goldjobs_core::jobs::{
     NewsFetcherJob, OutboxDispatcherJob, PredictionVerifierJob, PriceFetcherJob, PriceStreamer,
-    RetentionJob, SeqFloor,
+    RetentionJob, SeqFloor, VerifyWaker,
 };
 use goldjobs_core::memory::{
     FanoutNotifier, InMemoryBackend, InMemoryNewsCache, InMemoryQuoteCache, LocalBroadcaster,
@@ -397,6 +400,13 @@ impl ServiceBuilder {
         }
         let verifier =
             PredictionVerifierJob::new(&ports, market.clone()).with_config(config.verifier.clone());
+        let waker = config.verify_wake.clone().map(|wake| {
+            Arc::new(
+                VerifyWaker::new(&ports, Arc::new(SystemClock))
+                    .with_demo_ticks(market.is_demo())
+                    .with_config(wake),
+            )
+        });
         let resolver = Arc::new(verifier.resolver());
         register(Arc::new(verifier))?;
         register(Arc::new(
@@ -415,6 +425,8 @@ impl ServiceBuilder {
         Ok(Service {
             streamer,
             stream_task: std::sync::Mutex::new(None),
+            waker,
+            wake_task: std::sync::Mutex::new(None),
             jobs,
             predictions: PredictionReader::new(ports.predictions.clone()),
             ports,
@@ -737,7 +749,9 @@ impl std::fmt::Display for Description {
 /// running until the runtime ends; call [`Service::shutdown`] to stop them in order.
 pub struct Service {
     streamer: Option<Arc<PriceStreamer>>,
-    stream_task: std::sync::Mutex<Option<StreamTask>>,
+    stream_task: std::sync::Mutex<Option<Background>>,
+    waker: Option<Arc<VerifyWaker>>,
+    wake_task: std::sync::Mutex<Option<Background>>,
     jobs: Arc<JobManager>,
     ports: Ports,
     quote_cache: Arc<dyn QuoteCache>,
@@ -752,11 +766,34 @@ pub struct Service {
     description: Description,
 }
 
-/// The running [`PriceStreamer`]: how to stop it and wait for it.
-type StreamTask = (
+/// A running background loop ([`PriceStreamer`], [`VerifyWaker`]): how to stop it and wait
+/// for it.
+type Background = (
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<()>,
 );
+
+/// Spawn `run` into `slot` unless it already runs there.
+fn spawn_once(
+    slot: &std::sync::Mutex<Option<Background>>,
+    run: impl FnOnce(tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()>,
+) {
+    let mut task = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if task.is_none() {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let handle = run(cancel.clone());
+        *task = Some((cancel, handle));
+    }
+}
+
+/// Stop the loop in `slot`, if any, and wait up to `deadline` for it to end.
+async fn stop(slot: &std::sync::Mutex<Option<Background>>, deadline: Duration) {
+    let task = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((cancel, handle)) = task {
+        cancel.cancel();
+        let _ = tokio::time::timeout(deadline, handle).await;
+    }
+}
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -772,23 +809,33 @@ impl Service {
         ServiceBuilder::new(config)
     }
 
-    /// Start the schedules of every registered job (idempotent).
+    /// Start the schedules of every registered job, the price stream on the price leader and
+    /// the verifier's waker on the verifier's leader (idempotent).
     pub fn start(&self) {
         self.jobs.start_all();
-        let Some(streamer) = self.streamer.clone() else {
-            return;
-        };
-        let mut task = self.stream_task.lock().unwrap_or_else(|e| e.into_inner());
-        if task.is_none() {
-            let cancel = tokio_util::sync::CancellationToken::new();
+        if let Some(streamer) = self.streamer.clone() {
             let jobs = self.jobs.clone();
             let is_leader = move || {
                 jobs.job_status(PriceFetcherJob::NAME)
                     .is_ok_and(|s| s.is_leader)
             };
-            let stop = cancel.clone();
-            let handle = tokio::spawn(async move { streamer.run(stop, is_leader).await });
-            *task = Some((cancel, handle));
+            spawn_once(&self.stream_task, |stop| {
+                tokio::spawn(async move { streamer.run(stop, is_leader).await })
+            });
+        }
+        if let Some(waker) = self.waker.clone() {
+            // Every instance runs one; it acts while this one leads the verifier. A paused
+            // verifier is not woken (a manual run would go past the pause).
+            let jobs = self.jobs.clone();
+            let is_leader = move || {
+                jobs.job_status(PredictionVerifierJob::NAME)
+                    .is_ok_and(|s| s.is_leader && !s.paused)
+            };
+            let jobs = self.jobs.clone();
+            let trigger = move || jobs.run_now(PredictionVerifierJob::NAME);
+            spawn_once(&self.wake_task, |stop| {
+                tokio::spawn(async move { waker.run(stop, is_leader, trigger).await })
+            });
         }
     }
 
@@ -796,6 +843,11 @@ impl Service {
     /// ([`ServiceBuilder::market_stream`]).
     pub fn price_stream(&self) -> Option<&Arc<PriceStreamer>> {
         self.streamer.as_ref()
+    }
+
+    /// The verifier's waker, unless turned off ([`ServiceConfig::verify_wake`]).
+    pub fn verify_waker(&self) -> Option<&Arc<VerifyWaker>> {
+        self.waker.as_ref()
     }
 
     /// The job manager: status, `run_now`, and jobs of your own (`register`).
@@ -854,16 +906,10 @@ impl Service {
     /// Stop every job, waiting up to `deadline` for runs in progress (then they are aborted
     /// and named in the report), then close the event bus.
     pub async fn shutdown(self, deadline: Duration) -> StopReport {
-        let task = self
-            .stream_task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some((cancel, handle)) = task {
-            // The stream's batch in hand is recorded before the jobs stop.
-            cancel.cancel();
-            let _ = tokio::time::timeout(deadline, handle).await;
-        }
+        // No more wakes for a verifier that is stopping.
+        stop(&self.wake_task, deadline).await;
+        // The stream's batch in hand is recorded before the jobs stop.
+        stop(&self.stream_task, deadline).await;
         let report = self.jobs.stop_all(deadline).await;
         #[cfg(feature = "redis")]
         if let Some(bus) = self.event_bus {

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::{
-    Candle, CandleQuery, Correction, DeviceToken, Error, NewsArticle, NoticeKind, OptionVotes,
-    OutboxRow, Prediction, PredictionQuery, PredictionStatus, PredictionVoided, PriceTick, Result,
-    Revision, Story, Symbol, UserStats, VoidRecord, Vote,
+    Candle, CandleQuery, Correction, DeviceToken, DueSymbol, Error, NewsArticle, NoticeKind,
+    OptionVotes, OutboxRow, Prediction, PredictionQuery, PredictionStatus, PredictionVoided,
+    PriceTick, Result, Revision, Story, Symbol, UserStats, VoidRecord, Vote,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -185,6 +185,51 @@ pub(crate) async fn user_stats<D: Dialect>(d: &D, user_ids: &[String]) -> Result
     );
     let rows = d.fetch_all(&sql, &[Arg::Texts(user_ids)]).await?;
     rows.iter().map(row::user_stats).collect()
+}
+
+/// The earliest `verify_time` of each symbol's active auto predictions, earliest first.
+///
+/// A loose index scan over `predictions_next_due_idx` (`(symbol_code, verify_time)` of the
+/// active auto rows): the recursive part steps from one symbol code to the next, and each
+/// symbol's earliest deadline is the first entry of its range, so the cost grows with the
+/// number of symbols, not with the number of active predictions (a plain `GROUP BY` would
+/// read every one of them, every second).
+pub(crate) async fn next_due<D: Dialect>(d: &D, limit: u32) -> Result<Vec<DueSymbol>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = d
+        .fetch_all(
+            "WITH RECURSIVE s(code) AS ( \
+                 SELECT (SELECT symbol_code FROM predictions \
+                         WHERE status = 'active' AND verify_rule = 'auto' \
+                         ORDER BY symbol_code LIMIT 1) \
+                 UNION ALL \
+                 SELECT (SELECT p.symbol_code FROM predictions p \
+                         WHERE p.status = 'active' AND p.verify_rule = 'auto' \
+                           AND p.symbol_code > s.code \
+                         ORDER BY p.symbol_code LIMIT 1) \
+                 FROM s WHERE s.code IS NOT NULL) \
+             SELECT symbol_code, verify_time FROM ( \
+                 SELECT s.code AS symbol_code, \
+                        (SELECT p.verify_time FROM predictions p \
+                         WHERE p.status = 'active' AND p.verify_rule = 'auto' \
+                           AND p.symbol_code = s.code \
+                         ORDER BY p.verify_time LIMIT 1) AS verify_time \
+                 FROM s WHERE s.code IS NOT NULL) AS earliest \
+             WHERE verify_time IS NOT NULL \
+             ORDER BY verify_time, symbol_code LIMIT $1",
+            &[Arg::Int(i64::from(limit))],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DueSymbol::new(
+                r.text("symbol_code")?,
+                r.instant("verify_time")?,
+            ))
+        })
+        .collect()
 }
 
 /// Give up the verification claims on `ids`.

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use goldjobs_core::news::FeedHealth;
 use goldjobs_core::runtime::{JobControl, JobRun};
 use goldjobs_core::JobStore;
-use goldjobs_core::{ArticleWrites, Candle, CandleQuery, Story};
+use goldjobs_core::{ArticleWrites, Candle, CandleQuery, DueSymbol, Story};
 use goldjobs_core::{
     BoxError, Correction, DeviceToken, DeviceTokenRepository, Error, Lease, LeaseState,
     NewsArticle, NewsRepository, NoticeKind, OptionVotes, OutboxMessage, OutboxRepository,
@@ -534,6 +534,10 @@ impl PredictionRepository for SqliteStore {
 
     async fn release_claims(&self, ids: &[String]) -> Result<()> {
         common::release_claims(self, ids).await
+    }
+
+    async fn next_due(&self, limit: u32) -> Result<Vec<DueSymbol>> {
+        common::next_due(self, limit).await
     }
 
     async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary> {

@@ -14,6 +14,10 @@
 //!
 //! What the suite fixes beyond the trait docs:
 //! - claim order is `verify_time`, then `id`;
+//! - `next_due` lists each symbol with an active auto prediction once, with its earliest
+//!   `verify_time`, earliest first and then by code, claimed predictions included (its check,
+//!   [`next_due_per_symbol`], uses a window in 1900–1949, before every other check's, so that
+//!   a shared store's other rows do not crowd its symbols out of the limit);
 //! - `record_verifications` skips unknown ids and ids that are not eligible (ended; or
 //!   `needs_review` unless the record is `manual`), listing them in `skipped`;
 //! - a `Verified` record writes one `PredictionVerified` outbox row and one notification per
@@ -49,6 +53,7 @@ pub async fn run_all(repo: &dyn PredictionRepository, outbox: &dyn OutboxReposit
     claim_order(repo).await;
     claim_hides_from_second_claimer(repo).await;
     release_claims(repo).await;
+    next_due_per_symbol(repo).await;
     record_verified(repo, outbox).await;
     stats_apply_in_record_order(repo, outbox).await;
     accuracy_rounds_half_away_from_zero(repo, outbox).await;
@@ -399,6 +404,153 @@ pub async fn release_claims(repo: &dyn PredictionRepository) {
         .expect("release unknown");
     repo.release_claims(&ids).await.expect("release");
     retire(repo, &ids, now).await;
+}
+
+/// A random instant (whole seconds) in 1900–1949: earlier than every other check's window, so
+/// that [`next_due_per_symbol`]'s symbols come first in a shared store.
+fn ancient_window() -> DateTime<Utc> {
+    let start = Utc
+        .with_ymd_and_hms(1900, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
+    start + ChronoDuration::seconds(rand::random::<u32>() as i64 % (49 * 365 * 86_400))
+}
+
+/// `next_due`: per symbol the earliest `verify_time` of its active auto predictions (claimed
+/// or not, past or future), earliest first then by code, at most `limit` symbols; manual,
+/// ended, in-review and void predictions do not count; a decided prediction hands its symbol
+/// on to the next deadline, and a symbol with none left is gone.
+pub async fn next_due_per_symbol(repo: &dyn PredictionRepository) {
+    let u = unique();
+    let prefix = format!("cf-nd-{u}-");
+    let base = ancient_window();
+    let created = base - secs(86_400);
+    let id = |n: &str| format!("{prefix}{n}");
+    let (a, b, c, d) = (
+        crate::conformance::unique_code(),
+        crate::conformance::unique_code(),
+        crate::conformance::unique_code(),
+        crate::conformance::unique_code(),
+    );
+    let mut manual = auto_prediction(&id("a-manual"), &a, base, created);
+    manual.verify_rule = VerifyRule::Manual;
+    manual.auto_verify_conditions = None;
+    let mut only_manual = auto_prediction(&id("d-manual"), &d, base, created);
+    only_manual.verify_rule = VerifyRule::Manual;
+    only_manual.auto_verify_conditions = None;
+    let not_active = [
+        (PredictionStatus::Ended, "b-ended"),
+        (PredictionStatus::NeedsReview, "b-review"),
+        (PredictionStatus::Void, "b-void"),
+    ]
+    .map(|(status, name)| {
+        let mut p = auto_prediction(&id(name), &b, base + secs(1), created);
+        p.status = status;
+        if status == PredictionStatus::Ended {
+            p.correct_option = Some("A".into());
+        } else {
+            p.review_reason = Some("test".into());
+        }
+        p
+    });
+    let mut ps = vec![
+        auto_prediction(&id("a-30"), &a, base + secs(30), created),
+        auto_prediction(&id("a-10"), &a, base + secs(10), created),
+        auto_prediction(&id("b-20"), &b, base + secs(20), created),
+        auto_prediction(&id("c-20"), &c, base + secs(20), created),
+        auto_prediction(&id("c-50"), &c, base + secs(50), created),
+        manual,
+        only_manual,
+    ];
+    ps.extend(not_active);
+    insert_all(repo, &ps).await;
+    let ours_of = |list: &[DueSymbol]| -> Vec<(String, DateTime<Utc>)> {
+        list.iter()
+            .filter(|e| [&a, &b, &c, &d].contains(&&e.symbol_code))
+            .map(|e| (e.symbol_code.clone(), e.verify_time))
+            .collect()
+    };
+    let check_shape = |list: &[DueSymbol], limit: usize| {
+        assert!(
+            list.len() <= limit,
+            "next_due exceeded limit {limit}: {list:?}"
+        );
+        let mut codes: Vec<&str> = list.iter().map(|e| e.symbol_code.as_str()).collect();
+        assert!(
+            list.windows(2)
+                .all(|w| (w[0].verify_time, &w[0].symbol_code)
+                    < (w[1].verify_time, &w[1].symbol_code)),
+            "next_due is earliest first, then by code: {list:?}"
+        );
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), list.len(), "one entry per symbol: {list:?}");
+    };
+
+    let all = repo.next_due(1000).await.expect("next_due");
+    check_shape(&all, 1000);
+    // b's earliest is 20 s, not its decided or void ones at 1 s; b and c tie at 20 s (by code).
+    let mut expected = vec![
+        (a.clone(), base + secs(10)),
+        (b.clone(), base + secs(20)),
+        (c.clone(), base + secs(20)),
+    ];
+    expected[1..].sort();
+    assert_eq!(
+        ours_of(&all),
+        expected,
+        "earliest per symbol, manual ones left out"
+    );
+
+    // A limit keeps the earliest symbols (ours, unless another writer's rows are earlier).
+    let two = repo.next_due(2).await.expect("next_due(2)");
+    check_shape(&two, 2);
+    let foreign_first = all
+        .iter()
+        .take_while(|e| e.verify_time <= base + secs(20))
+        .any(|e| ours_of(std::slice::from_ref(e)).is_empty());
+    if !foreign_first {
+        assert_eq!(ours_of(&two), expected[..2].to_vec(), "limit 2");
+    }
+    assert!(
+        repo.next_due(0).await.expect("next_due(0)").is_empty(),
+        "limit 0 lists nothing"
+    );
+
+    // Claimed predictions still count: their verifier may give them back.
+    let claimed = claim_ours(
+        repo,
+        base + secs(60),
+        1000,
+        Duration::from_secs(600),
+        &prefix,
+    )
+    .await;
+    assert_eq!(claimed.len(), 5, "{claimed:?}");
+    let while_claimed = repo.next_due(1000).await.expect("next_due");
+    assert_eq!(
+        ours_of(&while_claimed),
+        expected,
+        "claims do not hide deadlines"
+    );
+    repo.release_claims(&claimed).await.expect("release");
+
+    // Deciding a's earliest moves a on to its next deadline; deciding c's last one removes c.
+    retire(repo, &[id("a-10"), id("c-20"), id("c-50")], base + secs(60)).await;
+    let after = repo.next_due(1000).await.expect("next_due");
+    check_shape(&after, 1000);
+    let mut moved = vec![(a.clone(), base + secs(30)), (b.clone(), base + secs(20))];
+    moved.sort_by_key(|(code, t)| (*t, code.clone()));
+    assert_eq!(
+        ours_of(&after),
+        moved,
+        "decided predictions no longer count"
+    );
+
+    let ids: Vec<String> = ps.iter().map(|p| p.id.clone()).collect();
+    retire(repo, &ids, base + secs(60)).await;
+    let none = repo.next_due(1000).await.expect("next_due");
+    assert!(ours_of(&none).is_empty(), "nothing of ours left: {none:?}");
 }
 
 /// The prediction an outbox payload is about.

@@ -1,6 +1,7 @@
 //! Every standard job, one module each: prices, news, verification, the outbox dispatcher and
 //! retention. Each has a `NAME` constant, is built with `new(&ports, services…)` and takes its
-//! settings with `with_config(…)`.
+//! settings with `with_config(…)`. Beside them, the two background loops that are not scheduled
+//! jobs: the live price [`PriceStreamer`] and the verifier's [`VerifyWaker`].
 
 mod news;
 mod outbox;
@@ -8,6 +9,7 @@ mod price;
 mod retention;
 mod stream;
 mod verify;
+mod wake;
 
 pub use news::{NewsFetcherJob, NewsJobConfig, STORY_CANDIDATES};
 pub use outbox::{OutboxConfig, OutboxDispatcherJob};
@@ -15,3 +17,4 @@ pub use price::{PriceFetcherConfig, PriceFetcherJob, SeqFloor, StreamCoverage};
 pub use retention::{RetentionConfig, RetentionJob};
 pub use stream::{PriceStreamConfig, PriceStreamer};
 pub use verify::{PredictionVerifierJob, VerifierConfig};
+pub use wake::{VerifyWakeConfig, VerifyWaker};

@@ -37,8 +37,8 @@ impl Default for InMemoryPredictions {
 #[derive(Debug, Default)]
 struct State {
     predictions: HashMap<String, Entry>,
-    /// `(verify_time, id)` of every active auto prediction: the claimable ones, oldest first.
-    due: BTreeSet<(DateTime<Utc>, String)>,
+    /// Every active auto prediction: the claimable ones, oldest first, and per symbol.
+    due: DueIndex,
     /// Votes per prediction, by user id.
     votes: HashMap<String, BTreeMap<String, Vote>>,
     stats: HashMap<String, UserStats>,
@@ -51,6 +51,47 @@ struct State {
     /// Ids of finished outbox rows, oldest first, for the retention limit.
     finished: VecDeque<i64>,
     next_outbox_id: i64,
+}
+
+/// The active auto predictions by `(verify_time, id)`: all of them (for `claim_due`) and per
+/// symbol (for `next_due`).
+#[derive(Debug, Default)]
+struct DueIndex {
+    all: BTreeSet<(DateTime<Utc>, String)>,
+    by_symbol: HashMap<String, BTreeSet<(DateTime<Utc>, String)>>,
+}
+
+impl DueIndex {
+    fn insert(&mut self, p: &Prediction) {
+        self.all.insert((p.verify_time, p.id.clone()));
+        self.by_symbol
+            .entry(p.symbol_code.clone())
+            .or_default()
+            .insert((p.verify_time, p.id.clone()));
+    }
+
+    fn remove(&mut self, p: &Prediction) {
+        let key = (p.verify_time, p.id.clone());
+        self.all.remove(&key);
+        if let Some(set) = self.by_symbol.get_mut(&p.symbol_code) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.by_symbol.remove(&p.symbol_code);
+            }
+        }
+    }
+
+    /// The earliest `verify_time` per symbol, earliest first, then by code.
+    fn earliest(&self, limit: usize) -> Vec<DueSymbol> {
+        let mut out: Vec<DueSymbol> = self
+            .by_symbol
+            .iter()
+            .filter_map(|(code, set)| set.first().map(|(t, _)| DueSymbol::new(code, *t)))
+            .collect();
+        out.sort_by(|a, b| (a.verify_time, &a.symbol_code).cmp(&(b.verify_time, &b.symbol_code)));
+        out.truncate(limit);
+        out
+    }
 }
 
 #[derive(Debug)]
@@ -188,7 +229,7 @@ impl State {
             return None;
         }
         let p = &mut entry.prediction;
-        self.due.remove(&(p.verify_time, p.id.clone()));
+        self.due.remove(p);
         entry.claimed_until = None;
         match &record.outcome {
             VerificationOutcome::NeedsReview { reason } => {
@@ -382,8 +423,7 @@ impl PredictionRepository for InMemoryPredictions {
             )));
         }
         if is_due_candidate(prediction) {
-            st.due
-                .insert((prediction.verify_time, prediction.id.clone()));
+            st.due.insert(prediction);
         }
         st.predictions.insert(
             prediction.id.clone(),
@@ -482,7 +522,7 @@ impl PredictionRepository for InMemoryPredictions {
         let mut st = self.lock();
         let until = add(now, claim_for);
         let mut picked = Vec::new();
-        for (vt, id) in st.due.iter() {
+        for (vt, id) in st.due.all.iter() {
             if picked.len() >= limit as usize || *vt > now {
                 break;
             }
@@ -512,6 +552,13 @@ impl PredictionRepository for InMemoryPredictions {
             }
         }
         Ok(())
+    }
+
+    async fn next_due(&self, limit: u32) -> Result<Vec<DueSymbol>> {
+        Ok(self
+            .lock()
+            .due
+            .earliest(usize::try_from(limit).unwrap_or(usize::MAX)))
     }
 
     async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary> {
@@ -673,7 +720,7 @@ impl PredictionRepository for InMemoryPredictions {
         p.review_reason = Some(reason.to_owned());
         entry.claimed_until = None;
         let p = p.clone();
-        st.due.remove(&(p.verify_time, p.id.clone()));
+        st.due.remove(&p);
         let mut users = BTreeSet::new();
         let mut marked = 0u64;
         if let Some(votes) = st.votes.get_mut(&p.id) {

@@ -234,6 +234,26 @@ impl PredictionQuery {
     }
 }
 
+/// The earliest deadline of one symbol's active `auto` predictions, as
+/// [`next_due`](crate::PredictionRepository::next_due) answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DueSymbol {
+    /// The symbol.
+    pub symbol_code: String,
+    /// The earliest `verify_time` of its active `auto` predictions (past or future).
+    pub verify_time: DateTime<Utc>,
+}
+
+impl DueSymbol {
+    /// `symbol_code`'s earliest deadline is `verify_time`.
+    pub fn new(symbol_code: impl Into<String>, verify_time: DateTime<Utc>) -> Self {
+        DueSymbol {
+            symbol_code: symbol_code.into(),
+            verify_time,
+        }
+    }
+}
+
 /// How many votes one option of a prediction got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OptionVotes {
