@@ -1204,4 +1204,366 @@ mod tests {
         assert!(matches!(e, ConfigError::File { .. }));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The user guide's configuration reference, which the test below holds to the code.
+    const GUIDE: &str = include_str!("../../docs/src/configuration.md");
+
+    /// One row of the guide's settings table, cells with `\|` unescaped.
+    #[derive(Debug)]
+    struct GuideRow {
+        env: String,
+        key: String,
+        default: String,
+        refused: String,
+    }
+
+    /// The contents of the Markdown code spans of `text`, in order (a span opened by N
+    /// backticks ends at the next run of exactly N; one space is stripped at each end when both
+    /// are there, as CommonMark does).
+    fn code_spans(text: &str) -> Vec<String> {
+        let b = text.as_bytes();
+        let run = |at: usize| b[at..].iter().take_while(|&&c| c == b'`').count();
+        let mut spans = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] != b'`' {
+                i += 1;
+                continue;
+            }
+            let n = run(i);
+            let start = i + n;
+            let mut j = start;
+            let mut end = None;
+            while j < b.len() {
+                if b[j] == b'`' {
+                    let m = run(j);
+                    if m == n {
+                        end = Some(j);
+                        break;
+                    }
+                    j += m;
+                } else {
+                    j += 1;
+                }
+            }
+            let Some(end) = end else { break };
+            let inner = &text[start..end];
+            let inner = if inner.len() >= 2 && inner.starts_with(' ') && inner.ends_with(' ') {
+                &inner[1..inner.len() - 1]
+            } else {
+                inner
+            };
+            spans.push(inner.to_owned());
+            i = end + n;
+        }
+        spans
+    }
+
+    /// The cells of a table row, split at `|` that are not escaped, with `\|` unescaped.
+    fn cells(line: &str) -> Vec<String> {
+        let inner = line.trim().trim_start_matches('|');
+        let inner = inner.strip_suffix('|').unwrap_or(inner);
+        let mut out = vec![String::new()];
+        let mut chars = inner.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&'|') => {
+                    chars.next();
+                    out.last_mut().unwrap().push('|');
+                }
+                '|' => out.push(String::new()),
+                c => out.last_mut().unwrap().push(c),
+            }
+        }
+        out.into_iter().map(|c| c.trim().to_owned()).collect()
+    }
+
+    /// The settings table: the table right after its marker comment.
+    fn guide_rows() -> Vec<GuideRow> {
+        let marker = "<!-- settings table:";
+        let start = GUIDE
+            .find(marker)
+            .expect("docs/src/configuration.md has the settings table's marker");
+        let mut rows = Vec::new();
+        for line in GUIDE[start..].lines().skip(1) {
+            if !line.trim_start().starts_with('|') {
+                break;
+            }
+            let c = cells(line);
+            if c[0] == "Variable" || c[0].starts_with("---") {
+                continue;
+            }
+            assert_eq!(c.len(), 5, "a settings row has five cells: {line}");
+            let one = |cell: &str| {
+                let spans = code_spans(cell);
+                assert_eq!(spans.len(), 1, "one name in backticks: {line}");
+                spans[0].clone()
+            };
+            rows.push(GuideRow {
+                env: one(&c[0]),
+                key: one(&c[1]),
+                default: c[2].clone(),
+                refused: c[4].clone(),
+            });
+        }
+        rows
+    }
+
+    /// Settings that make `env` matter (without them it is not read).
+    fn context(env: &str) -> Vec<(&'static str, &'static str)> {
+        match env {
+            "FCM_BASE_URL" => vec![
+                ("FCM_PROJECT_ID", "p"),
+                ("GOOGLE_APPLICATION_CREDENTIALS", "/etc/sa.json"),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Invalid configurations for each setting: every message the guide says `env` is refused
+    /// with must show up in the error line of one of them.
+    fn refusals(env: &str) -> Vec<Vec<(&'static str, &'static str)>> {
+        let fcm = |url| {
+            vec![
+                ("FCM_PROJECT_ID", "p"),
+                ("GOOGLE_APPLICATION_CREDENTIALS", "/etc/sa.json"),
+                ("FCM_BASE_URL", url),
+            ]
+        };
+        match env {
+            "GOLDJOBS_LISTEN" => vec![vec![(env_name(env), "nowhere")]],
+            "DATABASE_URL" => vec![vec![("DATABASE_URL", "mysql://x")]],
+            "REDIS_URL" => vec![vec![("REDIS_URL", "http://x")]],
+            "GOLDJOBS_MARKET_DATA" => vec![
+                vec![("GOLDJOBS_MARKET_DATA", "bloomberg")],
+                vec![
+                    ("TWELVEDATA_API_KEY", "k"),
+                    ("GOLDJOBS_MARKET_DATA", "binance,demo"),
+                ],
+                vec![("GOLDJOBS_MARKET_DATA", "twelvedata")],
+            ],
+            "TWELVEDATA_BASE_URL" => vec![vec![("TWELVEDATA_BASE_URL", "ftp://x")]],
+            "TWELVEDATA_CREDITS_PER_MINUTE" => vec![
+                vec![("TWELVEDATA_CREDITS_PER_MINUTE", "0")],
+                vec![("TWELVEDATA_CREDITS_PER_MINUTE", "100001")],
+            ],
+            "BINANCE_BASE_URL" => vec![vec![("BINANCE_BASE_URL", "ftp://x")]],
+            "GOLDJOBS_MARKET_STREAM" => vec![
+                vec![("GOLDJOBS_MARKET_STREAM", "demo")],
+                vec![("GOLDJOBS_MARKET_STREAM", "binance")],
+            ],
+            "TWELVEDATA_WS_URL" => vec![vec![(
+                "TWELVEDATA_WS_URL",
+                "wss://ws.example/v1/quotes/price?apikey=k",
+            )]],
+            "BINANCE_WS_URL" => vec![vec![("BINANCE_WS_URL", "https://x.example")]],
+            "GOLDJOBS_NEWS_FEEDS" => vec![
+                vec![("GOLDJOBS_NEWS_FEEDS", "gold|Kitco")],
+                vec![("GOLDJOBS_NEWS_FEEDS", "go ld|Kitco|https://a.example/")],
+                vec![(
+                    "GOLDJOBS_NEWS_FEEDS",
+                    "gold|A|https://a.example/rss;forex|B|https://a.example/rss",
+                )],
+            ],
+            "GOLDJOBS_TIMEZONE" => vec![vec![("GOLDJOBS_TIMEZONE", "Mars/Olympus")]],
+            "GOLDJOBS_PRICE_INTERVAL" => vec![
+                vec![("GOLDJOBS_PRICE_INTERVAL", "99ms")],
+                vec![("GOLDJOBS_PRICE_INTERVAL", "cron:61 * * * *")],
+            ],
+            "GOLDJOBS_NEWS_INTERVAL"
+            | "GOLDJOBS_VERIFY_INTERVAL"
+            | "GOLDJOBS_QUOTE_TTL"
+            | "GOLDJOBS_NEWS_CACHE_TTL"
+            | "GOLDJOBS_VERIFY_MAX_LAG" => {
+                vec![
+                    vec![(env_name(env), "31days")],
+                    vec![(env_name(env), "99ms")],
+                ]
+            }
+            "GOLDJOBS_PUSH_INTERVAL" => vec![vec![("GOLDJOBS_PUSH_INTERVAL", "61s")]],
+            "GOLDJOBS_TICK_RETENTION" | "GOLDJOBS_OUTBOX_RETENTION" => {
+                vec![
+                    vec![(env_name(env), "59m")],
+                    vec![(env_name(env), "3651days")],
+                ]
+            }
+            "GOLDJOBS_CORS_ORIGINS" => vec![vec![("GOLDJOBS_CORS_ORIGINS", "not an origin")]],
+            "FCM_PROJECT_ID" => vec![vec![("FCM_PROJECT_ID", "p")]],
+            "FCM_BASE_URL" => vec![fcm("ftp://x")],
+            "GOLDJOBS_WEBHOOK_URL" => vec![
+                vec![("GOLDJOBS_WEBHOOK_URL", "https://hooks.example/x")],
+                vec![
+                    ("GOLDJOBS_WEBHOOK_URL", "ftp://hooks.example/x"),
+                    ("GOLDJOBS_WEBHOOK_SECRET", "s"),
+                ],
+            ],
+            "GOLDJOBS_WEBHOOK_SECRET" => vec![vec![("GOLDJOBS_WEBHOOK_SECRET", "s")]],
+            "GOLDJOBS_LOCALE" => vec![vec![("GOLDJOBS_LOCALE", "fr")]],
+            "RUST_LOG" => vec![vec![("RUST_LOG", "[[[")]],
+            _ => Vec::new(),
+        }
+    }
+
+    /// `env` as the `&'static str` of [`SETTINGS`].
+    fn env_name(env: &str) -> &'static str {
+        SETTINGS
+            .iter()
+            .find(|s| s.env == env)
+            .map(|s| s.env)
+            .unwrap_or_else(|| panic!("{env} is not a setting"))
+    }
+
+    /// Whether the default configuration leaves `env` unset, for the rows whose default the
+    /// guide gives as "unset".
+    fn default_is_unset(c: &Config, env: &str) -> bool {
+        match env {
+            "REDIS_URL" => c.redis_url.is_none(),
+            "TWELVEDATA_API_KEY" => c.twelvedata_api_key.is_none(),
+            "GOLDJOBS_MARKET_STREAM" => c.market_stream.is_none(),
+            "GOLDJOBS_ADMIN_TOKEN" => c.admin_token.is_none(),
+            "GOLDJOBS_CORS_ORIGINS" => c.cors_origins.is_empty(),
+            "FCM_PROJECT_ID" | "GOOGLE_APPLICATION_CREDENTIALS" => c.fcm.is_none(),
+            "GOLDJOBS_WEBHOOK_URL" | "GOLDJOBS_WEBHOOK_SECRET" => c.webhook.is_none(),
+            other => panic!("the guide says {other} is unset by default, but it has a default"),
+        }
+    }
+
+    #[test]
+    fn the_guide_lists_every_setting() {
+        let rows = guide_rows();
+        let defaults = Config::default();
+
+        // Every setting once, with its TOML key; nothing the code does not know.
+        let mut seen = std::collections::HashSet::new();
+        for row in &rows {
+            assert!(seen.insert(row.env.clone()), "{} is listed twice", row.env);
+            let setting = SETTINGS
+                .iter()
+                .find(|s| s.env == row.env)
+                .unwrap_or_else(|| {
+                    panic!("the guide lists {}, which the code does not read", row.env)
+                });
+            assert_eq!(row.key, setting.key, "the TOML key of {}", row.env);
+        }
+        for s in SETTINGS {
+            assert!(seen.contains(s.env), "the guide's table lacks {}", s.env);
+        }
+        assert_eq!(rows.len(), SETTINGS.len());
+
+        for row in &rows {
+            let env = row.env.as_str();
+
+            // The default: setting the documented value changes nothing.
+            if row.default.starts_with("unset") {
+                assert!(default_is_unset(&defaults, env), "{env} has a default");
+            } else if row.default.starts_with("the built-in list") {
+                assert_eq!(env, "GOLDJOBS_NEWS_FEEDS");
+                assert_eq!(defaults.news_feeds, None);
+            } else {
+                let spans = code_spans(&row.default);
+                let documented = spans
+                    .first()
+                    .unwrap_or_else(|| panic!("{env}: no default in backticks: {row:?}"));
+                let base = context(env);
+                let mut with = base.clone();
+                with.push((env_name(env), documented.as_str()));
+                let expected = Config::from_sources(None, &super::tests::env(&base)).unwrap();
+                let got = Config::from_sources(None, &super::tests::env(&with))
+                    .unwrap_or_else(|e| panic!("{env}={documented:?} (its default): {e}"));
+                assert_eq!(got, expected, "{env}: the guide's default {documented:?}");
+                if base.is_empty() {
+                    assert_eq!(got, defaults, "{env}");
+                }
+            }
+
+            // What an invalid value gets: each message of the last column, in the error line
+            // `invalid {env}=…: …` of one of the invalid configurations.
+            let messages: Vec<String> = code_spans(&row.refused)
+                .into_iter()
+                .filter(|m| m.contains(' '))
+                .collect();
+            let cases = refusals(env);
+            if row.refused == "—" {
+                assert!(
+                    cases.is_empty(),
+                    "{env}: the guide says it is never refused"
+                );
+                continue;
+            }
+            assert!(
+                !messages.is_empty(),
+                "{env}: no message in {:?}",
+                row.refused
+            );
+            assert!(
+                !cases.is_empty(),
+                "{env}: the test has no invalid value for it"
+            );
+            let lines: Vec<String> = cases
+                .iter()
+                .map(|pairs| {
+                    let line = err_line(pairs);
+                    assert!(line.starts_with("invalid "), "{env}: {line}");
+                    line
+                })
+                .collect();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("invalid {env}="))),
+                "{env}: {lines:?}"
+            );
+            for m in &messages {
+                assert!(
+                    lines.iter().any(|l| l.contains(m.as_str())),
+                    "{env}: the guide says it is refused with {m:?}, but the errors are {lines:?}"
+                );
+            }
+        }
+
+        // GOLDJOBS_MARKET_DATA's default depends on the key, as the guide says.
+        let row = rows
+            .iter()
+            .find(|r| r.env == "GOLDJOBS_MARKET_DATA")
+            .unwrap();
+        assert_eq!(
+            code_spans(&row.default),
+            ["demo", "twelvedata", "TWELVEDATA_API_KEY"]
+        );
+        assert_eq!(defaults.market_data, vec![MarketDataKind::Demo]);
+        let keyed = Config::from_sources(None, &env(&[("TWELVEDATA_API_KEY", "k")])).unwrap();
+        assert_eq!(keyed.market_data, vec![MarketDataKind::TwelveData]);
+
+        // Every variable named anywhere in the chapter is one the code reads (or a pattern of
+        // them, like `GOLDJOBS_*_INTERVAL`); `GOLDJOBS_CONFIG` names the file.
+        for span in code_spans(GUIDE) {
+            let looks_like_var = span.len() > 3
+                && span.contains('_')
+                && span
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '*');
+            if !looks_like_var || span == "GOLDJOBS_CONFIG" {
+                continue;
+            }
+            let known = match span.split_once('*') {
+                None => SETTINGS.iter().any(|s| s.env == span),
+                Some((head, tail)) => SETTINGS
+                    .iter()
+                    .any(|s| s.env.starts_with(head) && s.env.ends_with(tail)),
+            };
+            assert!(
+                known,
+                "the guide names {span}, which the code does not read"
+            );
+        }
+    }
+
+    #[test]
+    fn the_guide_parser_reads_code_spans_and_cells() {
+        assert_eq!(code_spans("a `b` c ``d `e` f`` `g`"), ["b", "d `e` f", "g"]);
+        assert_eq!(
+            cells(r"| `A` | `a\|b` | x |"),
+            ["`A`", "`a|b`", "x"].map(String::from)
+        );
+    }
 }
