@@ -138,16 +138,10 @@ fn handshake_error(backend: &'static str, e: tungstenite::Error) -> Error {
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 Error::backend(backend, message, None)
             } else if status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 418 {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
                 Error::RateLimited {
                     backend,
                     message,
-                    retry_after,
+                    retry_after: crate::headers::retry_after(response.headers()),
                 }
             } else {
                 Error::unavailable(backend, message, None)
