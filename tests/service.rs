@@ -481,3 +481,95 @@ async fn a_prediction_is_verified_by_the_first_streamed_tick_after_its_deadline(
     let report = service.shutdown(PATIENCE).await;
     assert!(report.all_stopped(), "{report:?}");
 }
+
+/// A paused verifier is not woken: the deadline's price is recorded, nothing is decided until
+/// the verifier is resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_verifier_is_not_woken() {
+    let stream = goldjobs::memory::InMemoryMarketStream::new("fake");
+    let hour = Duration::from_secs(3600);
+    let service = Service::builder(fast().with_price_interval(hour).with_verify_interval(hour))
+        .market_stream(Arc::new(stream.clone()))
+        .start()
+        .await
+        .unwrap();
+    service
+        .jobs()
+        .pause(goldjobs::jobs::PredictionVerifierJob::NAME)
+        .await
+        .unwrap();
+    let (prediction, votes) = platform_prediction("paused-1");
+    let ports = service.ports().clone();
+    ports
+        .predictions
+        .insert_prediction(&prediction)
+        .await
+        .unwrap();
+    ports.predictions.insert_votes(&votes).await.unwrap();
+    let send = || {
+        stream.send(goldjobs::StreamPrice {
+            symbol_code: "XAUUSD".into(),
+            price: Decimal::from(2700),
+            timestamp: Utc::now(),
+            reference: None,
+        })
+    };
+
+    // Prices keep coming until the deadline's price is recorded and the waker has had a few
+    // of its looks (it reads the deadlines every second) since.
+    let query = [goldjobs::TickQuery::new("XAUUSD", prediction.verify_time)];
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            send();
+            let first = ports.ticks.first_ticks_at_or_after(&query).await.unwrap();
+            if first.first().is_some_and(Option::is_some) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the deadline's price is recorded");
+    for _ in 0..30 {
+        send();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = ports
+        .predictions
+        .get_prediction("paused-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p.status,
+        PredictionStatus::Active,
+        "decided while paused: {p:?}"
+    );
+    assert_eq!(service.verify_waker().unwrap().wakes(), 0);
+
+    // Resumed: the waker wakes it by the price it already has.
+    service
+        .jobs()
+        .resume(goldjobs::jobs::PredictionVerifierJob::NAME)
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let p = ports
+                .predictions
+                .get_prediction("paused-1")
+                .await
+                .unwrap()
+                .unwrap();
+            if p.status != PredictionStatus::Active {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("verified after resume, long before the hourly sweep");
+    assert_eq!(ended.status, PredictionStatus::Ended, "{ended:?}");
+    assert!(service.verify_waker().unwrap().wakes() >= 1);
+    service.shutdown(PATIENCE).await;
+}

@@ -126,7 +126,11 @@ pub fn service_config(cfg: &Config, opts: &AppOptions) -> ServiceConfig {
                 .with_cadence(cfg.verify_interval.clone())
                 .with_max_lag(cfg.verify_max_lag),
         )
-        .with_news_cache_ttl(cfg.news_cache_ttl);
+        .with_news_cache_ttl(cfg.news_cache_ttl)
+        .with_verify_wake(
+            cfg.verify_wake
+                .map(|spacing| goldjobs::jobs::VerifyWakeConfig::default().with_spacing(spacing)),
+        );
     service.outbox.locale = cfg.locale;
     service.retention.tick_retention = cfg.tick_retention;
     service.retention.outbox_retention = cfg.outbox_retention;
@@ -251,7 +255,7 @@ pub async fn start(cfg: Config, opts: AppOptions) -> Result<App, AppError> {
     let service = Service::builder(service_config(&cfg, &opts))
         .deliver_to(Arc::new(hub.clone()))
         // After a failover the new leader continues each symbol's seq after the last one its
-        // hub relayed from the previous leader (CONTRACT §4: seq only grows).
+        // hub relayed from the previous leader (guide: *WebSocket protocol*: seq only grows).
         .seq_floor({
             let hub = hub.clone();
             Arc::new(move |code: &str| hub.last_seq(code))

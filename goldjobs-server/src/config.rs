@@ -1,4 +1,4 @@
-//! The one typed configuration of the server (CONTRACT.md §1).
+//! The one typed configuration of the server (guide: *Configuration reference*).
 //!
 //! Read from an optional TOML file, then overridden by environment variables. The environment is
 //! passed in as a map ([`Config::from_sources`]), so tests never touch the process environment.
@@ -134,7 +134,7 @@ pub struct WebhookConfig {
     pub secret: Secret,
 }
 
-/// The whole configuration. Defaults are those of CONTRACT.md §1.
+/// The whole configuration. Defaults are those of the guide's *Configuration reference*.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `GOLDJOBS_LISTEN` (`127.0.0.1:8080`; port 0 picks a free port).
@@ -179,6 +179,9 @@ pub struct Config {
     pub news_cache_ttl: Duration,
     /// `GOLDJOBS_VERIFY_MAX_LAG` (5 min).
     pub verify_max_lag: Duration,
+    /// `GOLDJOBS_VERIFY_WAKE` (1 s; `off` for none): the least time between two verifier runs
+    /// woken at the deadlines; `None` leaves predictions to the verifier's sweep.
+    pub verify_wake: Option<Duration>,
     /// `GOLDJOBS_TICK_RETENTION` (30 days; `off` keeps every tick): older price ticks are
     /// deleted by `RetentionJob`.
     pub tick_retention: Option<Duration>,
@@ -245,6 +248,7 @@ const SETTINGS: &[Setting] = &[
     s("GOLDJOBS_PUSH_INTERVAL", "push_interval", false),
     s("GOLDJOBS_NEWS_CACHE_TTL", "news_cache_ttl", false),
     s("GOLDJOBS_VERIFY_MAX_LAG", "verify_max_lag", false),
+    s("GOLDJOBS_VERIFY_WAKE", "verify_wake", false),
     s("GOLDJOBS_TICK_RETENTION", "tick_retention", false),
     s("GOLDJOBS_OUTBOX_RETENTION", "outbox_retention", false),
     s("GOLDJOBS_ADMIN_TOKEN", "admin_token", true),
@@ -310,7 +314,7 @@ impl Raw {
         }
     }
 
-    /// A duration from [`MIN_DURATION`] to [`MAX_DURATION`] (CONTRACT §1).
+    /// A duration from [`MIN_DURATION`] to [`MAX_DURATION`] (guide: *Configuration reference*).
     fn duration(&self, env: &'static str, default: Duration) -> Result<Duration, ConfigError> {
         match self.get(env) {
             None => Ok(default),
@@ -348,6 +352,21 @@ impl Raw {
                 _ => Err(self.err(
                     env,
                     "expected a duration from 0s to 1m (a duration like 0s, 250ms or 1s)",
+                )),
+            },
+        }
+    }
+
+    /// `GOLDJOBS_VERIFY_WAKE`: `off`, or a duration from 0s to 1m; 1 s when unset.
+    fn verify_wake(&self, env: &'static str) -> Result<Option<Duration>, ConfigError> {
+        match self.get(env) {
+            None => Ok(Some(Duration::from_secs(1))),
+            Some(v) if v.trim().eq_ignore_ascii_case("off") => Ok(None),
+            Some(v) => match humantime::parse_duration(v.trim()) {
+                Ok(d) if d <= Duration::from_secs(60) => Ok(Some(d)),
+                _ => Err(self.err(
+                    env,
+                    "expected a duration from 0s to 1m (like 0s, 500ms or 1s), or off",
                 )),
             },
         }
@@ -579,7 +598,7 @@ impl Config {
                     }
                     kinds.push(kind);
                 }
-                // CONTRACT.md §1: made-up prices never enter a real deployment.
+                // guide: *Configuration reference*: made-up prices never enter a real deployment.
                 if kinds.len() > 1 && kinds.contains(&MarketDataKind::Demo) {
                     return Err(raw.err(
                         "GOLDJOBS_MARKET_DATA",
@@ -615,7 +634,7 @@ impl Config {
                         "twelvedata needs TWELVEDATA_API_KEY to be set",
                     ));
                 }
-                // CONTRACT.md §1: demo prices never mix with real ones.
+                // guide: *Configuration reference*: demo prices never mix with real ones.
                 if market_data.contains(&MarketDataKind::Demo) {
                     return Err(raw.err(
                         "GOLDJOBS_MARKET_STREAM",
@@ -785,6 +804,7 @@ impl Config {
             push_interval: raw.push_interval("GOLDJOBS_PUSH_INTERVAL")?,
             news_cache_ttl: raw.duration("GOLDJOBS_NEWS_CACHE_TTL", Duration::from_secs(5 * 60))?,
             verify_max_lag: raw.duration("GOLDJOBS_VERIFY_MAX_LAG", Duration::from_secs(5 * 60))?,
+            verify_wake: raw.verify_wake("GOLDJOBS_VERIFY_WAKE")?,
             tick_retention: raw.retention(
                 "GOLDJOBS_TICK_RETENTION",
                 Duration::from_secs(30 * 24 * 3600),
@@ -856,6 +876,7 @@ mod tests {
         assert_eq!(c.push_interval, Duration::from_millis(250));
         assert_eq!(c.news_cache_ttl, Duration::from_secs(300));
         assert_eq!(c.verify_max_lag, Duration::from_secs(300));
+        assert_eq!(c.verify_wake, Some(Duration::from_secs(1)));
         assert_eq!(c.tick_retention, Some(Duration::from_secs(30 * 24 * 3600)));
         assert_eq!(c.outbox_retention, Some(Duration::from_secs(7 * 24 * 3600)));
         assert_eq!(c.admin_token, None);
@@ -992,6 +1013,7 @@ mod tests {
                 ("GOLDJOBS_PUSH_INTERVAL", "0s"),
                 ("GOLDJOBS_NEWS_CACHE_TTL", "1m"),
                 ("GOLDJOBS_VERIFY_MAX_LAG", "2m"),
+                ("GOLDJOBS_VERIFY_WAKE", "off"),
                 ("GOLDJOBS_TICK_RETENTION", "90days"),
                 ("GOLDJOBS_OUTBOX_RETENTION", "off"),
                 ("GOLDJOBS_ADMIN_TOKEN", "tok"),
@@ -1028,6 +1050,7 @@ mod tests {
         assert_eq!(c.push_interval, Duration::ZERO);
         assert_eq!(c.news_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.verify_max_lag, Duration::from_secs(120));
+        assert_eq!(c.verify_wake, None);
         assert_eq!(c.tick_retention, Some(Duration::from_secs(90 * 24 * 3600)));
         assert_eq!(c.outbox_retention, None);
         assert_eq!(c.admin_token.as_ref().unwrap().expose(), "tok");
@@ -1381,6 +1404,10 @@ mod tests {
                 ]
             }
             "GOLDJOBS_PUSH_INTERVAL" => vec![vec![("GOLDJOBS_PUSH_INTERVAL", "61s")]],
+            "GOLDJOBS_VERIFY_WAKE" => vec![
+                vec![("GOLDJOBS_VERIFY_WAKE", "61s")],
+                vec![("GOLDJOBS_VERIFY_WAKE", "never")],
+            ],
             "GOLDJOBS_TICK_RETENTION" | "GOLDJOBS_OUTBOX_RETENTION" => {
                 vec![
                     vec![(env_name(env), "59m")],

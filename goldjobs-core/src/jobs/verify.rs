@@ -1,5 +1,5 @@
-//! The `PredictionVerifierJob` (CONTRACT.md §6): claims due predictions, decides them by the
-//! rules in [`crate::verify`] and records each batch.
+//! The `PredictionVerifierJob` (guide: *Verification rules*): claims due predictions, decides them
+//! by the rules in [`crate::verify`] and records each batch.
 
 use crate::condition::{ConditionSet, Vars};
 use crate::model::*;
@@ -80,7 +80,7 @@ impl VerifierConfig {
     }
 }
 
-/// Verifies due predictions (CONTRACT.md §6), exactly once, in `verify_time` order.
+/// Verifies due predictions (guide: *Verification rules*), exactly once, in `verify_time` order.
 ///
 /// A run claims due predictions in batches ([`VerifierConfig::batch_size`]), looks up the first
 /// tick at or after each `verify_time` in one batched query, decides each prediction, and
@@ -92,7 +92,8 @@ impl VerifierConfig {
 /// - `price_at_create <= 0` → `needs_review`;
 /// - first tick at or before `verify_time + max_lag` → its price (`price_source = tick`);
 /// - no tick yet → stays active (claim released), however long ago `verify_time` was: a tick
-///   priced inside the lag window may still be stored late (CONTRACT.md §6.2);
+///   priced inside the lag window may still be stored late (guide: *How the price at verify time is
+///   chosen*);
 /// - the first tick is later than `verify_time + max_lag` (the price job was down) → the
 ///   provider's history at `verify_time` (`provider_history`): the first price at or after it,
 ///   which must pass [`validate_price_point`](crate::validate_price_point) (positive,
@@ -429,7 +430,12 @@ impl Job for PredictionVerifierJob {
             "{} claimed, {} verified, {} needs_review, {} waiting, {} skipped",
             tally.claimed, tally.verified, tally.needs_review, tally.waiting, tally.skipped
         );
-        tracing::info!(job = "PredictionVerifierJob", "{summary}");
+        // A run that found nothing (most woken runs and quiet sweeps) is not worth an info line.
+        if tally.claimed > 0 || !tally.problems.is_empty() {
+            tracing::info!(job = "PredictionVerifierJob", "{summary}");
+        } else {
+            tracing::debug!(job = "PredictionVerifierJob", "{summary}");
+        }
         Ok(RunReport {
             summary,
             problems: tally.problems,

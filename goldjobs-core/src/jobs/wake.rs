@@ -1,5 +1,6 @@
-//! VerifyWaker: wakes the verifier at the deadlines (CONTRACT.md §6.1), so that a prediction is
-//! verified about as soon as its price is recorded, not only on the verifier's periodic sweep.
+//! VerifyWaker: wakes the verifier at the deadlines (guide: *When a prediction is verified*), so
+//! that a prediction is verified about as soon as its price is recorded, not only on the verifier's
+//! periodic sweep.
 
 use crate::{Clock, Error, PredictionRepository, PriceTickRepository, Result, TickQuery};
 use chrono::{DateTime, Utc};
@@ -34,6 +35,11 @@ pub struct VerifyWakeConfig {
     pub retry: Duration,
     /// How often leadership is checked while this instance does not lead, default 250 ms.
     pub leader_check: Duration,
+    /// The least time between two wakes, default 1 s: while deadlines keep coming (a stream
+    /// prices each at once) the verifier runs at most once per `spacing`, each run verifying
+    /// everything due by then, instead of once per look. Zero wakes at every look that finds
+    /// a priced deadline.
+    pub spacing: Duration,
     /// The most symbols looked at per look (the earliest deadlines first), default 100; it
     /// also bounds what the waker remembers.
     pub max_symbols: u32,
@@ -47,6 +53,7 @@ impl Default for VerifyWakeConfig {
             poll_for: Duration::from_secs(60),
             retry: Duration::from_secs(5),
             leader_check: Duration::from_millis(250),
+            spacing: Duration::from_secs(1),
             max_symbols: 100,
         }
     }
@@ -76,6 +83,11 @@ impl VerifyWakeConfig {
     /// Set the leadership check period (at least 1 ms).
     pub fn with_leader_check(mut self, every: Duration) -> Self {
         self.leader_check = every.max(MIN_WAIT);
+        self
+    }
+    /// Set the least time between two wakes.
+    pub fn with_spacing(mut self, d: Duration) -> Self {
+        self.spacing = d;
         self
     }
     /// Set the most symbols looked at per look (at least 1).
@@ -134,6 +146,8 @@ impl fmt::Debug for VerifyWaker {
 struct LoopState {
     /// Per symbol, the deadline the verifier was last woken for and when.
     woken: HashMap<String, (DateTime<Utc>, DateTime<Utc>)>,
+    /// When the verifier was last woken.
+    last_wake: Option<DateTime<Utc>>,
     store_failing: bool,
     trigger_failing: bool,
 }
@@ -193,7 +207,7 @@ impl VerifyWaker {
 
     /// Whether a demo tick counts as a deadline's price: `true` exactly when the verifier's
     /// market data is the demo feed alone (`MarketData::is_demo`), as for the verifier itself
-    /// (CONTRACT.md §6.2). Default `false`.
+    /// (guide: *How the price at verify time is chosen*). Default `false`.
     pub fn with_demo_ticks(mut self, allow: bool) -> Self {
         self.allow_demo = allow;
         self
@@ -313,6 +327,20 @@ impl VerifyWaker {
                     soon = true;
                 }
             }
+            // Too soon after the last wake: look again once the spacing is over (the verifier's
+            // run then takes everything priced by that time).
+            let spaced_until = state
+                .last_wake
+                .and_then(|at| {
+                    chrono::Duration::from_std(c.spacing)
+                        .ok()
+                        .and_then(|gap| at.checked_add_signed(gap))
+                })
+                .filter(|until| *until > now);
+            if let (false, Some(until)) = (priced.is_empty(), spaced_until) {
+                state.store_answered();
+                return between(now, until);
+            }
             if !priced.is_empty() {
                 match trigger() {
                     Ok(()) => {
@@ -320,6 +348,7 @@ impl VerifyWaker {
                         self.wakes.fetch_add(1, Ordering::SeqCst);
                         tracing::debug!(symbols = priced.len(), "verify waker: verifier woken");
                         soon = true;
+                        state.last_wake = Some(now);
                         for q in priced {
                             state.woken.insert(q.symbol_code, (q.at, now));
                         }
@@ -394,6 +423,26 @@ mod tests {
             let triggers = self.triggers.clone();
             self.start_with(move || {
                 triggers.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        }
+
+        /// Run the waker with the real verifier behind the trigger (each wake one run).
+        fn start_verifying(&self) -> tokio::task::JoinHandle<()> {
+            let job = Arc::new(PredictionVerifierJob::new(&self.ports, market()));
+            let clock = self.clock.clone();
+            let runs = self.triggers.clone();
+            self.start_with(move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let (job, clock) = (job.clone(), clock.clone());
+                tokio::spawn(async move {
+                    let ctx = JobContext {
+                        cancel: CancellationToken::new(),
+                        clock,
+                        attempt: 1,
+                    };
+                    job.run(&ctx).await.unwrap();
+                });
                 Ok(())
             })
         }
@@ -498,6 +547,71 @@ mod tests {
         w.tick("XAGUSD", w.clock.now(), "fake").await;
         w.pass(Duration::from_millis(1100)).await;
         assert_eq!(w.triggers(), 3);
+        w.stop(task).await;
+    }
+
+    /// Deadlines every 100 ms on ten symbols, each priced at once (a stream): the verifier is
+    /// woken at most once per spacing, not at every look.
+    #[tokio::test(start_paused = true)]
+    async fn wakes_are_spaced_while_deadlines_keep_coming() {
+        let w = world();
+        for i in 0..100_i64 {
+            let at = t0() + chrono::Duration::milliseconds(1000 + 100 * i);
+            w.predict(&format!("p{i}"), &format!("SYM{}", i % 10), at)
+                .await;
+        }
+        let task = w.start_verifying();
+        let mut woken_at = Vec::new();
+        while w.clock.now() < t0() + secs(12) {
+            let now = w.clock.now();
+            for i in 0..10 {
+                w.tick(&format!("SYM{i}"), now, "fake").await;
+            }
+            let before = w.triggers();
+            w.pass(Duration::from_millis(50)).await;
+            if w.triggers() > before {
+                woken_at.push(w.clock.now());
+            }
+        }
+        assert!(
+            (9..=12).contains(&woken_at.len()),
+            "{} wakes for 100 deadlines over 10 s",
+            woken_at.len()
+        );
+        for i in 0..100 {
+            let p = w
+                .ports
+                .predictions
+                .get_prediction(&format!("p{i}"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(p.status, PredictionStatus::Ended, "p{i} verified");
+        }
+        for pair in woken_at.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= chrono::Duration::milliseconds(950),
+                "two wakes {} apart",
+                pair[1] - pair[0]
+            );
+        }
+        w.stop(task).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spacing_zero_wakes_at_every_look_with_a_new_price() {
+        let w = world_with(
+            InMemoryBackend::new().ports(),
+            VerifyWakeConfig::default().with_spacing(Duration::ZERO),
+        );
+        for i in 0..10_i64 {
+            let at = t0() + chrono::Duration::milliseconds(1000 + 300 * i);
+            w.predict(&format!("p{i}"), &format!("SYM{i}"), at).await;
+            w.tick(&format!("SYM{i}"), at, "fake").await;
+        }
+        let task = w.start();
+        w.pass(Duration::from_secs(5)).await;
+        assert_eq!(w.triggers(), 10, "one wake per deadline 300 ms apart");
         w.stop(task).await;
     }
 
@@ -639,22 +753,7 @@ mod tests {
         for (id, at) in [("p1", 10), ("p2", 11), ("p3", 20)] {
             w.predict(id, "XAUUSD", t0() + secs(at)).await;
         }
-        let job = Arc::new(PredictionVerifierJob::new(&w.ports, market()));
-        let clock = w.clock.clone();
-        let runs = w.triggers.clone();
-        let task = w.start_with(move || {
-            runs.fetch_add(1, Ordering::SeqCst);
-            let (job, clock) = (job.clone(), clock.clone());
-            tokio::spawn(async move {
-                let ctx = JobContext {
-                    cancel: CancellationToken::new(),
-                    clock,
-                    attempt: 1,
-                };
-                job.run(&ctx).await.unwrap();
-            });
-            Ok(())
-        });
+        let task = w.start_verifying();
         // A provider's ticks every 250 ms from t0 + 9 s to t0 + 22 s; note when each is ended.
         let mut seen: Vec<(&str, DateTime<Utc>)> = Vec::new();
         while w.clock.now() < t0() + secs(22) {
