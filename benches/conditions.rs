@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use goldjobs::condition::{validate, Condition, ConditionSet, Vars};
 use rust_decimal::Decimal;
 
-/// The platform's shape (CONTRACT.md §6.4).
+/// The platform's shape (guide: *The condition object*).
 const SEED: &str = r#"{"A": {"condition": "price_change_percent >= 1.0"},
  "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"},
  "C": {"condition": "price_change_percent >= -0.5 AND price_change_percent <= 0"},

@@ -132,7 +132,7 @@ fn t0() -> DateTime<Utc> {
 async fn build() -> World {
     let repo = Arc::new(InMemoryPredictions::new());
     let ticks = Arc::new(IndexedTicks::default());
-    // The platform's shape (CONTRACT.md §6.4).
+    // The platform's shape (guide: *The condition object*).
     let conditions = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"}, "C": {"condition": "price_change_percent >= -0.5 AND price_change_percent <= 0"}, "D": {"condition": "price_change_percent < -0.5"}}"#;
     let options = ["A", "B", "C", "D"];
     let mut tick_batch = Vec::with_capacity(PREDICTIONS);

@@ -3,6 +3,22 @@
 //! Background jobs for a precious-metals social platform: live prices, news, and fair,
 //! explained verdicts on price predictions, on a job runtime that keeps its rhythm.
 //!
+//! The standard service, on its defaults (in-memory storage, in-process cache and hub, the demo
+//! market feed), in a few lines:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use goldjobs::prelude::*;
+//! use std::time::Duration;
+//!
+//! let service = Service::builder(ServiceConfig::default()).start().await?;
+//! println!("{}", service.description());
+//! service.shutdown(Duration::from_secs(5)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! This facade is what an embedder depends on:
 //!
 //! - [`service`]: the standard service in a few lines — [`Service::builder`] opens the stores
@@ -17,18 +33,10 @@
 //!
 //! `use goldjobs::prelude::*;` brings the names most programs use.
 //!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use goldjobs::prelude::*;
-//! use std::time::Duration;
-//!
-//! let service = Service::builder(ServiceConfig::default()).start().await?;
-//! println!("{}", service.description());
-//! service.shutdown(Duration::from_secs(5)).await;
-//! # Ok(())
-//! # }
-//! ```
+//! The user guide, `docs/` in the repository (built with `mdbook build docs`), explains the
+//! configuration, the HTTP API, the WebSocket protocol, the Redis keys and tables, the
+//! verification rules and operations; rustdoc comments name its chapters as *guide: Chapter*.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use goldjobs_core::*;
 

@@ -1,6 +1,7 @@
 //! # goldjobs-adapters
 //!
 //! Real backends for the ports of `goldjobs-core`, one module per backend, each behind a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(
     feature = "twelvedata",

@@ -127,7 +127,8 @@ async fn all_providers_failing_is_an_error_and_demo_never_joins_a_chain() {
     assert!(fb.quotes(&symbols).await.unwrap_err().is_temporary());
     assert!(fb.price_at(&symbols[0], Utc::now()).await.is_err());
 
-    // Made-up prices never rescue a real provider (CONTRACT.md §1): the mix is refused.
+    // Made-up prices never rescue a real provider (guide: *Configuration reference*): the mix is
+    // refused.
     for providers in [
         vec![
             Arc::new(Broken::default()) as Arc<dyn MarketData>,

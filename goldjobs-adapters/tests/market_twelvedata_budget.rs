@@ -1,8 +1,8 @@
-//! The Twelve Data credit budget keeps credits for history (CONTRACT.md §6.2), end to end: the
-//! real `TwelveDataMarketData` against a loopback Twelve Data, the real `PriceFetcherJob` every
-//! 5 s and the real `PredictionVerifierJob` every 60 s over the in-memory backend, at the
-//! contract's default budget (8 credits a minute) with its 6 default symbols, on paused tokio
-//! time.
+//! The Twelve Data credit budget keeps credits for history (guide: *How the price at verify time is
+//! chosen*), end to end: the real `TwelveDataMarketData` against a loopback Twelve Data, the real
+//! `PriceFetcherJob` every 5 s and the real `PredictionVerifierJob` every 60 s over the in-memory
+//! backend, at the contract's default budget (8 credits a minute) with its 6 default symbols, on
+//! paused tokio time.
 //!
 //! After a downtime the first tick of a prediction is later than `verify_time + max_lag`, so the
 //! verifier must ask `price_at`. Without the history reserve the price job would take every

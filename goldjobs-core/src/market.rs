@@ -11,9 +11,9 @@
 //!   keeps its last value) and is never cached, recorded or published.
 //! * [`validate_price_point`]: a historical price answering
 //!   [`MarketData::price_at`](crate::MarketData::price_at)`(symbol, at)` is positive and its
-//!   instant lies within `[at, at + HISTORY_WINDOW]` (CONTRACT.md §6.2: the first price at or
-//!   after `at`, none within one minute → no price). The verifier treats a point that fails as
-//!   no price at all.
+//!   instant lies within `[at, at + HISTORY_WINDOW]` (guide: *How the price at verify time is
+//!   chosen*: the first price at or after `at`, none within one minute → no price). The verifier
+//!   treats a point that fails as no price at all.
 //!
 //! Each rule answers [`Error::InvalidInput`] (permanent) with one line naming the symbol, the
 //! value and what is allowed.
@@ -29,7 +29,8 @@ pub const MAX_QUOTE_AGE: Duration = Duration::days(1);
 /// How far ahead of `now` a quote's timestamp may be (clock skew): one minute.
 pub const MAX_QUOTE_LEAD: Duration = Duration::minutes(1);
 
-/// How long after the asked instant a historical price may start (CONTRACT.md §6.2): one minute.
+/// How long after the asked instant a historical price may start (guide: *How the price at verify
+/// time is chosen*): one minute.
 pub const HISTORY_WINDOW: Duration = Duration::minutes(1);
 
 /// A price of `symbol_code` is acceptable: strictly positive.

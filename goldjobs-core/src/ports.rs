@@ -142,8 +142,8 @@ pub trait MarketData: Send + Sync {
     async fn quotes(&self, symbols: &[Symbol]) -> Result<QuoteBatch>;
 
     /// The provider's first price of `symbol` at or after `at` — the same rule as for recorded
-    /// ticks (CONTRACT.md §6.2): the **open** of the first 1-minute candle that **starts** at or
-    /// after `at`, with [`PricePoint::ts`] = that candle's start.
+    /// ticks (guide: *How the price at verify time is chosen*): the **open** of the first 1-minute
+    /// candle that **starts** at or after `at`, with [`PricePoint::ts`] = that candle's start.
     ///
     /// `Ok(None)` when no candle starts within [`HISTORY_WINDOW`](crate::HISTORY_WINDOW) after
     /// `at` (start in `[at, at + 1 min]`), e.g. the market was closed, or when the provider keeps
@@ -269,9 +269,9 @@ pub trait PredictionRepository: Send + Sync {
     /// code; at most `limit` symbols.
     ///
     /// The [`VerifyWaker`](crate::jobs::VerifyWaker) asks about once a second, so that the
-    /// verifier runs at the deadlines rather than only on its sweep (CONTRACT.md §6.1); an
-    /// adapter answers from an index, in time that grows with the number of symbols, not with
-    /// the number of active predictions.
+    /// verifier runs at the deadlines rather than only on its sweep (guide: *When a prediction is
+    /// verified*); an adapter answers from an index, in time that grows with the number of symbols,
+    /// not with the number of active predictions.
     ///
     /// The default answers nothing (for stores written before this method): the waker then
     /// never wakes the verifier, and predictions are verified by its periodic sweep alone.
@@ -279,9 +279,9 @@ pub trait PredictionRepository: Send + Sync {
         let _ = limit;
         Ok(Vec::new())
     }
-    /// Record decisions in one atomic step (CONTRACT.md §6.6): predictions, votes, stats
-    /// (records of one user applied in slice order, which callers make `verify_time` order) and
-    /// the outbox. Predictions no longer eligible are skipped and listed as such.
+    /// Record decisions in one atomic step (guide: *What a verdict records*): predictions, votes,
+    /// stats (records of one user applied in slice order, which callers make `verify_time` order)
+    /// and the outbox. Predictions no longer eligible are skipped and listed as such.
     async fn record_verifications(&self, records: &[VerificationRecord]) -> Result<RecordSummary>;
     /// Votes of one prediction.
     async fn votes_for(&self, prediction_id: &str) -> Result<Vec<Vote>>;
@@ -290,7 +290,7 @@ pub trait PredictionRepository: Send + Sync {
     /// The latest verified predictions, newest `verified_at` first.
     async fn recent_verified(&self, limit: u32) -> Result<Vec<Prediction>>;
 
-    /// Correct an `ended` prediction (CONTRACT.md §6.7) in one atomic step: the new
+    /// Correct an `ended` prediction (guide: *Corrections and voids*) in one atomic step: the new
     /// `correct_option` (and, with [`Correction::price`], `price_at_verify`,
     /// `price_change_percent`, `price_at_verify_ts` and `price_source = 'manual'`, provider
     /// unknown; without it the recorded price and source stay), every vote re-marked, every
@@ -303,7 +303,7 @@ pub trait PredictionRepository: Send + Sync {
     /// `InvalidInput`.
     async fn record_correction(&self, correction: &Correction) -> Result<Revision>;
 
-    /// Void a prediction (CONTRACT.md §6.7) in one atomic step: `status = 'void'`,
+    /// Void a prediction (guide: *Corrections and voids*) in one atomic step: `status = 'void'`,
     /// `review_reason = reason`, claim dropped, every vote's `is_correct = NULL`; when it had
     /// `ended`, every voter's statistics recomputed as in
     /// [`record_correction`](Self::record_correction) (an `active` or `needs_review` one leaves

@@ -1,5 +1,5 @@
 //! The non-serving commands of the binary: `check-conditions`, `seed-demo` and
-//! `recompute-stats` (CONTRACT.md §2).
+//! `recompute-stats` (guide: *The server's commands*).
 
 use chrono::{Duration as ChronoDuration, Utc};
 use goldjobs::condition::{validate, ConditionSet, Vars};
@@ -113,7 +113,8 @@ pub async fn seed_demo(repos: &Repos) -> goldjobs::Result<SeedSummary> {
     repos.symbols.upsert_symbols(&symbols).await?;
     let now = Utc::now();
     let stamp = now.format("%Y%m%d%H%M%S").to_string();
-    // The platform's shape (CONTRACT.md §6.4): each option an object with its condition.
+    // The platform's shape (guide: *The condition object*): each option an object with its
+    // condition.
     let conditions = r#"{"A": {"condition": "price_change_percent >= 0.05"}, "B": {"condition": "price_change_percent > -0.05 AND price_change_percent < 0.05"}, "C": {"condition": "price_change_percent <= -0.05"}}"#;
     let plan = [
         (
@@ -206,8 +207,8 @@ pub fn diff_line(d: &StatsDiff) -> String {
     )
 }
 
-/// `recompute-stats [--check]` (CONTRACT.md §2, §6.7): recompute every user's statistics from
-/// the verified votes in `verify_time` order.
+/// `recompute-stats [--check]` (guide: *The server's commands*; *Corrections and voids*): recompute
+/// every user's statistics from the verified votes in `verify_time` order.
 ///
 /// `check`: write nothing, one line per user whose stored statistics differ, code 1 if any
 /// (nothing printed and code 0 when all match). Otherwise: first name the users whose stored
@@ -295,7 +296,7 @@ mod tests {
         assert_eq!(check_conditions(SET, Some("abc")).code, 1);
     }
 
-    /// The platform writes each option as `{"condition": "…"}` (CONTRACT.md §6.4).
+    /// The platform writes each option as `{"condition": "…"}` (guide: *The condition object*).
     const PLATFORM: &str = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0", "label": "a little"}, "C": {"condition": "price_change_percent <= 0"}}"#;
 
     #[test]

@@ -1,4 +1,4 @@
-//! HTTP routes on hyper 1 + hyper-util (CONTRACT.md §3).
+//! HTTP routes on hyper 1 + hyper-util (guide: *HTTP API*).
 //!
 //! Every answer is JSON except `/metrics` (Prometheus text) and `/` (the dashboard). Errors are
 //! `{"error":"..."}` with the right status; internal details are logged, never returned.
@@ -86,8 +86,8 @@ pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-sr
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-/// Resolves a manual (or `needs_review`) prediction with the bookkeeping of CONTRACT.md §6,
-/// corrects an `ended` one and voids predictions (§6.7), for
+/// Resolves a manual (or `needs_review`) prediction with the bookkeeping of the guide's
+/// *Verification rules*, corrects an `ended` one and voids predictions (§6.7), for
 /// `POST /admin/predictions/{id}/resolve` and `/void`; implemented by the verifier's
 /// [`goldjobs::verify::ManualResolver`].
 ///
@@ -920,7 +920,7 @@ async fn resolve(state: &HttpState, id: &str, body: &[u8]) -> HttpResponse {
     #[derive(serde::Deserialize)]
     struct ResolveBody {
         correct_option: String,
-        /// A decimal string (CONTRACT.md: decimals are JSON strings, never floats).
+        /// A decimal string (decimals are JSON strings, never floats).
         #[serde(default)]
         price_at_verify: Option<String>,
     }
@@ -987,8 +987,8 @@ fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &s
     })
 }
 
-/// Whether a browser at this `Origin` may open `/ws` (CONTRACT §1): always when
-/// `GOLDJOBS_CORS_ORIGINS` is unset; else a request without `Origin` (not a browser), the
+/// Whether a browser at this `Origin` may open `/ws` (guide: *Configuration reference*): always
+/// when `GOLDJOBS_CORS_ORIGINS` is unset; else a request without `Origin` (not a browser), the
 /// server's own origin (the request's `Host`), and the listed origins (or `*`).
 fn ws_origin_allowed(state: &HttpState, req: &Request<Incoming>) -> bool {
     if state.cors_origins.is_empty() {

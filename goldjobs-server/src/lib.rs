@@ -1,8 +1,9 @@
 //! The goldjobs reference server as a library, so that tests can start it in-process.
 //!
-//! - [`config`]: the typed configuration (CONTRACT.md §1).
-//! - [`hub`]: the WebSocket hub (CONTRACT.md §4), also the in-process [`goldjobs::Broadcaster`].
-//! - [`http`]: the hyper 1 HTTP routes (CONTRACT.md §3).
+//! - [`config`]: the typed configuration (guide: *Configuration reference*).
+//! - [`hub`]: the WebSocket hub (guide: *WebSocket protocol*), also the in-process
+//!   [`goldjobs::Broadcaster`].
+//! - [`http`]: the hyper 1 HTTP routes (guide: *HTTP API*).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the OpenAPI 3.1 document of the HTTP API (`GET /openapi.json`).
 //! - [`memo`]: values refreshed at most once a second for anonymous reads.

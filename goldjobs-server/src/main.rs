@@ -1,4 +1,5 @@
-//! `goldjobs-server`: the reference server (CONTRACT.md §2). Thin: parse, configure, delegate.
+//! `goldjobs-server`: the reference server (guide: *The server's commands*). Thin: parse,
+//! configure, delegate.
 
 use clap::{Parser, Subcommand};
 use goldjobs::adapters::sql::{self, SqlStore};

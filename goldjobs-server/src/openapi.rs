@@ -1,4 +1,4 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 document of every HTTP endpoint (CONTRACT §3).
+//! `GET /openapi.json`: the OpenAPI 3.1 document of every HTTP endpoint (guide: *HTTP API*).
 //!
 //! Written next to the routes and kept honest three ways: a test checks that its operations are
 //! exactly [`crate::http::ROUTES`], the end-to-end tests check real answers of every endpoint

@@ -135,7 +135,7 @@ fn check(dir: &std::path::Path, json: &str, extra: &[&str]) -> (i32, String) {
 #[test]
 fn check_conditions_prints_ok_problems_and_choices() {
     let dir = tempfile::tempdir().unwrap();
-    // The platform's shape (CONTRACT.md §6.4); plain strings below.
+    // The platform's shape (guide: *The condition object*); plain strings below.
     let good = r#"{"A": {"condition": "price_change_percent >= 1.0"}, "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0"}, "C": {"condition": "price_change_percent <= 0"}}"#;
     let plain = r#"{"A": "price_change_percent >= 1.0", "B": "price_change_percent > 0 AND price_change_percent < 1.0", "C": "price_change_percent <= 0"}"#;
     assert_eq!(check(dir.path(), plain, &[]), (0, "ok".to_owned()));

@@ -829,9 +829,9 @@ async fn websocket_bad_frames_get_errors() {
     server.app.shutdown().await;
 }
 
-/// CONTRACT §4 (0.2): a client that falls behind gets the latest value of its symbols instead
-/// of every value (`seq` jumps, nothing queues up), the others lose nothing; a client that
-/// reads nothing at all for the ping timeout is disconnected with 1013.
+/// guide: *WebSocket protocol* (0.2): a client that falls behind gets the latest value of its
+/// symbols instead of every value (`seq` jumps, nothing queues up), the others lose nothing; a
+/// client that reads nothing at all for the ping timeout is disconnected with 1013.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_gets_the_latest_values_and_only_a_silent_one_is_dropped_with_1013() {
     let opts = AppOptions {
@@ -1596,8 +1596,9 @@ async fn next_event(ws: &mut Ws, kind: &str) -> Value {
     panic!("no {kind} message");
 }
 
-/// Corrections and voids through the real server (CONTRACT §3, §4, §6.7): admin auth, 404,
-/// 409, 400, the WebSocket events every client gets, and the recomputed statistics.
+/// Corrections and voids through the real server (guide: *HTTP API*; *WebSocket protocol*;
+/// *Corrections and voids*): admin auth, 404, 409, 400, the WebSocket events every client gets, and
+/// the recomputed statistics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrections_and_voids_through_the_api() {
     let server = TestServer::start(&[], AppOptions::default()).await;

@@ -1,7 +1,8 @@
-//! Fuzz-style property tests of the WebSocket endpoint (`/ws`, CONTRACT §4): arbitrary text and
-//! binary frames, JSON of every shape, mutated valid messages and raw text frames that are not
-//! UTF-8. Whatever a client sends, the server answers with well-formed messages (an `error` for
-//! what it cannot use) or closes the connection with a close frame — and keeps serving.
+//! Fuzz-style property tests of the WebSocket endpoint (`/ws`, guide: *WebSocket protocol*):
+//! arbitrary text and binary frames, JSON of every shape, mutated valid messages and raw text
+//! frames that are not UTF-8. Whatever a client sends, the server answers with well-formed messages
+//! (an `error` for what it cannot use) or closes the connection with a close frame — and keeps
+//! serving.
 //!
 //! The client-message parser is private to the hub, so it is driven through a real server
 //! (in-process, SQLite in a temp dir, jobs not started, the per-connection rate limit raised so
@@ -129,7 +130,7 @@ async fn exchange(ws: &mut Ws, frame: Message, marker: &str) -> Outcome {
     }
 }
 
-/// Every server message has the shape of CONTRACT §4.
+/// Every server message has the shape of the guide's *WebSocket protocol*.
 fn check_server_message(v: &Value) {
     match v["type"].as_str() {
         Some("error") => assert!(

@@ -326,8 +326,8 @@ async fn singleton_price_job_fan_out_redis_outage_and_failover() {
             continue;
         }
         let seqs = collect_seqs(ws, "XAUUSD", Duration::from_secs(3)).await;
-        // The new leader continues after the last seq its hub relayed (CONTRACT §4: seq only
-        // grows), so clients see no step back at the leader change.
+        // The new leader continues after the last seq its hub relayed (guide: *WebSocket protocol*:
+        // seq only grows), so clients see no step back at the leader change.
         assert!(
             !seqs.is_empty(),
             "client on {} got nothing from the new leader",

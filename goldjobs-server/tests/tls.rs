@@ -1,5 +1,6 @@
-//! TLS to the databases (CONTRACT §1, 0.2): the real server binary against the local PostgreSQL
-//! with `sslmode=verify-full` and a Redis over `rediss://`, both with a certificate made here.
+//! TLS to the databases (guide: *Security* › *Transport to the backends*): the real server binary
+//! against the local PostgreSQL with `sslmode=verify-full` and a Redis over `rediss://`, both with
+//! a certificate made here.
 //!
 //! PostgreSQL: the test makes a CA and a server certificate for `localhost`/`127.0.0.1` (rcgen),
 //! keeps them in `/var/lib/postgresql/goldjobs-test-tls/` (a stable place next to PostgreSQL's

@@ -131,8 +131,8 @@ impl FcmSettings {
 
 /// What the standard service is built from. Every field has a default (in-memory storage,
 /// in-process events, demo market data when the `demo` feature is on, the built-in feeds when
-/// `rss` is on, log notifications, CONTRACT.md's schedules); set what differs with the `with_*`
-/// methods.
+/// `rss` is on, log notifications, the guide's default schedules); set what differs with the
+/// `with_*` methods.
 ///
 /// ```
 /// use goldjobs::runtime::Cadence;

@@ -1,11 +1,12 @@
 //! Binance spot market data (crypto only): `/api/v3/ticker/24hr` for quotes (one request for all
 //! symbols), `/api/v3/klines` for a historical 1-minute price.
 //!
-//! History follows the tick rule (CONTRACT.md §6.2): `price_at(symbol, at)` asks
-//! `interval=1m&startTime=at&endTime=at+1min&limit=2` (unix milliseconds) and answers the **open**
-//! of the first kline whose open time lies in `[at, at + 1 min]`, stamped with that open time; no
-//! such kline → `Ok(None)`. Klines that start before `at` are never taken (their open is older
-//! than `at`, their close up to a minute later than their stamp).
+//! History follows the tick rule (guide: *How the price at verify time is chosen*):
+//! `price_at(symbol, at)` asks `interval=1m&startTime=at&endTime=at+1min&limit=2` (unix
+//! milliseconds) and answers the **open** of the first kline whose open time lies in `[at, at + 1
+//! min]`, stamped with that open time; no such kline → `Ok(None)`. Klines that start before `at`
+//! are never taken (their open is older than `at`, their close up to a minute later than their
+//! stamp).
 //!
 //! Our `XXXUSD` codes map to Binance's `XXXUSDT` markets (`BTCUSD` ↔ `BTCUSDT`); codes of metals and
 //! fiat currencies (`XAUUSD`, `EURUSD`, …) and anything not quoted in USD cannot be served and go
@@ -446,9 +447,9 @@ impl MarketData for BinanceMarketData {
 const HISTORY_LIMIT: &str = "2";
 
 /// The open of the first 1-minute kline that starts in `[at, at + HISTORY_WINDOW]`, stamped with
-/// its open time (CONTRACT.md §6.2); `None` when none starts there. A row that is not
-/// `[openTime, "open", …]`, or a chosen kline without a positive open, makes the answer
-/// malformed.
+/// its open time (guide: *How the price at verify time is chosen*); `None` when none starts there.
+/// A row that is not `[openTime, "open", …]`, or a chosen kline without a positive open, makes the
+/// answer malformed.
 /// Whether Binance refused the request for an unknown market (`-1121`).
 fn is_invalid_symbol(e: &Error) -> bool {
     matches!(e, Error::Backend { message, .. } if message.contains(&format!("(code {INVALID_SYMBOL})")))

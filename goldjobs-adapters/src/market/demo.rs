@@ -187,7 +187,8 @@ impl MarketData for DemoMarketData {
     }
 
     /// The demo feed has no history: a made-up price never stands in for a real one after
-    /// downtime (CONTRACT.md §6.2), so a prediction that needs history goes to review.
+    /// downtime (guide: *How the price at verify time is chosen*), so a prediction that needs
+    /// history goes to review.
     async fn price_at(&self, _symbol: &Symbol, _at: DateTime<Utc>) -> Result<Option<PricePoint>> {
         Ok(None)
     }
@@ -248,7 +249,8 @@ mod tests {
         let q = demo.quotes(&syms).await.unwrap().quotes.remove(0);
         // New day: the open is the last level of yesterday, so the change is one step.
         assert!(q.change.abs() <= prev * Decimal::new(7, 4));
-        // The demo feed never answers a history request (CONTRACT.md §6.2).
+        // The demo feed never answers a history request (guide: *How the price at verify time is
+        // chosen*).
         assert_eq!(demo.price_at(&syms[0], Utc::now()).await.unwrap(), None);
     }
 }

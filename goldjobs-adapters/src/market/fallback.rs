@@ -33,7 +33,7 @@ impl fmt::Debug for FallbackMarketData {
 impl FallbackMarketData {
     /// Primary first, then fallbacks. An empty list is refused, and so is a list that mixes
     /// the demo feed with a real provider: made-up prices never enter a real deployment
-    /// (CONTRACT.md §1).
+    /// (guide: *Configuration reference*).
     pub fn new(providers: Vec<Arc<dyn MarketData>>) -> Result<Self> {
         if providers.is_empty() {
             return Err(MarketError::NoProvider.into());

@@ -3,17 +3,17 @@
 //!
 //! # History
 //!
-//! `price_at(symbol, at)` follows the tick rule (CONTRACT.md §6.2): the **open** of the first
-//! 1-minute candle that **starts** in `[at, at + 1 min]`, stamped with that start; none →
-//! `Ok(None)`. The request is `/time_series?interval=1min&timezone=UTC&order=asc` with
-//! `start_date = at − 1 min`, `end_date = at + 2 min` and `outputsize=5`: one minute of margin on
-//! either side and room for every candle of that range, so the answer holds the candles the rule
-//! needs whether the provider's bounds are inclusive or exclusive and whichever end it truncates;
-//! the rule itself is applied here, on the candles' `datetime`s, in any order. Without
-//! `timezone=UTC` those datetimes would be exchange-local; with it they are UTC in the documented
-//! intraday form `YYYY-MM-DD HH:MM:SS` (a candle in another form makes the answer malformed). "No
-//! data is available on the specified dates" (code 400) and an empty `values` → `Ok(None)`. One
-//! credit per request.
+//! `price_at(symbol, at)` follows the tick rule (guide: *How the price at verify time is chosen*):
+//! the **open** of the first 1-minute candle that **starts** in `[at, at + 1 min]`, stamped with
+//! that start; none → `Ok(None)`. The request is
+//! `/time_series?interval=1min&timezone=UTC&order=asc` with `start_date = at − 1 min`, `end_date =
+//! at + 2 min` and `outputsize=5`: one minute of margin on either side and room for every candle of
+//! that range, so the answer holds the candles the rule needs whether the provider's bounds are
+//! inclusive or exclusive and whichever end it truncates; the rule itself is applied here, on the
+//! candles' `datetime`s, in any order. Without `timezone=UTC` those datetimes would be
+//! exchange-local; with it they are UTC in the documented intraday form `YYYY-MM-DD HH:MM:SS` (a
+//! candle in another form makes the answer malformed). "No data is available on the specified
+//! dates" (code 400) and an empty `values` → `Ok(None)`. One credit per request.
 //!
 //! # Wire shapes handled
 //!
@@ -827,10 +827,10 @@ fn history_range(at: DateTime<Utc>) -> Option<(String, String)> {
 }
 
 /// The open of the first 1-minute candle of a `/time_series` answer that starts in
-/// `[at, at + HISTORY_WINDOW]`, stamped with its start (CONTRACT.md §6.2); `None` when no candle
-/// starts there. The candles may come in any order; a candle whose `datetime` is not
-/// `YYYY-MM-DD HH:MM:SS`, or a chosen candle without a positive `open`, makes the answer
-/// malformed.
+/// `[at, at + HISTORY_WINDOW]`, stamped with its start (guide: *How the price at verify time is
+/// chosen*); `None` when no candle starts there. The candles may come in any order; a candle whose
+/// `datetime` is not `YYYY-MM-DD HH:MM:SS`, or a chosen candle without a positive `open`, makes the
+/// answer malformed.
 fn first_candle_at_or_after(
     code: &str,
     at: DateTime<Utc>,

@@ -1,5 +1,5 @@
 //! Webhook notifier: POSTs each notification as JSON to a URL, signed with HMAC-SHA256
-//! (CONTRACT §1).
+//! (guide: *Configuration reference*).
 //!
 //! The request body is the JSON of [`Notification`] (`user_id`, `title`, `body`, `data`). Headers:
 //! - `X-Goldjobs-Timestamp`: Unix seconds when the request was signed;

@@ -1,4 +1,4 @@
-//! [`RedisNewsCache`]: the news-list cache in Redis (`news:*` keys, CONTRACT.md §5).
+//! [`RedisNewsCache`]: the news-list cache in Redis (`news:*` keys, guide: *Redis keys*).
 //!
 //! Keys (after the instance's prefix, empty in production):
 //! - `news:version` — a counter; [`invalidate_lists`](NewsCache::invalidate_lists) is one

@@ -1,4 +1,4 @@
-//! The quote cache in Redis: one hash `quote:{SYMBOL}` per symbol (CONTRACT.md §5).
+//! The quote cache in Redis: one hash `quote:{SYMBOL}` per symbol (guide: *Redis keys*).
 
 use super::unavailable;
 use async_trait::async_trait;

@@ -256,9 +256,9 @@ async fn lock_prediction<D: Dialect>(tx: &mut D::Tx, columns: &str, id: &str) ->
         .ok_or_else(|| Error::NotFound(format!("prediction {id}")))
 }
 
-/// Record a correction (CONTRACT.md §6.8) in one transaction: lock the prediction, write the
-/// new answer (and price), re-mark every vote, recompute the voters' statistics from all of
-/// their verified votes, and queue the broadcast and one notice per voter.
+/// Record a correction (guide: *Corrections and voids*) in one transaction: lock the prediction,
+/// write the new answer (and price), re-mark every vote, recompute the voters' statistics from all
+/// of their verified votes, and queue the broadcast and one notice per voter.
 pub(crate) async fn record_correction<D: Dialect>(d: &D, c: &Correction) -> Result<Revision> {
     let id = c.prediction_id.as_str();
     let option = correction_option(c)?;
@@ -323,9 +323,9 @@ pub(crate) async fn record_correction<D: Dialect>(d: &D, c: &Correction) -> Resu
     })
 }
 
-/// Record a void (CONTRACT.md §6.8) in one transaction: lock the prediction (a verifier
-/// recording it waits, then finds it not eligible), mark it void, unmark its votes, recompute
-/// the voters' statistics when it had ended, and queue the broadcast and the notices.
+/// Record a void (guide: *Corrections and voids*) in one transaction: lock the prediction (a
+/// verifier recording it waits, then finds it not eligible), mark it void, unmark its votes,
+/// recompute the voters' statistics when it had ended, and queue the broadcast and the notices.
 pub(crate) async fn record_void<D: Dialect>(d: &D, v: &VoidRecord) -> Result<Revision> {
     let id = v.prediction_id.as_str();
     let reason = void_reason(v)?;

@@ -1,5 +1,6 @@
 //! sqlx repositories for PostgreSQL ([`PgStore`], feature `postgres`) and SQLite
-//! ([`SqliteStore`], feature `sqlite`) on the schema of CONTRACT.md §7.
+//! ([`SqliteStore`], feature `sqlite`) on the schema of the guide's *Database tables and
+//! migrations*.
 //!
 //! Both stores implement every repository port of goldjobs-core ([`SymbolRepository`],
 //! [`PriceTickRepository`], [`PredictionRepository`], [`OutboxRepository`], [`NewsRepository`],
@@ -14,10 +15,10 @@
 //!    manual records), `RETURNING` the ones actually updated — the others are `skipped`;
 //! 3. mark every vote of the verified ones, `RETURNING` `(prediction, user, is_correct)`;
 //! 4. fold those results per user in record order (one user may have several predictions in a
-//!    batch; streaks follow CONTRACT.md §6.6 in that order) into one row per user, and apply
-//!    them with one statement (PostgreSQL: create missing rows, lock rows in user order, one
-//!    `UPDATE … FROM UNNEST` whose streaks depend on the stored streak; SQLite: read, compute
-//!    with goldjobs-core's rules, one upsert);
+//!    batch; streaks follow the guide's *What a verdict records* in that order) into one row per
+//!    user, and apply them with one statement (PostgreSQL: create missing rows, lock rows in user
+//!    order, one `UPDATE … FROM UNNEST` whose streaks depend on the stored streak; SQLite: read,
+//!    compute with goldjobs-core's rules, one upsert);
 //! 5. insert the outbox with one `INSERT … SELECT`: per prediction its `prediction_verified`
 //!    row, then one `notify` row per voter built from the votes in SQL.
 //!
@@ -366,8 +367,8 @@ fn verified_payload(prediction_id: &str, symbol_code: &str, verdict: &Verdict) -
     serde_json::to_string(&payload).map_err(|e| SqlError::Payload(e).into())
 }
 
-/// The `notify_voters` outbox payload of a verified prediction (CONTRACT.md §6.6: one
-/// notification per voter, expanded by `claim_outbox`).
+/// The `notify_voters` outbox payload of a verified prediction (guide: *What a verdict records*:
+/// one notification per voter, expanded by `claim_outbox`).
 fn fanout_payload(prediction_id: &str) -> Result<String> {
     kind_fanout_payload(prediction_id, NoticeKind::Verified)
 }
@@ -393,12 +394,13 @@ fn to_text(payload: &OutboxPayload) -> Result<String> {
     serde_json::to_string(payload).map_err(|e| SqlError::Payload(e).into())
 }
 
-/// The `prediction_corrected` outbox payload (CONTRACT.md §4, §6.7).
+/// The `prediction_corrected` outbox payload (guide: *WebSocket protocol*; *Corrections and
+/// voids*).
 fn corrected_payload(event: PredictionCorrected) -> Result<String> {
     to_text(&OutboxPayload::PredictionCorrected(event))
 }
 
-/// The `prediction_voided` outbox payload (CONTRACT.md §4, §6.7).
+/// The `prediction_voided` outbox payload (guide: *WebSocket protocol*; *Corrections and voids*).
 fn voided_payload(event: PredictionVoided) -> Result<String> {
     to_text(&OutboxPayload::PredictionVoided(event))
 }
@@ -501,8 +503,8 @@ impl StatsDelta {
     /// Whether this batch cannot be applied to the stored row as a delta: its records for the
     /// user are out of order, or the first sorts before the latest prediction the stored
     /// statistics already include (`stored_last`, `None` when unknown). Such users are
-    /// recomputed from all their verified votes instead (CONTRACT.md §6.1: statistics take
-    /// predictions in `verify_time` order, whenever they are verified).
+    /// recomputed from all their verified votes instead (guide: *When a prediction is verified*:
+    /// statistics take predictions in `verify_time` order, whenever they are verified).
     fn is_late(&self, stored_last: Option<(DateTime<Utc>, &str)>) -> bool {
         self.disordered
             || stored_last.is_some_and(|(t, id)| (t, id) > (self.first.0, self.first.1.as_str()))
@@ -543,8 +545,8 @@ impl StatsDelta {
         }
     }
 
-    /// The stats after this batch, from the stats before it (CONTRACT.md §6.6 applied result by
-    /// result gives the same numbers).
+    /// The stats after this batch, from the stats before it (guide: *What a verdict records*
+    /// applied result by result gives the same numbers).
     #[cfg(any(feature = "sqlite", test))]
     fn apply(&self, old: &goldjobs_core::UserStats) -> goldjobs_core::UserStats {
         let total = old.total_participations + self.participations;

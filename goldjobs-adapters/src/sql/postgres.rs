@@ -188,11 +188,11 @@ impl PgStore {
     }
 }
 
-/// The statistics recomputation (CONTRACT.md §6.7), the one PostgreSQL definition behind
-/// corrections, voids and `recompute-stats`: a CTE list ending in `r(user_id, total, correct,
-/// cur, best, acc)` with one row per user of `users` (a `SELECT` of `user_id`s), rebuilt from
-/// the user's verified votes (marked, on `ended` predictions) in `verify_time`, then id, order,
-/// for all users in one statement.
+/// The statistics recomputation (guide: *Corrections and voids*), the one PostgreSQL definition
+/// behind corrections, voids and `recompute-stats`: a CTE list ending in `r(user_id, total,
+/// correct, cur, best, acc)` with one row per user of `users` (a `SELECT` of `user_id`s), rebuilt
+/// from the user's verified votes (marked, on `ended` predictions) in `verify_time`, then id,
+/// order, for all users in one statement.
 ///
 /// Gaps and islands over one sort: `rn` numbers each user's results in order; `last_miss` is
 /// the `rn` of the latest wrong result so far (a second window over the same ordering, so no

@@ -54,7 +54,7 @@ fn batch(values: Vec<Value>) -> String {
     Value::Array(values).to_string()
 }
 
-/// The statistics recomputation (CONTRACT.md §6.7), the one SQLite definition behind
+/// The statistics recomputation (guide: *Corrections and voids*), the one SQLite definition behind
 /// corrections, voids and `recompute-stats`: a CTE list ending in `r(user_id, total, correct,
 /// cur, best, acc)` with one row per user of `users` (a `SELECT` of `user_id`s), rebuilt from
 /// the user's verified votes (marked, on `ended` predictions) in `verify_time`, then id, order.

@@ -46,7 +46,7 @@ pub fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
-/// The platform's shape (CONTRACT.md §6.4), keys not in sorted order.
+/// The platform's shape (guide: *The condition object*), keys not in sorted order.
 pub const CONDITIONS: &str = r#"{"B": {"condition": "price_change_percent < 0"}, "A": {"condition": "price_change_percent >= 0"}}"#;
 
 pub fn prediction(id: &str, verify_at: i64) -> Prediction {
@@ -283,8 +283,8 @@ pub async fn seed_random(
     records
 }
 
-/// The stats CONTRACT.md §6.6 gives when `records` (already recorded) apply one by one in
-/// verify_time order, recomputed from the stored votes.
+/// The stats that the guide's *What a verdict records* gives when `records` (already recorded)
+/// apply one by one in verify_time order, recomputed from the stored votes.
 pub async fn expected_stats(
     s: &dyn Store,
     records: &[VerificationRecord],

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use super::parse::{self, ConditionError};
 use super::vars::Vars;
 
-/// A variable a condition can read (CONTRACT.md §6.5).
+/// A variable a condition can read (guide: *The condition language*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Var {
     /// `price_change_percent`: the change in percent, rounded to 2 places half to even.
@@ -21,7 +21,7 @@ pub enum Var {
 }
 
 impl Var {
-    /// Every variable, in the order of CONTRACT.md §6.5.
+    /// Every variable, in the order of the guide's *The condition language*.
     pub const ALL: [Var; 4] = [
         Var::PriceChangePercent,
         Var::PriceAtCreate,

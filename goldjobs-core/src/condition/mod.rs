@@ -1,4 +1,5 @@
-//! The safe condition language of `auto_verify_conditions` (CONTRACT.md §6.4–6.5).
+//! The safe condition language of `auto_verify_conditions` (guide: *The condition object*; *The
+//! condition language*).
 //!
 //! A prediction with `verify_rule = 'auto'` carries a JSON object mapping option names to
 //! conditions. The platform writes each option as an object with a `condition` member (other
@@ -59,7 +60,7 @@
 //! variable   := price_change_percent | price_at_create | price_at_verify | price_change
 //! ```
 //!
-//! Decisions, beyond CONTRACT.md:
+//! Decisions the guide's rules leave open:
 //!
 //! * `AND`, `OR`, `NOT` are case-insensitive (`and`, `Or`, `nOt`); variable names are
 //!   case-sensitive and lower case, an unknown name is an error that names it.

@@ -4,7 +4,7 @@ use rust_decimal::Decimal;
 
 use super::ast::{CmpOp, Expr, Operand, Var};
 
-/// The longest condition accepted, in bytes (CONTRACT.md §6.5: 1 KiB).
+/// The longest condition accepted, in bytes (guide: *The condition language*: 1 KiB).
 pub const MAX_CONDITION_LEN: usize = 1024;
 
 /// The deepest nesting accepted; every `(` and every `NOT` opens one level.

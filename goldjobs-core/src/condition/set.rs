@@ -73,7 +73,7 @@ pub enum ConditionSetError {
 }
 
 /// The options of an `auto_verify_conditions` object, in the JSON object's key order
-/// (CONTRACT.md §6.4), each with its parsed condition.
+/// (guide: *The condition object*), each with its parsed condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionSet {
     options: Vec<(String, Condition)>,

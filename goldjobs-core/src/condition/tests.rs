@@ -682,7 +682,7 @@ fn condition_set_rejections() {
     }
 }
 
-/// The platform's shape (CONTRACT.md §6.4): `{"A": {"condition": "…"}, …}`.
+/// The platform's shape (guide: *The condition object*): `{"A": {"condition": "…"}, …}`.
 const PLATFORM: &str = r#"{"A": {"condition": "price_change_percent >= 1.0"},
  "B": {"condition": "price_change_percent > 0 AND price_change_percent < 1.0", "label": "up a little"},
  "C": {"label": ["ignored", {"deep": true}], "condition": "price_change_percent >= -0.5 AND price_change_percent <= 0"},

@@ -2,7 +2,8 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-/// The variables of the condition language (CONTRACT.md §6.3, §6.5).
+/// The variables of the condition language (guide: *The change and its rounding*; *The condition
+/// language*).
 ///
 /// Build it with [`Vars::new`], which applies the contract's rounding; the fields are public so
 /// that tests and the validator can set any values.
@@ -24,8 +25,8 @@ impl Vars {
     /// `price_change_percent = (verify − create) / create × 100` rounded to 2 places, half to
     /// even (1.125 → 1.12, 1.135 → 1.14), always printed with two places (`0.00`).
     ///
-    /// `None` when `price_at_create <= 0` (CONTRACT.md §6.3: the prediction needs review) or
-    /// when the arithmetic overflows `Decimal` (not possible with real prices).
+    /// `None` when `price_at_create <= 0` (guide: *The change and its rounding*: the prediction
+    /// needs review) or when the arithmetic overflows `Decimal` (not possible with real prices).
     /// `price_at_verify` is not checked: a price is never negative, so real changes are at
     /// least −100.00 %, which is what [`validate`](super::validate) assumes.
     pub fn new(price_at_create: Decimal, price_at_verify: Decimal) -> Option<Vars> {

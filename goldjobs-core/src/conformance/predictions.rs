@@ -119,8 +119,8 @@ pub(crate) fn auto_prediction(
     )
 }
 
-/// Conditions in the platform's shape (CONTRACT.md §6.4), keys deliberately not in sorted order
-/// and with an extra key the verifier ignores: stores must keep the text as written.
+/// Conditions in the platform's shape (guide: *The condition object*), keys deliberately not in
+/// sorted order and with an extra key the verifier ignores: stores must keep the text as written.
 pub(crate) const PLATFORM_CONDITIONS: &str = r#"{"B": {"condition": "price_change_percent < 0", "label": "down"}, "A": {"condition": "price_change_percent >= 0"}}"#;
 
 pub(crate) fn vote(prediction_id: &str, user: &str, option: &str, at: DateTime<Utc>) -> Vote {
@@ -1418,7 +1418,7 @@ pub async fn concurrent_records_apply_once(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Corrections, voids and recomputed statistics (CONTRACT.md §6.7)
+// Corrections, voids and recomputed statistics (guide: *Corrections and voids*)
 // ---------------------------------------------------------------------------------------------
 
 /// `(total, correct, current streak, max streak, accuracy)` of `user`; zeros when the store has

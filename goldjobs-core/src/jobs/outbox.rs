@@ -1,5 +1,5 @@
-//! The outbox dispatcher: delivers what `record_verifications` queued (CONTRACT.md §6.6,
-//! "delivered after commit, at least once, retried on failure").
+//! The outbox dispatcher: delivers what `record_verifications` queued (guide: *What a verdict
+//! records*, "delivered after commit, at least once, retried on failure").
 
 use crate::backoff::{Backoff, Jitter, ThreadRandom};
 use crate::model::{Event, OutboxMessage, OutboxPayload};

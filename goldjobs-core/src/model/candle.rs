@@ -1,5 +1,5 @@
 //! Candles (open, high, low, close) of recorded ticks: `GET /quotes/{symbol}/candles`
-//! (CONTRACT.md §3).
+//! (guide: *HTTP API*).
 
 use crate::{Error, Result};
 use chrono::{DateTime, TimeDelta, Utc};

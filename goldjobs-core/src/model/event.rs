@@ -1,11 +1,11 @@
-//! Server → client events and broadcasts (CONTRACT.md §4).
+//! Server → client events and broadcasts (guide: *WebSocket protocol*).
 
 use super::*;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-/// Payload of the `prediction_verified` WebSocket message (CONTRACT.md §4).
+/// Payload of the `prediction_verified` WebSocket message (guide: *WebSocket protocol*).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PredictionVerified {
     /// The prediction.
@@ -24,8 +24,9 @@ pub struct PredictionVerified {
     pub price_at_verify_ts: DateTime<Utc>,
 }
 
-/// Payload of the `prediction_corrected` WebSocket message (CONTRACT.md §4, §6.7): the fields
-/// of [`PredictionVerified`] after the correction, and the option that was correct before.
+/// Payload of the `prediction_corrected` WebSocket message (guide: *WebSocket protocol*;
+/// *Corrections and voids*): the fields of [`PredictionVerified`] after the correction, and the
+/// option that was correct before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PredictionCorrected {
     /// The prediction.
@@ -46,7 +47,8 @@ pub struct PredictionCorrected {
     pub previous_option: String,
 }
 
-/// Payload of the `prediction_voided` WebSocket message (CONTRACT.md §4, §6.7).
+/// Payload of the `prediction_voided` WebSocket message (guide: *WebSocket protocol*; *Corrections
+/// and voids*).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PredictionVoided {
     /// The prediction.
@@ -57,7 +59,7 @@ pub struct PredictionVoided {
     pub reason: String,
 }
 
-/// Payload of the `price_update` WebSocket message (CONTRACT.md §4).
+/// Payload of the `price_update` WebSocket message (guide: *WebSocket protocol*).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceUpdate {
     /// Symbol code.

@@ -61,7 +61,8 @@ pub struct Quote {
     pub source: Option<String>,
 }
 
-/// The `source` of prices made up by the demo feed (`price_ticks.source`, CONTRACT.md §7).
+/// The `source` of prices made up by the demo feed (`price_ticks.source`, guide: *Database tables
+/// and migrations*).
 pub const DEMO_SOURCE: &str = "demo";
 
 /// One recorded price of a symbol (`price_ticks`).
@@ -164,7 +165,7 @@ pub struct TickQuery {
     pub at: DateTime<Utc>,
     /// Whether a tick of the demo feed (`source = 'demo'`) may answer. Only an instance that
     /// runs on the demo feed alone asks with `true`: made-up prices never decide a prediction
-    /// of a real deployment (CONTRACT.md §6.2).
+    /// of a real deployment (guide: *How the price at verify time is chosen*).
     #[serde(default)]
     pub allow_demo: bool,
 }

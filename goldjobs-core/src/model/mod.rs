@@ -1,6 +1,6 @@
-//! Domain types, by domain. Serde shapes follow CONTRACT.md: decimals are JSON strings,
-//! timestamps RFC 3339 UTC. Every type is re-exported at the crate root, its one public path
-//! (`goldjobs_core::Quote`).
+//! Domain types, by domain. Serde shapes follow the guide (*Introduction* › *Conventions on every
+//! wire*): decimals are JSON strings, timestamps RFC 3339 UTC. Every type is re-exported at the
+//! crate root, its one public path (`goldjobs_core::Quote`).
 
 mod candle;
 mod event;

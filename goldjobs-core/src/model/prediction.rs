@@ -1,4 +1,4 @@
-//! Predictions, votes, verdicts, statistics and admin revisions (CONTRACT.md §6).
+//! Predictions, votes, verdicts, statistics and admin revisions (guide: *Verification rules*).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyRule {
-    /// By `auto_verify_conditions` (CONTRACT.md §6.4).
+    /// By `auto_verify_conditions` (guide: *The condition object*).
     Auto,
     /// By an admin through `POST /admin/predictions/{id}/resolve`.
     Manual,
@@ -47,7 +47,7 @@ pub enum PredictionStatus {
     Ended,
     /// Could not be verified automatically; an admin must resolve it.
     NeedsReview,
-    /// Voided by an admin (CONTRACT.md §6.7): counts for nobody. Final.
+    /// Voided by an admin (guide: *Corrections and voids*): counts for nobody. Final.
     Void,
 }
 
@@ -78,7 +78,7 @@ impl std::str::FromStr for PredictionStatus {
     }
 }
 
-/// Where `price_at_verify` came from (CONTRACT.md §6.6).
+/// Where `price_at_verify` came from (guide: *What a verdict records*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PriceSource {
@@ -312,7 +312,7 @@ impl UserStats {
     }
 }
 
-/// The decision for a prediction that was verified (CONTRACT.md §6.6).
+/// The decision for a prediction that was verified (guide: *What a verdict records*).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     /// The winning option.
@@ -382,8 +382,8 @@ pub struct ManualPrice {
     pub price_at_verify_ts: DateTime<Utc>,
 }
 
-/// An admin's correction of an `ended` prediction (CONTRACT.md §6.7), recorded through
-/// `PredictionRepository::record_correction`.
+/// An admin's correction of an `ended` prediction (guide: *Corrections and voids*), recorded
+/// through `PredictionRepository::record_correction`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Correction {
     /// The prediction.
@@ -396,7 +396,7 @@ pub struct Correction {
     pub corrected_at: DateTime<Utc>,
 }
 
-/// An admin's void of a prediction (CONTRACT.md §6.7), recorded through
+/// An admin's void of a prediction (guide: *Corrections and voids*), recorded through
 /// `PredictionRepository::record_void`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoidRecord {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The largest `limit` of a news list (CONTRACT.md §3: 1–100).
+/// The largest `limit` of a news list (guide: *HTTP API*: 1–100).
 pub const MAX_LIST_LIMIT: u32 = 100;
 
 /// Most other articles listed in a story's `sources`.
@@ -57,7 +57,7 @@ impl NewsReader {
         }
     }
 
-    /// Only these categories may be asked for (matched case-insensitively, CONTRACT §3); any
+    /// Only these categories may be asked for (matched case-insensitively, guide: *HTTP API*); any
     /// other is [`Error::InvalidInput`] and never reaches the repository or the cache, so the
     /// cache holds at most one list per configured category and limit.
     pub fn with_categories<I, S>(mut self, categories: I) -> Self
@@ -264,7 +264,7 @@ pub fn stories_body(stories: &[Story]) -> Result<Bytes> {
         .map_err(|e| Error::invalid(format!("news list not serializable: {e}")))
 }
 
-/// The JSON body of `GET /news` for these articles, in the given order (CONTRACT.md §3).
+/// The JSON body of `GET /news` for these articles, in the given order (guide: *HTTP API*).
 pub fn list_body(articles: &[NewsArticle]) -> Result<Bytes> {
     let body = ListBody {
         articles: articles.iter().map(|a| view(a, &[])).collect(),

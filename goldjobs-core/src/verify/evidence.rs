@@ -46,7 +46,7 @@ pub struct PredictionSummary {
     pub price_provider: Option<String>,
     /// `price_at_verify − price_at_create`.
     pub price_change: Option<Decimal>,
-    /// The rounded change in percent (CONTRACT.md §6.3).
+    /// The rounded change in percent (guide: *The change and its rounding*).
     pub price_change_percent: Option<Decimal>,
     /// The winning option.
     pub correct_option: Option<String>,

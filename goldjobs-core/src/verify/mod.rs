@@ -1,5 +1,5 @@
-//! The rules of prediction verification (CONTRACT.md §6): how the price is found, statistics,
-//! notification texts, evidence, and manual resolution. The jobs that apply them are
+//! The rules of prediction verification (guide: *Verification rules*): how the price is found,
+//! statistics, notification texts, evidence, and manual resolution. The jobs that apply them are
 //! [`PredictionVerifierJob`](crate::jobs::PredictionVerifierJob) and
 //! [`OutboxDispatcherJob`](crate::jobs::OutboxDispatcherJob).
 //!

@@ -1,5 +1,5 @@
-//! How verification finds its price (CONTRACT.md §6.2), shared by the
-//! [`PredictionVerifierJob`](crate::jobs::PredictionVerifierJob) and the
+//! How verification finds its price (guide: *How the price at verify time is chosen*), shared by
+//! the [`PredictionVerifierJob`](crate::jobs::PredictionVerifierJob) and the
 //! [`ManualResolver`](super::ManualResolver): the first tick at or after `verify_time` within
 //! the lag window, else the provider's history, and what to do when neither decides.
 
@@ -82,7 +82,7 @@ impl VerifyPorts {
     }
 
     /// Whether the instance runs on the demo feed alone: only then may a demo tick decide a
-    /// prediction (CONTRACT.md §6.2).
+    /// prediction (guide: *How the price at verify time is chosen*).
     pub(crate) fn demo_only(&self) -> bool {
         self.market.is_demo()
     }

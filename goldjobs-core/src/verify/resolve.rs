@@ -1,5 +1,5 @@
-//! Manual resolution, corrections and voids (CONTRACT.md §6.6–§6.7) behind
-//! `POST /admin/predictions/{id}/resolve` and `/void`.
+//! Manual resolution, corrections and voids (guide: *What a verdict records*; *Corrections and
+//! voids*) behind `POST /admin/predictions/{id}/resolve` and `/void`.
 
 use crate::condition::Vars;
 use crate::model::*;
@@ -59,7 +59,7 @@ impl ManualResolver {
     ///   → [`Error::Conflict`];
     /// - empty option, or (when the prediction has `auto_verify_conditions`) an option that is
     ///   not one of its keys, or a price that is not > 0 → [`Error::InvalidInput`];
-    /// - `ended` → a **correction** (CONTRACT.md §6.7) through
+    /// - `ended` → a **correction** (guide: *Corrections and voids*) through
     ///   [`record_correction`](crate::PredictionRepository::record_correction): the new option, and
     ///   with a price also `price_at_verify`, its `price_change_percent` and
     ///   `price_source = manual` (`price_at_verify_ts` = `verify_time`); without one the
@@ -175,9 +175,9 @@ impl ManualResolver {
         self.get(id).await
     }
 
-    /// `POST /admin/predictions/{id}/void`: void prediction `id` (CONTRACT.md §6.7) for
-    /// `reason` at `now`, through [`record_void`](crate::PredictionRepository::record_void); the
-    /// prediction as stored afterwards.
+    /// `POST /admin/predictions/{id}/void`: void prediction `id` (guide: *Corrections and voids*)
+    /// for `reason` at `now`, through [`record_void`](crate::PredictionRepository::record_void);
+    /// the prediction as stored afterwards.
     ///
     /// - unknown id → [`Error::NotFound`]; already void (final) → [`Error::Conflict`];
     /// - the reason is trimmed; empty, longer than [`MAX_REASON_CHARS`] characters, or with

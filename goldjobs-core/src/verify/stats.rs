@@ -1,5 +1,6 @@
-//! Pure arithmetic of verification: the price change (CONTRACT.md §6.3) and the user statistics
-//! (§6.6). Every adapter and the verifier job use these, so the rounding rules live in one place.
+//! Pure arithmetic of verification: the price change (guide: *The change and its rounding*) and the
+//! user statistics (§6.6). Every adapter and the verifier job use these, so the rounding rules live
+//! in one place.
 
 use crate::condition::Vars;
 use crate::model::UserStats;

@@ -1,5 +1,5 @@
-//! Tests of the verifier job: every branch of CONTRACT.md §6 on the in-memory repository,
-//! manual resolution, a race of two verifiers, and (feature `mocks`) port interactions.
+//! Tests of the verifier job: every branch of the guide's *Verification rules* on the in-memory
+//! repository, manual resolution, a race of two verifiers, and (feature `mocks`) port interactions.
 
 #![allow(clippy::unwrap_used)]
 
@@ -1558,7 +1558,8 @@ async fn a_blank_option_name_sends_only_that_prediction_to_review() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The platform's condition shape and honest prices (CONTRACT.md §6.2, §6.4)
+// The platform's condition shape and honest prices (guide: *How the price at verify time is
+// chosen*; *The condition object*)
 // ---------------------------------------------------------------------------------------------
 
 /// The platform writes options as `{"condition": "…"}` objects.

@@ -1,4 +1,4 @@
-//! The WebSocket hub (CONTRACT.md §4).
+//! The WebSocket hub (guide: *WebSocket protocol*).
 //!
 //! **Library choice: `tokio-tungstenite`** for the protocol: hyper 1 does the HTTP/1.1 upgrade
 //! itself (`hyper::upgrade::on`), and `WebSocketStream::from_raw_socket` runs the WebSocket

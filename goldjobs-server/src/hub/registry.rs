@@ -129,8 +129,8 @@ impl Hub {
                     let deferred = match pace.get_mut(code) {
                         Some(p) if !interval.is_zero() && now < p.sent_at + interval => {
                             // Too soon after the last push of this symbol: the newest value
-                            // goes out when the interval is over (conflation, CONTRACT §1
-                            // GOLDJOBS_PUSH_INTERVAL).
+                            // goes out when the interval is over (conflation, guide: *Configuration
+                            // reference* GOLDJOBS_PUSH_INTERVAL).
                             p.deferred =
                                 p.deferred || self.schedule_flush(code, p.sent_at + interval);
                             p.deferred

@@ -1,5 +1,5 @@
 //! [`RedisEventBus`]: cross-instance fan-out of [`Broadcast`](goldjobs_core::Broadcast)s over Redis pub/sub
-//! (CONTRACT §5, channel [`DEFAULT_CHANNEL`] = `goldjobs:events`).
+//! (guide: *Redis keys*, channel [`DEFAULT_CHANNEL`] = `goldjobs:events`).
 //!
 //! # How it works
 //!
@@ -75,7 +75,7 @@ mod subscriber;
 pub use codec::{decode_envelope, encode_envelope, Envelope, FrameError};
 pub use publisher::{RedisEventBus, RedisEventBusHandle};
 
-/// The pub/sub channel of CONTRACT §5.
+/// The pub/sub channel of the guide's *Redis keys*.
 pub const DEFAULT_CHANNEL: &str = "goldjobs:events";
 
 /// The largest envelope accepted from the channel (and produced by [`encode_envelope`]).
@@ -257,7 +257,8 @@ mod tests {
         }
     }
 
-    /// Corrections and voids (CONTRACT §4, §6.7) go to every client of every instance.
+    /// Corrections and voids (guide: *WebSocket protocol*; *Corrections and voids*) go to every
+    /// client of every instance.
     #[test]
     fn corrections_and_voids_travel_to_all() {
         use goldjobs_core::{Event, PredictionCorrected, PredictionVoided, PriceSource};
