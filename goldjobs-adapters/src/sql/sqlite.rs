@@ -62,7 +62,7 @@ fn batch(values: Vec<Value>) -> String {
 /// Gaps and islands: `misses` counts the wrong results up to each row, so every run of correct
 /// results shares one `misses`; the longest run is the best streak, the run after the last
 /// wrong result (`misses = all_misses`) the current one. `acc` is exact text with two places,
-/// half away from zero, by integer arithmetic (`'0'` without results), as goldjobs-core's
+/// half away from zero, by integer arithmetic (`'0.00'` without results), as goldjobs-core's
 /// `accuracy_rate` writes it.
 fn recompute_cte(users: &str) -> String {
     format!(
@@ -95,7 +95,7 @@ fn recompute_cte(users: &str) -> String {
                   LEFT JOIN lastk AS l ON l.user_id = u.user_id), \
          r AS ( \
              SELECT user_id, total, correct, cur, best, last_vt, last_id, \
-                    CASE WHEN hundredths IS NULL THEN '0' \
+                    CASE WHEN hundredths IS NULL THEN '0.00' \
                          ELSE printf('%d.%02d', hundredths / 100, hundredths % 100) END AS acc \
              FROM h)"
     )

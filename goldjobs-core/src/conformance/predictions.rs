@@ -1733,6 +1733,18 @@ pub async fn void_of_ended_recomputes_and_is_final(
         (0, 0, 0, 0, Decimal::ZERO),
         "no verified vote left: zeros"
     );
+    // Two places whatever the value, as every answer shows it (`"0.00"`, never `"0"`).
+    let rates: Vec<String> = repo
+        .user_stats(&[a.clone(), b.clone()])
+        .await
+        .expect("user_stats")
+        .iter()
+        .map(|s| format!("{}={}", s.user_id, s.accuracy_rate))
+        .collect();
+    assert!(
+        rates.contains(&format!("{a}=100.00")) && rates.contains(&format!("{b}=0.00")),
+        "accuracy_rate with two places: {rates:?}"
+    );
     let got = repo
         .get_prediction(&ids[1])
         .await

@@ -20,7 +20,7 @@ pub fn price_change_percent(price_at_create: Decimal, price_at_verify: Decimal) 
 /// Zero when there are no participations.
 pub fn accuracy_rate(correct_count: i64, total_participations: i64) -> Decimal {
     if total_participations <= 0 {
-        return Decimal::ZERO;
+        return ZERO_RATE;
     }
     let correct = Decimal::from(correct_count);
     let total = Decimal::from(total_participations);
@@ -32,8 +32,11 @@ pub fn accuracy_rate(correct_count: i64, total_participations: i64) -> Decimal {
             r.rescale(2);
             r
         })
-        .unwrap_or(Decimal::ZERO)
+        .unwrap_or(ZERO_RATE)
 }
+
+/// 0 with two places (`"0.00"`), as every other rate is written.
+const ZERO_RATE: Decimal = Decimal::from_parts(0, 0, 0, false, 2);
 
 /// Apply one verified vote to a user's statistics (§6.6):
 /// `total_participations += 1`; correct → `correct_count += 1`, `current_streak += 1`,
@@ -128,6 +131,9 @@ mod tests {
         assert_eq!(accuracy_rate(3, 3).to_string(), "100.00");
         assert_eq!(accuracy_rate(1, 2).to_string(), "50.00");
         assert_eq!(accuracy_rate(0, 0), Decimal::ZERO);
+        assert_eq!(accuracy_rate(0, 0).to_string(), "0.00");
+        assert_eq!(accuracy_rate(0, 5).to_string(), "0.00");
+        assert_eq!(accuracy_rate(5, 5).to_string(), "100.00");
         assert_eq!(accuracy_rate(0, 5), Decimal::ZERO);
     }
 
