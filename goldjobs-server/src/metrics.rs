@@ -100,7 +100,8 @@ pub struct Metrics {
     pub ws_connections: Gauge,
     /// Messages written to WebSocket clients.
     pub ws_messages_sent: Counter,
-    /// Messages not delivered because a client's queue was full.
+    /// Price updates a client never got because a newer value of the symbol replaced them
+    /// while it was behind (conflation).
     pub ws_messages_dropped: Counter,
     /// Clients disconnected for being too slow (close code 1013).
     pub ws_slow_disconnects: Counter,
@@ -185,7 +186,7 @@ impl Metrics {
         );
         registry.register(
             "ws_messages_dropped",
-            "Messages not delivered because a client could not keep up",
+            "Price updates replaced by a newer value before a client that was behind got them (conflation)",
             ws_messages_dropped.clone(),
         );
         registry.register(

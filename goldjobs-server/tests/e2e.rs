@@ -916,6 +916,20 @@ async fn a_slow_consumer_gets_the_latest_values_and_only_a_silent_one_is_dropped
         2,
         "falling behind is no reason to drop a client"
     );
+    // The values the slow client will never get are counted.
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let replaced: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("goldjobs_ws_messages_dropped_total "))
+        .expect("the counter is exported")
+        .parse()
+        .unwrap();
+    assert!(replaced > 0.0, "conflated updates are counted: {replaced}");
 
     // The fast client gets the last update (at the latest one push interval later); a
     // pong-shaped message to everyone then ends its reader.

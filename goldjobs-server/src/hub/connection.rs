@@ -53,7 +53,7 @@ impl<R: Unpin> AsyncWrite for WsIo<R> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.outlet.offer_frame(Bytes::copy_from_slice(buf)) {
-            Offer::Sent | Offer::Pending => Poll::Ready(Ok(buf.len())),
+            Offer::Sent | Offer::Pending | Offer::Replaced => Poll::Ready(Ok(buf.len())),
             Offer::Overflow => Poll::Ready(Err(io::Error::other("client backlog full"))),
             Offer::Closed => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
         }

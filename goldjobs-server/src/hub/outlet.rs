@@ -26,6 +26,9 @@ pub(super) enum Offer {
     Sent,
     /// Kept for the connection task (the socket would block, or others wait before it).
     Pending,
+    /// A price kept for the connection task in place of the symbol's older pending value,
+    /// which the client will never get (conflation).
+    Replaced,
     /// The client's backlog is over its limit: it must be disconnected (1013).
     Overflow,
     /// The socket failed or the connection is closing: nothing more is written.
@@ -134,6 +137,9 @@ impl Outlet {
             }
         } else if let Some(slot) = b.latest.iter_mut().find(|(s, _)| s == symbol) {
             slot.1 = frame.clone();
+            drop(b);
+            self.wake.notify_one();
+            return Offer::Replaced;
         } else {
             b.latest.push((symbol.clone(), frame.clone()));
         }
@@ -288,7 +294,7 @@ mod tests {
         assert_eq!(o.offer_frame(Bytes::from_static(b"reply")), Offer::Pending);
         assert_eq!(
             o.offer_price(&gold, &Bytes::from_static(b"g2")),
-            Offer::Pending
+            Offer::Replaced
         );
         assert_eq!(
             o.offer_price(&sym("XAGUSD"), &Bytes::from_static(b"s1")),
@@ -316,8 +322,9 @@ mod tests {
         }
         assert_eq!(o.offer_frame(big.clone()), Offer::Overflow);
         // Prices still conflate: one slot, never an overflow.
+        assert_eq!(o.offer_price(&sym("XAUUSD"), &big), Offer::Pending);
         for _ in 0..1000 {
-            assert_eq!(o.offer_price(&sym("XAUUSD"), &big), Offer::Pending);
+            assert_eq!(o.offer_price(&sym("XAUUSD"), &big), Offer::Replaced);
         }
         o.close();
         assert_eq!(o.offer_frame(Bytes::from_static(b"x")), Offer::Closed);
@@ -351,7 +358,7 @@ mod tests {
         assert!(pending, "a socket that is not read fills up");
         // Newer values replace the waiting one: a slow client costs one slot per symbol.
         for _ in 0..100 {
-            assert_eq!(o.offer_price(&gold, &chunk), Offer::Pending);
+            assert_eq!(o.offer_price(&gold, &chunk), Offer::Replaced);
         }
         let reader = tokio::spawn(async move {
             let mut total = 0usize;

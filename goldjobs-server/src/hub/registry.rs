@@ -145,7 +145,15 @@ impl Hub {
                                 deferred: false,
                             },
                         );
-                        delivered += fan_out(clients, subs, code, &symbol, &frame, &mut slow);
+                        delivered += fan_out(
+                            clients,
+                            subs,
+                            code,
+                            &symbol,
+                            &frame,
+                            &mut slow,
+                            &self.inner.metrics,
+                        );
                     }
                     last.insert(
                         code.clone(),
@@ -159,7 +167,7 @@ impl Hub {
                 Topic::All => {
                     for (id, c) in clients.iter() {
                         match c.outlet.offer_frame(frame.clone()) {
-                            Offer::Sent | Offer::Pending => delivered += 1,
+                            Offer::Sent | Offer::Pending | Offer::Replaced => delivered += 1,
                             Offer::Overflow | Offer::Closed => slow.push(*id),
                         }
                     }
@@ -214,6 +222,7 @@ impl Hub {
             &snapshot.symbol,
             &snapshot.frame,
             &mut slow,
+            &self.inner.metrics,
         );
         self.inner.metrics.ws_messages_sent.inc_by(delivered);
         self.disconnect_slow(&mut st, slow);
@@ -240,7 +249,7 @@ impl Hub {
     }
 
     fn after_offer(&self, st: &mut State, id: u64, offer: Offer) -> Handled {
-        if let Offer::Sent | Offer::Pending = offer {
+        if let Offer::Sent | Offer::Pending | Offer::Replaced = offer {
             self.inner.metrics.ws_messages_sent.inc();
             Handled::Ok
         } else {
@@ -380,17 +389,26 @@ fn fan_out(
     symbol: &Arc<str>,
     frame: &Bytes,
     slow: &mut Vec<u64>,
+    metrics: &crate::metrics::Metrics,
 ) -> u64 {
     let mut delivered = 0;
+    let mut replaced = 0;
     if let Some(ids) = subs.get(code) {
         for id in ids {
             if let Some(c) = clients.get(id) {
                 match c.outlet.offer_price(symbol, frame) {
                     Offer::Sent | Offer::Pending => delivered += 1,
+                    Offer::Replaced => {
+                        delivered += 1;
+                        replaced += 1;
+                    }
                     Offer::Overflow | Offer::Closed => slow.push(*id),
                 }
             }
         }
+    }
+    if replaced > 0 {
+        metrics.ws_messages_dropped.inc_by(replaced);
     }
     delivered
 }
