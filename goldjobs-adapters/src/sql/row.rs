@@ -224,11 +224,15 @@ pub(crate) fn stats(
     updated_at: Option<DateTime<Utc>>,
 ) -> Result<UserStats> {
     let col = |c: &str| format!("{prefix}{c}");
+    // Two places whatever the store hands back: PostgreSQL's NUMERIC(5,2) zero decodes as `0`,
+    // and rows SQLite filled with the column's default hold `'0'`.
+    let mut accuracy_rate = row.decimal(&col("acc"))?;
+    accuracy_rate.rescale(2);
     Ok(UserStats {
         user_id,
         total_participations: row.int(&col("total"))?,
         correct_count: row.int(&col("correct"))?,
-        accuracy_rate: row.decimal(&col("acc"))?,
+        accuracy_rate,
         current_streak: row.int(&col("cur"))?,
         max_streak: row.int(&col("best"))?,
         updated_at: match updated_at {
