@@ -363,25 +363,14 @@ async fn a_market_stream_feeds_ticks_and_updates_and_closes_on_shutdown() {
         .await
         .unwrap();
     let mut events = service.subscribe();
-    tokio::time::timeout(PATIENCE, async {
-        while stream.open_connections() == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the stream is opened on the price leader");
+    wait_until_open(&stream).await;
     assert_eq!(service.price_stream().unwrap().name(), "fake");
 
     let price = Decimal::from_str_exact("2701.123456").unwrap();
     // Polled updates may come first; wait for the streamed one.
     let got = tokio::time::timeout(PATIENCE, async {
         loop {
-            stream.send(goldjobs::StreamPrice {
-                symbol_code: "XAUUSD".into(),
-                price,
-                timestamp: Utc::now(),
-                reference: None,
-            });
+            stream.send(gold_at(price));
             let event = next_on(&mut events, &Topic::Symbol("XAUUSD".into())).await;
             let v: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
             if v["payload"]["price"] == "2701.123456" {
@@ -411,22 +400,8 @@ async fn a_market_stream_feeds_ticks_and_updates_and_closes_on_shutdown() {
     assert_eq!(stream.connects(), 1);
 }
 
-/// The verifier's waker: with a sweep an hour apart, a prediction is verified as soon as a
-/// streamed tick past its deadline is recorded, by that tick.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prediction_is_verified_by_the_first_streamed_tick_after_its_deadline() {
-    let stream = goldjobs::memory::InMemoryMarketStream::new("fake");
-    let hour = Duration::from_secs(3600);
-    // Polling and the sweep an hour apart: only the stream and the waker can decide it.
-    let service = Service::builder(fast().with_price_interval(hour).with_verify_interval(hour))
-        .market_stream(Arc::new(stream.clone()))
-        .start()
-        .await
-        .unwrap();
-    assert!(
-        service.verify_waker().is_some(),
-        "the waker is on by default"
-    );
+/// Wait until the service has opened `stream` (on its price leader).
+async fn wait_until_open(stream: &goldjobs::memory::InMemoryMarketStream) {
     tokio::time::timeout(PATIENCE, async {
         while stream.open_connections() == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -434,33 +409,72 @@ async fn a_prediction_is_verified_by_the_first_streamed_tick_after_its_deadline(
     })
     .await
     .expect("the stream is opened on the price leader");
+}
 
-    // Votes go in with the prediction, before its deadline (two seconds ahead).
-    let (prediction, votes) = platform_prediction("wake-1");
-    let ports = service.ports().clone();
+/// A service whose price job and verifier sweep are an hour apart, so that only the in-memory
+/// stream and the verifier's waker can price and decide; returned once the stream is open.
+async fn hourly_service_with_stream() -> (Service, goldjobs::memory::InMemoryMarketStream) {
+    let stream = goldjobs::memory::InMemoryMarketStream::new("fake");
+    let hour = Duration::from_secs(3600);
+    let service = Service::builder(fast().with_price_interval(hour).with_verify_interval(hour))
+        .market_stream(Arc::new(stream.clone()))
+        .start()
+        .await
+        .unwrap();
+    wait_until_open(&stream).await;
+    (service, stream)
+}
+
+/// One streamed XAUUSD price, stamped now.
+fn gold_at(price: Decimal) -> goldjobs::StreamPrice {
+    goldjobs::StreamPrice {
+        symbol_code: "XAUUSD".into(),
+        price,
+        timestamp: Utc::now(),
+        reference: None,
+    }
+}
+
+/// Insert [`platform_prediction`] `id` with its votes (its deadline two seconds ahead).
+async fn insert_platform_prediction(ports: &goldjobs::Ports, id: &str) -> Prediction {
+    let (prediction, votes) = platform_prediction(id);
     ports
         .predictions
         .insert_prediction(&prediction)
         .await
         .unwrap();
     ports.predictions.insert_votes(&votes).await.unwrap();
+    prediction
+}
+
+/// Prediction `id` as stored.
+async fn stored(ports: &goldjobs::Ports, id: &str) -> Prediction {
+    ports
+        .predictions
+        .get_prediction(id)
+        .await
+        .unwrap()
+        .expect("stored")
+}
+
+/// The verifier's waker: with a sweep an hour apart, a prediction is verified as soon as a
+/// streamed tick past its deadline is recorded, by that tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prediction_is_verified_by_the_first_streamed_tick_after_its_deadline() {
+    let (service, stream) = hourly_service_with_stream().await;
+    assert!(
+        service.verify_waker().is_some(),
+        "the waker is on by default"
+    );
+    let ports = service.ports().clone();
+    insert_platform_prediction(&ports, "wake-1").await;
 
     // A provider's stream: a price every 100 ms, until the prediction is ended.
     let price = Decimal::from_str_exact("2702.5").unwrap();
     let ended = tokio::time::timeout(PATIENCE, async {
         loop {
-            stream.send(goldjobs::StreamPrice {
-                symbol_code: "XAUUSD".into(),
-                price,
-                timestamp: Utc::now(),
-                reference: None,
-            });
-            let p = ports
-                .predictions
-                .get_prediction("wake-1")
-                .await
-                .unwrap()
-                .unwrap();
+            stream.send(gold_at(price));
+            let p = stored(&ports, "wake-1").await;
             if p.status != PredictionStatus::Active {
                 return p;
             }
@@ -486,34 +500,15 @@ async fn a_prediction_is_verified_by_the_first_streamed_tick_after_its_deadline(
 /// the verifier is resumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_verifier_is_not_woken() {
-    let stream = goldjobs::memory::InMemoryMarketStream::new("fake");
-    let hour = Duration::from_secs(3600);
-    let service = Service::builder(fast().with_price_interval(hour).with_verify_interval(hour))
-        .market_stream(Arc::new(stream.clone()))
-        .start()
-        .await
-        .unwrap();
+    let (service, stream) = hourly_service_with_stream().await;
     service
         .jobs()
         .pause(goldjobs::jobs::PredictionVerifierJob::NAME)
         .await
         .unwrap();
-    let (prediction, votes) = platform_prediction("paused-1");
     let ports = service.ports().clone();
-    ports
-        .predictions
-        .insert_prediction(&prediction)
-        .await
-        .unwrap();
-    ports.predictions.insert_votes(&votes).await.unwrap();
-    let send = || {
-        stream.send(goldjobs::StreamPrice {
-            symbol_code: "XAUUSD".into(),
-            price: Decimal::from(2700),
-            timestamp: Utc::now(),
-            reference: None,
-        })
-    };
+    let prediction = insert_platform_prediction(&ports, "paused-1").await;
+    let send = || stream.send(gold_at(Decimal::from(2700)));
 
     // Prices keep coming until the deadline's price is recorded and the waker has had a few
     // of its looks (it reads the deadlines every second) since.
@@ -534,12 +529,7 @@ async fn a_paused_verifier_is_not_woken() {
         send();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let p = ports
-        .predictions
-        .get_prediction("paused-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let p = stored(&ports, "paused-1").await;
     assert_eq!(
         p.status,
         PredictionStatus::Active,
@@ -555,12 +545,7 @@ async fn a_paused_verifier_is_not_woken() {
         .unwrap();
     let ended = tokio::time::timeout(PATIENCE, async {
         loop {
-            let p = ports
-                .predictions
-                .get_prediction("paused-1")
-                .await
-                .unwrap()
-                .unwrap();
+            let p = stored(&ports, "paused-1").await;
             if p.status != PredictionStatus::Active {
                 return p;
             }
