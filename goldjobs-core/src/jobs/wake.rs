@@ -264,6 +264,20 @@ impl VerifyWaker {
     /// One look at the deadlines; returns how long to wait before the next.
     async fn look(&self, state: &mut LoopState, trigger: &impl Fn() -> Result<()>) -> Duration {
         let c = &self.config;
+        // Too soon after the last wake: nothing can wake the verifier before the spacing is
+        // over, so the store is not read until then (that run takes everything priced by then).
+        let now = self.clock.now();
+        let spaced_until = state
+            .last_wake
+            .and_then(|at| {
+                chrono::Duration::from_std(c.spacing)
+                    .ok()
+                    .and_then(|gap| at.checked_add_signed(gap))
+            })
+            .filter(|until| *until > now);
+        if let Some(until) = spaced_until {
+            return between(now, until);
+        }
         self.looks.fetch_add(1, Ordering::SeqCst);
         let due = match self.predictions.next_due(c.max_symbols.max(1)).await {
             Ok(due) => due,
@@ -326,20 +340,6 @@ impl VerifyWaker {
                 } else if between(q.at, now) <= c.poll_for {
                     soon = true;
                 }
-            }
-            // Too soon after the last wake: look again once the spacing is over (the verifier's
-            // run then takes everything priced by that time).
-            let spaced_until = state
-                .last_wake
-                .and_then(|at| {
-                    chrono::Duration::from_std(c.spacing)
-                        .ok()
-                        .and_then(|gap| at.checked_add_signed(gap))
-                })
-                .filter(|until| *until > now);
-            if let (false, Some(until)) = (priced.is_empty(), spaced_until) {
-                state.store_answered();
-                return between(now, until);
             }
             if !priced.is_empty() {
                 match trigger() {
@@ -537,8 +537,10 @@ mod tests {
         let task = w.start();
         w.pass(Duration::from_millis(2100)).await;
         assert_eq!(w.triggers(), 1);
-        // Nobody verifies it (the trigger only counts): still pending.
-        w.pass(Duration::from_secs(4)).await;
+        // Nobody verifies it (the trigger only counts): still pending. It was woken at its
+        // deadline (t0 + 1 s, the later tick was there already), so up to t0 + 5.9 s is within
+        // retry.
+        w.pass(Duration::from_millis(3800)).await;
         assert_eq!(w.triggers(), 1, "not again within retry (5 s)");
         w.pass(Duration::from_millis(2100)).await;
         assert_eq!(w.triggers(), 2, "again after retry");
