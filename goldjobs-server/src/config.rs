@@ -343,32 +343,43 @@ impl Raw {
         }
     }
 
-    /// `GOLDJOBS_PUSH_INTERVAL`: 0 (every update) up to 1 minute; 250 ms when unset.
-    fn push_interval(&self, env: &'static str) -> Result<Duration, ConfigError> {
+    /// A duration from 0 up to 1 minute; `default` when unset, `allowed` in the error.
+    fn short_duration(
+        &self,
+        env: &'static str,
+        default: Duration,
+        allowed: &'static str,
+    ) -> Result<Duration, ConfigError> {
         match self.get(env) {
-            None => Ok(Duration::from_millis(250)),
+            None => Ok(default),
             Some(v) => match humantime::parse_duration(v.trim()) {
                 Ok(d) if d <= Duration::from_secs(60) => Ok(d),
-                _ => Err(self.err(
-                    env,
-                    "expected a duration from 0s to 1m (a duration like 0s, 250ms or 1s)",
-                )),
+                _ => Err(self.err(env, allowed)),
             },
         }
     }
 
-    /// `GOLDJOBS_VERIFY_WAKE`: `off`, or a duration from 0s to 1m; 1 s when unset.
+    /// `GOLDJOBS_PUSH_INTERVAL`: 0 (every update) up to 1 minute; 250 ms when unset.
+    fn push_interval(&self, env: &'static str) -> Result<Duration, ConfigError> {
+        self.short_duration(
+            env,
+            Duration::from_millis(250),
+            "expected a duration from 0s to 1m (a duration like 0s, 250ms or 1s)",
+        )
+    }
+
+    /// `GOLDJOBS_VERIFY_WAKE`: `off`, or a duration from 0s to 1m; the library's default
+    /// spacing (1 s) when unset.
     fn verify_wake(&self, env: &'static str) -> Result<Option<Duration>, ConfigError> {
         match self.get(env) {
-            None => Ok(Some(Duration::from_secs(1))),
             Some(v) if v.trim().eq_ignore_ascii_case("off") => Ok(None),
-            Some(v) => match humantime::parse_duration(v.trim()) {
-                Ok(d) if d <= Duration::from_secs(60) => Ok(Some(d)),
-                _ => Err(self.err(
+            _ => self
+                .short_duration(
                     env,
+                    goldjobs::jobs::VerifyWakeConfig::default().spacing,
                     "expected a duration from 0s to 1m (like 0s, 500ms or 1s), or off",
-                )),
-            },
+                )
+                .map(Some),
         }
     }
 
