@@ -304,7 +304,7 @@ impl UserStats {
             user_id: user_id.into(),
             total_participations: 0,
             correct_count: 0,
-            accuracy_rate: Decimal::new(0, 2),
+            accuracy_rate: crate::verify::accuracy_rate(0, 0),
             current_streak: 0,
             max_streak: 0,
             updated_at: now,

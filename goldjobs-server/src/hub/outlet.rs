@@ -126,6 +126,7 @@ impl Outlet {
         if b.closed {
             return Offer::Closed;
         }
+        let mut offer = Offer::Pending;
         if b.is_empty() {
             match self.try_now(&mut b, frame) {
                 Ok(true) => return Offer::Sent,
@@ -137,16 +138,14 @@ impl Outlet {
             }
         } else if let Some(slot) = b.latest.iter_mut().find(|(s, _)| s == symbol) {
             slot.1 = frame.clone();
-            drop(b);
-            self.wake.notify_one();
-            return Offer::Replaced;
+            offer = Offer::Replaced;
         } else {
             b.latest.push((symbol.clone(), frame.clone()));
         }
         b.stalled_since.get_or_insert_with(Instant::now);
         drop(b);
         self.wake.notify_one();
-        Offer::Pending
+        offer
     }
 
     /// Offer a frame that must not be dropped or reordered (a reply, an event to everyone,
